@@ -1,0 +1,77 @@
+// The page protocol's wire format (TCP and the control channel of shared
+// memory). docs/protocol.md has the message table.
+//
+// Every message is a fixed 48-byte little-endian header followed by
+// `payload_len` bytes. A reply carries the request's type with kReplyBit set,
+// the same req_id, a Code in `status`, and on error a UTF-8 message as payload.
+// Requests on one connection may be answered out of order.
+#pragma once
+
+#include <cstdint>
+
+namespace remora::wire {
+
+constexpr std::uint32_t kMagic = 0x41524D52;  // "RMRA" little-endian
+constexpr std::uint16_t kVersion = 1;
+constexpr std::uint16_t kReplyBit = 0x8000;
+// Largest payload a peer may send; anything larger is a protocol violation and
+// the connection is dropped. Fits a full batch plus its address list.
+constexpr std::uint32_t kMaxBatchPages = 256;
+constexpr std::uint32_t kMaxPayload = (kMaxBatchPages + 2) * 4096 + kMaxBatchPages * 16;
+constexpr std::uint32_t kNonceLen = 32;
+constexpr std::uint32_t kMacLen = 32;  // HMAC-SHA256
+
+enum class MsgType : std::uint16_t {
+  // Handshake. Server speaks first with kHello (payload: server nonce).
+  // Client answers kAuth (arg0 = its node id; payload: HMAC(secret, "remora-c" ||
+  // server nonce) || client nonce). Server replies kAuth|reply with payload
+  // HMAC(secret, "remora-s" || client nonce) so both sides prove the secret.
+  kHello = 1,
+  kAuth = 2,
+
+  // Control. asid = address space.
+  kCreateSpace = 10,
+  kDestroySpace = 11,
+  kForkSpace = 12,       // asid = parent, arg0 = child
+  kRegisterRange = 13,   // arg0 = start, arg1 = len
+  kUnregisterRange = 14, // arg0 = start, arg1 = len
+  kDiscardRange = 15,    // arg0 = start, arg1 = len
+  kInfo = 16,            // reply payload: InfoPayload
+  kStats = 17,           // reply payload: JSON text
+  kPing = 18,
+  // Shared memory only (unix socket): the reply carries the page region and
+  // index file descriptors via SCM_RIGHTS; payload describes the layout.
+  kAttachShm = 19,
+
+  // Page data. arg0 = uva.
+  kReadPage = 20,        // reply: arg1 = 1 if present; payload = 4096 bytes (absent: none)
+  kWritePage = 21,       // payload = 4096 bytes
+  kReadPages = 22,       // arg1 = n; payload = n * u64 uva. reply payload = n presence
+                         //   bytes padded to 8, then n * 4096 bytes
+  kWritePages = 23,      // arg1 = n; payload = n * u64 uva, then n * 4096 bytes
+  kWritePageShared = 24, // arg0 = uva, arg1 = n asids; payload = n * u64 asid, then 4096
+};
+
+#pragma pack(push, 1)
+struct Header {
+  std::uint32_t magic;
+  std::uint16_t version;
+  std::uint16_t type;
+  std::uint64_t req_id;
+  std::uint64_t asid;
+  std::uint64_t arg0;
+  std::uint64_t arg1;
+  std::int32_t status;
+  std::uint32_t payload_len;
+};
+struct InfoPayload {
+  std::uint64_t capacity_pages;
+  std::uint64_t used_pages;
+  std::uint64_t nr_spaces;
+  std::uint32_t node_id;
+  std::uint32_t reserved;
+};
+#pragma pack(pop)
+static_assert(sizeof(Header) == 48);
+
+}  // namespace remora::wire

@@ -1,0 +1,52 @@
+// Transport defaults shared by every implementation, and the factory.
+#include <cstring>
+
+#include "net/transports.h"
+#include "remora/transport.h"
+
+namespace remora {
+
+Status Transport::ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
+                            bool* present) {
+  auto* out = static_cast<char*>(bufs);
+  for (std::size_t i = 0; i < uvas.size(); ++i) {
+    bool p = false;
+    REMORA_RETURN_IF_ERROR(ReadPage(asid, uvas[i], out + i * kPageSize, &p));
+    if (present) present[i] = p;
+  }
+  return Status::Ok();
+}
+
+Status Transport::WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) {
+  const auto* in = static_cast<const char*>(bufs);
+  for (std::size_t i = 0; i < uvas.size(); ++i)
+    REMORA_RETURN_IF_ERROR(WritePage(asid, uvas[i], in + i * kPageSize));
+  return Status::Ok();
+}
+
+void Transport::WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
+                               std::function<void(Status)> done) {
+  done(WritePage(asid, uva, buf));
+}
+
+Status ParseTransportKind(const std::string& s, TransportKind* kind) {
+  if (s == "tcp") *kind = TransportKind::kTcp;
+  else if (s == "shm") *kind = TransportKind::kShm;
+  else if (s == "rdma") *kind = TransportKind::kRdma;
+  else return {Code::kInvalidArgument, "unknown transport '" + s + "' (tcp, shm, rdma)"};
+  return Status::Ok();
+}
+
+std::unique_ptr<Transport> ConnectTransport(const TransportOptions& opts, Status* status) {
+  switch (opts.kind) {
+    case TransportKind::kTcp: return NewTcpTransport(opts, status);
+    case TransportKind::kShm: return NewShmTransport(opts, status);
+    case TransportKind::kRdma:
+      *status = {Code::kUnsupported, "this build has no RDMA transport yet"};
+      return nullptr;
+  }
+  *status = {Code::kInvalidArgument, "bad transport kind"};
+  return nullptr;
+}
+
+}  // namespace remora

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package Remora needs to build, test and benchmark.
+# Idempotent: when everything is present it prints nothing and touches nothing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libboost-dev            # Boost.Intrusive (header-only)
+  libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  libtomlplusplus-dev     # configuration files
+  libcli11-dev            # command-line parsing
+  libssl-dev              # HMAC-SHA256 peer authentication (libcrypto)
+  libmimalloc-dev         # the allocator preloaded under programs
+  libibverbs-dev rdma-core ibverbs-providers
+  python3 python3-matplotlib
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
