@@ -68,6 +68,8 @@ std::uint64_t Histogram::BucketUpperBound(int b) {
   return lo + width - 1;
 }
 
+Histogram::~Histogram() = default;
+
 void Histogram::Record(std::uint64_t v) {
   Shard& s = shards_[stats_internal::ThisThreadShard()];
   s.count.fetch_add(1, std::memory_order_relaxed);

@@ -93,6 +93,7 @@ class Histogram {
   static constexpr int kBuckets = (64 - kSubBits + 1) << kSubBits;
 
   Histogram(std::string name, std::string unit, std::string help);
+  ~Histogram();
   void Record(std::uint64_t value);
   HistogramSnapshot Snapshot() const;
   const std::string& name() const { return name_; }
