@@ -1,9 +1,6 @@
-// Test harness: starts a real `remora memory-node` process and connects to it.
-//
-// The daemon is told to listen on 127.0.0.1:0 (any free port) and on a unix
-// socket in a fresh temporary directory; it prints one line
-//   "remora memory-node ready tcp=127.0.0.1:PORT shm=PATH"
-// on stdout once it serves, which the harness waits for.
+// Test harness: starts a real `remora memory-node` process (through the same
+// LocalMemoryNode launcher the product's embedded default uses) and connects
+// clients to it.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +10,10 @@
 #include <vector>
 
 #include "remora/transport.h"
+
+namespace remora {
+class LocalMemoryNode;
+}
 
 namespace remora::testing {
 
@@ -43,7 +44,8 @@ class MemoryNodeProcess {
 
  private:
   MemoryNodeProcessOptions opts_;
-  std::string dir_, secret_file_, tcp_address_, shm_path_;
+  std::unique_ptr<LocalMemoryNode> node_;
+  std::string secret_file_, tcp_address_, shm_path_;
   pid_t pid_ = -1;
 };
 
