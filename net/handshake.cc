@@ -1,0 +1,66 @@
+#include "net/handshake.h"
+
+#include <cstring>
+#include <string>
+
+#include "net/auth.h"
+#include "net/socket_util.h"
+#include "net/wire.h"
+
+namespace remora::net {
+namespace {
+
+// Reads one message whose payload must fit in `max_payload` bytes.
+Status ReadMessage(int fd, std::uint64_t deadline, std::size_t max_payload, wire::Header* h,
+                   std::string* payload) {
+  std::uint8_t hb[wire::kHeaderSize];
+  REMORA_RETURN_IF_ERROR(ReadFull(fd, hb, sizeof hb, deadline));
+  *h = wire::DecodeHeader(hb);
+  if (wire::CheckFrame(*h) != wire::FrameError::kNone || h->payload_len > max_payload)
+    return {Code::kDisconnected, "peer is not a compatible memory node (" +
+                                     std::string(wire::FrameErrorName(wire::CheckFrame(*h))) +
+                                     ")"};
+  payload->resize(h->payload_len);
+  return ReadFull(fd, payload->data(), payload->size(), deadline);
+}
+
+}  // namespace
+
+Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int timeout_ms,
+                       HandshakeResult* result) {
+  const std::uint64_t deadline = DeadlineAfterMs(timeout_ms);
+  wire::Header h;
+  std::string payload;
+  REMORA_RETURN_IF_ERROR(ReadMessage(fd, deadline, 4096, &h, &payload));
+  if (h.type != static_cast<std::uint16_t>(wire::MsgType::kHello) ||
+      payload.size() != wire::kNonceLen)
+    return {Code::kDisconnected, "memory node did not greet with a hello"};
+  const auto server_node_id = static_cast<NodeId>(h.arg0);
+  auth::Nonce server_nonce, client_nonce;
+  std::memcpy(server_nonce.data(), payload.data(), server_nonce.size());
+  REMORA_RETURN_IF_ERROR(auth::NewNonce(&client_nonce));
+
+  std::uint8_t msg[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];
+  wire::Header req = wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, 0,
+                                       wire::kMacLen + wire::kNonceLen);
+  wire::EncodeHeader(req, msg);
+  auth::Mac proof = auth::ClientProof(secret, server_nonce);
+  std::memcpy(msg + wire::kHeaderSize, proof.data(), proof.size());
+  std::memcpy(msg + wire::kHeaderSize + wire::kMacLen, client_nonce.data(), client_nonce.size());
+  REMORA_RETURN_IF_ERROR(WriteFull(fd, msg, sizeof msg, deadline));
+
+  REMORA_RETURN_IF_ERROR(ReadMessage(fd, deadline, 4096, &h, &payload));
+  if (h.type != (req.type | wire::kReplyBit))
+    return {Code::kDisconnected, "unexpected answer to authentication"};
+  if (h.status != 0)
+    return {static_cast<Code>(h.status), "memory node refused authentication: " + payload};
+  if (payload.size() != wire::kMacLen)
+    return {Code::kAuthFailed, "memory node sent a malformed proof"};
+  auth::Mac expect = auth::ServerProof(secret, client_nonce);
+  if (!auth::MacEqual(expect.data(), reinterpret_cast<const std::uint8_t*>(payload.data())))
+    return {Code::kAuthFailed, "memory node could not prove it knows the secret"};
+  if (result) result->server_node_id = server_node_id;
+  return Status::Ok();
+}
+
+}  // namespace remora::net

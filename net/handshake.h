@@ -1,0 +1,24 @@
+// The client half of the connection handshake (see auth.h for the exchange).
+//
+// Runs on a freshly connected socket before it is handed to a StreamClient,
+// so it may simply block (bounded by a deadline) on the one socket.
+#pragma once
+
+#include <string>
+
+#include "remora/status.h"
+#include "remora/types.h"
+
+namespace remora::net {
+
+struct HandshakeResult {
+  NodeId server_node_id = 0;  // the memory node's own id, from its kHello
+};
+
+// Reads the server's kHello, sends kAuth as `node_id`, and checks the server's
+// proof. kAuthFailed if the server refused us or could not prove the secret;
+// kTimeout / kDisconnected if it did not answer properly in time.
+Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int timeout_ms,
+                       HandshakeResult* result = nullptr);
+
+}  // namespace remora::net

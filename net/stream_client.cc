@@ -1,0 +1,417 @@
+#include "net/stream_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "net/socket_util.h"
+#include "net/wire.h"
+#include "remora/stats.h"
+
+namespace remora {
+namespace {
+
+constexpr std::size_t kInitialReadBuffer = 256 * 1024;
+constexpr std::size_t kMaxFdsPerMessage = 16;
+// How long the background thread reads or sleeps before it re-checks the
+// deadlines of asynchronous requests.
+constexpr std::uint64_t kBackgroundSliceNs = 50'000'000;
+
+std::chrono::steady_clock::time_point ToTimePoint(std::uint64_t ns) {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+void CloseAll(const std::vector<int>& fds) {
+  for (int fd : fds) close(fd);
+}
+
+Status RemoteError(std::int32_t code, const std::uint8_t* text, std::size_t len) {
+  std::string msg(reinterpret_cast<const char*>(text), len);
+  if (code <= 0 || code > static_cast<std::int32_t>(Code::kInternal))
+    return {Code::kInternal, "memory node answered with unknown code " + std::to_string(code) +
+                                 (msg.empty() ? "" : ": " + msg)};
+  return {static_cast<Code>(code), std::move(msg)};
+}
+
+}  // namespace
+
+struct StreamClient::Pending {
+  wire::Header request{};
+  std::span<const iovec> into;
+  Reply reply;
+  Status status;
+  std::uint64_t start_ns = 0;
+  std::uint64_t deadline_ns = 0;
+  bool claimed = false;  // a reader took it out of pending_ and is filling it in
+  bool done = false;
+  bool waiting = false;  // its (synchronous) owner sleeps on cv
+  bool async = false;
+  std::function<void(Status, Reply*)> callback;
+  std::condition_variable cv;
+};
+
+struct StreamClient::Frame {
+  wire::Header header;
+  const std::uint8_t* payload;
+};
+
+StreamClient::StreamClient(int fd, Options options) : fd_(fd), options_(std::move(options)) {
+  (void)net::SetNonBlocking(fd_);
+  rbuf_.resize(kInitialReadBuffer);
+  if (StatsRegistry* s = options_.stats) {
+    const std::string& p = options_.stats_prefix;
+    requests_ = s->GetCounter(p + "_requests", "requests sent to the memory node");
+    bytes_sent_ = s->GetCounter(p + "_bytes_sent", "bytes sent to the memory node");
+    bytes_received_ = s->GetCounter(p + "_bytes_received", "bytes received from the memory node");
+    timeouts_ = s->GetCounter(p + "_timeouts", "requests that got no reply in time");
+    rtt_ = s->GetHistogram(p + "_rtt_ns", "ns", "request round trip, send to reply");
+  }
+  background_ = std::thread([this] { BackgroundLoop(); });
+}
+
+StreamClient::~StreamClient() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  Break({Code::kDisconnected, "client closed"});
+  background_cv_.notify_all();
+  background_.join();
+  close(fd_);
+  for (const auto& fds : received_fds_) CloseAll(fds);
+}
+
+bool StreamClient::connected() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return !broken_;
+}
+
+Status StreamClient::Call(const Request& req, Reply* reply) {
+  Pending p;
+  p.request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1);
+  p.into = req.reply_into;
+  p.start_ns = MonotonicNs();
+  p.deadline_ns = p.start_ns + static_cast<std::uint64_t>(options_.timeout_ms) * 1000000ull;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (broken_) return broken_status_;
+    pending_[p.request.req_id] = &p;
+  }
+  Status st = Send(req, p.request.req_id, p.deadline_ns);
+  if (!st.ok()) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (pending_.erase(p.request.req_id) == 0)  // finished or being finished by someone else
+      p.cv.wait(l, [&] { return p.done; });
+    return st;
+  }
+  st = WaitFor(&p);
+  if (reply) *reply = std::move(p.reply);
+  else CloseAll(p.reply.fds);
+  return st;
+}
+
+void StreamClient::CallAsync(const Request& req, std::function<void(Status, Reply*)> done) {
+  auto* p = new Pending;
+  p->async = true;
+  p->callback = std::move(done);
+  p->request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1);
+  p->into = req.reply_into;
+  p->start_ns = MonotonicNs();
+  p->deadline_ns = p->start_ns + static_cast<std::uint64_t>(options_.timeout_ms) * 1000000ull;
+  const std::uint64_t id = p->request.req_id;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (broken_) {
+      Finish(p, broken_status_);
+      return;
+    }
+    pending_[id] = p;
+    ++async_outstanding_;
+    if (!reader_active_) background_cv_.notify_one();
+  }
+  Status st = Send(req, id, p->deadline_ns);
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (pending_.erase(id)) {
+      --async_outstanding_;
+      Finish(p, st);
+    }
+  }
+}
+
+Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_t deadline_ns) {
+  std::size_t total = 0;
+  for (const iovec& v : req.payload) total += v.iov_len;
+  if (total > wire::kMaxPayload)
+    return {Code::kInvalidArgument, "request payload exceeds the protocol maximum"};
+  wire::Header h = wire::MakeRequest(req.type, req_id, req.asid, req.arg0, req.arg1,
+                                     static_cast<std::uint32_t>(total));
+  std::uint8_t hb[wire::kHeaderSize];
+  wire::EncodeHeader(h, hb);
+  std::vector<iovec> iov;
+  iov.reserve(1 + req.payload.size());
+  iov.push_back({hb, sizeof hb});
+  for (const iovec& v : req.payload)
+    if (v.iov_len) iov.push_back(v);
+
+  std::lock_guard<std::mutex> wl(write_mu_);
+  std::size_t idx = 0, sent = 0;
+  while (idx < iov.size()) {
+    msghdr m{};
+    m.msg_iov = iov.data() + idx;
+    m.msg_iovlen = std::min<std::size_t>(iov.size() - idx, IOV_MAX);
+    ssize_t n = sendmsg(fd_, &m, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status st;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        st = net::WaitFd(fd_, POLLOUT, deadline_ns);
+        if (st.ok()) continue;
+        if (timeouts_) timeouts_->Inc();
+      } else {
+        st = {Code::kDisconnected, std::string("send to memory node: ") + std::strerror(errno)};
+      }
+      // Half a message on the stream would corrupt everything after it.
+      if (sent > 0 || st.code() == Code::kDisconnected) Break({Code::kDisconnected, st.message()});
+      return st;
+    }
+    sent += static_cast<std::size_t>(n);
+    auto left = static_cast<std::size_t>(n);
+    while (idx < iov.size() && left >= iov[idx].iov_len) left -= iov[idx++].iov_len;
+    if (left) {
+      iov[idx].iov_base = static_cast<char*>(iov[idx].iov_base) + left;
+      iov[idx].iov_len -= left;
+    }
+  }
+  if (requests_) requests_->Inc();
+  if (bytes_sent_) bytes_sent_->Add(sent);
+  return Status::Ok();
+}
+
+Status StreamClient::WaitFor(Pending* p) {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!p->done) {
+    bool expired = MonotonicNs() >= p->deadline_ns;
+    if (!p->claimed && expired) {
+      pending_.erase(p->request.req_id);
+      p->status = {Code::kTimeout, std::string(wire::TypeName(p->request.type)) +
+                                       ": no reply from the memory node within " +
+                                       std::to_string(options_.timeout_ms) + " ms"};
+      p->done = true;
+      if (timeouts_) timeouts_->Inc();
+      break;
+    }
+    if (!p->claimed && !reader_active_ && !broken_) {
+      reader_active_ = true;
+      l.unlock();
+      ReadSome(p->deadline_ns);
+      l.lock();
+      reader_active_ = false;
+      if (p->done || MonotonicNs() >= p->deadline_ns) HandOffReading();
+      continue;
+    }
+    p->waiting = true;
+    if (p->claimed) p->cv.wait(l);
+    else p->cv.wait_until(l, ToTimePoint(p->deadline_ns));
+    p->waiting = false;
+  }
+  HandOffReading();
+  return p->status;
+}
+
+void StreamClient::HandOffReading() {
+  if (reader_active_ || broken_) return;
+  for (auto& [id, p] : pending_) {
+    if (p->waiting) {
+      p->cv.notify_one();
+      return;
+    }
+  }
+  if (async_outstanding_ > 0) background_cv_.notify_one();
+}
+
+void StreamClient::ReadSome(std::uint64_t deadline_ns) {
+  pollfd pfd{fd_, POLLIN, 0};
+  int rc = poll(&pfd, 1, net::MsUntil(deadline_ns));
+  if (rc <= 0) return;  // timeout or EINTR: the caller re-checks its deadline
+
+  if (rend_ == rbuf_.size()) {  // make room: drop consumed bytes first
+    std::memmove(rbuf_.data(), rbuf_.data() + rstart_, rend_ - rstart_);
+    rend_ -= rstart_;
+    rstart_ = 0;
+  }
+  iovec iov{rbuf_.data() + rend_, rbuf_.size() - rend_};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (options_.receive_fds) {
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof cbuf;
+  }
+  ssize_t n = recvmsg(fd_, &m, MSG_CMSG_CLOEXEC);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    Break({Code::kDisconnected, std::string("connection to memory node lost: ") +
+                                    std::strerror(errno)});
+    return;
+  }
+  if (n == 0) {
+    Break({Code::kDisconnected, "memory node closed the connection"});
+    return;
+  }
+  if (options_.receive_fds) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      std::vector<int> fds(count);
+      std::memcpy(fds.data(), CMSG_DATA(c), count * sizeof(int));
+      received_fds_.push_back(std::move(fds));
+    }
+    if (m.msg_flags & MSG_CTRUNC) {
+      Break({Code::kDisconnected, "memory node sent more descriptors than expected"});
+      return;
+    }
+  }
+  rend_ += static_cast<std::size_t>(n);
+  if (bytes_received_) bytes_received_->Add(static_cast<std::uint64_t>(n));
+
+  while (rend_ - rstart_ >= wire::kHeaderSize) {
+    wire::Header h = wire::DecodeHeader(rbuf_.data() + rstart_);
+    wire::FrameError fe = wire::CheckFrame(h);
+    if (fe != wire::FrameError::kNone) {
+      Break({Code::kDisconnected,
+             "protocol violation by memory node: " + std::string(wire::FrameErrorName(fe))});
+      return;
+    }
+    std::size_t total = wire::kHeaderSize + h.payload_len;
+    if (rend_ - rstart_ < total) {
+      if (rbuf_.size() - rstart_ < total) {  // this message needs a larger buffer
+        std::memmove(rbuf_.data(), rbuf_.data() + rstart_, rend_ - rstart_);
+        rend_ -= rstart_;
+        rstart_ = 0;
+        if (rbuf_.size() < total) rbuf_.resize(total);
+      }
+      break;
+    }
+    Deliver({h, rbuf_.data() + rstart_ + wire::kHeaderSize});
+    rstart_ += total;
+  }
+  if (rstart_ == rend_) rstart_ = rend_ = 0;
+}
+
+void StreamClient::Deliver(Frame&& f) {
+  const wire::Header& h = f.header;
+  std::vector<int> fds;
+  if (wire::BaseType(h) == static_cast<std::uint16_t>(wire::MsgType::kAttachShm) &&
+      h.status == 0 && !received_fds_.empty()) {
+    fds = std::move(received_fds_.front());
+    received_fds_.pop_front();
+  }
+  Pending* p = nullptr;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = pending_.find(h.req_id);
+    if (it != pending_.end()) {
+      p = it->second;
+      pending_.erase(it);
+      p->claimed = true;
+      if (p->async) --async_outstanding_;
+    }
+  }
+  if (!p) {  // its caller gave up (timeout): drop it
+    CloseAll(fds);
+    return;
+  }
+  Status st = wire::ValidateReply(p->request, h);
+  if (st.ok() && h.status != 0) {
+    st = RemoteError(h.status, f.payload, h.payload_len);
+  } else if (st.ok()) {
+    std::size_t off = 0;
+    for (const iovec& v : p->into) {
+      std::size_t take = std::min<std::size_t>(v.iov_len, h.payload_len - off);
+      std::memcpy(v.iov_base, f.payload + off, take);
+      off += take;
+    }
+    p->reply.payload.assign(reinterpret_cast<const char*>(f.payload) + off, h.payload_len - off);
+  }
+  p->reply.header = h;
+  p->reply.fds = std::move(fds);
+  if (rtt_) rtt_->Record(MonotonicNs() - p->start_ns);
+  std::lock_guard<std::mutex> l(mu_);
+  Finish(p, std::move(st));
+}
+
+void StreamClient::Finish(Pending* p, Status st) {
+  p->status = std::move(st);
+  p->done = true;
+  if (p->async) {
+    completed_async_.push_back(p);
+    background_cv_.notify_one();
+  } else {
+    p->cv.notify_one();
+  }
+}
+
+void StreamClient::Break(const Status& why) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (broken_) return;
+  broken_ = true;
+  broken_status_ = why;
+  // Wakes a reader blocked in poll(); the fd itself stays open until the
+  // destructor, so no other thread can ever act on a recycled descriptor.
+  shutdown(fd_, SHUT_RDWR);
+  for (auto& [id, p] : pending_) Finish(p, why);
+  pending_.clear();
+  async_outstanding_ = 0;
+}
+
+void StreamClient::BackgroundLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    while (!completed_async_.empty()) {
+      Pending* p = completed_async_.front();
+      completed_async_.pop_front();
+      l.unlock();
+      p->callback(p->status, &p->reply);
+      CloseAll(p->reply.fds);
+      delete p;
+      l.lock();
+    }
+    if (stopping_ && !reader_active_) break;
+
+    // Asynchronous requests past their deadline end here.
+    std::uint64_t now = MonotonicNs();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      Pending* p = it->second;
+      if (p->async && now >= p->deadline_ns) {
+        it = pending_.erase(it);
+        --async_outstanding_;
+        if (timeouts_) timeouts_->Inc();
+        Finish(p, {Code::kTimeout, std::string(wire::TypeName(p->request.type)) +
+                                       ": no reply from the memory node in time"});
+      } else {
+        ++it;
+      }
+    }
+    if (!completed_async_.empty()) continue;
+
+    if (async_outstanding_ > 0 && !reader_active_ && !broken_) {
+      reader_active_ = true;
+      l.unlock();
+      ReadSome(now + kBackgroundSliceNs);
+      l.lock();
+      reader_active_ = false;
+      HandOffReading();
+      continue;
+    }
+    background_cv_.wait_for(l, std::chrono::nanoseconds(kBackgroundSliceNs));
+  }
+}
+
+}  // namespace remora

@@ -1,0 +1,142 @@
+// StreamClient: request/reply over one connected SOCK_STREAM socket (TCP or
+// AF_UNIX), shared by any number of threads.
+//
+// Requests carry a fresh req_id; replies may come back in any order and are
+// matched by it. There is no dedicated reader thread on the synchronous path:
+// a caller waiting for its reply becomes the reader if nobody else is reading
+// (leader/follower), so a lone caller reads its own reply with no thread
+// hand-off, and a reader that receives someone else's reply passes it on and
+// keeps reading until its own arrives. A small background thread reads only
+// while asynchronous requests are outstanding and nobody else is reading, and
+// it is the only thread that runs CallAsync() callbacks — so a callback never
+// runs inside a caller that may hold its own locks.
+//
+// Failure model: every request has a deadline (Options::timeout_ms) and ends
+// with kTimeout if no reply arrived by then. When the peer closes, the socket
+// breaks, or the peer violates framing, every outstanding and future request
+// fails with kDisconnected; the client does not reconnect.
+//
+// Replies carrying SCM_RIGHTS file descriptors (kAttachShm on a unix socket)
+// are supported: the descriptors come back in Reply::fds.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "remora/protocol.h"
+#include "remora/status.h"
+#include "remora/types.h"
+
+namespace remora {
+
+class Counter;
+class Histogram;
+class StatsRegistry;
+
+class StreamClient {
+ public:
+  struct Options {
+    int timeout_ms = 10000;          // per request
+    StatsRegistry* stats = nullptr;  // <prefix>_requests, _bytes_sent, ... if set
+    std::string stats_prefix = "tcp";
+    bool receive_fds = false;        // unix sockets: accept SCM_RIGHTS in replies
+  };
+
+  struct Request {
+    wire::MsgType type = wire::MsgType::kPing;
+    Asid asid = 0;
+    std::uint64_t arg0 = 0;
+    std::uint64_t arg1 = 0;
+    // Payload, gathered from these pieces without copying. Must stay valid
+    // until Call() returns (CallAsync: until the callback runs).
+    std::span<const iovec> payload;
+    // Where the payload of a successful reply goes, in order, before anything
+    // left over is put into Reply::payload. Same lifetime rule as `payload`.
+    std::span<const iovec> reply_into;
+  };
+
+  struct Reply {
+    wire::Header header{};
+    std::string payload;    // the part that did not fit into reply_into
+    std::vector<int> fds;   // received descriptors; the caller owns them
+  };
+
+  // Takes ownership of `fd`, a connected socket that already passed the
+  // handshake. The fd is made non-blocking.
+  StreamClient(int fd, Options options);
+  ~StreamClient();  // fails outstanding requests with kDisconnected, closes
+  StreamClient(const StreamClient&) = delete;
+  StreamClient& operator=(const StreamClient&) = delete;
+
+  // Sends `req` and waits for its reply. Returns the reply's status (with the
+  // peer's message for errors), or kTimeout / kDisconnected / kIoError.
+  // `reply` may be null when only the status matters.
+  Status Call(const Request& req, Reply* reply = nullptr);
+
+  // Sends `req` now, from this thread, and returns without waiting for the
+  // reply; `done` runs later on the client's background thread with the same
+  // status Call() would return. If sending fails, `done` still runs there.
+  void CallAsync(const Request& req, std::function<void(Status, Reply*)> done);
+
+  // False once the connection broke; every call then fails fast.
+  bool connected() const;
+
+ private:
+  struct Pending;
+  struct Frame;
+
+  Status Send(const Request& req, std::uint64_t req_id, std::uint64_t deadline_ns);
+  Status WaitFor(Pending* p);
+  // Reads what the socket has (waiting at most until deadline_ns) and
+  // delivers every complete reply. Called by the one current reader.
+  void ReadSome(std::uint64_t deadline_ns);
+  void Deliver(Frame&& f);
+  void Break(const Status& why);
+  // Picks a waiting thread to take over reading. Requires mu_.
+  void HandOffReading();
+  void Finish(Pending* p, Status st);  // requires mu_
+  void BackgroundLoop();
+
+  const int fd_;
+  const Options options_;
+  std::atomic<std::uint64_t> next_id_{1};
+  std::mutex write_mu_;  // one message at a time on the socket
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint64_t, Pending*> pending_;
+  std::size_t async_outstanding_ = 0;
+  bool reader_active_ = false;
+  bool broken_ = false;
+  bool stopping_ = false;
+  Status broken_status_;
+  std::deque<Pending*> completed_async_;  // run by BackgroundLoop
+  std::condition_variable background_cv_;
+
+  // Reader-owned state: touched only by the thread holding the reader role
+  // (handed over under mu_, which orders the accesses).
+  std::vector<std::uint8_t> rbuf_;
+  std::size_t rstart_ = 0, rend_ = 0;
+  std::deque<std::vector<int>> received_fds_;
+
+  Counter* requests_ = nullptr;
+  Counter* bytes_sent_ = nullptr;
+  Counter* bytes_received_ = nullptr;
+  Counter* timeouts_ = nullptr;
+  Histogram* rtt_ = nullptr;
+
+  std::thread background_;
+};
+
+}  // namespace remora

@@ -1,0 +1,414 @@
+#include "net/stream_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "net/socket_util.h"
+#include "net/wire.h"
+#include "remora/stats.h"
+
+namespace remora {
+namespace {
+
+// epoll user data: connection ids count up from 1; other fds are tagged.
+constexpr std::uint64_t kWakeId = 0;
+constexpr std::uint64_t kListenerTag = 1ull << 62;
+constexpr std::uint64_t kWatchTag = 2ull << 62;
+constexpr std::uint64_t kTagMask = 3ull << 62;
+
+constexpr std::size_t kInitialReadBuffer = 64 * 1024;
+constexpr std::size_t kMaxIov = 64;
+// A connection told to close after flushing gets this long to take its data.
+constexpr std::uint64_t kCloseGraceNs = 5'000'000'000ull;
+
+std::string PeerName(int fd, bool is_unix) {
+  if (is_unix) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+      return "unix:pid" + std::to_string(cred.pid);
+    return "unix";
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+  inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+  return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+}
+
+}  // namespace
+
+void StreamServer::Connection::Send(wire::Header header, std::string body, std::vector<int> fds) {
+  header.payload_len = static_cast<std::uint32_t>(body.size());
+  Out& o = out_.emplace_back();
+  wire::EncodeHeader(header, o.header);
+  o.body = std::move(body);
+  o.fds = is_unix_ ? std::move(fds) : std::vector<int>{};
+  out_bytes_ += wire::kHeaderSize + o.body.size();
+}
+
+void StreamServer::Connection::CloseAfterFlush() {
+  closing_ = true;
+  std::uint64_t grace = MonotonicNs() + kCloseGraceNs;
+  if (deadline_ns_ == 0 || deadline_ns_ > grace) deadline_ns_ = grace;
+}
+
+std::string_view StreamServer::CloseReasonName(CloseReason r) {
+  switch (r) {
+    case CloseReason::kPeerClosed: return "peer closed";
+    case CloseReason::kTruncated: return "peer closed mid-message";
+    case CloseReason::kProtocolError: return "protocol violation";
+    case CloseReason::kIoError: return "i/o error";
+    case CloseReason::kDeadline: return "deadline expired";
+    case CloseReason::kByHandler: return "closed by server";
+    case CloseReason::kShutdown: return "server shutdown";
+  }
+  return "?";
+}
+
+StreamServer::StreamServer(Handler* handler, Options options)
+    : handler_(handler), options_(std::move(options)) {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeId;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  if (StatsRegistry* s = options_.stats) {
+    const std::string& p = options_.stats_prefix;
+    accepted_ = s->GetCounter(p + "_connections", "connections accepted");
+    open_ = s->GetGauge(p + "_connections_open", "connections currently open");
+    bytes_in_ = s->GetCounter(p + "_bytes_in", "bytes received from peers");
+    bytes_out_ = s->GetCounter(p + "_bytes_out", "bytes sent to peers");
+    violations_ = s->GetCounter(p + "_protocol_violations",
+                                "connections dropped for bad magic, version or size");
+    truncated_ = s->GetCounter(p + "_truncated_messages",
+                               "connections that ended in the middle of a message");
+    deadline_closes_ = s->GetCounter(p + "_deadline_closes",
+                                     "connections dropped for missing a deadline");
+  }
+}
+
+StreamServer::~StreamServer() {
+  std::vector<std::uint64_t> ids;
+  for (auto& [id, c] : conns_) ids.push_back(id);
+  for (auto id : ids) CloseConn(id, CloseReason::kShutdown);
+  for (const Listener& l : listeners_) {
+    close(l.fd);
+    if (!l.path.empty()) unlink(l.path.c_str());
+  }
+  close(wake_fd_);
+  close(epfd_);
+}
+
+Status StreamServer::ListenTcp(const std::string& host_port, std::string* bound) {
+  int fd;
+  REMORA_RETURN_IF_ERROR(net::ListenTcp(host_port, &fd, bound));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenerTag | listeners_.size();
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  listeners_.push_back({fd, false, ""});
+  return Status::Ok();
+}
+
+Status StreamServer::ListenUnix(const std::string& path) {
+  int fd;
+  REMORA_RETURN_IF_ERROR(net::ListenUnix(path, &fd));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenerTag | listeners_.size();
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  listeners_.push_back({fd, true, path});
+  return Status::Ok();
+}
+
+Status StreamServer::Watch(int fd, std::function<void()> on_readable) {
+  std::uint64_t key = kWatchTag | static_cast<std::uint64_t>(fd);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = key;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    return {Code::kIoError, std::string("epoll_ctl: ") + std::strerror(errno)};
+  watches_[key] = std::move(on_readable);
+  return Status::Ok();
+}
+
+void StreamServer::Stop() {
+  std::uint64_t one = 1;
+  ssize_t rc = write(wake_fd_, &one, sizeof one);
+  (void)rc;
+}
+
+void StreamServer::Run() {
+  running_ = true;
+  epoll_event evs[64];
+  while (running_) {
+    std::uint64_t next = NextDeadline();
+    int timeout = next ? std::min(net::MsUntil(next), 1000) : -1;
+    int n = epoll_wait(epfd_, evs, 64, timeout);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("epoll_wait: {}", std::strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      std::uint64_t key = evs[i].data.u64;
+      std::uint32_t ev = evs[i].events;
+      if (key == kWakeId) {
+        std::uint64_t v;
+        ssize_t rc = read(wake_fd_, &v, sizeof v);
+        (void)rc;
+        running_ = false;
+      } else if ((key & kTagMask) == kListenerTag) {
+        Accept(listeners_[key & ~kTagMask]);
+      } else if ((key & kTagMask) == kWatchTag) {
+        auto it = watches_.find(key);
+        if (it != watches_.end()) it->second();
+      } else {
+        auto it = conns_.find(key);
+        if (it == conns_.end()) continue;  // closed earlier in this batch
+        Connection& c = *it->second;
+        bool alive = true;
+        if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+          if (c.reading_) alive = OnReadable(c);
+          else if (ev & (EPOLLHUP | EPOLLERR)) {
+            CloseConn(key, CloseReason::kIoError);
+            alive = false;
+          }
+        }
+        if (alive && (ev & EPOLLOUT)) Flush(c);
+      }
+    }
+    CheckDeadlines();
+  }
+  std::vector<std::uint64_t> ids;
+  for (auto& [id, c] : conns_) ids.push_back(id);
+  for (auto id : ids) CloseConn(id, CloseReason::kShutdown);
+}
+
+void StreamServer::Accept(const Listener& l) {
+  for (int i = 0; i < 64; ++i) {
+    int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        spdlog::warn("accept: {}", std::strerror(errno));
+      return;
+    }
+    if (!l.is_unix) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    auto c = std::make_unique<Connection>();
+    c->id_ = next_id_++;
+    c->fd_ = fd;
+    c->is_unix_ = l.is_unix;
+    c->peer_ = PeerName(fd, l.is_unix);
+    c->in_.resize(kInitialReadBuffer);
+    c->events_ = EPOLLIN;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = c->id_;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      close(fd);
+      continue;
+    }
+    if (accepted_) accepted_->Inc();
+    if (open_) open_->Add(1);
+    spdlog::debug("connection {} from {}", c->id_, c->peer_);
+    Connection& ref = *c;
+    conns_[c->id_] = std::move(c);
+    handler_->OnOpen(ref);
+    Flush(ref);
+  }
+}
+
+bool StreamServer::OnReadable(Connection& c) {
+  if (c.in_end_ == c.in_.size() && c.in_start_ > 0) {
+    std::memmove(c.in_.data(), c.in_.data() + c.in_start_, c.in_end_ - c.in_start_);
+    c.in_end_ -= c.in_start_;
+    c.in_start_ = 0;
+  }
+  ssize_t n = recv(c.fd_, c.in_.data() + c.in_end_, c.in_.size() - c.in_end_, 0);
+  if (n == 0) {
+    bool partial = c.in_end_ > c.in_start_;
+    if (partial && truncated_) truncated_->Inc();
+    if (partial) spdlog::warn("{}: closed in the middle of a message", c.peer_);
+    CloseConn(c.id_, partial ? CloseReason::kTruncated : CloseReason::kPeerClosed);
+    return false;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+    spdlog::debug("{}: recv: {}", c.peer_, std::strerror(errno));
+    CloseConn(c.id_, CloseReason::kIoError);
+    return false;
+  }
+  c.in_end_ += static_cast<std::size_t>(n);
+  if (bytes_in_) bytes_in_->Add(static_cast<std::uint64_t>(n));
+  if (!DispatchBuffered(c)) return false;
+  return Flush(c);
+}
+
+bool StreamServer::DispatchBuffered(Connection& c) {
+  while (!c.closing_ && c.reading_ && c.in_end_ - c.in_start_ >= wire::kHeaderSize) {
+    wire::Header h = wire::DecodeHeader(c.in_.data() + c.in_start_);
+    wire::FrameError fe = wire::CheckFrame(h);
+    if (fe != wire::FrameError::kNone) {
+      if (violations_) violations_->Inc();
+      spdlog::warn("{}: {} (type {}, payload_len {}); dropping the connection", c.peer_,
+                   wire::FrameErrorName(fe), h.type, h.payload_len);
+      CloseConn(c.id_, CloseReason::kProtocolError);
+      return false;
+    }
+    std::size_t total = wire::kHeaderSize + h.payload_len;
+    if (c.in_end_ - c.in_start_ < total) {
+      if (c.in_.size() - c.in_start_ < total) {  // make room for the whole message
+        std::memmove(c.in_.data(), c.in_.data() + c.in_start_, c.in_end_ - c.in_start_);
+        c.in_end_ -= c.in_start_;
+        c.in_start_ = 0;
+        if (c.in_.size() < total) c.in_.resize(total);
+      }
+      break;
+    }
+    std::string_view payload(reinterpret_cast<const char*>(c.in_.data()) + c.in_start_ +
+                                 wire::kHeaderSize,
+                             h.payload_len);
+    c.in_start_ += total;
+    handler_->OnMessage(c, h, payload);
+    // Stop taking requests while the peer is not taking our replies.
+    if (c.out_bytes_ > options_.max_queued_bytes) c.reading_ = false;
+  }
+  if (c.in_start_ == c.in_end_) c.in_start_ = c.in_end_ = 0;
+  return true;
+}
+
+bool StreamServer::Flush(Connection& c) {
+  for (;;) {
+    while (!c.out_.empty()) {
+      iovec iov[kMaxIov];
+      std::size_t niov = 0;
+      alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 16)];
+      msghdr m{};
+      for (auto& o : c.out_) {
+        bool first = niov == 0;
+        // Descriptors ride on the first byte of their own message, and that
+        // message goes out alone, so the peer knows which reply they belong to.
+        if (!o.fds.empty() && o.sent == 0) {
+          if (!first) break;
+          std::size_t bytes = sizeof(int) * std::min<std::size_t>(o.fds.size(), 16);
+          m.msg_control = cbuf;
+          m.msg_controllen = CMSG_SPACE(bytes);
+          cmsghdr* cm = CMSG_FIRSTHDR(&m);
+          cm->cmsg_level = SOL_SOCKET;
+          cm->cmsg_type = SCM_RIGHTS;
+          cm->cmsg_len = CMSG_LEN(bytes);
+          std::memcpy(CMSG_DATA(cm), o.fds.data(), bytes);
+        }
+        if (o.sent < wire::kHeaderSize)
+          iov[niov++] = {o.header + o.sent, wire::kHeaderSize - o.sent};
+        std::size_t body_off = o.sent > wire::kHeaderSize ? o.sent - wire::kHeaderSize : 0;
+        if (body_off < o.body.size())
+          iov[niov++] = {o.body.data() + body_off, o.body.size() - body_off};
+        if (m.msg_control || niov + 2 > kMaxIov) break;
+      }
+      m.msg_iov = iov;
+      m.msg_iovlen = niov;
+      ssize_t n = sendmsg(c.fd_, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          c.want_write_ = true;
+          return UpdateEvents(c);
+        }
+        spdlog::debug("{}: send: {}", c.peer_, std::strerror(errno));
+        CloseConn(c.id_, CloseReason::kIoError);
+        return false;
+      }
+      if (bytes_out_) bytes_out_->Add(static_cast<std::uint64_t>(n));
+      auto left = static_cast<std::size_t>(n);
+      while (left > 0) {
+        auto& o = c.out_.front();
+        std::size_t size = wire::kHeaderSize + o.body.size();
+        std::size_t take = std::min(left, size - o.sent);
+        o.sent += take;
+        left -= take;
+        o.fds.clear();  // sent with the first byte
+        if (o.sent == size) {
+          c.out_bytes_ -= size;
+          c.out_.pop_front();
+        }
+      }
+    }
+    c.want_write_ = false;
+    if (c.closing_) {
+      CloseConn(c.id_, CloseReason::kByHandler);
+      return false;
+    }
+    if (c.reading_ || c.out_bytes_ > options_.max_queued_bytes / 2) break;
+    // The backlog drained: take the requests that waited in our buffer.
+    c.reading_ = true;
+    if (!DispatchBuffered(c)) return false;
+    if (c.out_.empty()) break;
+  }
+  return UpdateEvents(c);
+}
+
+bool StreamServer::UpdateEvents(Connection& c) {
+  std::uint32_t want = 0;
+  if (c.reading_ && !c.closing_) want |= EPOLLIN;
+  if (c.want_write_) want |= EPOLLOUT;
+  if (want == c.events_) return true;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.u64 = c.id_;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd_, &ev);
+  c.events_ = want;
+  return true;
+}
+
+void StreamServer::CloseConn(std::uint64_t id, CloseReason reason) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  std::unique_ptr<Connection> c = std::move(it->second);
+  conns_.erase(it);
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
+  close(c->fd_);
+  if (open_) open_->Sub(1);
+  if (reason == CloseReason::kDeadline && deadline_closes_) deadline_closes_->Inc();
+  spdlog::debug("connection {} ({}) closed: {}", id, c->peer_, CloseReasonName(reason));
+  handler_->OnClose(*c, reason);
+}
+
+std::uint64_t StreamServer::NextDeadline() const {
+  std::uint64_t next = 0;
+  for (const auto& [id, c] : conns_)
+    if (c->deadline_ns_ && (next == 0 || c->deadline_ns_ < next)) next = c->deadline_ns_;
+  return next;
+}
+
+void StreamServer::CheckDeadlines() {
+  std::uint64_t now = MonotonicNs();
+  std::vector<std::uint64_t> expired;
+  for (const auto& [id, c] : conns_)
+    if (c->deadline_ns_ && c->deadline_ns_ <= now) expired.push_back(id);
+  for (auto id : expired) CloseConn(id, CloseReason::kDeadline);
+}
+
+}  // namespace remora

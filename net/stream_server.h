@@ -1,0 +1,175 @@
+// StreamServer: an epoll event loop serving protocol.h messages on
+// SOCK_STREAM sockets (TCP and AF_UNIX listeners, any number of each).
+//
+// One thread runs the loop (Run()). Sockets are non-blocking; each connection
+// has its own read buffer, in which complete messages are cut out and handed
+// to the Handler, and its own queue of outgoing messages, flushed with
+// scatter/gather writes. A client may pipeline any number of requests; the
+// handler's replies are queued in order and flushed together after each read,
+// so a burst of requests costs one write.
+//
+// The server enforces framing (wire::CheckFrame): a wrong magic or version, a
+// payload larger than wire::kMaxPayload, or a peer closing in the middle of a
+// message ends that connection only, and is counted. Everything about a
+// message's meaning is the Handler's business.
+//
+// A connection whose unsent replies exceed Options::max_queued_bytes is not
+// read from until its queue drains to half of that, so a peer that sends
+// without reading cannot grow the server's memory without bound.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "remora/protocol.h"
+#include "remora/status.h"
+
+namespace remora {
+
+class Counter;
+class Gauge;
+class StatsRegistry;
+
+class StreamServer {
+ public:
+  // Per-connection state a Handler attaches to a connection.
+  struct Context {
+    virtual ~Context() = default;
+  };
+
+  class Connection {
+   public:
+    std::uint64_t id() const { return id_; }
+    bool is_unix() const { return is_unix_; }
+    const std::string& peer() const { return peer_; }  // for logs
+
+    // Queues one message: `header` (payload_len is set from `body`) and
+    // `body`. `fds` (not owned; they must stay open until the loop sends the
+    // message) travel with it as SCM_RIGHTS — unix sockets only.
+    void Send(wire::Header header, std::string body = {}, std::vector<int> fds = {});
+    // Stops reading, sends what is queued, then closes.
+    void CloseAfterFlush();
+    // Closes once the monotonic clock passes `deadline_ns` (0 = never), e.g.
+    // a peer that does not authenticate in time.
+    void SetDeadline(std::uint64_t deadline_ns) { deadline_ns_ = deadline_ns; }
+
+    Context* context() const { return context_.get(); }
+    void set_context(std::unique_ptr<Context> c) { context_ = std::move(c); }
+
+   private:
+    friend class StreamServer;
+    struct Out {
+      std::uint8_t header[48];
+      std::string body;
+      std::vector<int> fds;
+      std::size_t sent = 0;  // bytes of header+body already written
+    };
+
+    std::uint64_t id_ = 0;
+    int fd_ = -1;
+    bool is_unix_ = false;
+    std::string peer_;
+    std::vector<std::uint8_t> in_;
+    std::size_t in_start_ = 0, in_end_ = 0;
+    std::deque<Out> out_;
+    std::size_t out_bytes_ = 0;
+    bool closing_ = false;     // CloseAfterFlush() called
+    bool reading_ = true;      // EPOLLIN registered
+    bool want_write_ = false;  // output is waiting for the socket
+    std::uint32_t events_ = 0;  // what epoll currently watches for
+    std::uint64_t deadline_ns_ = 0;
+    std::unique_ptr<Context> context_;
+  };
+
+  enum class CloseReason {
+    kPeerClosed,     // orderly EOF between messages
+    kTruncated,      // EOF in the middle of a message
+    kProtocolError,  // bad magic / version / oversized payload
+    kIoError,        // read or write failed (reset, broken pipe)
+    kDeadline,       // SetDeadline() expired
+    kByHandler,      // CloseAfterFlush() completed
+    kShutdown,       // server stopped
+  };
+  static std::string_view CloseReasonName(CloseReason r);
+
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual void OnOpen(Connection& conn) = 0;
+    // `payload` is valid only during the call. May Send() any number of
+    // messages and call CloseAfterFlush().
+    virtual void OnMessage(Connection& conn, const wire::Header& header,
+                           std::string_view payload) = 0;
+    virtual void OnClose(Connection& conn, CloseReason reason) = 0;
+  };
+
+  struct Options {
+    std::size_t max_queued_bytes = 64u << 20;
+    StatsRegistry* stats = nullptr;
+    std::string stats_prefix = "server";  // <prefix>_connections, _bytes_in, ...
+  };
+
+  StreamServer(Handler* handler, Options options);
+  ~StreamServer();  // closes every socket; unlinks unix socket files it created
+  StreamServer(const StreamServer&) = delete;
+  StreamServer& operator=(const StreamServer&) = delete;
+
+  Status ListenTcp(const std::string& host_port, std::string* bound);
+  Status ListenUnix(const std::string& path);
+  // Runs `on_readable` in the loop whenever `fd` is readable (e.g. a signalfd).
+  Status Watch(int fd, std::function<void()> on_readable);
+
+  // Serves until Stop(). Connections still open are closed with kShutdown.
+  void Run();
+  // Thread-safe and async-signal-safe: makes Run() return soon.
+  void Stop();
+
+  std::size_t connection_count() const { return conns_.size(); }
+
+ private:
+  struct Listener {
+    int fd;
+    bool is_unix;
+    std::string path;
+  };
+
+  void Accept(const Listener& l);
+  // Each returns false if it closed the connection (which is then gone).
+  bool OnReadable(Connection& c);
+  // Cuts complete messages out of the read buffer and dispatches them.
+  bool DispatchBuffered(Connection& c);
+  // Writes queued output; resumes reading once the backlog is small again.
+  bool Flush(Connection& c);
+  bool UpdateEvents(Connection& c);
+  void CloseConn(std::uint64_t id, CloseReason reason);
+  void CheckDeadlines();
+  std::uint64_t NextDeadline() const;
+
+  Handler* handler_;
+  Options options_;
+  int epfd_ = -1;
+  int wake_fd_ = -1;  // eventfd for Stop()
+  bool running_ = false;
+  std::uint64_t next_id_ = 1;
+  std::vector<Listener> listeners_;
+  std::unordered_map<std::uint64_t, std::function<void()>> watches_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> conns_;
+
+  Counter* accepted_ = nullptr;
+  Gauge* open_ = nullptr;
+  Counter* bytes_in_ = nullptr;
+  Counter* bytes_out_ = nullptr;
+  Counter* violations_ = nullptr;
+  Counter* truncated_ = nullptr;
+  Counter* deadline_closes_ = nullptr;
+};
+
+}  // namespace remora
