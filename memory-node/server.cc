@@ -1,0 +1,270 @@
+#include "memory-node/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <vector>
+
+#include "memory-node/page_store.h"
+#include "net/auth.h"
+#include "net/wire.h"
+#include "remora/stats.h"
+
+namespace remora {
+
+using wire::MsgType;
+
+struct MemoryNodeService::Session : StreamServer::Context {
+  auth::Nonce nonce{};
+  bool authenticated = false;
+  NodeId node_id = 0;
+};
+
+struct MemoryNodeService::Reply {
+  std::uint64_t arg0 = 0;
+  std::uint64_t arg1 = 0;
+  std::string body;
+  std::vector<int> fds;
+};
+
+namespace {
+
+std::string CounterSuffix(std::string_view name) {
+  std::string s(name);
+  for (char& c : s)
+    if (c == '-') c = '_';
+  return s;
+}
+
+}  // namespace
+
+MemoryNodeService::MemoryNodeService(PageStore* store, StatsRegistry* stats, Options options)
+    : store_(store), stats_(stats), options_(std::move(options)) {
+  for (std::uint16_t t = 0; t < req_counters_.size(); ++t) {
+    if (!wire::IsKnownRequestType(t)) continue;
+    std::string name(wire::TypeName(t));
+    req_counters_[t] = stats_->GetCounter("memnode_req_" + name, name + " requests served");
+  }
+  req_unknown_ = stats_->GetCounter("memnode_req_unknown", "requests of an unknown type");
+  for (int c = 1; c <= static_cast<int>(Code::kInternal); ++c) {
+    std::string name = CounterSuffix(CodeName(static_cast<Code>(c)));
+    err_counters_[c] = stats_->GetCounter("memnode_err_" + name, "error replies: " + name);
+  }
+  auth_failures_ = stats_->GetCounter("memnode_auth_failures",
+                                      "peers refused for failing or skipping authentication");
+  auth_timeouts_ = stats_->GetCounter("memnode_auth_timeouts",
+                                      "peers dropped for not authenticating in time");
+  latency_ = stats_->GetHistogram("memnode_request_ns", "ns", "time to serve one request");
+}
+
+void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
+  auto s = std::make_unique<Session>();
+  Status st = auth::NewNonce(&s->nonce);
+  if (!st.ok()) {  // no randomness: refusing is the only safe answer
+    spdlog::error("cannot make a nonce: {}", st.ToString());
+    conn.CloseAfterFlush();
+    return;
+  }
+  wire::Header hello = wire::MakeRequest(MsgType::kHello, 0, 0, options_.node_id);
+  conn.Send(hello, std::string(reinterpret_cast<const char*>(s->nonce.data()), s->nonce.size()));
+  conn.SetDeadline(MonotonicNs() + static_cast<std::uint64_t>(options_.auth_timeout_ms) * 1000000);
+  conn.set_context(std::move(s));
+}
+
+void MemoryNodeService::OnClose(StreamServer::Connection& conn,
+                                StreamServer::CloseReason reason) {
+  auto* s = static_cast<Session*>(conn.context());
+  if (s && !s->authenticated && reason == StreamServer::CloseReason::kDeadline) {
+    auth_timeouts_->Inc();
+    auth_failures_->Inc();
+    spdlog::warn("{}: did not authenticate within {} ms; dropped", conn.peer(),
+                 options_.auth_timeout_ms);
+  } else if (s && s->authenticated) {
+    spdlog::info("processor node {} ({}) disconnected: {}", s->node_id, conn.peer(),
+                 StreamServer::CloseReasonName(reason));
+  }
+}
+
+void MemoryNodeService::RefuseAuth(StreamServer::Connection& conn, const wire::Header& h,
+                                   const std::string& why) {
+  auth_failures_->Inc();
+  err_counters_[static_cast<int>(Code::kAuthFailed)]->Inc();
+  spdlog::warn("{}: authentication refused: {}", conn.peer(), why);
+  conn.Send(wire::MakeReply(h, Code::kAuthFailed), why);
+  conn.CloseAfterFlush();
+}
+
+void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
+                                     const wire::Header& h, std::string_view payload) {
+  if (h.type != static_cast<std::uint16_t>(MsgType::kAuth))
+    return RefuseAuth(conn, h, "authenticate first (got " + std::string(wire::TypeName(h.type)) +
+                                   ")");
+  if (!wire::ValidateRequest(h).ok()) return RefuseAuth(conn, h, "malformed auth message");
+  if (h.arg0 > UINT32_MAX) return RefuseAuth(conn, h, "node id out of range");
+  const auto* p = reinterpret_cast<const std::uint8_t*>(payload.data());
+  auth::Mac expect = auth::ClientProof(options_.secret, s.nonce);
+  if (!auth::MacEqual(expect.data(), p)) return RefuseAuth(conn, h, "wrong secret");
+
+  auth::Nonce client_nonce;
+  std::memcpy(client_nonce.data(), p + wire::kMacLen, client_nonce.size());
+  auth::Mac proof = auth::ServerProof(options_.secret, client_nonce);
+  s.authenticated = true;
+  s.node_id = static_cast<NodeId>(h.arg0);
+  conn.SetDeadline(0);
+  wire::Header reply = wire::MakeReply(h, Code::kOk);
+  reply.arg0 = options_.node_id;
+  conn.Send(reply, std::string(reinterpret_cast<const char*>(proof.data()), proof.size()));
+  spdlog::info("processor node {} connected from {}", s.node_id, conn.peer());
+}
+
+void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::Header& h,
+                                  std::string_view payload) {
+  auto* s = static_cast<Session*>(conn.context());
+  if (!s) return;  // OnOpen failed; the connection is closing
+  if (!s->authenticated) return Authenticate(conn, *s, h, payload);
+
+  std::uint64_t start = MonotonicNs();
+  if (h.type < req_counters_.size() && req_counters_[h.type]) req_counters_[h.type]->Inc();
+  else req_unknown_->Inc();
+
+  Reply reply;
+  Status st = wire::ValidateRequest(h);
+  if (st.ok()) st = Execute(conn, *s, h, payload, &reply);
+  if (st.ok()) {
+    wire::Header rh = wire::MakeReply(h, Code::kOk);
+    rh.arg0 = reply.arg0;
+    rh.arg1 = reply.arg1;
+    conn.Send(rh, std::move(reply.body), std::move(reply.fds));
+  } else {
+    auto code = static_cast<std::size_t>(st.code());
+    if (code < err_counters_.size() && err_counters_[code]) err_counters_[code]->Inc();
+    spdlog::debug("{} node {}: {} failed: {}", conn.peer(), s->node_id, wire::TypeName(h.type),
+                  st.ToString());
+    conn.Send(wire::MakeReply(h, st.code()), st.message());
+  }
+  latency_->Record(MonotonicNs() - start);
+}
+
+Status MemoryNodeService::CheckOwner(const Session& s, Asid asid) const {
+  if (AsidNode(asid) == s.node_id) return Status::Ok();
+  return {Code::kPermissionDenied, "address space " + std::to_string(asid) +
+                                       " belongs to processor node " +
+                                       std::to_string(AsidNode(asid)) + ", not to node " +
+                                       std::to_string(s.node_id)};
+}
+
+Status MemoryNodeService::Execute(StreamServer::Connection& conn, const Session& s,
+                                  const wire::Header& h, std::string_view payload, Reply* reply) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(payload.data());
+  switch (static_cast<MsgType>(h.type)) {
+    case MsgType::kCreateSpace:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return store_->CreateSpace(h.asid);
+    case MsgType::kDestroySpace:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return store_->DestroySpace(h.asid);
+    case MsgType::kForkSpace:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.arg0));
+      return store_->ForkSpace(h.asid, h.arg0);
+    case MsgType::kRegisterRange:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return store_->RegisterRange(h.asid, h.arg0, h.arg1);
+    case MsgType::kUnregisterRange:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return store_->UnregisterRange(h.asid, h.arg0, h.arg1);
+    case MsgType::kDiscardRange:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return store_->DiscardRange(h.asid, h.arg0, h.arg1);
+    case MsgType::kInfo: {
+      MemoryNodeInfo info = store_->Info();
+      wire::InfoPayload ip{};
+      ip.capacity_pages = info.capacity_pages;
+      ip.used_pages = info.used_pages;
+      ip.nr_spaces = info.nr_spaces;
+      ip.node_id = options_.node_id;
+      reply->body.assign(reinterpret_cast<const char*>(&ip), sizeof ip);
+      return Status::Ok();
+    }
+    case MsgType::kStats:
+      reply->body = stats_->Snapshot().ToJson();
+      return Status::Ok();
+    case MsgType::kPing:
+      reply->body.assign(payload);
+      return Status::Ok();
+    case MsgType::kAttachShm:
+      if (!conn.is_unix())
+        return {Code::kUnsupported, "shared memory is offered only on the unix socket"};
+      reply->fds = store_->ShmFds();
+      reply->body = store_->ShmLayout();
+      return Status::Ok();
+    case MsgType::kReadPage: {
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      reply->body.assign(kPageSize, '\0');
+      bool present = false;
+      REMORA_RETURN_IF_ERROR(store_->ReadPage(h.asid, h.arg0, reply->body.data(), &present));
+      if (!present) reply->body.clear();
+      reply->arg1 = present ? 1 : 0;
+      return Status::Ok();
+    }
+    case MsgType::kWritePage:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return store_->WritePage(h.asid, h.arg0, p);
+    case MsgType::kReadPages:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return ReadPages(h, p, reply);
+    case MsgType::kWritePages:
+      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
+      return WritePages(h, p);
+    case MsgType::kWritePageShared:
+      return WriteShared(s, h, p);
+    case MsgType::kAuth:
+      return {Code::kBadRequest, "already authenticated"};
+    case MsgType::kHello:
+      break;
+  }
+  return {Code::kBadRequest, "unexpected message type " + std::to_string(h.type)};
+}
+
+Status MemoryNodeService::ReadPages(const wire::Header& h, const std::uint8_t* uvas,
+                                    Reply* reply) {
+  REMORA_RETURN_IF_ERROR(wire::ValidateBatchUvas(h, uvas));
+  const std::size_t n = h.arg1;
+  reply->body.assign(wire::ReadPagesReplyLen(n), '\0');
+  char* presence = reply->body.data();
+  char* pages = presence + wire::PresenceBytes(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    bool present = false;
+    REMORA_RETURN_IF_ERROR(
+        store_->ReadPage(h.asid, wire::GetU64(uvas + 8 * i), pages + i * kPageSize, &present));
+    presence[i] = present ? 1 : 0;
+  }
+  reply->arg1 = n;
+  return Status::Ok();
+}
+
+// Not atomic: pages before a failing one stay written (the failure says which).
+Status MemoryNodeService::WritePages(const wire::Header& h, const std::uint8_t* payload) {
+  REMORA_RETURN_IF_ERROR(wire::ValidateBatchUvas(h, payload));
+  const std::size_t n = h.arg1;
+  const std::uint8_t* pages = payload + 8 * n;
+  for (std::size_t i = 0; i < n; ++i) {
+    Status st = store_->WritePage(h.asid, wire::GetU64(payload + 8 * i), pages + i * kPageSize);
+    if (!st.ok())
+      return {st.code(), "page " + std::to_string(i) + " of " + std::to_string(n) + ": " +
+                             st.message()};
+  }
+  return Status::Ok();
+}
+
+Status MemoryNodeService::WriteShared(const Session& s, const wire::Header& h,
+                                      const std::uint8_t* payload) {
+  std::vector<Asid> asids(h.arg1);
+  for (std::size_t i = 0; i < asids.size(); ++i) {
+    asids[i] = wire::GetU64(payload + 8 * i);
+    REMORA_RETURN_IF_ERROR(CheckOwner(s, asids[i]));
+  }
+  return store_->WritePageShared(asids, h.arg0, payload + 8 * asids.size());
+}
+
+}  // namespace remora

@@ -1,0 +1,85 @@
+// MemoryNodeService: what a memory node does with each message — the bridge
+// between StreamServer connections and the PageStore.
+//
+// Per connection it keeps whether the peer has authenticated and as which
+// processor node. The rules:
+//
+//  * The server greets every connection with kHello and expects kAuth next
+//    (auth.h). Anything else first, a wrong proof, or no proof within
+//    auth_timeout_ms ends the connection after a kAuthFailed reply; each such
+//    peer is counted in memnode_auth_failures (timeouts also in
+//    memnode_auth_timeouts).
+//  * A connection authenticated as processor node N may only name address
+//    spaces with AsidNode(asid) == N; others get kPermissionDenied. This keeps
+//    two processor nodes sharing a memory node out of each other's memory.
+//  * A malformed request (unknown type, payload length that does not fit the
+//    type, misaligned address) is answered with kBadRequest and the
+//    connection stays: the stream is still in sync.
+//  * kAttachShm is served only on the unix socket, where the peer is on this
+//    machine and can map the page region; elsewhere it is kUnsupported.
+//
+// Counters: memnode_req_<type> per request type, memnode_err_<code> per error
+// code, memnode_auth_failures, memnode_auth_timeouts, and the latency
+// histogram memnode_request_ns (time spent serving, excluding the network).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "net/stream_server.h"
+#include "remora/protocol.h"
+#include "remora/types.h"
+
+namespace remora {
+
+class Counter;
+class Histogram;
+class PageStore;
+class StatsRegistry;
+
+class MemoryNodeService : public StreamServer::Handler {
+ public:
+  struct Options {
+    std::string secret;        // shared with every processor node
+    NodeId node_id = 0;        // this memory node's id (kHello, kInfo)
+    int auth_timeout_ms = 5000;
+  };
+
+  // `store` and `stats` must outlive the service.
+  MemoryNodeService(PageStore* store, StatsRegistry* stats, Options options);
+
+  void OnOpen(StreamServer::Connection& conn) override;
+  void OnMessage(StreamServer::Connection& conn, const wire::Header& header,
+                 std::string_view payload) override;
+  void OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) override;
+
+ private:
+  struct Session;
+  struct Reply;
+
+  void Authenticate(StreamServer::Connection& conn, Session& s, const wire::Header& h,
+                    std::string_view payload);
+  void RefuseAuth(StreamServer::Connection& conn, const wire::Header& h, const std::string& why);
+  // Serves one request of an authenticated peer.
+  Status Execute(StreamServer::Connection& conn, const Session& s, const wire::Header& h,
+                 std::string_view payload, Reply* reply);
+  Status ReadPages(const wire::Header& h, const std::uint8_t* uvas, Reply* reply);
+  Status WritePages(const wire::Header& h, const std::uint8_t* payload);
+  Status WriteShared(const Session& s, const wire::Header& h, const std::uint8_t* payload);
+  Status CheckOwner(const Session& s, Asid asid) const;
+
+  PageStore* store_;
+  StatsRegistry* stats_;
+  Options options_;
+
+  std::array<Counter*, 32> req_counters_{};   // by MsgType value
+  std::array<Counter*, 16> err_counters_{};   // by Code value
+  Counter* req_unknown_ = nullptr;
+  Counter* auth_failures_ = nullptr;
+  Counter* auth_timeouts_ = nullptr;
+  Histogram* latency_ = nullptr;
+};
+
+}  // namespace remora

@@ -1,0 +1,63 @@
+// StreamTransport: the Transport interface spoken as request/reply messages
+// over one authenticated stream connection (StreamClient).
+//
+// The TCP transport is exactly this over a TCP socket. The shared-memory
+// transport can reuse it over the memory node's unix socket for everything it
+// does not serve from the shared region itself (control, and writes).
+//
+// Batched reads and writes go out as one kReadPages / kWritePages message per
+// wire::kMaxBatchPages pages. WritePageAsync returns as soon as the request is
+// on the socket; its callback runs on the client's background thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "net/stream_client.h"
+#include "remora/transport.h"
+
+namespace remora {
+
+class StreamTransport : public Transport {
+ public:
+  StreamTransport(std::string name, std::unique_ptr<StreamClient> client);
+
+  // Connects to opts.address (TCP "host:port" or, with unix_socket, a socket
+  // path), runs the client handshake, and wraps the socket in a StreamClient
+  // with opts' timeout and stats (prefix `stats_prefix`).
+  static Status Dial(const TransportOptions& opts, bool unix_socket,
+                     const std::string& stats_prefix, std::unique_ptr<StreamClient>* client);
+
+  std::string Name() const override { return name_; }
+  StreamClient* client() { return client_.get(); }
+
+  Status CreateSpace(Asid asid) override;
+  Status DestroySpace(Asid asid) override;
+  Status ForkSpace(Asid parent, Asid child) override;
+  Status RegisterRange(Asid asid, std::uint64_t start, std::uint64_t len) override;
+  Status UnregisterRange(Asid asid, std::uint64_t start, std::uint64_t len) override;
+  Status DiscardRange(Asid asid, std::uint64_t start, std::uint64_t len) override;
+  Status Info(MemoryNodeInfo* info) override;
+  Status RemoteStatsJson(std::string* json) override;
+  Status Ping();
+
+  Status ReadPage(Asid asid, std::uint64_t uva, void* buf, bool* present = nullptr) override;
+  Status WritePage(Asid asid, std::uint64_t uva, const void* buf) override;
+  Status ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
+                   bool* present = nullptr) override;
+  Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
+  Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
+                         const void* buf) override;
+  void WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
+                      std::function<void(Status)> done) override;
+
+ private:
+  Status Simple(wire::MsgType type, Asid asid, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0);
+  Status ReadBatch(Asid asid, std::span<const std::uint64_t> uvas, char* out, bool* present);
+  Status WriteBatch(Asid asid, std::span<const std::uint64_t> uvas, const char* in);
+
+  std::string name_;
+  std::unique_ptr<StreamClient> client_;
+};
+
+}  // namespace remora
