@@ -1,0 +1,67 @@
+// `remora memory-node`: serve pages to processor nodes.
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+#include "cli/command.h"
+#include "common/log.h"
+#include "common/size.h"
+#include "memory-node/config.h"
+#include "memory-node/daemon.h"
+
+namespace remora::cli {
+namespace {
+
+struct Flags {
+  std::string config_file, listen, capacity, secret_file, shm_socket;
+  std::uint32_t node_id = 0;
+  int auth_timeout_ms = 0;
+};
+
+// Config file first, then every flag the user actually gave.
+Status BuildConfig(CLI::App* sub, const Flags& f, MemoryNodeConfig* c) {
+  if (!f.config_file.empty()) REMORA_RETURN_IF_ERROR(LoadMemoryNodeConfig(f.config_file, c));
+  auto given = [sub](const char* name) { return sub->get_option(name)->count() > 0; };
+  if (given("--listen")) c->listen = f.listen;
+  if (given("--capacity")) REMORA_RETURN_IF_ERROR(ParseSize(f.capacity, &c->capacity_bytes));
+  if (given("--secret-file")) c->secret_file = f.secret_file;
+  if (given("--shm-socket")) c->shm_socket = f.shm_socket;
+  if (given("--node-id")) c->node_id = f.node_id;
+  if (given("--auth-timeout-ms")) c->auth_timeout_ms = f.auth_timeout_ms;
+  if (given("--log-level")) c->log_level.clear();  // already applied by the flag
+  if (c->capacity_bytes < 4096)
+    return {Code::kInvalidArgument, "capacity must be at least one page (4096 bytes)"};
+  return Status::Ok();
+}
+
+CommandRegistration reg("memory-node", [](CLI::App& app) {
+  auto* sub = app.add_subcommand("memory-node", "Serve pages to processor nodes (TCP and shm)");
+  auto f = std::make_shared<Flags>();
+  sub->add_option("--config", f->config_file, "TOML file with a [memory_node] table")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--listen", f->listen, "TCP HOST:PORT to listen on (port 0: any free port)");
+  sub->add_option("--capacity", f->capacity, "memory offered, e.g. 4G (default 1G)");
+  sub->add_option("--secret-file", f->secret_file,
+                  "shared secret; without it one is generated and written next to the node");
+  sub->add_option("--shm-socket", f->shm_socket,
+                  "unix socket for processors on this machine (shared-memory transport)");
+  sub->add_option("--node-id", f->node_id, "this memory node's id");
+  sub->add_option("--auth-timeout-ms", f->auth_timeout_ms,
+                  "drop peers that do not authenticate within this time (default 5000)")
+      ->check(CLI::Range(1, 3'600'000));
+  AddLogLevelOption(sub);
+  sub->callback([sub, f] {
+    MemoryNodeConfig config;
+    Status st = BuildConfig(sub, *f, &config);
+    if (!st.ok()) {
+      spdlog::error("{}", st.ToString());
+      SetExitCode(2);
+      return;
+    }
+    if (!config.log_level.empty()) SetupLogging(config.log_level);
+    SetExitCode(RunMemoryNode(config));
+  });
+});
+
+}  // namespace
+}  // namespace remora::cli

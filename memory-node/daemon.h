@@ -1,0 +1,24 @@
+// RunMemoryNode: the `remora memory-node` process from start to exit.
+//
+// Creates the PageStore, listens on TCP (and on the unix socket for
+// shared-memory clients if configured), prints exactly one line on stdout
+//   remora memory-node ready tcp=HOST:PORT shm=PATH   (shm=- if none)
+// once it serves — launchers wait for it — and then serves until SIGTERM or
+// SIGINT, which end it cleanly (exit status 0).
+//
+// Without a secret file the node generates a secret and writes it, mode 0600,
+// to $XDG_RUNTIME_DIR/remora-memnode-<port>.secret (or /tmp/ when that is not
+// set), logs the path, and removes the file when it exits.
+//
+// Nothing is written to stdout after the ready line: launchers may have
+// stopped reading it.
+#pragma once
+
+#include "memory-node/config.h"
+
+namespace remora {
+
+// Returns the process exit status.
+int RunMemoryNode(const MemoryNodeConfig& config);
+
+}  // namespace remora
