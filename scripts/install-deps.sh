@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libtomlplusplus-dev     # configuration files
   libcli11-dev            # command-line parsing
+  nlohmann-json3-dev      # reading stats snapshots back (remora stats, tests)
   libssl-dev              # HMAC-SHA256 peer authentication (libcrypto)
   libmimalloc-dev         # the allocator preloaded under programs
   libibverbs-dev rdma-core ibverbs-providers

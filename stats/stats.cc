@@ -103,7 +103,11 @@ HistogramSnapshot Histogram::Snapshot() const {
 }
 
 std::uint64_t HistogramSnapshot::Percentile(double p) const {
-  if (count == 0 || buckets.empty()) return 0;
+  if (count == 0) return 0;
+  if (buckets.empty()) {
+    auto it = quantiles.lower_bound(p);
+    return it == quantiles.end() ? max : it->second;
+  }
   std::uint64_t total = 0;
   for (const auto& [ub, c] : buckets) total += c;  // bucket counts may lag `count`
   double rank = p / 100.0 * static_cast<double>(total);

@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "remora/status.h"
+
 namespace remora {
 
 namespace stats_internal {
@@ -78,6 +80,8 @@ struct HistogramSnapshot {
   std::string unit;  // "ns", "bytes", ...
   // Bucket upper bounds and counts (non-empty buckets only), for percentiles.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> buckets;
+  // Only in snapshots parsed from JSON (no buckets there): p50, p90, p99.
+  std::map<double, std::uint64_t> quantiles;
 
   // Upper bound of the bucket holding the p-th percentile (0 < p <= 100),
   // clamped to [min, max]. Relative error of the bucketing is < 1/16.
@@ -136,6 +140,10 @@ struct StatsSnapshot {
   std::string ToJson() const;
   // Prometheus text exposition format, metric names prefixed "remora_".
   std::string ToPrometheus() const;
+  // Parses what ToJson() produced (e.g. a --stats-json file or a remote
+  // node's snapshot). Bucket detail is not in the JSON, so a parsed histogram
+  // answers Percentile() for 50/90/99 only, from the stored values.
+  static Status FromJson(const std::string& json, StatsSnapshot* out);
   std::int64_t Counter(const std::string& name) const {
     auto it = counters.find(name);
     return it == counters.end() ? 0 : it->second;

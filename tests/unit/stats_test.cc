@@ -116,3 +116,36 @@ TEST(StatsTest, ShardsDoNotShareCacheLines) {
 
 }  // namespace
 }  // namespace remora
+
+namespace remora {
+namespace {
+
+TEST(StatsTest, JsonRoundTrip) {
+  StatsRegistry reg;
+  reg.GetCounter("nr_pgfault")->Add(42);
+  reg.GetGauge("memnode_pages_used")->Add(-3);
+  auto* h = reg.GetHistogram("fault_service_ns");
+  for (int i = 1; i <= 100; ++i) h->Record(static_cast<std::uint64_t>(i) * 1000);
+  auto snap = reg.Snapshot();
+  StatsSnapshot back;
+  ASSERT_TRUE(StatsSnapshot::FromJson(snap.ToJson(), &back).ok());
+  EXPECT_EQ(back.Counter("nr_pgfault"), 42);
+  EXPECT_EQ(back.Counter("memnode_pages_used"), -3);
+  const auto& hb = back.histograms.at("fault_service_ns");
+  const auto& ho = snap.histograms.at("fault_service_ns");
+  EXPECT_EQ(hb.count, 100u);
+  EXPECT_EQ(hb.max, ho.max);
+  EXPECT_EQ(hb.Percentile(50), ho.Percentile(50));
+  EXPECT_EQ(hb.Percentile(99), ho.Percentile(99));
+}
+
+TEST(StatsTest, FromJsonRejectsGarbage) {
+  StatsSnapshot s;
+  EXPECT_EQ(StatsSnapshot::FromJson("{not json", &s).code(), Code::kBadRequest);
+  EXPECT_EQ(StatsSnapshot::FromJson("{\"histograms\": {}}", &s).code(), Code::kBadRequest);
+  EXPECT_EQ(StatsSnapshot::FromJson("{\"counters\": {\"x\": \"y\"}}", &s).code(),
+            Code::kBadRequest);
+}
+
+}  // namespace
+}  // namespace remora
