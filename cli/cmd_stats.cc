@@ -1,0 +1,88 @@
+// remora stats: print a running daemon's counters and histograms.
+//
+// Today the daemon is a memory node (over TCP or its unix socket); the
+// processor manager answers the same request once it exists.
+#include <cstdio>
+
+#include "cli/command.h"
+#include "net/auth.h"
+#include "remora/stats.h"
+#include "remora/transport.h"
+
+namespace remora::cli {
+namespace {
+
+struct StatsArgs {
+  std::string memory_node;
+  std::string shm;
+  std::string secret_file;
+  bool json = false;
+  bool prometheus = false;
+  int timeout_ms = 5000;
+};
+
+int RunStats(const StatsArgs& a) {
+  TransportOptions o;
+  if (!a.shm.empty()) {
+    o.kind = TransportKind::kShm;
+    o.address = a.shm;
+  } else {
+    o.kind = TransportKind::kTcp;
+    o.address = a.memory_node;
+  }
+  o.timeout_ms = a.timeout_ms;
+  Status st = auth::LoadSecretFile(a.secret_file, &o.secret);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+    return 2;
+  }
+  auto t = ConnectTransport(o, &st);
+  if (!t) {
+    std::fprintf(stderr, "remora stats: cannot reach %s: %s\n", o.address.c_str(),
+                 st.ToString().c_str());
+    return 1;
+  }
+  std::string json;
+  st = t->RemoteStatsJson(&json);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  if (a.json) {
+    std::fputs(json.c_str(), stdout);
+    if (json.empty() || json.back() != '\n') std::fputc('\n', stdout);
+    return 0;
+  }
+  StatsSnapshot snap;
+  st = StatsSnapshot::FromJson(json, &snap);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  std::fputs(a.prometheus ? snap.ToPrometheus().c_str() : snap.ToTable().c_str(), stdout);
+  return 0;
+}
+
+CommandRegistration reg("stats", [](CLI::App& app) {
+  auto args = std::make_shared<StatsArgs>();
+  auto* sub = app.add_subcommand("stats", "Print a running memory node's counters and histograms");
+  auto* mn = sub->add_option("--memory-node", args->memory_node, "memory node HOST:PORT (TCP)");
+  auto* shm = sub->add_option("--shm", args->shm, "memory node unix socket (shared memory)");
+  mn->excludes(shm);
+  sub->add_option("--secret-file", args->secret_file, "file holding the shared secret")
+      ->required()
+      ->check(CLI::ExistingFile);
+  auto* j = sub->add_flag("--json", args->json, "print JSON");
+  auto* p = sub->add_flag("--prometheus", args->prometheus, "print Prometheus text format");
+  j->excludes(p);
+  sub->add_option("--timeout-ms", args->timeout_ms, "request timeout")->check(CLI::PositiveNumber);
+  AddLogLevelOption(sub);
+  sub->callback([args] {
+    if (args->memory_node.empty() && args->shm.empty())
+      throw CLI::RequiredError("--memory-node or --shm");
+    SetExitCode(RunStats(*args));
+  });
+});
+
+}  // namespace
+}  // namespace remora::cli
