@@ -1,0 +1,157 @@
+#include "processor/paged_region.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace remora {
+
+PagedRegion::PagedRegion(const PagedRegionOptions& options)
+    : opts_(options),
+      sink_(options.transport),
+      nr_pgfault_(options.stats->GetCounter("nr_pgfault", "page faults (pcache misses)")),
+      fault_service_ns_(options.stats->GetHistogram(
+          "fault_service_ns", "ns", "time to serve a pcache miss, fill to ready")) {}
+
+Status PagedRegion::Create(const PagedRegionOptions& options, std::unique_ptr<PagedRegion>* out) {
+  if (!options.transport || !options.stats)
+    return {Code::kInvalidArgument, "PagedRegion needs a transport and a stats registry"};
+  if (!PageAligned(options.base) || options.length == 0)
+    return {Code::kInvalidArgument, "PagedRegion needs a page-aligned base and a length"};
+  std::unique_ptr<PagedRegion> r(new PagedRegion(options));
+  r->opts_.length = PageUp(options.length);
+
+  VictimCacheOptions vo;
+  vo.entries = options.victim_entries;
+  vo.sink = &r->sink_;
+  vo.stats = options.stats;
+  if (options.victim_entries > 0) REMORA_RETURN_IF_ERROR(VictimCache::Create(vo, &r->victim_));
+
+  PcacheOptions po;
+  po.victim = r->victim_.get();
+  po.sink = &r->sink_;
+  po.stats = options.stats;
+  PagedRegion* self = r.get();
+  // No process maps these lines: unmapping is only the pcache's own rmap
+  // removal, and the data is in the frame array.
+  po.hooks.unmap = [](LineId, const Rmap&, bool*) { return Status::Ok(); };
+  po.hooks.copy_out = [self](LineId line, void* dst) {
+    std::memcpy(dst, self->frames_.get() + std::size_t{line} * kPageSize, kPageSize);
+    return Status::Ok();
+  };
+  REMORA_RETURN_IF_ERROR(Pcache::Create(options.pcache, std::move(po), &r->pcache_));
+  r->frames_.reset(new std::byte[std::size_t{r->pcache_->geometry().nr_lines()} * kPageSize]);
+
+  REMORA_RETURN_IF_ERROR(options.transport->CreateSpace(options.asid));
+  Status st = options.transport->RegisterRange(options.asid, options.base, r->opts_.length);
+  if (!st.ok()) {
+    (void)options.transport->DestroySpace(options.asid);
+    return st;
+  }
+  *out = std::move(r);
+  return Status::Ok();
+}
+
+PagedRegion::~PagedRegion() {
+  if (!released_) (void)Release();
+}
+
+Status PagedRegion::FillLine(const PageKey& key, LineId line) {
+  std::byte* frame = frames_.get() + std::size_t{line} * kPageSize;
+  bool dirty = false;
+  if (victim_ && victim_->Take(key, frame, &dirty)) {
+    pcache_->CompleteFill(line, FillSource::kVictim);
+    if (dirty) pcache_->SetDirty(key);
+    return Status::Ok();
+  }
+  bool written;
+  {
+    std::lock_guard lk(written_mu_);
+    written = written_.count(key.uva) != 0;
+  }
+  if (!written) {
+    std::memset(frame, 0, kPageSize);
+    pcache_->CompleteFill(line, FillSource::kZero);
+    return Status::Ok();
+  }
+  bool present = false;
+  Status st = opts_.transport->ReadPage(key.asid, key.uva, frame, &present);
+  if (!st.ok()) {
+    pcache_->AbortFill(line);
+    return st;
+  }
+  pcache_->CompleteFill(line, FillSource::kMemory);
+  return Status::Ok();
+}
+
+Status PagedRegion::Acquire(std::uint64_t page, bool write, LineId* line) {
+  const PageKey key{opts_.asid, page};
+  for (;;) {
+    if (pcache_->Pin(key, line)) {
+      // The load/store itself is the access: record it exactly.
+      pcache_->Touch(*line);
+      if (write) {
+        {
+          std::lock_guard lk(written_mu_);
+          written_.insert(page);
+        }
+        pcache_->SetDirty(key);
+      }
+      return Status::Ok();
+    }
+    nr_pgfault_->Inc();
+    ScopedLatency t(fault_service_ns_);
+    FillResult fr;
+    REMORA_RETURN_IF_ERROR(pcache_->Fill(key, &fr));
+    if (fr.allocated) REMORA_RETURN_IF_ERROR(FillLine(key, fr.line));
+    // Loop: pin the now-resident line (it may be evicted again in between,
+    // which only costs another fill).
+  }
+}
+
+Status PagedRegion::Read(std::uint64_t uva, void* dst, std::size_t len) {
+  if (uva < opts_.base || uva + len > opts_.base + opts_.length)
+    return {Code::kInvalidArgument, "read outside the region"};
+  auto* out = static_cast<std::byte*>(dst);
+  while (len > 0) {
+    std::uint64_t page = PageDown(uva);
+    std::size_t off = uva - page;
+    std::size_t n = std::min(len, kPageSize - off);
+    LineId line;
+    REMORA_RETURN_IF_ERROR(Acquire(page, false, &line));
+    std::memcpy(out, frames_.get() + std::size_t{line} * kPageSize + off, n);
+    pcache_->Unpin(line);
+    out += n;
+    uva += n;
+    len -= n;
+  }
+  return Status::Ok();
+}
+
+Status PagedRegion::Write(std::uint64_t uva, const void* src, std::size_t len) {
+  if (uva < opts_.base || uva + len > opts_.base + opts_.length)
+    return {Code::kInvalidArgument, "write outside the region"};
+  auto* in = static_cast<const std::byte*>(src);
+  while (len > 0) {
+    std::uint64_t page = PageDown(uva);
+    std::size_t off = uva - page;
+    std::size_t n = std::min(len, kPageSize - off);
+    LineId line;
+    REMORA_RETURN_IF_ERROR(Acquire(page, true, &line));
+    std::memcpy(frames_.get() + std::size_t{line} * kPageSize + off, in, n);
+    pcache_->Unpin(line);
+    in += n;
+    uva += n;
+    len -= n;
+  }
+  return Status::Ok();
+}
+
+Status PagedRegion::Release() {
+  if (released_) return Status::Ok();
+  released_ = true;
+  pcache_->RemoveSpace(opts_.asid);
+  if (victim_) victim_->DropSpace(opts_.asid);
+  return opts_.transport->DestroySpace(opts_.asid);
+}
+
+}  // namespace remora
