@@ -1,0 +1,308 @@
+// The victim cache on its own, writing into a real in-memory sink.
+#include "processor/victim_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "processor/memory_writeback_sink.h"
+
+namespace remora {
+namespace {
+
+using namespace std::chrono_literals;
+using Buf = std::array<std::byte, kPageSize>;
+
+Buf Pattern(std::uint32_t seed) {
+  Buf b;
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& c : b) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<std::byte>(x);
+  }
+  return b;
+}
+
+PageKey Key(std::uint64_t vpn, Asid asid = 1) { return {asid, vpn << kPageShift}; }
+
+void WaitFor(const std::function<bool()>& cond) {
+  for (int i = 0; i < 5000 && !cond(); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(cond());
+}
+
+class VictimCacheTest : public ::testing::Test {
+ protected:
+  void Make(std::uint32_t entries) {
+    VictimCacheOptions o;
+    o.entries = entries;
+    o.sink = &sink;
+    o.stats = &stats;
+    o.retry_backoff = 1ms;
+    o.max_retry_backoff = 5ms;
+    ASSERT_TRUE(VictimCache::Create(o, &vc).ok());
+  }
+  Status Put(const PageKey& k, std::uint32_t seed, bool dirty) {
+    Buf b = Pattern(seed);
+    const Rmap owners[] = {k};
+    return vc->Insert(owners, dirty, b.data());
+  }
+  std::int64_t Count(const char* name) { return stats.Snapshot().Counter(name); }
+
+  MemoryWritebackSink sink;
+  StatsRegistry stats;
+  std::unique_ptr<VictimCache> vc;
+};
+
+TEST_F(VictimCacheTest, CreateChecksOptions) {
+  VictimCacheOptions o;
+  o.sink = &sink;
+  o.entries = 0;
+  EXPECT_EQ(VictimCache::Create(o, &vc).code(), Code::kInvalidArgument);
+  o.entries = 4;
+  o.sink = nullptr;
+  EXPECT_EQ(VictimCache::Create(o, &vc).code(), Code::kInvalidArgument);
+}
+
+TEST_F(VictimCacheTest, HitCopiesDataOutAndRemovesTheEntry) {
+  Make(4);
+  ASSERT_TRUE(Put(Key(1), 1, false).ok());
+  EXPECT_TRUE(vc->Contains(Key(1)));
+  EXPECT_EQ(vc->used(), 1u);
+  Buf got;
+  bool dirty = true;
+  ASSERT_TRUE(vc->Take(Key(1), got.data(), &dirty));
+  EXPECT_EQ(got, Pattern(1));
+  EXPECT_FALSE(dirty);
+  EXPECT_FALSE(vc->Contains(Key(1)));
+  EXPECT_EQ(vc->used(), 0u);
+  EXPECT_FALSE(vc->Take(Key(1), got.data(), &dirty));
+  EXPECT_FALSE(vc->Take(Key(1, 2), got.data(), &dirty));  // other address space
+  EXPECT_EQ(Count("nr_victim_hit"), 1);
+  EXPECT_EQ(Count("nr_victim_miss"), 2);
+  EXPECT_EQ(Count("victim_entries_used"), 0);
+}
+
+TEST_F(VictimCacheTest, UnflushedHitIsDirtyAndNeverWritten) {
+  Make(4);
+  sink.Pause();
+  ASSERT_TRUE(Put(Key(1), 1, true).ok());   // the flush thread blocks on this one
+  WaitFor([&] { return sink.blocked_writers() == 1; });
+  ASSERT_TRUE(Put(Key(2), 2, true).ok());   // waits in the queue
+  Buf got;
+  bool dirty = false;
+  ASSERT_TRUE(vc->Take(Key(2), got.data(), &dirty));
+  EXPECT_TRUE(dirty);  // the caller's line now holds the only new copy
+  EXPECT_EQ(got, Pattern(2));
+  ASSERT_TRUE(vc->Take(Key(1), got.data(), &dirty));
+  EXPECT_TRUE(dirty);  // being written, not known to be written
+  sink.Resume();
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.WritesOf(Key(2)), 0u);
+  EXPECT_EQ(vc->used(), 0u);  // freed when its write returned
+}
+
+TEST_F(VictimCacheTest, SharedEntryStaysUntilEveryOwnerLeft) {
+  Make(4);
+  Buf b = Pattern(7);
+  const Rmap owners[] = {Key(3, 10), Key(3, 11)};
+  ASSERT_TRUE(vc->Insert(owners, true, b.data()).ok());
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.writes(), 1u);
+  Buf got;
+  EXPECT_TRUE(sink.Read(Key(3, 11), got.data()));
+  EXPECT_EQ(got, b);
+  bool dirty;
+  ASSERT_TRUE(vc->Take(Key(3, 10), got.data(), &dirty));
+  EXPECT_EQ(got, b);
+  EXPECT_FALSE(vc->Contains(Key(3, 10)));
+  EXPECT_TRUE(vc->Contains(Key(3, 11)));
+  EXPECT_EQ(vc->used(), 1u);
+  ASSERT_TRUE(vc->Take(Key(3, 11), got.data(), &dirty));
+  EXPECT_EQ(vc->used(), 0u);
+}
+
+TEST_F(VictimCacheTest, ReplacesOldestFlushedEntryFirst) {
+  Make(3);
+  ASSERT_TRUE(Put(Key(1), 1, false).ok());
+  ASSERT_TRUE(Put(Key(2), 2, false).ok());
+  ASSERT_TRUE(Put(Key(3), 3, false).ok());
+  ASSERT_TRUE(Put(Key(4), 4, false).ok());
+  EXPECT_FALSE(vc->Contains(Key(1)));
+  EXPECT_TRUE(vc->Contains(Key(2)) && vc->Contains(Key(3)) && vc->Contains(Key(4)));
+  EXPECT_EQ(Count("nr_victim_eviction_succeed"), 1);
+}
+
+TEST_F(VictimCacheTest, FifoSkipsEntriesNotYetFlushed) {
+  Make(3);
+  sink.Pause();
+  ASSERT_TRUE(Put(Key(1), 1, false).ok());
+  ASSERT_TRUE(Put(Key(2), 2, true).ok());  // stuck in write-back
+  ASSERT_TRUE(Put(Key(3), 3, false).ok());
+  ASSERT_TRUE(Put(Key(4), 4, false).ok());  // replaces 1, the oldest flushed
+  EXPECT_FALSE(vc->Contains(Key(1)));
+  ASSERT_TRUE(Put(Key(5), 5, false).ok());  // replaces 3: 2 is not flushed
+  EXPECT_FALSE(vc->Contains(Key(3)));
+  EXPECT_TRUE(vc->Contains(Key(2)));
+  sink.Resume();
+  ASSERT_TRUE(vc->Flush().ok());
+  ASSERT_TRUE(Put(Key(6), 6, false).ok());  // now 2 is the oldest flushed
+  EXPECT_FALSE(vc->Contains(Key(2)));
+  EXPECT_EQ(sink.WritesOf(Key(2)), 1u);
+}
+
+TEST_F(VictimCacheTest, FlushWritesEveryDirtyPageExactlyOnceByteExact) {
+  Make(16);
+  for (std::uint32_t i = 0; i < 12; ++i) ASSERT_TRUE(Put(Key(i), 100 + i, i % 4 != 0).ok());
+  ASSERT_TRUE(vc->Flush().ok());
+  for (std::uint32_t i = 0; i < 12; ++i) {
+    Buf got;
+    if (i % 4 == 0) {
+      EXPECT_FALSE(sink.Contains(Key(i))) << "clean page " << i << " was written";
+      continue;
+    }
+    EXPECT_EQ(sink.WritesOf(Key(i)), 1u) << "page " << i;
+    ASSERT_TRUE(sink.Read(Key(i), got.data()));
+    EXPECT_EQ(got, Pattern(100 + i)) << "page " << i;
+  }
+  ASSERT_TRUE(vc->Flush().ok());
+  vc.reset();  // shutting down writes nothing more
+  EXPECT_EQ(sink.writes(), 9u);
+  EXPECT_EQ(Count("nr_victim_flush_submitted_dirty"), 9);
+  EXPECT_EQ(Count("nr_victim_flush_finished_dirty"), 9);
+}
+
+TEST_F(VictimCacheTest, FullOfDirtyDataInsertWaitsAndDropsNothing) {
+  Make(2);
+  sink.Pause();
+  ASSERT_TRUE(Put(Key(1), 1, true).ok());
+  ASSERT_TRUE(Put(Key(2), 2, true).ok());
+  auto third = std::async(std::launch::async, [&] { return Put(Key(3), 3, true); });
+  EXPECT_EQ(third.wait_for(50ms), std::future_status::timeout);
+  EXPECT_EQ(Count("nr_victim_insert_wait"), 1);
+  sink.Resume();
+  ASSERT_TRUE(third.get().ok());
+  ASSERT_TRUE(vc->Flush().ok());
+  for (std::uint32_t i = 1; i <= 3; ++i) {
+    Buf got;
+    ASSERT_TRUE(sink.Read(Key(i), got.data())) << "page " << i << " was dropped";
+    EXPECT_EQ(got, Pattern(i));
+    EXPECT_EQ(sink.WritesOf(Key(i)), 1u);
+  }
+}
+
+TEST_F(VictimCacheTest, FailingWriteBackRefusesInsertAndRetriesLater) {
+  Make(1);
+  sink.SetFailing(true);
+  ASSERT_TRUE(Put(Key(1), 1, true).ok());
+  Status st = Put(Key(2), 2, true);
+  EXPECT_EQ(st.code(), Code::kIoError) << st.ToString();
+  EXPECT_EQ(Count("nr_victim_insert_failed"), 1);
+  EXPECT_GE(Count("nr_victim_flush_failed"), 1);
+  EXPECT_TRUE(vc->Contains(Key(1)));  // kept, still dirty
+  EXPECT_EQ(vc->Flush().code(), Code::kIoError);
+
+  sink.SetFailing(false);
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.WritesOf(Key(1)), 1u);
+  ASSERT_TRUE(Put(Key(2), 2, true).ok());  // replaces the flushed page 1
+  ASSERT_TRUE(vc->Flush().ok());
+  Buf got;
+  ASSERT_TRUE(sink.Read(Key(1), got.data()));
+  EXPECT_EQ(got, Pattern(1));
+}
+
+TEST_F(VictimCacheTest, OneFailedWriteIsRetried) {
+  Make(4);
+  sink.FailNextWrites(1);
+  ASSERT_TRUE(Put(Key(1), 1, true).ok());
+  WaitFor([&] { return sink.WritesOf(Key(1)) == 1; });
+  EXPECT_EQ(Count("nr_victim_flush_failed"), 1);
+  EXPECT_EQ(Count("nr_victim_flush_submitted_dirty"), 2);
+  EXPECT_EQ(Count("nr_victim_flush_finished_dirty"), 1);
+}
+
+TEST_F(VictimCacheTest, ForkDuringWriteBackRedirtiesTheEntry) {
+  Make(4);
+  sink.Pause();
+  ASSERT_TRUE(Put(Key(1, 10), 1, true).ok());
+  WaitFor([&] { return sink.blocked_writers() == 1; });  // writing for asid 10 only
+  vc->ShareSpace(10, 11);
+  EXPECT_TRUE(vc->Contains(Key(1, 11)));
+  sink.Resume();
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.WritesOf(Key(1, 11)), 1u);  // the child's copy was written too
+  EXPECT_EQ(sink.WritesOf(Key(1, 10)), 2u);
+  Buf got;
+  bool dirty;
+  ASSERT_TRUE(vc->Take(Key(1, 11), got.data(), &dirty));
+  EXPECT_EQ(got, Pattern(1));
+  EXPECT_FALSE(dirty);
+}
+
+TEST_F(VictimCacheTest, ForkSharesFlushedAndQueuedEntries) {
+  Make(4);
+  ASSERT_TRUE(Put(Key(1, 10), 1, false).ok());
+  ASSERT_TRUE(Put(Key(2, 10), 2, false).ok());
+  ASSERT_TRUE(Put(Key(3, 12), 3, false).ok());
+  vc->ShareSpace(10, 11);
+  EXPECT_TRUE(vc->Contains(Key(1, 11)));
+  EXPECT_TRUE(vc->Contains(Key(2, 11)));
+  EXPECT_FALSE(vc->Contains(Key(3, 11)));
+  EXPECT_EQ(vc->used(), 3u);
+}
+
+TEST_F(VictimCacheTest, DropForgetsWithoutWriting) {
+  Make(8);
+  sink.Pause();
+  ASSERT_TRUE(Put(Key(9, 3), 9, true).ok());  // blocks the flush thread
+  WaitFor([&] { return sink.blocked_writers() == 1; });
+  ASSERT_TRUE(Put(Key(1, 1), 1, true).ok());
+  ASSERT_TRUE(Put(Key(2, 2), 2, true).ok());
+  ASSERT_TRUE(Put(Key(3, 1), 3, true).ok());
+  EXPECT_EQ(vc->DropSpace(1), 2u);
+  EXPECT_TRUE(vc->Drop(Key(2, 2)));
+  EXPECT_FALSE(vc->Drop(Key(2, 2)));
+  sink.Resume();
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.writes(), 1u);  // only the page that was already being written
+  EXPECT_EQ(vc->used(), 1u);
+}
+
+TEST_F(VictimCacheTest, NewerCopyOfAPageSupersedesTheOlder) {
+  Make(4);
+  ASSERT_TRUE(Put(Key(1), 1, false).ok());
+  ASSERT_TRUE(Put(Key(1), 2, true).ok());
+  EXPECT_EQ(vc->used(), 1u);
+  Buf got;
+  bool dirty;
+  ASSERT_TRUE(vc->Take(Key(1), got.data(), &dirty));
+  EXPECT_EQ(got, Pattern(2));
+  EXPECT_FALSE(vc->Contains(Key(1)));
+}
+
+TEST_F(VictimCacheTest, CopyFailureLeavesNoEntry) {
+  Make(2);
+  const Rmap owners[] = {Key(1)};
+  Status st = vc->Insert(owners, true, [](void*) { return Status(Code::kIoError, "gone"); });
+  EXPECT_EQ(st.code(), Code::kIoError);
+  EXPECT_EQ(vc->used(), 0u);
+  EXPECT_FALSE(vc->Contains(Key(1)));
+}
+
+TEST_F(VictimCacheTest, ShutdownWritesWhatIsStillDirty) {
+  Make(8);
+  sink.Pause();
+  for (std::uint32_t i = 0; i < 5; ++i) ASSERT_TRUE(Put(Key(i), i, true).ok());
+  sink.Resume();
+  vc.reset();
+  for (std::uint32_t i = 0; i < 5; ++i) EXPECT_EQ(sink.WritesOf(Key(i)), 1u) << "page " << i;
+  EXPECT_EQ(Count("victim_entries_used"), 0);
+}
+
+}  // namespace
+}  // namespace remora
