@@ -1,0 +1,73 @@
+// Reverse-map maintenance: sharing a line after fork, unmapping pages, and
+// tearing down an address space.
+#include <cassert>
+
+#include "processor/pcache.h"
+
+namespace remora {
+
+Status Pcache::AddRmap(const PageKey& existing, const Rmap& added, bool* found) {
+  *found = false;
+  if (!PageAligned(added.uva) || !PageAligned(existing.uva)) {
+    return {Code::kInvalidArgument, "rmap addresses must be page aligned"};
+  }
+  const std::uint32_t set = geometry_.SetIndex(existing.uva);
+  // Lookups scan only the set of a page's uva, so every mapping of a line
+  // must index the line's own set.
+  if (geometry_.SetIndex(added.uva) != set) {
+    return {Code::kInvalidArgument, "a line can only be mapped at addresses of its own set"};
+  }
+  std::unique_lock lk(sets_[set].mu);
+  PcacheLine* l = FindSettledLocked(set, existing, lk);
+  if (l == nullptr) return Status::Ok();
+  *found = true;
+  if (PcacheLine* other = FindLocked(set, added)) {
+    if (other == l) return Status::Ok();  // already shared
+    return {Code::kInvalidArgument, "page is already mapped by another pcache line"};
+  }
+  l->rmaps.Add(added);
+  return Status::Ok();
+}
+
+RemoveResult Pcache::RemoveRmap(const PageKey& key) {
+  const std::uint32_t set = geometry_.SetIndex(key.uva);
+  PcacheSet& s = sets_[set];
+  std::unique_lock lk(s.mu);
+  PcacheLine* l = FindSettledLocked(set, key, lk);
+  if (l == nullptr) return RemoveResult::kNotMapped;
+  l->rmaps.Remove(key);
+  return FreeIfUnusedLocked(s, *l) ? RemoveResult::kFreed : RemoveResult::kRemoved;
+}
+
+std::size_t Pcache::RemoveSpace(Asid asid) {
+  std::size_t removed = 0;
+  for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
+    PcacheSet& s = sets_[set];
+    std::unique_lock lk(s.mu);
+    const LineId first = geometry_.FirstLineOfSet(set);
+    for (LineId id = first; id < first + geometry_.ways();) {
+      PcacheLine& l = lines_[id];
+      if (!l.Test(kLineValid) || !l.rmaps.ContainsSpace(asid)) {
+        ++id;
+        continue;
+      }
+      if (l.Test(kLineReclaim)) {
+        // Let the eviction finish, so its data reaches the victim cache
+        // before the caller drops this space there.
+        s.cv.wait(lk);
+        continue;  // recheck the same line
+      }
+      removed += l.rmaps.RemoveSpace(asid);
+      FreeIfUnusedLocked(s, l);
+      ++id;
+    }
+  }
+  return removed;
+}
+
+void Pcache::WalkRmaps(LineId line, const std::function<void(const Rmap&)>& fn) {
+  std::lock_guard lk(SetOf(line).mu);
+  Line(line).rmaps.Walk(fn);
+}
+
+}  // namespace remora

@@ -1,0 +1,305 @@
+// Eviction outcomes (succeed, busy, failure), where evicted data goes, and
+// faults racing with an eviction of the same page.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "pcache_test_util.h"
+
+namespace remora {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::AllBytes;
+using testing::Page;
+using testing::PcacheRig;
+using testing::RigConfig;
+
+TEST(PcacheEvict, SucceedUnmapsAndFreesTheLine) {
+  PcacheRig rig;
+  for (int p = 0; p < 4; ++p) rig.Load(Page(p));
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 1);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 1);
+  EXPECT_EQ(rig.pcache->lines_used(), 3u);
+  ASSERT_EQ(rig.Unmapped().size(), 1u);
+  EXPECT_EQ(rig.Unmapped()[0].second, Page(0));
+  EXPECT_FALSE(rig.pcache->Lookup(Page(0)));
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+TEST(PcacheEvict, EmptySetHasNothingToEvict) {
+  PcacheRig rig;
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kEmpty);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 0);
+  rig.Load(Page(0));
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kEmpty);
+}
+
+TEST(PcacheEvict, DirtyLineGoesToVictimAndComesBack) {
+  PcacheRig rig;
+  rig.sink.Pause();  // keep the victim dirty
+  rig.Load(Page(0), 0xab);
+  for (int p = 1; p < 4; ++p) rig.Load(Page(p));
+  rig.Load(Page(4));  // evicts page 0
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_to_victim"), 1);
+  EXPECT_TRUE(rig.victim->Contains(Page(0)));
+
+  LineId line = rig.Load(Page(0));  // evicts page 1 (clean, dropped)
+  EXPECT_TRUE(AllBytes(rig.frames[line].data(), std::byte{0xab}));
+  EXPECT_EQ(rig.Count("nr_pcache_fill_from_victim"), 1);
+  EXPECT_EQ(rig.Count("nr_victim_hit"), 1);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_clean_dropped"), 1);
+  EXPECT_FALSE(rig.victim->Contains(Page(0)));  // exclusive
+  // The victim was not known to be written back: the line is dirty again.
+  EXPECT_TRUE(rig.pcache->Inspect(line).flags & kLineDirty);
+  rig.sink.Resume();
+  ASSERT_TRUE(rig.victim->Flush().ok());
+}
+
+TEST(PcacheEvict, FlushedVictimComesBackClean) {
+  PcacheRig rig;
+  rig.Load(Page(0), 0xab);
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  ASSERT_TRUE(rig.victim->Flush().ok());
+  EXPECT_EQ(rig.sink.WritesOf(Page(0)), 1u);
+  LineId line = rig.Load(Page(0));
+  EXPECT_TRUE(AllBytes(rig.frames[line].data(), std::byte{0xab}));
+  EXPECT_EQ(rig.Count("nr_pcache_fill_from_victim"), 1);
+  EXPECT_FALSE(rig.pcache->Inspect(line).flags & kLineDirty);
+}
+
+TEST(PcacheEvict, CleanLineIsDropped) {
+  PcacheRig rig;
+  for (int p = 0; p < 5; ++p) rig.Load(Page(p));
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_clean_dropped"), 1);
+  EXPECT_EQ(rig.victim->used(), 0u);
+  EXPECT_EQ(rig.sink.writes(), 0u);
+}
+
+TEST(PcacheEvict, CleanLineKeptWhenAsked) {
+  PcacheRig rig(RigConfig{.victim_clean = true});
+  for (int p = 0; p < 5; ++p) rig.Load(Page(p));
+  EXPECT_TRUE(rig.victim->Contains(Page(0)));
+  rig.Load(Page(0));
+  EXPECT_EQ(rig.Count("nr_pcache_fill_from_victim"), 1);
+  ASSERT_TRUE(rig.victim->Flush().ok());
+  EXPECT_EQ(rig.sink.writes(), 0u);  // clean data is never written back
+}
+
+TEST(PcacheEvict, WithoutVictimCacheDirtyDataIsWrittenAtEviction) {
+  PcacheRig rig(RigConfig{.victim_entries = 0});
+  rig.Load(Page(0), 0x5a);
+  for (int p = 1; p < 5; ++p) rig.Load(Page(p));
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_writeback_sync"), 1);
+  std::array<std::byte, kPageSize> got;
+  ASSERT_TRUE(rig.sink.Read(Page(0), got.data()));
+  EXPECT_TRUE(AllBytes(got.data(), std::byte{0x5a}));
+  LineId line = rig.Load(Page(0));
+  EXPECT_TRUE(AllBytes(rig.frames[line].data(), std::byte{0x5a}));
+  EXPECT_EQ(rig.Count("nr_pcache_fill_from_memory"), 1);
+}
+
+TEST(PcacheEvict, DirtiedReportedByUnmapIsWrittenBack) {
+  PcacheRig rig;
+  LineId line = rig.Load(Page(0));
+  rig.frames[line].fill(std::byte{0x77});  // written behind the pcache's back
+  rig.unmap_hook = [](LineId, const Rmap&, bool* dirtied) {
+    *dirtied = true;
+    return Status::Ok();
+  };
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  ASSERT_TRUE(rig.victim->Flush().ok());
+  std::array<std::byte, kPageSize> got;
+  ASSERT_TRUE(rig.sink.Read(Page(0), got.data()));
+  EXPECT_TRUE(AllBytes(got.data(), std::byte{0x77}));
+}
+
+TEST(PcacheEvict, BusyWhenEveryLineIsLocked) {
+  PcacheRig rig;  // 3 busy attempts before kBusy
+  std::vector<LineId> filling;
+  for (int p = 0; p < 4; ++p) {
+    FillResult r;
+    ASSERT_TRUE(rig.pcache->Fill(Page(p), &r).ok());
+    ASSERT_TRUE(r.allocated);
+    filling.push_back(r.line);  // line lock held: data "in flight"
+  }
+  FillResult r;
+  Status st = rig.pcache->Fill(Page(4), &r);
+  EXPECT_EQ(st.code(), Code::kBusy) << st.ToString();
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 3);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_eagain"), 3);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 0);
+  EXPECT_TRUE(rig.Unmapped().empty());
+
+  rig.pcache->CompleteFill(filling[2], FillSource::kZero);
+  ASSERT_TRUE(rig.pcache->Fill(Page(4), &r).ok());
+  EXPECT_TRUE(r.allocated);
+  EXPECT_EQ(rig.Unmapped().back().second, Page(2));  // the only idle line
+  rig.pcache->CompleteFill(r.line, FillSource::kZero);
+  for (LineId l : {filling[0], filling[1], filling[3]}) rig.pcache->CompleteFill(l, FillSource::kZero);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+TEST(PcacheEvict, BusyWhenPinnedOrUnderWriteback) {
+  PcacheRig rig;
+  std::vector<LineId> pins;
+  for (int p = 0; p < 4; ++p) rig.Load(Page(p), p);  // all dirty
+  for (int p = 0; p < 2; ++p) {
+    LineId l;
+    ASSERT_TRUE(rig.pcache->Pin(Page(p), &l));
+    pins.push_back(l);
+  }
+  std::vector<Rmap> owners;
+  LineId wb2, wb3;
+  ASSERT_TRUE(rig.pcache->BeginWriteback(Page(2), &wb2, &owners));
+  EXPECT_EQ(owners, std::vector<Rmap>{Page(2)});
+  ASSERT_TRUE(rig.pcache->BeginWriteback(Page(3), &wb3, &owners));
+  EXPECT_FALSE(rig.pcache->BeginWriteback(Page(3), &wb3, &owners));  // already going
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kBusy);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_eagain"), 1);
+
+  // A failed write-back leaves the line dirty; a good one leaves it clean.
+  rig.pcache->EndWriteback(wb2, Status(Code::kIoError, "lost"));
+  rig.pcache->EndWriteback(wb3, Status::Ok());
+  EXPECT_TRUE(rig.pcache->Inspect(wb2).flags & kLineDirty);
+  EXPECT_FALSE(rig.pcache->Inspect(wb3).flags & kLineDirty);
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  EXPECT_EQ(rig.Unmapped().back().second, Page(2));  // oldest idle line
+  for (LineId l : pins) rig.pcache->Unpin(l);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+TEST(PcacheEvict, UnmapFailureKeepsTheLine) {
+  PcacheRig rig;
+  for (int p = 0; p < 4; ++p) rig.Load(Page(p), 0x10 + p);
+  rig.unmap_hook = [](LineId, const Rmap& r, bool*) {
+    return r == Page(0) ? Status(Code::kDisconnected, "agent gone") : Status::Ok();
+  };
+  Status why;
+  EXPECT_EQ(rig.pcache->EvictOne(0, &why), EvictOutcome::kFailed);
+  EXPECT_EQ(why.code(), Code::kDisconnected);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_failure"), 1);
+  auto line = rig.pcache->Lookup(Page(0));
+  ASSERT_TRUE(line);
+  EXPECT_TRUE(rig.pcache->Inspect(*line).flags & kLineDirty);
+  EXPECT_EQ(rig.victim->used(), 0u);
+  // It went back as most recently used: the next eviction takes page 1.
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  EXPECT_EQ(rig.Unmapped().back().second, Page(1));
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+TEST(PcacheEvict, FillReportsEvictionFailure) {
+  PcacheRig rig;
+  for (int p = 0; p < 4; ++p) rig.Load(Page(p));
+  rig.unmap_hook = [](LineId, const Rmap&, bool*) { return Status(Code::kTimeout, "slow"); };
+  FillResult r;
+  EXPECT_EQ(rig.pcache->Fill(Page(4), &r).code(), Code::kTimeout);
+  EXPECT_EQ(rig.pcache->lines_used(), 4u);
+}
+
+TEST(PcacheEvict, VictimInsertFailureKeepsDirtyData) {
+  PcacheRig rig(RigConfig{.victim_entries = 1});
+  rig.sink.SetFailing(true);
+  rig.Load(Page(0), 0x01);
+  rig.Load(Page(1), 0x02);
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);  // page 0 fills the victim cache
+  // The victim cache is full of dirty data it cannot write: page 1 stays.
+  Status why;
+  EXPECT_EQ(rig.pcache->EvictOne(0, &why), EvictOutcome::kFailed);
+  EXPECT_EQ(why.code(), Code::kIoError) << why.ToString();
+  auto line = rig.pcache->Lookup(Page(1));
+  ASSERT_TRUE(line);
+  EXPECT_TRUE(AllBytes(rig.frames[*line].data(), std::byte{0x02}));
+  EXPECT_TRUE(rig.victim->Contains(Page(0)));
+
+  rig.sink.SetFailing(false);
+  ASSERT_TRUE(rig.victim->Flush().ok());
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  ASSERT_TRUE(rig.victim->Flush().ok());
+  std::array<std::byte, kPageSize> got;
+  ASSERT_TRUE(rig.sink.Read(Page(0), got.data()));
+  EXPECT_TRUE(AllBytes(got.data(), std::byte{0x01}));
+  ASSERT_TRUE(rig.sink.Read(Page(1), got.data()));
+  EXPECT_TRUE(AllBytes(got.data(), std::byte{0x02}));
+}
+
+TEST(PcacheEvict, FaultWaitsForConcurrentEvictionOfSamePage) {
+  PcacheRig rig;
+  rig.Load(Page(0), 0xcd);
+  std::promise<void> in_unmap, release;
+  std::shared_future<void> release_f = release.get_future().share();
+  rig.unmap_hook = [&](LineId, const Rmap&, bool*) {
+    in_unmap.set_value();
+    release_f.wait();
+    return Status::Ok();
+  };
+  std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
+  in_unmap.get_future().wait();
+  EXPECT_FALSE(rig.pcache->Lookup(Page(0)));  // under reclaim: not a hit
+  auto fault = std::async(std::launch::async, [&] { return rig.Load(Page(0)); });
+  EXPECT_EQ(fault.wait_for(50ms), std::future_status::timeout);  // waits for the eviction
+  release.set_value();
+  evictor.join();
+  LineId line = fault.get();
+  EXPECT_TRUE(AllBytes(rig.frames[line].data(), std::byte{0xcd}));
+  EXPECT_EQ(rig.Count("nr_pgfault_due_to_concurrent_eviction"), 1);
+  EXPECT_EQ(rig.Count("nr_pcache_fill_from_victim"), 1);
+}
+
+TEST(PcacheEvict, ConcurrentFillsOfOnePageShareTheLine) {
+  PcacheRig rig;
+  FillResult first;
+  ASSERT_TRUE(rig.pcache->Fill(Page(3), &first).ok());
+  ASSERT_TRUE(first.allocated);
+  auto second = std::async(std::launch::async, [&] {
+    FillResult r;
+    EXPECT_TRUE(rig.pcache->Fill(Page(3), &r).ok());
+    return r;
+  });
+  EXPECT_EQ(second.wait_for(50ms), std::future_status::timeout);  // waits for the data
+  rig.pcache->CompleteFill(first.line, FillSource::kMemory);
+  FillResult r = second.get();
+  EXPECT_FALSE(r.allocated);
+  EXPECT_EQ(r.line, first.line);
+  EXPECT_EQ(rig.Count("nr_pcache_fill_from_memory"), 1);
+}
+
+TEST(PcacheEvict, AbortedFillFreesTheLineAndWaitersRetry) {
+  PcacheRig rig;
+  FillResult first;
+  ASSERT_TRUE(rig.pcache->Fill(Page(3), &first).ok());
+  auto second = std::async(std::launch::async, [&] {
+    FillResult r;
+    EXPECT_TRUE(rig.pcache->Fill(Page(3), &r).ok());
+    return r;
+  });
+  EXPECT_EQ(second.wait_for(20ms), std::future_status::timeout);
+  rig.pcache->AbortFill(first.line);
+  FillResult r = second.get();
+  EXPECT_TRUE(r.allocated);  // the waiter now owns a fresh fill
+  rig.pcache->CompleteFill(r.line, FillSource::kZero);
+  EXPECT_EQ(rig.Count("nr_pcache_fill_aborted"), 1);
+  EXPECT_EQ(rig.pcache->lines_used(), 1u);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+TEST(PcacheEvict, OutcomesAddUpToAttempts) {
+  PcacheRig rig(RigConfig{.capacity = 16 * kPageSize, .ways = 4});
+  for (int p = 0; p < 200; ++p) rig.Load(Page(p * 7 % 61), p % 3 == 0 ? p : -1);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"),
+            rig.Count("nr_pcache_eviction_succeed") + rig.Count("nr_pcache_eviction_eagain") +
+                rig.Count("nr_pcache_eviction_failure"));
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"),
+            rig.Count("nr_pcache_eviction_to_victim") +
+                rig.Count("nr_pcache_eviction_clean_dropped"));
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+}  // namespace
+}  // namespace remora

@@ -1,0 +1,180 @@
+// Reverse maps in the pcache: lines shared after fork, copy-on-write,
+// unmapping, address-space teardown and the leak check that follows it.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "pcache_test_util.h"
+
+namespace remora {
+namespace {
+
+using testing::AllBytes;
+using testing::Page;
+using testing::PcacheRig;
+using testing::RigConfig;
+
+constexpr Asid kParent = 10, kChild = 11;
+
+TEST(PcacheRmap, ForkSharesTheLine) {
+  PcacheRig rig;
+  LineId line = rig.Load(Page(5, kParent), 0x42);
+  bool found = false;
+  ASSERT_TRUE(rig.pcache->AddRmap(Page(5, kParent), Page(5, kChild), &found).ok());
+  EXPECT_TRUE(found);
+  EXPECT_EQ(rig.pcache->Lookup(Page(5, kChild)), line);
+  EXPECT_EQ(rig.pcache->Lookup(Page(5, kParent)), line);
+  LineInfo info = rig.pcache->Inspect(line);
+  EXPECT_EQ(info.mapcount, 2u);
+  EXPECT_EQ(info.refcount, 1u);
+  std::vector<Rmap> walked;
+  rig.pcache->WalkRmaps(line, [&](const Rmap& r) { walked.push_back(r); });
+  EXPECT_EQ(walked, (std::vector<Rmap>{Page(5, kParent), Page(5, kChild)}));
+  // Adding it again is harmless; a page not resident is reported.
+  ASSERT_TRUE(rig.pcache->AddRmap(Page(5, kParent), Page(5, kChild), &found).ok());
+  EXPECT_EQ(rig.pcache->Inspect(line).mapcount, 2u);
+  ASSERT_TRUE(rig.pcache->AddRmap(Page(6, kParent), Page(6, kChild), &found).ok());
+  EXPECT_FALSE(found);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+TEST(PcacheRmap, MappingMustStayInTheLinesSet) {
+  PcacheRig rig(RigConfig{.capacity = 8 * kPageSize, .ways = 4});  // 2 sets
+  rig.Load(Page(2, kParent));
+  bool found;
+  Status st = rig.pcache->AddRmap(Page(2, kParent), Page(3, kChild), &found);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  // Same set, other address: allowed (a moved mapping).
+  EXPECT_TRUE(rig.pcache->AddRmap(Page(2, kParent), Page(4, kChild), &found).ok());
+  EXPECT_TRUE(found);
+  // A page already held by another line cannot be mapped a second time.
+  rig.Load(Page(6, kChild));
+  st = rig.pcache->AddRmap(Page(2, kParent), Page(6, kChild), &found);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+}
+
+TEST(PcacheRmap, EvictingASharedLineUnmapsEveryMappingAndWritesOnce) {
+  PcacheRig rig;
+  rig.Load(Page(5, kParent), 0x42);
+  bool found;
+  ASSERT_TRUE(rig.pcache->AddRmap(Page(5, kParent), Page(5, kChild), &found).ok());
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+  auto unmapped = rig.Unmapped();
+  ASSERT_EQ(unmapped.size(), 2u);
+  EXPECT_EQ(unmapped[0].second, Page(5, kParent));
+  EXPECT_EQ(unmapped[1].second, Page(5, kChild));
+  EXPECT_EQ(unmapped[0].first, unmapped[1].first);
+
+  ASSERT_TRUE(rig.victim->Flush().ok());
+  EXPECT_EQ(rig.sink.writes(), 1u);  // one write-back names both owners
+  std::array<std::byte, kPageSize> got;
+  ASSERT_TRUE(rig.sink.Read(Page(5, kChild), got.data()));
+  EXPECT_TRUE(AllBytes(got.data(), std::byte{0x42}));
+  ASSERT_TRUE(rig.sink.Read(Page(5, kParent), got.data()));
+  EXPECT_TRUE(AllBytes(got.data(), std::byte{0x42}));
+
+  // Each side faults it back on its own; the entry lives until both did.
+  LineId child_line = rig.Load(Page(5, kChild));
+  EXPECT_TRUE(AllBytes(rig.frames[child_line].data(), std::byte{0x42}));
+  EXPECT_TRUE(rig.victim->Contains(Page(5, kParent)));
+  rig.Load(Page(5, kParent));
+  EXPECT_EQ(rig.victim->used(), 0u);
+  EXPECT_EQ(rig.Count("nr_victim_hit"), 2);
+}
+
+TEST(PcacheRmap, CopyOnWriteGivesTheWriterItsOwnLineInTheSameSet) {
+  PcacheRig rig(RigConfig{.capacity = 16 * kPageSize, .ways = 4});  // 4 sets
+  LineId shared = rig.Load(Page(9, kParent), 0x11);
+  bool found;
+  ASSERT_TRUE(rig.pcache->AddRmap(Page(9, kParent), Page(9, kChild), &found).ok());
+
+  // The child writes: keep the shared line while copying out of it.
+  LineId pinned;
+  ASSERT_TRUE(rig.pcache->Pin(Page(9, kParent), &pinned));
+  EXPECT_EQ(pinned, shared);
+  EXPECT_EQ(rig.pcache->RemoveRmap(Page(9, kChild)), RemoveResult::kRemoved);
+  FillResult r;
+  ASSERT_TRUE(rig.pcache->Fill(Page(9, kChild), &r).ok());
+  ASSERT_TRUE(r.allocated);
+  EXPECT_NE(r.line, shared);
+  const PcacheGeometry& g = rig.pcache->geometry();
+  EXPECT_EQ(g.SetOfLine(r.line), g.SetOfLine(shared));
+  rig.frames[r.line] = rig.frames[shared];
+  rig.pcache->CompleteFill(r.line, FillSource::kMemory);
+  rig.pcache->Unpin(pinned);
+  rig.frames[r.line].fill(std::byte{0x22});
+  ASSERT_TRUE(rig.pcache->SetDirty(Page(9, kChild)));
+
+  EXPECT_EQ(rig.pcache->Lookup(Page(9, kParent)), shared);
+  EXPECT_EQ(rig.pcache->Lookup(Page(9, kChild)), r.line);
+  EXPECT_EQ(rig.pcache->Inspect(shared).mapcount, 1u);
+  EXPECT_TRUE(AllBytes(rig.frames[shared].data(), std::byte{0x11}));
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+TEST(PcacheRmap, LastUnmapFreesUnlessPinned) {
+  PcacheRig rig;
+  LineId line = rig.Load(Page(1, kParent));
+  bool found;
+  ASSERT_TRUE(rig.pcache->AddRmap(Page(1, kParent), Page(1, kChild), &found).ok());
+  EXPECT_EQ(rig.pcache->RemoveRmap(Page(1, kParent)), RemoveResult::kRemoved);
+  LineId pinned;
+  ASSERT_TRUE(rig.pcache->Pin(Page(1, kChild), &pinned));
+  EXPECT_EQ(rig.pcache->RemoveRmap(Page(1, kChild)), RemoveResult::kRemoved);
+  EXPECT_EQ(rig.pcache->lines_used(), 1u);  // held by the pin
+  EXPECT_FALSE(rig.pcache->Lookup(Page(1, kChild)));
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+  rig.pcache->Unpin(pinned);
+  EXPECT_EQ(rig.pcache->lines_used(), 0u);
+  EXPECT_EQ(rig.pcache->Inspect(line).flags, 0);
+}
+
+TEST(PcacheRmap, LockIsHeldAcrossIoByPinHolders) {
+  PcacheRig rig;
+  rig.Load(Page(1));
+  LineId line;
+  ASSERT_TRUE(rig.pcache->Pin(Page(1), &line));
+  rig.pcache->Lock(line);
+  EXPECT_TRUE(rig.pcache->Inspect(line).flags & kLineLocked);
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kBusy);
+  rig.pcache->Unlock(line);
+  rig.pcache->Unpin(line);
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
+}
+
+TEST(PcacheRmap, RemoveSpaceLeavesNoLineBehind) {
+  PcacheRig rig(RigConfig{.capacity = 32 * kPageSize, .ways = 4});  // 8 sets
+  for (int p = 0; p < 12; ++p) rig.Load(Page(p, kParent), p % 2 ? p : -1);
+  bool found;
+  for (int p = 0; p < 12; p += 3)
+    ASSERT_TRUE(rig.pcache->AddRmap(Page(p, kParent), Page(p, kChild), &found).ok());
+  for (int p = 20; p < 24; ++p) rig.Load(Page(p, kChild));
+  EXPECT_EQ(rig.pcache->lines_used(), 16u);
+
+  EXPECT_EQ(rig.pcache->RemoveSpace(kParent), 12u);
+  EXPECT_EQ(rig.pcache->lines_used(), 8u);  // 4 shared with the child + 4 its own
+  EXPECT_TRUE(rig.pcache->Lookup(Page(3, kChild)));
+  EXPECT_FALSE(rig.pcache->Lookup(Page(3, kParent)));
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+
+  EXPECT_EQ(rig.pcache->RemoveSpace(kChild), 8u);
+  EXPECT_EQ(rig.pcache->lines_used(), 0u);
+  EXPECT_EQ(rig.Count("pcache_lines_used"), 0);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+  // No write-back for pages of a space that is gone.
+  EXPECT_EQ(rig.sink.writes(), 0u);
+}
+
+TEST(PcacheRmap, MappingDroppedDuringFillFreesTheLineAtCompletion) {
+  PcacheRig rig;
+  FillResult r;
+  ASSERT_TRUE(rig.pcache->Fill(Page(2, kParent), &r).ok());
+  EXPECT_EQ(rig.pcache->RemoveSpace(kParent), 1u);  // the process exited meanwhile
+  EXPECT_EQ(rig.pcache->lines_used(), 1u);
+  rig.pcache->CompleteFill(r.line, FillSource::kMemory);
+  EXPECT_EQ(rig.pcache->lines_used(), 0u);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
+}  // namespace
+}  // namespace remora

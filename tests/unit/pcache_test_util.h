@@ -1,0 +1,119 @@
+// A pcache wired the way the runtime wires it, for unit tests: a victim cache
+// writing into an in-memory sink, a frame array (one 4 KiB frame per line
+// id) holding the data, and hooks that record every unmap.
+#pragma once
+
+#include <array>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "processor/memory_writeback_sink.h"
+#include "processor/pcache.h"
+#include "processor/victim_cache.h"
+#include "remora/stats.h"
+
+namespace remora::testing {
+
+struct RigConfig {
+  std::uint64_t capacity = 4 * kPageSize;  // 1 set of 4 ways
+  std::uint32_t ways = 4;
+  std::uint32_t victim_entries = 16;       // 0: no victim cache
+  bool victim_clean = false;
+  int busy_evict_attempts = 3;
+};
+
+class PcacheRig {
+ public:
+  explicit PcacheRig(const RigConfig& c = {}) {
+    if (c.victim_entries > 0) {
+      VictimCacheOptions vo;
+      vo.entries = c.victim_entries;
+      vo.sink = &sink;
+      vo.stats = &stats;
+      vo.retry_backoff = std::chrono::milliseconds(1);
+      Status st = VictimCache::Create(vo, &victim);
+      if (!st.ok()) throw std::runtime_error(st.ToString());
+    }
+    PcacheOptions po;
+    po.hooks.unmap = [this](LineId line, const Rmap& r, bool* dirtied) {
+      std::function<Status(LineId, const Rmap&, bool*)> hook;
+      {
+        std::lock_guard lk(mu);
+        unmapped.emplace_back(line, r);
+        hook = unmap_hook;
+      }
+      return hook ? hook(line, r, dirtied) : Status::Ok();
+    };
+    po.hooks.copy_out = [this](LineId line, void* dst) {
+      std::memcpy(dst, frames[line].data(), kPageSize);
+      return Status::Ok();
+    };
+    po.victim = victim.get();
+    po.sink = &sink;
+    po.victim_clean = c.victim_clean;
+    po.stats = &stats;
+    po.busy_evict_attempts = c.busy_evict_attempts;
+    po.busy_retry_wait = std::chrono::microseconds(100);
+    Status st = Pcache::Create({c.capacity, c.ways}, std::move(po), &pcache);
+    if (!st.ok()) throw std::runtime_error(st.ToString());
+    frames.resize(pcache->geometry().nr_lines());
+  }
+
+  // A full miss as the runtime does it: fill, take the data from the victim
+  // cache or the sink or zeros, then (optionally) write `byte` all over it.
+  LineId Load(const PageKey& key, int byte = -1) {
+    FillResult r;
+    Status st = pcache->Fill(key, &r);
+    if (!st.ok()) throw std::runtime_error(st.ToString());
+    if (r.allocated) {
+      bool dirty = false;
+      FillSource src = FillSource::kZero;
+      if (victim && victim->Take(key, frames[r.line].data(), &dirty)) src = FillSource::kVictim;
+      else if (sink.Read(key, frames[r.line].data())) src = FillSource::kMemory;
+      else frames[r.line].fill(std::byte{0});
+      pcache->CompleteFill(r.line, src, dirty);
+    }
+    if (byte >= 0) {
+      frames[r.line].fill(static_cast<std::byte>(byte));
+      pcache->SetDirty(key);
+    }
+    return r.line;
+  }
+
+  std::int64_t Count(const std::string& name) const { return stats.Snapshot().Counter(name); }
+
+  std::vector<std::pair<LineId, Rmap>> Unmapped() {
+    std::lock_guard lk(mu);
+    return unmapped;
+  }
+
+  // Declaration order is destruction order reversed: the pcache goes first,
+  // then the victim cache (its flush thread writes into the sink).
+  MemoryWritebackSink sink;
+  StatsRegistry stats;
+  std::unique_ptr<VictimCache> victim;
+  std::unique_ptr<Pcache> pcache;
+  std::vector<std::array<std::byte, kPageSize>> frames;
+
+  std::mutex mu;
+  std::vector<std::pair<LineId, Rmap>> unmapped;
+  // Set before the pcache is used concurrently; called without `mu`.
+  std::function<Status(LineId, const Rmap&, bool*)> unmap_hook;
+};
+
+inline PageKey Page(std::uint64_t vpn, Asid asid = 1) { return {asid, vpn << kPageShift}; }
+
+inline bool AllBytes(const void* p, std::byte b) {
+  const auto* c = static_cast<const std::byte*>(p);
+  for (std::size_t i = 0; i < kPageSize; ++i)
+    if (c[i] != b) return false;
+  return true;
+}
+
+}  // namespace remora::testing
