@@ -176,8 +176,13 @@ Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_
       } else {
         st = {Code::kDisconnected, std::string("send to memory node: ") + std::strerror(errno)};
       }
-      // Half a message on the stream would corrupt everything after it.
-      if (sent > 0 || st.code() == Code::kDisconnected) Break({Code::kDisconnected, st.message()});
+      // Either half a message is on the stream, which would corrupt
+      // everything after it, or the peer has not read anything for a whole
+      // timeout; both ways the connection is done for, and failing everyone
+      // now beats making every later caller wait out its own timeout.
+      Break({Code::kDisconnected, st.code() == Code::kTimeout
+                                      ? "memory node stopped taking requests"
+                                      : st.message()});
       return st;
     }
     sent += static_cast<std::size_t>(n);

@@ -12,9 +12,11 @@
 // runs inside a caller that may hold its own locks.
 //
 // Failure model: every request has a deadline (Options::timeout_ms) and ends
-// with kTimeout if no reply arrived by then. When the peer closes, the socket
-// breaks, or the peer violates framing, every outstanding and future request
-// fails with kDisconnected; the client does not reconnect.
+// with kTimeout if no reply arrived by then; the connection stays usable (a
+// late reply is dropped). When the peer closes, the socket breaks, the peer
+// violates framing, or a request cannot even be sent before its deadline (the
+// peer stopped reading), every outstanding and future request fails with
+// kDisconnected; the client does not reconnect.
 //
 // Replies carrying SCM_RIGHTS file descriptors (kAttachShm on a unix socket)
 // are supported: the descriptors come back in Reply::fds.

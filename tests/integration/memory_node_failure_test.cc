@@ -102,12 +102,15 @@ TEST_P(FailureTest, KilledNodeFailsEveryCallerQuickly) {
 TEST_P(FailureTest, KilledNodeFailsOutstandingAsyncWrites) {
   MemoryNodeProcess node;
   ASSERT_TRUE(node.started());
-  auto t = ConnectWithTimeout(node, GetParam(), 5000);
+  // A stopped node stops reading too: once the socket buffer is full a send
+  // waits out one timeout and then fails the connection for everyone.
+  auto t = ConnectWithTimeout(node, GetParam(), 1000);
   ASSERT_TRUE(t);
   Asid a = MakeAsid(1, 1);
   ASSERT_TRUE(t->CreateSpace(a).ok());
   ASSERT_TRUE(t->RegisterRange(a, kBase, 64 << 20).ok());
   ASSERT_EQ(kill(node.pid(), SIGSTOP), 0);  // replies stop; requests pile up
+  auto stopped = Clock::now();
   std::vector<char> page(kPageSize, 1);
   std::mutex mu;
   std::condition_variable cv;
@@ -128,6 +131,7 @@ TEST_P(FailureTest, KilledNodeFailsOutstandingAsyncWrites) {
       << done << " of " << kWrites << " callbacks ran";
   EXPECT_EQ(ok, 0);
   EXPECT_LT(MsSince(killed), 3000);
+  EXPECT_LT(MsSince(stopped), 4000);
 }
 
 TEST_P(FailureTest, HungNodeTimesOutAndRecovers) {
