@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 
 #include "net/socket_util.h"
@@ -28,6 +29,13 @@ std::chrono::steady_clock::time_point ToTimePoint(std::uint64_t ns) {
 
 void CloseAll(const std::vector<int>& fds) {
   for (int fd : fds) close(fd);
+}
+
+// Saturates instead of wrapping, so Send() can refuse an oversized request.
+std::uint32_t PayloadLen(const StreamClient::Request& req) {
+  std::uint64_t total = 0;
+  for (const iovec& v : req.payload) total += v.iov_len;
+  return total > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(total);
 }
 
 Status RemoteError(std::int32_t code, const std::uint8_t* text, std::size_t len) {
@@ -93,7 +101,8 @@ bool StreamClient::connected() const {
 
 Status StreamClient::Call(const Request& req, Reply* reply) {
   Pending p;
-  p.request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1);
+  p.request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1,
+                                PayloadLen(req));
   p.into = req.reply_into;
   p.start_ns = MonotonicNs();
   p.deadline_ns = p.start_ns + static_cast<std::uint64_t>(options_.timeout_ms) * 1000000ull;
@@ -119,7 +128,8 @@ void StreamClient::CallAsync(const Request& req, std::function<void(Status, Repl
   auto* p = new Pending;
   p->async = true;
   p->callback = std::move(done);
-  p->request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1);
+  p->request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1,
+                                 PayloadLen(req));
   p->into = req.reply_into;
   p->start_ns = MonotonicNs();
   p->deadline_ns = p->start_ns + static_cast<std::uint64_t>(options_.timeout_ms) * 1000000ull;
