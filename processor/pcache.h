@@ -21,6 +21,8 @@
 //   write seen (wp fault, pagemap scan):   SetDirty(key)
 //   fork:   AddRmap(parent key, child key) for resident pages, *then*
 //           VictimCache::ShareSpace(parent, child)
+//   write to a shared line (COW): Pin(other key); RemoveRmap(writer key);
+//           Fill(writer key); copy; CompleteFill(line, kCopy, true); Unpin
 //   unmap/exit: RemoveRmap(key) / RemoveSpace(asid), then victim->Drop*(...)
 //
 // Replacement approximates LRU with the information a runtime actually has.
@@ -95,7 +97,8 @@ struct PcacheOptions {
   std::chrono::microseconds busy_retry_wait{1000};
 };
 
-enum class FillSource { kMemory, kVictim, kZero };
+// Where a fill's data came from. kCopy: another line's data (copy-on-write).
+enum class FillSource { kMemory, kVictim, kZero, kCopy };
 
 struct FillResult {
   LineId line = 0;

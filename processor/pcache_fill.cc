@@ -65,6 +65,7 @@ void Pcache::CompleteFill(LineId line, FillSource source, bool dirty) {
     case FillSource::kMemory: counters_.fill_from_memory->Inc(); break;
     case FillSource::kVictim: counters_.fill_from_victim->Inc(); break;
     case FillSource::kZero: counters_.fill_zerofill->Inc(); break;
+    case FillSource::kCopy: counters_.fill_copy->Inc(); break;
   }
   if (dirty) l.Set(kLineDirty);
   l.Clear(kLineLocked);

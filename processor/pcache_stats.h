@@ -13,6 +13,7 @@ struct PcacheCounters {
   Counter* fill_from_memory;
   Counter* fill_from_victim;
   Counter* fill_zerofill;
+  Counter* fill_copy;
   Counter* fill_aborted;
   Counter* eviction_triggered;
   Counter* eviction_succeed;

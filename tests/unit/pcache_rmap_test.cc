@@ -100,10 +100,10 @@ TEST(PcacheRmap, CopyOnWriteGivesTheWriterItsOwnLineInTheSameSet) {
   const PcacheGeometry& g = rig.pcache->geometry();
   EXPECT_EQ(g.SetOfLine(r.line), g.SetOfLine(shared));
   rig.frames[r.line] = rig.frames[shared];
-  rig.pcache->CompleteFill(r.line, FillSource::kMemory);
+  rig.frames[r.line].fill(std::byte{0x22});  // the child's write
+  rig.pcache->CompleteFill(r.line, FillSource::kCopy, /*dirty=*/true);
   rig.pcache->Unpin(pinned);
-  rig.frames[r.line].fill(std::byte{0x22});
-  ASSERT_TRUE(rig.pcache->SetDirty(Page(9, kChild)));
+  EXPECT_EQ(rig.Count("nr_pcache_fill_copy"), 1);
 
   EXPECT_EQ(rig.pcache->Lookup(Page(9, kParent)), shared);
   EXPECT_EQ(rig.pcache->Lookup(Page(9, kChild)), r.line);
