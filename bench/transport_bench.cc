@@ -286,16 +286,26 @@ void Check(const Status& st, const char* what) {
 
 // ---- output ----
 
+// The 1-minute load average: a benchmark on a busy machine should say so.
+std::string LoadAverage() {
+  double l[3] = {0, 0, 0};
+  if (getloadavg(l, 3) < 1) return "?";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", l[0]);
+  return b;
+}
+
 std::string Us(double ns) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f", ns / 1000.0);
   return b;
 }
 
-void PrintTable(const std::vector<Result>& rs, const Config& cfg) {
+void PrintTable(const std::vector<Result>& rs, const Config& cfg, const std::string& load) {
   std::printf("Transport benchmark: %d latency samples and %.1f s of throughput per case, "
-              "in %d interleaved rounds; %u CPUs\n\n",
-              cfg.iters, cfg.seconds, cfg.rounds, std::thread::hardware_concurrency());
+              "in %d interleaved rounds; %u CPUs, load average %s (start) %s (end)\n\n",
+              cfg.iters, cfg.seconds, cfg.rounds, std::thread::hardware_concurrency(),
+              load.c_str(), LoadAverage().c_str());
   std::printf("%-40s %10s %10s %12s  %s\n", "round trip (1 thread)", "median us", "p99 us",
               "x baseline", "baseline");
   for (const auto& r : rs)
@@ -310,15 +320,16 @@ void PrintTable(const std::vector<Result>& rs, const Config& cfg) {
                   r.pages_per_s, r.ratio, r.baseline.c_str());
 }
 
-void PrintJson(const std::vector<Result>& rs, const Config& cfg,
+void PrintJson(const std::vector<Result>& rs, const Config& cfg, const std::string& load,
                const std::vector<std::pair<std::string, std::int64_t>>& counters) {
   utsname u{};
   uname(&u);
   std::printf("{\n  \"config\": {\"iters\": %d, \"seconds\": %.2f, \"threads\": %d, \"batch\": %d, "
-              "\"rounds\": %d, \"pages\": %llu, \"cpus\": %u, \"kernel\": \"%s\"},\n",
+              "\"rounds\": %d, \"pages\": %llu, \"cpus\": %u, \"kernel\": \"%s\", "
+              "\"loadavg_start\": %s, \"loadavg_end\": %s},\n",
               cfg.iters, cfg.seconds, cfg.threads, cfg.batch, cfg.rounds,
               static_cast<unsigned long long>(cfg.pages), std::thread::hardware_concurrency(),
-              u.release);
+              u.release, load.c_str(), LoadAverage().c_str());
   std::printf("  \"results\": [\n");
   for (std::size_t i = 0; i < rs.size(); ++i) {
     const Result& r = rs[i];
@@ -362,6 +373,7 @@ Config ParseArgs(int argc, char** argv) {
 
 int Main(int argc, char** argv) {
   const Config cfg = ParseArgs(argc, argv);
+  const std::string load = LoadAverage();
   EchoServer echo;  // forked before any thread exists
 
   Node node;
@@ -488,9 +500,9 @@ int Main(int argc, char** argv) {
       counters.emplace_back(c, s.Counter(c));
   }
   if (cfg.json) {
-    PrintJson(rs, cfg, counters);
+    PrintJson(rs, cfg, load, counters);
   } else {
-    PrintTable(rs, cfg);
+    PrintTable(rs, cfg, load);
     std::printf("\nshm client:");
     for (const auto& [k, v] : counters) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
     const double tcp_x = find("latency", "tcp ReadPage", 1).ratio;

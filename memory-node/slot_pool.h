@@ -5,7 +5,7 @@
 // only once data was written into it. A freed slot's memory is given back to
 // the kernel (fallocate PUNCH_HOLE), but not at once: punching costs ~5 µs per
 // scattered page and refaulting a punched slot another ~3 µs (measured, see
-// docs/memory-node.md), while a write-back to an existing page frees a slot
+// docs/page-store.md), while a write-back to an existing page frees a slot
 // and needs one in the same breath. So freed slots first go to a LIFO of
 // still-backed slots that allocation prefers; only when that list exceeds a
 // high watermark are its coldest entries punched, in sorted, coalesced runs,
