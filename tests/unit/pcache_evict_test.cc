@@ -244,6 +244,8 @@ TEST(PcacheEvict, FaultWaitsForConcurrentEvictionOfSamePage) {
   EXPECT_FALSE(rig.pcache->Lookup(Page(0)));  // under reclaim: not a hit
   auto fault = std::async(std::launch::async, [&] { return rig.Load(Page(0)); });
   EXPECT_EQ(fault.wait_for(50ms), std::future_status::timeout);  // waits for the eviction
+  for (int i = 0; i < 5000 && rig.Count("nr_pgfault_due_to_concurrent_eviction") == 0; ++i)
+    std::this_thread::sleep_for(1ms);
   release.set_value();
   evictor.join();
   LineId line = fault.get();

@@ -183,7 +183,7 @@ TEST_F(VictimCacheTest, FullOfDirtyDataInsertWaitsAndDropsNothing) {
   ASSERT_TRUE(Put(Key(2), 2, true).ok());
   auto third = std::async(std::launch::async, [&] { return Put(Key(3), 3, true); });
   EXPECT_EQ(third.wait_for(50ms), std::future_status::timeout);
-  EXPECT_EQ(Count("nr_victim_insert_wait"), 1);
+  WaitFor([&] { return Count("nr_victim_insert_wait") == 1; });
   sink.Resume();
   ASSERT_TRUE(third.get().ok());
   ASSERT_TRUE(vc->Flush().ok());
