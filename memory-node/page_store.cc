@@ -339,7 +339,11 @@ class PageStoreImpl final : public PageStore {
   }
 
   // Gauges are shared by every store of a registry: move them by deltas.
+  // Runs at the end of every mutation, so it also checks the invariants that
+  // are cheap to check.
   void SyncGauges() {
+    assert(pool_->used() <= opts_.capacity_pages && "capacity is a hard limit");
+    assert(!index_->in_section());
     auto sync = [](Gauge* g, std::int64_t now, std::int64_t* reported) {
       if (now != *reported) g->Add(now - *reported);
       *reported = now;
