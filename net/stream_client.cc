@@ -133,7 +133,10 @@ void StreamClient::CallAsync(const Request& req, std::function<void(Status, Repl
   p->into = req.reply_into;
   p->start_ns = MonotonicNs();
   p->deadline_ns = p->start_ns + static_cast<std::uint64_t>(options_.timeout_ms) * 1000000ull;
+  // Once published, `p` belongs to whoever completes it (it may be deleted
+  // before Send() returns), so only these copies are used afterwards.
   const std::uint64_t id = p->request.req_id;
+  const std::uint64_t deadline_ns = p->deadline_ns;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (broken_) {
@@ -144,10 +147,10 @@ void StreamClient::CallAsync(const Request& req, std::function<void(Status, Repl
     ++async_outstanding_;
     if (!reader_active_) background_cv_.notify_one();
   }
-  Status st = Send(req, id, p->deadline_ns);
+  Status st = Send(req, id, deadline_ns);
   if (!st.ok()) {
     std::lock_guard<std::mutex> l(mu_);
-    if (pending_.erase(id)) {
+    if (pending_.erase(id)) {  // still ours: nobody completed it
       --async_outstanding_;
       Finish(p, st);
     }
