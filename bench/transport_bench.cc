@@ -13,7 +13,13 @@
 // given as a ratio to the matching echo measurement.
 //
 //   transport_bench [--json] [--iters N] [--seconds S] [--threads T] [--batch B]
-//                   [--rounds R]
+//                   [--rounds R] [--pin none|same|cross]
+//
+// --pin: where the threads run. On a small VM a wake-up on the other vCPU
+// costs several times one on the same vCPU, and unpinned runs land on either
+// at random, so medians of separate runs can differ 2x. `same` puts the
+// bench, the echo server and the memory node on CPU 0; `cross` puts the
+// bench on CPU 0 and both servers on CPU 1. `none` leaves it to the kernel.
 //
 // Each case is measured in R interleaved slices (see "measurement" below);
 // --iters and --seconds are totals per case.
@@ -23,6 +29,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <dirent.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -50,6 +58,7 @@ namespace {
 
 struct Config {
   bool json = false;
+  std::string pin = "none";
   int iters = 20000;     // latency samples per measurement
   double seconds = 1.0;  // per throughput measurement
   int threads = 4;       // the "several threads" case
@@ -61,6 +70,25 @@ struct Config {
 [[noreturn]] void Die(const std::string& msg) {
   std::fprintf(stderr, "transport_bench: %s\n", msg.c_str());
   std::exit(1);
+}
+
+// ---- CPU placement ----
+
+void PinThread(pid_t tid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(tid, sizeof set, &set) != 0) Die("cannot pin to CPU " + std::to_string(cpu));
+}
+
+// Every thread of `pid`; threads it creates later inherit the mask.
+void PinProcess(pid_t pid, int cpu) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d) Die("cannot list " + dir);
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.') PinThread(static_cast<pid_t>(std::atoi(e->d_name)), cpu);
+  closedir(d);
 }
 
 // ---- the echo baseline ----
@@ -113,7 +141,7 @@ void NoDelay(int fd) {
 
 class EchoServer {
  public:
-  EchoServer() {
+  explicit EchoServer(int cpu) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -127,7 +155,10 @@ class EchoServer {
     // transports cross the same process boundary.
     pid_ = fork();
     if (pid_ < 0) Die("fork failed");
-    if (pid_ == 0) EchoServerMain(fd);
+    if (pid_ == 0) {
+      if (cpu >= 0) PinThread(0, cpu);
+      EchoServerMain(fd);
+    }
     close(fd);
   }
   ~EchoServer() {
@@ -303,8 +334,9 @@ std::string Us(double ns) {
 
 void PrintTable(const std::vector<Result>& rs, const Config& cfg, const std::string& load) {
   std::printf("Transport benchmark: %d latency samples and %.1f s of throughput per case, "
-              "in %d interleaved rounds; %u CPUs, load average %s (start) %s (end)\n\n",
+              "in %d interleaved rounds; %u CPUs, pin %s, load average %s (start) %s (end)\n\n",
               cfg.iters, cfg.seconds, cfg.rounds, std::thread::hardware_concurrency(),
+              cfg.pin.c_str(),
               load.c_str(), LoadAverage().c_str());
   std::printf("%-40s %10s %10s %12s  %s\n", "round trip (1 thread)", "median us", "p99 us",
               "x baseline", "baseline");
@@ -325,9 +357,9 @@ void PrintJson(const std::vector<Result>& rs, const Config& cfg, const std::stri
   utsname u{};
   uname(&u);
   std::printf("{\n  \"config\": {\"iters\": %d, \"seconds\": %.2f, \"threads\": %d, \"batch\": %d, "
-              "\"rounds\": %d, \"pages\": %llu, \"cpus\": %u, \"kernel\": \"%s\", "
+              "\"rounds\": %d, \"pin\": \"%s\", \"pages\": %llu, \"cpus\": %u, \"kernel\": \"%s\", "
               "\"loadavg_start\": %s, \"loadavg_end\": %s},\n",
-              cfg.iters, cfg.seconds, cfg.threads, cfg.batch, cfg.rounds,
+              cfg.iters, cfg.seconds, cfg.threads, cfg.batch, cfg.rounds, cfg.pin.c_str(),
               static_cast<unsigned long long>(cfg.pages), std::thread::hardware_concurrency(),
               u.release, load.c_str(), LoadAverage().c_str());
   std::printf("  \"results\": [\n");
@@ -360,9 +392,13 @@ Config ParseArgs(int argc, char** argv) {
     else if (a == "--threads") c.threads = std::max(1, std::atoi(next()));
     else if (a == "--batch") c.batch = std::clamp(std::atoi(next()), 1, 256);
     else if (a == "--rounds") c.rounds = std::max(1, std::atoi(next()));
+    else if (a == "--pin") {
+      c.pin = next();
+      if (c.pin != "none" && c.pin != "same" && c.pin != "cross") Die("--pin none|same|cross");
+    }
     else if (a == "-h" || a == "--help") {
       std::printf("usage: transport_bench [--json] [--iters N] [--seconds S] [--threads T] "
-                  "[--batch B] [--rounds R]\n");
+                  "[--batch B] [--rounds R] [--pin none|same|cross]\n");
       std::exit(0);
     } else {
       Die("unknown argument " + a);
@@ -374,7 +410,12 @@ Config ParseArgs(int argc, char** argv) {
 int Main(int argc, char** argv) {
   const Config cfg = ParseArgs(argc, argv);
   const std::string load = LoadAverage();
-  EchoServer echo;  // forked before any thread exists
+  const int client_cpu = cfg.pin == "none" ? -1 : 0;
+  const int server_cpu = cfg.pin == "none" ? -1 : cfg.pin == "same" ? 0 : 1;
+  if (server_cpu >= static_cast<int>(std::thread::hardware_concurrency()))
+    Die("--pin cross needs two CPUs");
+  EchoServer echo(server_cpu);  // forked before any thread exists
+  if (client_cpu >= 0) PinThread(0, client_cpu);  // inherited by every later thread
 
   Node node;
   LocalMemoryNodeOptions lo;
@@ -384,6 +425,7 @@ int Main(int argc, char** argv) {
   Status st;
   node.process = LocalMemoryNode::Start(lo, &st);
   if (!node.process) Die("cannot start the memory node: " + st.ToString());
+  if (server_cpu >= 0) PinProcess(node.process->pid(), server_cpu);
   node.tcp = ConnectKind(*node.process, TransportKind::kTcp, &node.tcp_stats);
   node.shm = ConnectKind(*node.process, TransportKind::kShm, &node.shm_stats);
 
