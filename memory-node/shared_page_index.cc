@@ -106,11 +106,13 @@ bool SharedPageIndex::Put(Asid asid, std::uint64_t uva, std::uint64_t slot) {
     shm::StoreRelaxed(&entries_[i].slot, slot);
     return true;
   }
+  assert(free_at >= 0 && "the 3/4 rule guarantees an empty entry");
   const bool reuse_tombstone =
       (shm::LoadRelaxed(&entries_[free_at].tag) & shm::kTagStateMask) == shm::kTagTombstone;
   if (!reuse_tombstone && header_->live + header_->tombstones + 1 > MaxOccupied(table_entries())) {
     if (!MakeRoomForInsert()) return false;
     Probe(asid, uva, &free_at);  // entries moved
+    assert(free_at >= 0);
   }
   shm::IndexEntry& e = entries_[free_at];
   if ((e.tag & shm::kTagStateMask) == shm::kTagTombstone) --header_->tombstones;
