@@ -108,42 +108,37 @@ Status PagedRegion::Acquire(std::uint64_t page, bool write, LineId* line) {
   }
 }
 
-Status PagedRegion::Read(std::uint64_t uva, void* dst, std::size_t len) {
+// Splits [uva, uva+len) at page boundaries and runs copy(frame + off, done, n)
+// for each piece with its page pinned.
+template <typename CopyFn>
+Status PagedRegion::ForEachPage(std::uint64_t uva, std::size_t len, bool write, CopyFn copy) {
   if (uva < opts_.base || uva + len > opts_.base + opts_.length)
-    return {Code::kInvalidArgument, "read outside the region"};
-  auto* out = static_cast<std::byte*>(dst);
-  while (len > 0) {
-    std::uint64_t page = PageDown(uva);
-    std::size_t off = uva - page;
-    std::size_t n = std::min(len, kPageSize - off);
+    return {Code::kInvalidArgument, write ? "write outside the region" : "read outside the region"};
+  std::size_t done = 0;
+  while (done < len) {
+    std::uint64_t page = PageDown(uva + done);
+    std::size_t off = uva + done - page;
+    std::size_t n = std::min(len - done, kPageSize - off);
     LineId line;
-    REMORA_RETURN_IF_ERROR(Acquire(page, false, &line));
-    std::memcpy(out, frames_.get() + std::size_t{line} * kPageSize + off, n);
+    REMORA_RETURN_IF_ERROR(Acquire(page, write, &line));
+    copy(frames_.get() + std::size_t{line} * kPageSize + off, done, n);
     pcache_->Unpin(line);
-    out += n;
-    uva += n;
-    len -= n;
+    done += n;
   }
   return Status::Ok();
 }
 
+Status PagedRegion::Read(std::uint64_t uva, void* dst, std::size_t len) {
+  auto* out = static_cast<std::byte*>(dst);
+  return ForEachPage(uva, len, false, [out](const std::byte* frame, std::size_t done,
+                                            std::size_t n) { std::memcpy(out + done, frame, n); });
+}
+
 Status PagedRegion::Write(std::uint64_t uva, const void* src, std::size_t len) {
-  if (uva < opts_.base || uva + len > opts_.base + opts_.length)
-    return {Code::kInvalidArgument, "write outside the region"};
   auto* in = static_cast<const std::byte*>(src);
-  while (len > 0) {
-    std::uint64_t page = PageDown(uva);
-    std::size_t off = uva - page;
-    std::size_t n = std::min(len, kPageSize - off);
-    LineId line;
-    REMORA_RETURN_IF_ERROR(Acquire(page, true, &line));
-    std::memcpy(frames_.get() + std::size_t{line} * kPageSize + off, in, n);
-    pcache_->Unpin(line);
-    in += n;
-    uva += n;
-    len -= n;
-  }
-  return Status::Ok();
+  return ForEachPage(uva, len, true, [in](std::byte* frame, std::size_t done, std::size_t n) {
+    std::memcpy(frame, in + done, n);
+  });
 }
 
 Status PagedRegion::Release() {

@@ -60,6 +60,8 @@ class PagedRegion {
   // Pins the page of `uva`, filling it first on a miss. *line is pinned.
   Status Acquire(std::uint64_t page, bool write, LineId* line);
   Status FillLine(const PageKey& key, LineId line);
+  template <typename CopyFn>
+  Status ForEachPage(std::uint64_t uva, std::size_t len, bool write, CopyFn copy);
 
   PagedRegionOptions opts_;
   std::unique_ptr<std::byte[]> frames_;
