@@ -68,6 +68,7 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
   wire::Header hello = wire::MakeRequest(MsgType::kHello, 0, 0, options_.node_id);
   conn.Send(hello, std::string(reinterpret_cast<const char*>(s->nonce.data()), s->nonce.size()));
   conn.SetDeadline(MonotonicNs() + static_cast<std::uint64_t>(options_.auth_timeout_ms) * 1000000);
+  conn.SetMaxPayload(wire::kMacLen + wire::kNonceLen);  // only kAuth fits until then
   conn.set_context(std::move(s));
 }
 
@@ -111,6 +112,7 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   s.authenticated = true;
   s.node_id = static_cast<NodeId>(h.arg0);
   conn.SetDeadline(0);
+  conn.SetMaxPayload(wire::kMaxPayload);
   wire::Header reply = wire::MakeReply(h, Code::kOk);
   reply.arg0 = options_.node_id;
   conn.Send(reply, std::string(reinterpret_cast<const char*>(proof.data()), proof.size()));

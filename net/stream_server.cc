@@ -198,6 +198,7 @@ void StreamServer::Run() {
       }
     }
     CheckDeadlines();
+    if (listeners_paused_until_ && MonotonicNs() >= listeners_paused_until_) ResumeListeners();
   }
   std::vector<std::uint64_t> ids;
   for (auto& [id, c] : conns_) ids.push_back(id);
@@ -208,8 +209,12 @@ void StreamServer::Accept(const Listener& l) {
   for (int i = 0; i < 64; ++i) {
     int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      if (errno == EMFILE || errno == ENFILE) {
+        spdlog::warn("accept: {}; not accepting for a moment", std::strerror(errno));
+        PauseListeners();
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         spdlog::warn("accept: {}", std::strerror(errno));
+      }
       return;
     }
     if (!l.is_unix) {
@@ -270,10 +275,12 @@ bool StreamServer::DispatchBuffered(Connection& c) {
   while (!c.closing_ && c.reading_ && c.in_end_ - c.in_start_ >= wire::kHeaderSize) {
     wire::Header h = wire::DecodeHeader(c.in_.data() + c.in_start_);
     wire::FrameError fe = wire::CheckFrame(h);
+    if (fe == wire::FrameError::kNone && h.payload_len > c.max_payload_)
+      fe = wire::FrameError::kTooLarge;
     if (fe != wire::FrameError::kNone) {
       if (violations_) violations_->Inc();
-      spdlog::warn("{}: {} (type {}, payload_len {}); dropping the connection", c.peer_,
-                   wire::FrameErrorName(fe), h.type, h.payload_len);
+      spdlog::warn("{}: {} (type {}, payload_len {}, limit {}); dropping the connection",
+                   c.peer_, wire::FrameErrorName(fe), h.type, h.payload_len, c.max_payload_);
       CloseConn(c.id_, CloseReason::kProtocolError);
       return false;
     }
@@ -396,8 +403,28 @@ void StreamServer::CloseConn(std::uint64_t id, CloseReason reason) {
   handler_->OnClose(*c, reason);
 }
 
+void StreamServer::PauseListeners() {
+  constexpr std::uint64_t kPauseNs = 100'000'000;
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    epoll_event ev{};
+    ev.data.u64 = kListenerTag | i;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, listeners_[i].fd, &ev);
+  }
+  listeners_paused_until_ = MonotonicNs() + kPauseNs;
+}
+
+void StreamServer::ResumeListeners() {
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenerTag | i;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, listeners_[i].fd, &ev);
+  }
+  listeners_paused_until_ = 0;
+}
+
 std::uint64_t StreamServer::NextDeadline() const {
-  std::uint64_t next = 0;
+  std::uint64_t next = listeners_paused_until_;
   for (const auto& [id, c] : conns_)
     if (c->deadline_ns_ && (next == 0 || c->deadline_ns_ < next)) next = c->deadline_ns_;
   return next;

@@ -9,8 +9,10 @@
 // so a burst of requests costs one write.
 //
 // The server enforces framing (wire::CheckFrame): a wrong magic or version, a
-// payload larger than wire::kMaxPayload, or a peer closing in the middle of a
-// message ends that connection only, and is counted. Everything about a
+// payload larger than wire::kMaxPayload (or the connection's SetMaxPayload()),
+// or a peer closing in the middle of a message ends that connection only, and
+// is counted. Running out of file descriptors pauses accepting briefly rather
+// than spinning. Everything about a
 // message's meaning is the Handler's business.
 //
 // A connection whose unsent replies exceed Options::max_queued_bytes is not
@@ -60,6 +62,10 @@ class StreamServer {
     // Closes once the monotonic clock passes `deadline_ns` (0 = never), e.g.
     // a peer that does not authenticate in time.
     void SetDeadline(std::uint64_t deadline_ns) { deadline_ns_ = deadline_ns; }
+    // Messages with a larger payload are a framing violation on this
+    // connection (default wire::kMaxPayload). Lets a handler keep peers that
+    // have not authenticated from making the server buffer a megabyte each.
+    void SetMaxPayload(std::uint32_t bytes) { max_payload_ = bytes; }
 
     Context* context() const { return context_.get(); }
     void set_context(std::unique_ptr<Context> c) { context_ = std::move(c); }
@@ -86,6 +92,7 @@ class StreamServer {
     bool want_write_ = false;  // output is waiting for the socket
     std::uint32_t events_ = 0;  // what epoll currently watches for
     std::uint64_t deadline_ns_ = 0;
+    std::uint32_t max_payload_ = wire::kMaxPayload;
     std::unique_ptr<Context> context_;
   };
 
@@ -140,6 +147,10 @@ class StreamServer {
     bool is_unix;
     std::string path;
   };
+  // Out of file descriptors: stop watching the listeners for a moment instead
+  // of spinning on a readiness that accept() cannot consume.
+  void PauseListeners();
+  void ResumeListeners();
 
   void Accept(const Listener& l);
   // Each returns false if it closed the connection (which is then gone).
@@ -158,6 +169,7 @@ class StreamServer {
   int epfd_ = -1;
   int wake_fd_ = -1;  // eventfd for Stop()
   bool running_ = false;
+  std::uint64_t listeners_paused_until_ = 0;
   std::uint64_t next_id_ = 1;
   std::vector<Listener> listeners_;
   std::unordered_map<std::uint64_t, std::function<void()>> watches_;

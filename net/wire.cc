@@ -139,7 +139,7 @@ std::string_view FrameErrorName(FrameError e) {
     case FrameError::kNone: return "ok";
     case FrameError::kBadMagic: return "bad magic";
     case FrameError::kBadVersion: return "unsupported protocol version";
-    case FrameError::kTooLarge: return "payload larger than the protocol maximum";
+    case FrameError::kTooLarge: return "payload larger than allowed";
   }
   return "?";
 }

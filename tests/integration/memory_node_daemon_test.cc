@@ -11,9 +11,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "harness.h"
 #include "net/auth.h"
+#include "net/socket_util.h"
 #include "remora/transport.h"
 
 extern char** environ;
@@ -24,8 +26,12 @@ namespace {
 // A memory node started by hand, with an extra environment variable.
 class Daemon {
  public:
-  Daemon(std::vector<std::string> args, const std::string& extra_env = "") {
-    std::vector<std::string> argv = {RemoraBinary(), "memory-node"};
+  // `wrapper` runs the node under another command (e.g. prlimit).
+  Daemon(std::vector<std::string> args, const std::string& extra_env = "",
+         std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> argv = wrapper;
+    argv.push_back(RemoraBinary());
+    argv.push_back("memory-node");
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e)
@@ -169,6 +175,42 @@ TEST_F(DaemonTest, BadConfigurationIsRefused) {
 
   st = RunCommand({RemoraBinary(), "memory-node", "--listen", "no-port-here"}, &out);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
+}
+
+TEST_F(DaemonTest, RunningOutOfDescriptorsIsSurvived) {
+  if (access("/usr/bin/prlimit", X_OK) != 0) GTEST_SKIP() << "no prlimit";
+  std::ofstream(dir_ + "/secret") << "fd-secret\n";
+  chmod((dir_ + "/secret").c_str(), 0600);
+  Daemon d({"--listen", "127.0.0.1:0", "--capacity", "4M", "--secret-file", dir_ + "/secret",
+            "--auth-timeout-ms", "60000"},
+           "", {"/usr/bin/prlimit", "--nofile=40"});
+  std::string tcp = d.Field("tcp");
+  ASSERT_FALSE(tcp.empty()) << d.ready_line();
+  // Far more connections than the node has descriptors for.
+  std::vector<int> fds;
+  for (int i = 0; i < 80; ++i) {
+    int fd = -1;
+    if (net::ConnectTcp(tcp, 1000, &fd).ok()) fds.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int fd : fds) close(fd);
+  // Once they are gone the node accepts and serves again.
+  TransportOptions o;
+  o.address = tcp;
+  o.secret = "fd-secret";
+  o.timeout_ms = 2000;
+  Status st;
+  std::unique_ptr<Transport> t;
+  for (int i = 0; i < 50 && !t; ++i) {
+    t = ConnectTransport(o, &st);
+    if (!t) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(t) << st.ToString();
+  MemoryNodeInfo info;
+  EXPECT_TRUE(t->Info(&info).ok());
+  t.reset();
+  int status = d.Stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST_F(DaemonTest, ExampleConfigParses) {

@@ -161,6 +161,17 @@ TEST_F(ProtocolTest, WrongVersionBeforeAuthDropsTheConnection) {
   EXPECT_TRUE(p->WaitClosed());
 }
 
+TEST_F(ProtocolTest, LargePayloadBeforeAuthDropsTheConnection) {
+  // Until it authenticates a peer may send only kAuth's 64 bytes, so it
+  // cannot make the node buffer a megabyte per connection.
+  std::int64_t before = Counter("memnode_protocol_violations");
+  auto p = RawPeer::Tcp(node_->tcp_address());
+  ASSERT_TRUE(p->ReadHello());
+  ASSERT_TRUE(p->Send(Req(MsgType::kAuth, 1, 0, 1, 0, 65536)));
+  EXPECT_TRUE(p->WaitClosed());
+  EXPECT_EQ(Counter("memnode_protocol_violations"), before + 1);
+}
+
 // ---- after authentication: framing errors drop the peer ----
 
 TEST_F(ProtocolTest, WrongMagicDropsTheConnection) {
