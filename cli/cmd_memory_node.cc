@@ -39,7 +39,7 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   auto f = std::make_shared<Flags>();
   sub->add_option("--config", f->config_file, "TOML file with a [memory_node] table")
       ->check(CLI::ExistingFile);
-  sub->add_option("--listen", f->listen, "TCP HOST:PORT to listen on (port 0: any free port)");
+  sub->add_option("--listen", f->listen, "TCP HOST:PORT to listen on (port 0: any free port; default 0.0.0.0:7400)");
   sub->add_option("--capacity", f->capacity, "memory offered, e.g. 4G (default 1G)");
   sub->add_option("--secret-file", f->secret_file,
                   "shared secret; without it one is generated and written next to the node");
