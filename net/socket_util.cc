@@ -205,7 +205,12 @@ Status ListenUnix(const std::string& path, int* out) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Errno("socket");
   Status s;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) s = Errno("bind " + path);
+  // The socket file is created with the umask applied; a tight umask around
+  // bind() leaves no moment in which other users could connect.
+  mode_t old_mask = umask(077);
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  umask(old_mask);
+  if (rc != 0) s = Errno("bind " + path);
   else if (chmod(path.c_str(), 0600) != 0) s = Errno("chmod " + path);
   else if (listen(fd, 128) != 0) s = Errno("listen " + path);
   if (!s.ok()) {

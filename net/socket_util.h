@@ -26,6 +26,7 @@ Status ConnectUnix(const std::string& path, int timeout_ms, int* fd);
 // actually bound (useful with port 0).
 Status ListenTcp(const std::string& host_port, int* fd, std::string* bound);
 // Replaces a stale socket file at `path` (but never any other kind of file).
+// The socket file gets mode 0600: only the owner's processes may connect.
 Status ListenUnix(const std::string& path, int* fd);
 
 Status SetNonBlocking(int fd);
