@@ -16,11 +16,17 @@
 // Overwriting a page held by one address space frees the old slot in the same
 // operation, so it needs no net capacity; the pool has one spare slot so that
 // such a write also works when the store is exactly full.
+//
+// Returning freed memory to the kernel (punching holes) is slow and is done by
+// a reclaimer thread that holds the mutex only to take and give back batches
+// of free slots, never while it punches (slot_pool.h).
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -83,9 +89,16 @@ class PageStoreImpl final : public PageStore {
                                           "shared index rehashes (growth or tombstones)");
     m_.index_overflow = stats->GetCounter("memnode_index_overflow",
                                           "mappings left out of a full shared index");
+    reclaimer_ = std::thread([this] { ReclaimLoop(); });
   }
 
   ~PageStoreImpl() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping_ = true;
+    }
+    reclaim_cv_.notify_one();
+    reclaimer_.join();
     // The gauges may outlive the store in a shared registry.
     m_.pages_used->Sub(reported_used_);
     m_.spaces->Sub(reported_spaces_);
@@ -338,12 +351,31 @@ class PageStoreImpl final : public PageStore {
     if (pool_->Unref(s)) m_.pages_freed->Inc();
   }
 
+  // Punches batches of cold free slots while the pool is above its high
+  // watermark, without holding the mutex during the system calls.
+  void ReclaimLoop() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      reclaim_cv_.wait(l, [this] { return stopping_ || pool_->NeedsPunch(); });
+      if (stopping_) return;
+      for (auto batch = pool_->TakePunchBatch(); !batch.empty(); batch = pool_->TakePunchBatch()) {
+        l.unlock();
+        pool_->PunchSlots(batch);
+        l.lock();
+        pool_->FinishPunch(batch);
+        SyncGauges();
+        if (stopping_) return;
+      }
+    }
+  }
+
   // Gauges are shared by every store of a registry: move them by deltas.
   // Runs at the end of every mutation, so it also checks the invariants that
   // are cheap to check.
   void SyncGauges() {
     assert(pool_->used() <= opts_.capacity_pages && "capacity is a hard limit");
     assert(!index_->in_section());
+    if (pool_->NeedsPunch()) reclaim_cv_.notify_one();
     auto sync = [](Gauge* g, std::int64_t now, std::int64_t* reported) {
       if (now != *reported) g->Add(now - *reported);
       *reported = now;
@@ -375,6 +407,9 @@ class PageStoreImpl final : public PageStore {
   std::unique_ptr<SlotPool> pool_;
   std::unique_ptr<SharedPageIndex> index_;
   std::unordered_map<Asid, std::unique_ptr<AddressSpace>> spaces_;
+  std::condition_variable reclaim_cv_;
+  bool stopping_ = false;
+  std::thread reclaimer_;  // started in the constructor body, joined first
   std::int64_t reported_used_ = 0, reported_spaces_ = 0, reported_index_ = 0,
                reported_backed_free_ = 0;
   std::uint64_t reported_punched_ = 0, reported_rebuilds_ = 0;
@@ -390,13 +425,15 @@ std::uint64_t NextPow2(std::uint64_t n) {
 
 std::unique_ptr<PageStore> PageStore::Create(const Options& opts, StatsRegistry* stats,
                                              Status* status) {
-  if (opts.capacity_pages == 0 || opts.capacity_pages >= SlotPool::kMaxSlots) {
+  if (opts.capacity_pages == 0 ||
+      opts.capacity_pages >= SlotPool::kMaxSlots - 1 - SlotPool::kPunchBatch) {
     *status = {Code::kInvalidArgument, "memory node capacity must be 1 page .. 16 TiB"};
     return nullptr;
   }
-  // One spare slot beyond capacity: an overwrite allocates before it frees.
+  // One spare slot beyond capacity (an overwrite allocates before it frees),
+  // and room for a batch of free slots in flight to the reclaimer.
   SlotPool::Options po;
-  po.nslots = opts.capacity_pages + 1;
+  po.nslots = opts.capacity_pages + 1 + SlotPool::kPunchBatch;
   auto pool = SlotPool::Create(po, status);
   if (!pool) return nullptr;
   // The table starts at 2x capacity (at most 64 Ki entries, 1.5 MiB) and may

@@ -65,29 +65,47 @@ bool SlotPool::Unref(Slot s) {
   if (--refs_[s] > 0) return false;
   --used_;
   backed_free_.push_back(s);
-  if (backed_free_.size() > high_) Trim();
   return true;
 }
 
-void SlotPool::Trim() {
-  const std::size_t n = backed_free_.size() - low_;
-  std::vector<Slot> cold(backed_free_.begin(), backed_free_.begin() + n);
+std::vector<SlotPool::Slot> SlotPool::TakePunchBatch() {
+  if (backed_free_.size() <= low_) return {};
+  const std::size_t n = std::min<std::size_t>(kPunchBatch, backed_free_.size() - low_);
+  std::vector<Slot> batch(backed_free_.begin(), backed_free_.begin() + n);
   backed_free_.erase(backed_free_.begin(), backed_free_.begin() + n);
-  std::sort(cold.begin(), cold.end());
-  for (std::size_t i = 0; i < cold.size();) {
+  std::sort(batch.begin(), batch.end());
+  in_flight_ += n;
+  return batch;
+}
+
+void SlotPool::PunchSlots(const std::vector<Slot>& slots) {
+  for (std::size_t i = 0; i < slots.size();) {
     std::size_t j = i + 1;
-    while (j < cold.size() && cold[j] == cold[j - 1] + 1) ++j;
-    const off_t off = static_cast<off_t>(cold[i]) * kPageSize;
+    while (j < slots.size() && slots[j] == slots[j - 1] + 1) ++j;
+    const off_t off = static_cast<off_t>(slots[i]) * kPageSize;
     const off_t len = static_cast<off_t>(j - i) * kPageSize;
     if (fallocate(file_.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) != 0) {
       // Not fatal: the slots stay usable, only their memory is not returned.
       spdlog::warn("memory node: punching freed pages failed: {}", std::strerror(errno));
     }
-    ++punch_calls_;
+    punch_calls_.fetch_add(1, std::memory_order_relaxed);
     i = j;
   }
-  punched_total_ += cold.size();
-  holes_.insert(holes_.end(), cold.begin(), cold.end());
+}
+
+void SlotPool::FinishPunch(const std::vector<Slot>& slots) {
+  assert(in_flight_ >= slots.size());
+  in_flight_ -= slots.size();
+  punched_total_ += slots.size();
+  holes_.insert(holes_.end(), slots.begin(), slots.end());
+}
+
+void SlotPool::PunchNow() {
+  if (!NeedsPunch()) return;
+  for (auto batch = TakePunchBatch(); !batch.empty(); batch = TakePunchBatch()) {
+    PunchSlots(batch);
+    FinishPunch(batch);
+  }
 }
 
 }  // namespace remora

@@ -7,14 +7,24 @@
 // scattered page and refaulting a punched slot another ~3 µs (measured, see
 // docs/page-store.md), while a write-back to an existing page frees a slot
 // and needs one in the same breath. So freed slots first go to a LIFO of
-// still-backed slots that allocation prefers; only when that list exceeds a
-// high watermark are its coldest entries punched, in sorted, coalesced runs,
-// down to a low watermark. Memory held beyond the stored pages is bounded by
-// the high watermark.
+// still-backed slots that allocation prefers; only beyond a high watermark
+// are the coldest ones punched, in sorted, coalesced runs, down to a low
+// watermark.
 //
-// Not thread-safe: the PageStore's lock covers it.
+// Punching is slow enough (destroying a 1 GiB space punches 262 144 pages)
+// that it must not run under the lock that serves requests, so it is split
+// in three steps: TakePunchBatch() (under the owner's lock) removes a batch
+// of cold free slots from the free lists — nobody can allocate them now —;
+// PunchSlots() (no lock needed: it only calls fallocate on the file) returns
+// their memory; FinishPunch() (under the lock) makes them allocatable again.
+// Up to kPunchBatch slots can be in flight, so a pool meant to hold
+// `capacity` pages plus one spare is created with kPunchBatch more slots
+// (address space only: the file is sparse).
+//
+// Not thread-safe except PunchSlots(): the PageStore's lock covers the rest.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -30,6 +40,7 @@ class SlotPool {
  public:
   using Slot = std::uint32_t;
   static constexpr std::uint64_t kMaxSlots = 0xFFFFFFFFull;
+  static constexpr std::size_t kPunchBatch = 256;
 
   // Watermarks of freed-but-backed slots; 0 picks defaults scaled to nslots.
   struct Options {
@@ -56,24 +67,36 @@ class SlotPool {
     return file_.base + static_cast<std::uint64_t>(s) * kPageSize;
   }
 
-  // Takes a free slot; its reference count is 1. False when all are in use.
-  // The slot's previous contents are unspecified.
+  // Takes a free slot; its reference count is 1. False when none is free
+  // (in use, or in flight to be punched). Previous contents unspecified.
   bool Allocate(Slot* s);
   void Ref(Slot s);
   // Drops a reference; returns true if that was the last and the slot is free.
   bool Unref(Slot s);
   std::uint32_t refcount(Slot s) const { return refs_[s]; }
 
+  // ---- returning memory ----
+  // Above the high watermark: time to start punching.
+  bool NeedsPunch() const { return backed_free_.size() > high_; }
+  // Up to kPunchBatch of the coldest backed free slots, sorted, taken out of
+  // the free lists; empty once at or below the low watermark. Call it until
+  // empty after NeedsPunch() said so.
+  std::vector<Slot> TakePunchBatch();
+  // Gives the slots' memory back to the kernel. Safe without the lock.
+  void PunchSlots(const std::vector<Slot>& sorted_slots);
+  void FinishPunch(const std::vector<Slot>& slots);
+  // If NeedsPunch(), all three steps down to the low watermark, synchronously.
+  void PunchNow();
+
   // Counters for stats and tests.
   std::uint64_t backed_free() const { return backed_free_.size(); }
   std::uint64_t punched_total() const { return punched_total_; }
-  std::uint64_t punch_calls() const { return punch_calls_; }
+  std::uint64_t punch_calls() const { return punch_calls_.load(std::memory_order_relaxed); }
+  std::uint64_t in_flight() const { return in_flight_; }
 
  private:
   SlotPool() = default;
   void assert_valid([[maybe_unused]] Slot s) const;
-  // Punches the coldest backed free slots down to the low watermark.
-  void Trim();
 
   SharedFile file_;
   std::uint64_t nslots_ = 0, used_ = 0;
@@ -82,7 +105,9 @@ class SlotPool {
   std::deque<Slot> backed_free_;  // back = most recently freed (hot)
   std::vector<Slot> holes_;       // punched: no memory behind them
   std::uint64_t next_untouched_ = 0;  // slots >= this were never used
-  std::uint64_t punched_total_ = 0, punch_calls_ = 0;
+  std::uint64_t in_flight_ = 0;       // taken for punching, not yet finished
+  std::uint64_t punched_total_ = 0;
+  std::atomic<std::uint64_t> punch_calls_{0};
 };
 
 }  // namespace remora

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <random>
@@ -279,6 +280,29 @@ TEST_F(PageStoreTest, DestroyReturnsEveryPage) {
   EXPECT_EQ(Stat("memnode_spaces"), 0);
   EXPECT_EQ(Stat("memnode_index_entries"), 0);
   EXPECT_EQ(Stat("memnode_pages_freed"), 96);
+}
+
+TEST_F(PageStoreTest, FreedMemoryGoesBackToTheKernelInTheBackground) {
+  Make(8192);  // watermarks: ~1/64 of the pool, i.e. ~130 backed free pages
+  Space(kA, 4096);
+  for (int i = 0; i < 4096; ++i) ASSERT_TRUE(Write(kA, i, 'm').ok());
+  ASSERT_TRUE(store_->DestroySpace(kA).ok());  // returns before punching
+  // Every freed page ends up either punched or in the bounded backed list
+  // (pages in flight to the reclaimer are in neither).
+  auto settled = [&] {
+    const std::int64_t backed = Stat("memnode_free_backed_pages");
+    return backed <= 4096 / 30 && backed + Stat("memnode_pages_punched") == 4096;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!settled() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(settled()) << Stat("memnode_free_backed_pages") << " backed, "
+                         << Stat("memnode_pages_punched") << " punched";
+  EXPECT_GT(Stat("memnode_pages_punched"), 3900);
+  // Punched slots are reused, and read back what was written.
+  Space(kB, 4096);
+  for (int i = 0; i < 4096; ++i) ASSERT_TRUE(Write(kB, i, 'n').ok());
+  for (int i = 0; i < 4096; i += 97) EXPECT_EQ(Read(kB, i), 'n');
 }
 
 TEST_F(PageStoreTest, CapacityIsAHardLimitAndRecovers) {
