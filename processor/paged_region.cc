@@ -59,8 +59,9 @@ Status PagedRegion::FillLine(const PageKey& key, LineId line) {
   std::byte* frame = frames_.get() + std::size_t{line} * kPageSize;
   bool dirty = false;
   if (victim_ && victim_->Take(key, frame, &dirty)) {
-    pcache_->CompleteFill(line, FillSource::kVictim);
-    if (dirty) pcache_->SetDirty(key);
+    // Dirtiness must be set before the line lock drops: a clean line could be
+    // evicted (and dropped) in between, losing the only copy of the page.
+    pcache_->CompleteFill(line, FillSource::kVictim, dirty);
     return Status::Ok();
   }
   bool written;
