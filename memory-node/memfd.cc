@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 namespace remora {
 
 namespace {
@@ -44,9 +46,18 @@ Status CreateSharedFile(const std::string& name, std::uint64_t bytes, SharedFile
   std::string self = "/proc/self/fd/" + std::to_string(f.fd);
   f.ro_fd = open(self.c_str(), O_RDONLY | O_CLOEXEC);
   if (f.ro_fd < 0) {
-    Status st = Errno("reopening " + name + " read-only via " + self);
-    DestroySharedFile(&f);
-    return st;
+    // Without /proc there is no other way to get a read-only description of
+    // a memfd. Processors then get a writable one: still only for local
+    // processes that hold the socket and the secret, but say so.
+    spdlog::warn("memory node: cannot reopen {} read-only via {} ({}); shared-memory clients "
+                 "will receive a writable descriptor",
+                 name, self, std::strerror(errno));
+    f.ro_fd = fcntl(f.fd, F_DUPFD_CLOEXEC, 0);
+    if (f.ro_fd < 0) {
+      Status st = Errno("duplicating " + name);
+      DestroySharedFile(&f);
+      return st;
+    }
   }
   *out = f;
   return Status::Ok();
