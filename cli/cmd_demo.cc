@@ -46,7 +46,8 @@ int RunDemo(const DemoArgs& a) {
   std::uint64_t data = 0, pcache = 0;
   Status st = ParseSize(a.data, &data);
   if (!st.ok()) return Fail("--data", st);
-  if (data < kPageSize) return Fail("--data", {Code::kInvalidArgument, "at least one page"});
+  if (data < kPageSize || data > (std::uint64_t{1} << 40))
+    return Fail("--data", {Code::kInvalidArgument, "between one page and 1 TiB"});
   if (a.pcache.empty()) {
     pcache = RoundToGeometry(data / 4, a.ways);
   } else {

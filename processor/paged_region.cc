@@ -47,6 +47,7 @@ Status PagedRegion::Create(const PagedRegionOptions& options, std::unique_ptr<Pa
     (void)options.transport->DestroySpace(options.asid);
     return st;
   }
+  r->released_ = false;  // from here on the space is ours to destroy
   *out = std::move(r);
   return Status::Ok();
 }
@@ -88,6 +89,16 @@ Status PagedRegion::Acquire(std::uint64_t page, bool write, LineId* line) {
   const PageKey key{opts_.asid, page};
   for (;;) {
     if (pcache_->Pin(key, line)) {
+      // A pin does not wait for a fill in progress (the line lock): take and
+      // drop the lock so the frame holds the page before we copy, and check
+      // the fill did not fail and give the line up meanwhile.
+      pcache_->Lock(*line);
+      const bool ours = pcache_->Lookup(key) == *line;
+      pcache_->Unlock(*line);
+      if (!ours) {
+        pcache_->Unpin(*line);
+        continue;
+      }
       // The load/store itself is the access: record it exactly.
       pcache_->Touch(*line);
       if (write) {
@@ -113,7 +124,7 @@ Status PagedRegion::Acquire(std::uint64_t page, bool write, LineId* line) {
 // for each piece with its page pinned.
 template <typename CopyFn>
 Status PagedRegion::ForEachPage(std::uint64_t uva, std::size_t len, bool write, CopyFn copy) {
-  if (uva < opts_.base || uva + len > opts_.base + opts_.length)
+  if (uva < opts_.base || len > opts_.base + opts_.length - uva)  // no wrap-around
     return {Code::kInvalidArgument, write ? "write outside the region" : "read outside the region"};
   std::size_t done = 0;
   while (done < len) {

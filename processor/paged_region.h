@@ -68,7 +68,9 @@ class PagedRegion {
   TransportWritebackSink sink_;
   std::unique_ptr<VictimCache> victim_;
   std::unique_ptr<Pcache> pcache_;
-  bool released_ = false;
+  // True until Create succeeded: a half-built region must not destroy an
+  // address space it never created (the id may belong to someone else).
+  bool released_ = true;
 
   // Pages that were ever dirtied. Any other page has never been written back,
   // so a miss on it zero-fills locally with no round trip to the memory node.
