@@ -47,6 +47,8 @@ VictimCounters::VictimCounters(StatsRegistry* r)
       flush_finished_dirty(r->GetCounter("nr_victim_flush_finished_dirty",
                                          "dirty victims written back")),
       flush_failed(r->GetCounter("nr_victim_flush_failed", "victim write-backs that failed")),
+      flush_orphaned(r->GetCounter("nr_victim_flush_orphaned",
+                                   "failed write-backs of pages every owner had dropped")),
       entries_used(r->GetGauge("victim_entries_used", "victim cache entries holding a page")) {}
 
 }  // namespace remora

@@ -39,6 +39,7 @@ struct VictimCounters {
   Counter* flush_submitted_dirty;
   Counter* flush_finished_dirty;
   Counter* flush_failed;
+  Counter* flush_orphaned;
   Gauge* entries_used;
 };
 

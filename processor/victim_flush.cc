@@ -54,6 +54,13 @@ void VictimCache::FinishWriteback(std::uint32_t index, const Status& st) {
       e.state = VictimState::kFlushed;
       flushed_queue_.emplace(e.seq, index);
     }
+  } else if (e.owners.empty()) {
+    // Every owner dropped the page while it was being written (the process
+    // exited and its space was destroyed, so the node refused the write).
+    // Nobody needs this data: not a failure that should stall inserts or
+    // back off other write-backs.
+    counters_.flush_orphaned->Inc();
+    FreeLocked(index);
   } else {
     counters_.flush_failed->Inc();
     ++failures_;
@@ -61,9 +68,7 @@ void VictimCache::FinishWriteback(std::uint32_t index, const Status& st) {
     backoff_ = backoff_.count() == 0 ? options_.retry_backoff
                                      : std::min(backoff_ * 2, options_.max_retry_backoff);
     retry_at_ = std::chrono::steady_clock::now() + backoff_;
-    if (e.owners.empty()) {
-      FreeLocked(index);
-    } else if (stop_) {
+    if (stop_) {
       ++abandoned_;
       FreeLocked(index);
     } else {
