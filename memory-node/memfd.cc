@@ -47,17 +47,12 @@ Status CreateSharedFile(const std::string& name, std::uint64_t bytes, SharedFile
   f.ro_fd = open(self.c_str(), O_RDONLY | O_CLOEXEC);
   if (f.ro_fd < 0) {
     // Without /proc there is no other way to get a read-only description of
-    // a memfd. Processors then get a writable one: still only for local
-    // processes that hold the socket and the secret, but say so.
-    spdlog::warn("memory node: cannot reopen {} read-only via {} ({}); shared-memory clients "
-                 "will receive a writable descriptor",
+    // a memfd, and a writable one would let any local client corrupt every
+    // stored page and the index the node itself reads. Offer no shared
+    // memory then: kAttachShm is refused and clients use TCP.
+    spdlog::warn("memory node: cannot reopen {} read-only via {} ({}); the shared-memory "
+                 "transport is disabled, use TCP",
                  name, self, std::strerror(errno));
-    f.ro_fd = fcntl(f.fd, F_DUPFD_CLOEXEC, 0);
-    if (f.ro_fd < 0) {
-      Status st = Errno("duplicating " + name);
-      DestroySharedFile(&f);
-      return st;
-    }
   }
   *out = f;
   return Status::Ok();

@@ -19,8 +19,8 @@ struct SharedFile {
 // its size, maps it read-write, and opens a read-only descriptor of the same
 // file. A processor given the read-only descriptor can map it only PROT_READ
 // and cannot resize it, so it can never corrupt the memory node's data.
-// (Without /proc the read-only reopening is impossible; then ro_fd is a
-// duplicate of fd and a warning is logged.)
+// (Without /proc the read-only reopening is impossible; then ro_fd is -1, a
+// warning is logged, and the node offers no shared memory.)
 Status CreateSharedFile(const std::string& name, std::uint64_t bytes, SharedFile* out);
 // Unmaps and closes; safe on a default-constructed or failed SharedFile.
 void DestroySharedFile(SharedFile* f);

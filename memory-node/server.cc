@@ -198,6 +198,8 @@ Status MemoryNodeService::Execute(StreamServer::Connection& conn, const Session&
       if (!conn.is_unix())
         return {Code::kUnsupported, "shared memory is offered only on the unix socket"};
       reply->fds = store_->ShmFds();
+      for (int fd : reply->fds)
+        if (fd < 0) return {Code::kUnsupported, "this memory node offers no shared memory"};
       reply->body = store_->ShmLayout();
       return Status::Ok();
     case MsgType::kReadPage: {
