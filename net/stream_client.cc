@@ -83,11 +83,15 @@ StreamClient::StreamClient(int fd, Options options) : fd_(fd), options_(std::mov
 }
 
 StreamClient::~StreamClient() {
+  // Break first: it queues every outstanding async callback. Only then may
+  // the background thread see stopping_, because it drains the queue before
+  // it looks at the flag (both under mu_); the other order could let it exit
+  // between the two and never run those callbacks.
+  Break({Code::kDisconnected, "client closed"});
   {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
   }
-  Break({Code::kDisconnected, "client closed"});
   background_cv_.notify_all();
   background_.join();
   close(fd_);
@@ -144,16 +148,19 @@ void StreamClient::CallAsync(const Request& req, std::function<void(Status, Repl
       return;
     }
     pending_[id] = p;
+    sending_.insert(id);
     ++async_outstanding_;
     if (!reader_active_) background_cv_.notify_one();
   }
   Status st = Send(req, id, deadline_ns);
-  if (!st.ok()) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (pending_.erase(id)) {  // still ours: nobody completed it
-      --async_outstanding_;
-      Finish(p, st);
-    }
+  std::lock_guard<std::mutex> l(mu_);
+  sending_.erase(id);
+  // A reply may already have completed it (the node answers only once it has
+  // the whole message). Otherwise complete it here if the send failed or the
+  // connection broke while we were sending (Break left it to us).
+  if ((!st.ok() || broken_) && pending_.erase(id)) {
+    --async_outstanding_;
+    Finish(p, st.ok() ? broken_status_ : st);
   }
 }
 
@@ -384,9 +391,15 @@ void StreamClient::Break(const Status& why) {
   // Wakes a reader blocked in poll(); the fd itself stays open until the
   // destructor, so no other thread can ever act on a recycled descriptor.
   shutdown(fd_, SHUT_RDWR);
-  for (auto& [id, p] : pending_) Finish(p, why);
-  pending_.clear();
-  async_outstanding_ = 0;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (sending_.count(it->first)) {  // CallAsync finishes it after Send()
+      ++it;
+      continue;
+    }
+    if (it->second->async) --async_outstanding_;
+    Finish(it->second, why);
+    it = pending_.erase(it);
+  }
 }
 
 void StreamClient::BackgroundLoop() {
@@ -407,7 +420,7 @@ void StreamClient::BackgroundLoop() {
     std::uint64_t now = MonotonicNs();
     for (auto it = pending_.begin(); it != pending_.end();) {
       Pending* p = it->second;
-      if (p->async && now >= p->deadline_ns) {
+      if (p->async && now >= p->deadline_ns && !sending_.count(it->first)) {
         it = pending_.erase(it);
         --async_outstanding_;
         if (timeouts_) timeouts_->Inc();

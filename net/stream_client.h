@@ -35,6 +35,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "remora/protocol.h"
@@ -124,6 +125,11 @@ class StreamClient {
   bool stopping_ = false;
   Status broken_status_;
   std::deque<Pending*> completed_async_;  // run by BackgroundLoop
+  // Async requests whose bytes are still being sent from the caller's buffer.
+  // Neither a timeout nor Break() may complete them meanwhile: their callback
+  // would tell the caller the buffer is free while sendmsg still reads it.
+  // CallAsync completes them itself once Send() returned, if still needed.
+  std::unordered_set<std::uint64_t> sending_;
   std::condition_variable background_cv_;
 
   // Reader-owned state: touched only by the thread holding the reader role
