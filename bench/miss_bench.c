@@ -1,0 +1,136 @@
+/*
+ * miss_bench: times single page misses from inside a program. Run it under
+ * `remora run` with a pcache of PCACHE_PAGES lines; natively it only measures
+ * the kernel's own faults.
+ *
+ *   miss_bench PCACHE_PAGES [--json]
+ *
+ * Phases, each touching one page at a time and timing each touch:
+ *   zero_fill           first write to fresh memory while the pcache still has
+ *                       free lines (half its capacity): a local zero-fill
+ *   zero_fill_evicting  first writes to 4x the pcache: zero-fills that also
+ *                       have to evict (dirty lines, written back)
+ *   remote_fill_dirty   reads of the first 2x, long evicted from the pcache
+ *                       and the victim cache: fills from the memory node,
+ *                       each evicting a dirty line
+ *   remote_fill_clean   reads of the other 2x: fills from the memory node,
+ *                       evicting the clean lines the previous phase filled
+ * Sample buffers are MAP_SHARED (which stays local) and touched before use,
+ * so only the measured pages go through the pcache.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define PAGE 4096UL
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+struct phase {
+  const char* name;
+  uint64_t* v;
+  size_t n;
+  uint64_t checksum;
+};
+
+static uint64_t* local_buffer(size_t n) {
+  uint64_t* p = mmap(NULL, n * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    perror("miss_bench: mmap");
+    exit(1);
+  }
+  memset(p, 0, n * sizeof(uint64_t));
+  return p;
+}
+
+static int cmp_u64(const void* a, const void* b) {
+  uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
+  return (x > y) - (x < y);
+}
+
+static void write_pages(struct phase* ph, char* base, size_t from, size_t n) {
+  for (size_t i = from; i < from + n; i++) {
+    volatile uint64_t* p = (volatile uint64_t*)(base + i * PAGE);
+    uint64_t t0 = now_ns();
+    *p = i * 2654435761ULL + 1;
+    uint64_t t1 = now_ns();
+    ph->v[ph->n++] = t1 - t0;
+  }
+}
+
+static void read_pages(struct phase* ph, char* base, size_t from, size_t n) {
+  for (size_t i = from; i < from + n; i++) {
+    volatile uint64_t* p = (volatile uint64_t*)(base + i * PAGE);
+    uint64_t t0 = now_ns();
+    uint64_t v = *p;
+    uint64_t t1 = now_ns();
+    ph->v[ph->n++] = t1 - t0;
+    if (v != i * 2654435761ULL + 1) {
+      printf("miss_bench: page %zu read %016llx, expected %016llx\n", i, (unsigned long long)v,
+             (unsigned long long)(i * 2654435761ULL + 1));
+      exit(1);
+    }
+    ph->checksum += v;
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: miss_bench PCACHE_PAGES [--json]\n");
+    return 2;
+  }
+  size_t lines = strtoul(argv[1], NULL, 10);
+  int json = argc > 2 && strcmp(argv[2], "--json") == 0;
+  if (lines < 64) {
+    fprintf(stderr, "miss_bench: PCACHE_PAGES must be at least 64\n");
+    return 2;
+  }
+  size_t zero_n = lines / 2, big = 4 * lines;
+  struct phase ph[4] = {{.name = "zero_fill"},
+                        {.name = "zero_fill_evicting"},
+                        {.name = "remote_fill_dirty"},
+                        {.name = "remote_fill_clean"}};
+  ph[0].v = local_buffer(zero_n);
+  ph[1].v = local_buffer(big);
+  ph[2].v = local_buffer(big / 2);
+  ph[3].v = local_buffer(big / 2);
+
+  char* fresh = mmap(NULL, zero_n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char* region = mmap(NULL, big * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (fresh == MAP_FAILED || region == MAP_FAILED) {
+    perror("miss_bench: mmap");
+    return 1;
+  }
+  write_pages(&ph[0], fresh, 0, zero_n);
+  munmap(fresh, zero_n * PAGE); /* frees its lines again */
+  write_pages(&ph[1], region, 0, big);
+  read_pages(&ph[2], region, 0, big / 2);
+  read_pages(&ph[3], region, big / 2, big / 2);
+
+  if (json) printf("{\"pcache_pages\": %zu, \"phases\": {", lines);
+  else printf("%-20s %8s %10s %10s %10s %10s  (ns per touch)\n", "phase", "count", "p50", "p90", "p99", "mean");
+  for (int i = 0; i < 4; i++) {
+    double sum = 0;
+    for (size_t k = 0; k < ph[i].n; k++) sum += (double)ph[i].v[k];
+    qsort(ph[i].v, ph[i].n, sizeof(uint64_t), cmp_u64);
+    uint64_t p50 = ph[i].v[ph[i].n / 2], p90 = ph[i].v[ph[i].n * 9 / 10], p99 = ph[i].v[ph[i].n * 99 / 100];
+    if (json)
+      printf("%s\"%s\": {\"count\": %zu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"mean\": %.1f}",
+             i ? ", " : "", ph[i].name, ph[i].n, (unsigned long long)p50, (unsigned long long)p90,
+             (unsigned long long)p99, sum / (double)ph[i].n);
+    else
+      printf("%-20s %8zu %10llu %10llu %10llu %10.0f\n", ph[i].name, ph[i].n, (unsigned long long)p50,
+             (unsigned long long)p90, (unsigned long long)p99, sum / (double)ph[i].n);
+  }
+  if (json) printf("}}\n");
+  munmap(region, big * PAGE);
+  return 0;
+}
