@@ -1,10 +1,11 @@
 // remora stats: print a running daemon's counters and histograms.
 //
-// Today the daemon is a memory node (over TCP or its unix socket); the
-// processor manager answers the same request once it exists.
+// A memory node (over TCP or its unix socket, authenticated) or a processor
+// manager (its unix socket, local to this node).
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/processor_socket.h"
 #include "net/auth.h"
 #include "remora/stats.h"
 #include "remora/transport.h"
@@ -15,13 +16,44 @@ namespace {
 struct StatsArgs {
   std::string memory_node;
   std::string shm;
+  std::string processor;
   std::string secret_file;
   bool json = false;
   bool prometheus = false;
   int timeout_ms = 5000;
 };
 
+// Prints a snapshot given as JSON text the way the flags ask.
+int Print(const StatsArgs& a, const std::string& json) {
+  if (a.json) {
+    std::fputs(json.c_str(), stdout);
+    if (json.empty() || json.back() != '\n') std::fputc('\n', stdout);
+    return 0;
+  }
+  StatsSnapshot snap;
+  Status st = StatsSnapshot::FromJson(json, &snap);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  std::fputs(a.prometheus ? snap.ToPrometheus().c_str() : snap.ToTable().c_str(), stdout);
+  return 0;
+}
+
 int RunStats(const StatsArgs& a) {
+  if (!a.processor.empty()) {
+    std::string json;
+    Status st = ProcessorStatsJson(a.processor, &json);
+    if (!st.ok()) {
+      std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    return Print(a, json);
+  }
+  if (a.secret_file.empty()) {
+    std::fprintf(stderr, "remora stats: a memory node needs --secret-file\n");
+    return 2;
+  }
   TransportOptions o;
   if (!a.shm.empty()) {
     o.kind = TransportKind::kShm;
@@ -48,29 +80,22 @@ int RunStats(const StatsArgs& a) {
     std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
     return 1;
   }
-  if (a.json) {
-    std::fputs(json.c_str(), stdout);
-    if (json.empty() || json.back() != '\n') std::fputc('\n', stdout);
-    return 0;
-  }
-  StatsSnapshot snap;
-  st = StatsSnapshot::FromJson(json, &snap);
-  if (!st.ok()) {
-    std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
-    return 1;
-  }
-  std::fputs(a.prometheus ? snap.ToPrometheus().c_str() : snap.ToTable().c_str(), stdout);
-  return 0;
+  return Print(a, json);
 }
 
 CommandRegistration reg("stats", [](CLI::App& app) {
   auto args = std::make_shared<StatsArgs>();
-  auto* sub = app.add_subcommand("stats", "Print a running memory node's counters and histograms");
+  auto* sub = app.add_subcommand(
+      "stats", "Print a running processor manager's or memory node's counters and histograms");
+  auto* pm = sub->add_option("--processor", args->processor,
+                             "processor manager socket (default: " + DefaultProcessorSocket() + ")");
   auto* mn = sub->add_option("--memory-node", args->memory_node, "memory node HOST:PORT (TCP)");
   auto* shm = sub->add_option("--shm", args->shm, "memory node unix socket (shared memory)");
   mn->excludes(shm);
-  sub->add_option("--secret-file", args->secret_file, "file holding the shared secret")
-      ->required()
+  pm->excludes(mn);
+  pm->excludes(shm);
+  sub->add_option("--secret-file", args->secret_file,
+                  "file holding the memory node's shared secret")
       ->check(CLI::ExistingFile);
   auto* j = sub->add_flag("--json", args->json, "print JSON");
   auto* p = sub->add_flag("--prometheus", args->prometheus, "print Prometheus text format");
@@ -78,8 +103,8 @@ CommandRegistration reg("stats", [](CLI::App& app) {
   sub->add_option("--timeout-ms", args->timeout_ms, "request timeout")->check(CLI::PositiveNumber);
   AddLogLevelOption(sub);
   sub->callback([args] {
-    if (args->memory_node.empty() && args->shm.empty())
-      throw CLI::RequiredError("--memory-node or --shm");
+    if (args->memory_node.empty() && args->shm.empty() && args->processor.empty())
+      args->processor = DefaultProcessorSocket();
     SetExitCode(RunStats(*args));
   });
 });

@@ -82,6 +82,11 @@ struct EvictHooks {
   // Copies the line's kPageSize bytes into dst. Called after every unmap
   // succeeded, only when the data goes somewhere (dirty, or victim_clean).
   std::function<Status(LineId line, void* dst)> copy_out;
+  // Called once the data is safe (handed off, or clean), before the line is
+  // freed: drop the pages now. The runtime queues zaps for the programs'
+  // agent threads here; what is queued before the line is freed is visible
+  // to the next fill of the page, which waits for it.
+  std::function<void(LineId line, const std::vector<Rmap>& rmaps)> zap;
 };
 
 struct PcacheOptions {
@@ -98,7 +103,8 @@ struct PcacheOptions {
 };
 
 // Where a fill's data came from. kCopy: another line's data (copy-on-write).
-enum class FillSource { kMemory, kVictim, kZero, kCopy };
+// kFile: the file a private file mapping was made from (never written back).
+enum class FillSource { kMemory, kVictim, kZero, kCopy, kFile };
 
 struct FillResult {
   LineId line = 0;

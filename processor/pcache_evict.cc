@@ -69,6 +69,7 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
     dirty = dirty || dirtied;
   }
   if (st.ok()) st = HandOffData(id, rmaps, dirty);
+  if (st.ok() && options_.hooks.zap) options_.hooks.zap(id, rmaps);
 
   std::lock_guard lk(s.mu);
   if (!st.ok()) {

@@ -66,6 +66,7 @@ void Pcache::CompleteFill(LineId line, FillSource source, bool dirty) {
     case FillSource::kVictim: counters_.fill_from_victim->Inc(); break;
     case FillSource::kZero: counters_.fill_zerofill->Inc(); break;
     case FillSource::kCopy: counters_.fill_copy->Inc(); break;
+    case FillSource::kFile: counters_.fill_from_file->Inc(); break;
   }
   if (dirty) l.Set(kLineDirty);
   l.Clear(kLineLocked);

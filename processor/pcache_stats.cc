@@ -11,6 +11,8 @@ PcacheCounters::PcacheCounters(StatsRegistry* r)
                                   "lines filled with zeros (page never written back)")),
       fill_copy(r->GetCounter("nr_pcache_fill_copy",
                               "lines filled by copying another line (copy-on-write)")),
+      fill_from_file(r->GetCounter("nr_pcache_fill_from_file",
+                                   "lines filled from the file of a private file mapping")),
       fill_aborted(r->GetCounter("nr_pcache_fill_aborted", "fills abandoned after an I/O error")),
       eviction_triggered(r->GetCounter("nr_pcache_eviction_triggered",
                                        "eviction attempts (a set had no free line)")),

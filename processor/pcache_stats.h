@@ -14,6 +14,7 @@ struct PcacheCounters {
   Counter* fill_from_victim;
   Counter* fill_zerofill;
   Counter* fill_copy;
+  Counter* fill_from_file;
   Counter* fill_aborted;
   Counter* eviction_triggered;
   Counter* eviction_succeed;

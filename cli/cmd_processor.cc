@@ -1,0 +1,64 @@
+// remora processor: the node-wide processor manager as a daemon. Programs
+// started with `remora run --processor SOCKET` (or with the shim and
+// REMORA_PROCESSOR_SOCKET set) attach to it.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "cli/command.h"
+#include "cli/processor_setup.h"
+#include "cli/processor_socket.h"
+
+namespace remora::cli {
+namespace {
+
+struct ProcessorCmdArgs {
+  ProcessorArgs proc;
+  std::string socket;
+};
+
+int RunProcessor(CLI::App* sub, ProcessorCmdArgs& a) {
+  Status st = ApplyProcessorConfig(sub, &a.proc);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora processor: %s\n", st.ToString().c_str());
+    return 2;
+  }
+  if (a.socket.empty()) a.socket = DefaultProcessorSocket();
+  // Block the signals we wait for before any thread starts.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  std::unique_ptr<ProcessorStack> stack;
+  st = StartProcessorStack(a.proc, a.socket, &stack);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora processor: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  std::printf("remora processor ready socket=%s\n", a.socket.c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr, "remora processor: %s\n", stack->description.c_str());
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::fprintf(stderr, "remora processor: signal %d, shutting down (%zu programs attached)\n", sig,
+               stack->manager->sessions());
+  stack.reset();
+  return 0;
+}
+
+CommandRegistration reg("processor", [](CLI::App& app) {
+  auto a = std::make_shared<ProcessorCmdArgs>();
+  auto* sub = app.add_subcommand(
+      "processor", "Run the processor manager: the pcache serving every program on this node");
+  sub->add_option("--socket", a->socket,
+                  "unix socket programs attach to (default: " + DefaultProcessorSocket() + ")");
+  AddProcessorOptions(sub, &a->proc);
+  AddLogLevelOption(sub);
+  sub->callback([a, sub] { SetExitCode(RunProcessor(sub, *a)); });
+});
+
+}  // namespace
+}  // namespace remora::cli

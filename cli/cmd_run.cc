@@ -1,0 +1,223 @@
+// remora run: runs an unmodified program with its memory on a memory node.
+//
+// The program is started with the shim and a real allocator preloaded and
+// attaches to a processor manager: the one given with --processor, or one
+// embedded in this process (with a local memory node on shared memory, or
+// --memory-node). After the program exits and its address space is torn
+// down, the counters are printed (stderr) and optionally written as JSON.
+// The exit status is the program's (128 + signal if a signal ended it).
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "cli/command.h"
+#include "cli/processor_setup.h"
+#include "cli/processor_socket.h"
+#include "common/size.h"
+#include "processor/runtime_protocol.h"
+
+namespace remora::cli {
+namespace {
+
+struct RunArgs {
+  ProcessorArgs proc;
+  std::string processor;  // socket of a running manager; empty: embed one
+  std::string stats_json;
+  bool quiet = false;
+  std::vector<std::string> command;
+};
+
+std::string ShimPath() {
+  const std::string self = SelfExecutable();
+  const std::string dir = self.substr(0, self.rfind('/'));
+  for (const std::string& p : {dir + "/libremora_shim.so", dir + "/../lib/remora/libremora_shim.so"}) {
+    if (::access(p.c_str(), R_OK) == 0) return p;
+  }
+  return "";
+}
+
+pid_t g_child = -1;
+void Forward(int sig) {
+  if (g_child > 0) ::kill(g_child, sig);
+}
+
+// Starts the program; returns its pid or -1 (errno-style message printed).
+pid_t Launch(const std::vector<std::string>& command, const std::string& shim,
+             const std::string& socket) {
+  std::string preload = shim + ":" + REMORA_ALLOCATOR_LIB;
+  if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  ::setenv("LD_PRELOAD", preload.c_str(), 1);
+  ::setenv(rt::kSocketEnv, socket.c_str(), 1);
+  std::vector<char*> argv;
+  for (const auto& s : command) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  std::fprintf(stderr, "remora run: cannot execute %s: %s\n", argv[0], std::strerror(errno));
+  ::_exit(127);
+}
+
+int WaitProgram(pid_t pid) {
+  struct sigaction sa {};
+  sa.sa_handler = Forward;
+  g_child = pid;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(sig, &sa, nullptr);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return 1;
+  }
+  g_child = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+void PrintSummary(const StatsSnapshot& s, const std::string& description, int status) {
+  auto c = [&](const char* name) { return static_cast<long long>(s.Counter(name)); };
+  std::fprintf(stderr, "remora: program exited with status %d; %s\n", status, description.c_str());
+  std::fprintf(stderr,
+               "  faults        nr_pgfault %lld (missing %lld, wp %lld), concurrent eviction %lld\n"
+               "  fills         memory %lld, victim %lld, zero %lld, file %lld\n"
+               "  evictions     triggered %lld, succeed %lld (to victim %lld, clean dropped %lld), "
+               "eagain %lld, failure %lld\n"
+               "  victim cache  hit %lld, insert %lld, flush dirty %lld/%lld, evicted %lld\n"
+               "  zaps          %lld pages\n"
+               "  after exit    pcache lines %lld, victim entries %lld, memory-node pages %lld\n",
+               c("nr_pgfault"), c("nr_pgfault_missing"), c("nr_pgfault_wp"),
+               c("nr_pgfault_due_to_concurrent_eviction"), c("nr_pcache_fill_from_memory"),
+               c("nr_pcache_fill_from_victim"), c("nr_pcache_fill_zerofill"),
+               c("nr_pcache_fill_from_file"), c("nr_pcache_eviction_triggered"),
+               c("nr_pcache_eviction_succeed"), c("nr_pcache_eviction_to_victim"),
+               c("nr_pcache_eviction_clean_dropped"), c("nr_pcache_eviction_eagain"),
+               c("nr_pcache_eviction_failure"), c("nr_victim_hit"), c("nr_victim_insert"),
+               c("nr_victim_flush_finished_dirty"), c("nr_victim_flush_submitted_dirty"),
+               c("nr_victim_eviction_succeed"), c("nr_zap_pages"), c("pcache_lines_used"),
+               c("victim_entries_used"), c("memory_node_used_pages"));
+  auto h = s.histograms.find("pgfault_service_ns");
+  if (h != s.histograms.end() && h->second.count > 0) {
+    std::fprintf(stderr, "  miss service  p50 %.1f us, p99 %.1f us\n",
+                 h->second.Percentile(50) / 1000.0, h->second.Percentile(99) / 1000.0);
+  }
+}
+
+// Counters as a difference between two snapshots of a shared manager
+// (gauges and histograms as they are at the end).
+StatsSnapshot Delta(const StatsSnapshot& before, StatsSnapshot after) {
+  for (auto& [name, v] : after.counters) {
+    auto g = after.is_gauge.find(name);
+    if (g != after.is_gauge.end() && g->second) continue;
+    v -= before.Counter(name);
+  }
+  return after;
+}
+
+int Run(CLI::App* sub, RunArgs& a) {
+  Status st = ApplyProcessorConfig(sub, &a.proc);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora run: %s\n", st.ToString().c_str());
+    return 2;
+  }
+  const std::string shim = ShimPath();
+  if (shim.empty()) {
+    std::fprintf(stderr, "remora run: libremora_shim.so not found next to %s\n",
+                 SelfExecutable().c_str());
+    return 2;
+  }
+
+  std::unique_ptr<ProcessorStack> stack;
+  std::string socket = a.processor;
+  std::string tmpdir;
+  StatsSnapshot before;
+  if (socket.empty()) {
+    char tmpl[] = "/tmp/remora-run-XXXXXX";
+    if (!::mkdtemp(tmpl)) {
+      std::fprintf(stderr, "remora run: mkdtemp: %s\n", std::strerror(errno));
+      return 1;
+    }
+    tmpdir = tmpl;
+    socket = tmpdir + "/processor.sock";
+    st = StartProcessorStack(a.proc, socket, &stack);
+    if (!st.ok()) {
+      ::rmdir(tmpdir.c_str());
+      std::fprintf(stderr, "remora run: %s\n", st.ToString().c_str());
+      return 1;
+    }
+  } else {
+    std::string json;
+    st = ProcessorStatsJson(socket, &json);
+    if (st.ok()) st = StatsSnapshot::FromJson(json, &before);
+    if (!st.ok()) {
+      std::fprintf(stderr, "remora run: %s\n", st.ToString().c_str());
+      return 1;
+    }
+  }
+
+  pid_t pid = Launch(a.command, shim, socket);
+  if (pid < 0) {
+    std::fprintf(stderr, "remora run: fork: %s\n", std::strerror(errno));
+    return 1;
+  }
+  const int status = WaitProgram(pid);
+
+  StatsSnapshot final_snap;
+  std::string description;
+  if (stack) {
+    // The program's teardown (lines, victim entries, memory-node pages)
+    // finishes after its exit: wait for it so the counters show the end state.
+    if (!stack->manager->WaitIdle(std::chrono::seconds(30)))
+      std::fprintf(stderr, "remora run: programs still attached after 30 s (children left running?)\n");
+    final_snap = stack->manager->Snapshot();
+    description = stack->description;
+    stack.reset();
+    ::unlink(socket.c_str());
+    ::rmdir(tmpdir.c_str());
+  } else {
+    // A shared manager: wait until the programs we added are gone.
+    const std::int64_t base = before.Counter("processes_attached");
+    std::string json;
+    for (int i = 0; i < 300; ++i) {
+      StatsSnapshot now;
+      if (!ProcessorStatsJson(socket, &json).ok() || !StatsSnapshot::FromJson(json, &now).ok()) break;
+      final_snap = Delta(before, now);
+      if (now.Counter("processes_attached") <= base) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    description = "processor manager at " + socket;
+  }
+  if (!a.quiet) PrintSummary(final_snap, description, status);
+  if (!a.stats_json.empty()) {
+    std::ofstream f(a.stats_json);
+    f << final_snap.ToJson();
+    if (!f) std::fprintf(stderr, "remora run: cannot write %s\n", a.stats_json.c_str());
+  }
+  return status;
+}
+
+CommandRegistration reg("run", [](CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* sub = app.add_subcommand(
+      "run", "Run a program with its memory on a memory node behind a small pcache");
+  sub->add_option("--processor", a->processor,
+                  "attach to the processor manager on this socket instead of embedding one");
+  AddProcessorOptions(sub, &a->proc);
+  sub->add_option("--stats-json", a->stats_json, "write the final counters here as JSON");
+  sub->add_flag("--quiet", a->quiet, "no counter summary at exit");
+  sub->add_option("command", a->command, "the program and its arguments (after --)")
+      ->required()
+      ->expected(-1);
+  AddLogLevelOption(sub);
+  sub->footer("Example: remora run --pcache 32M -- python3 script.py");
+  sub->callback([a, sub] { SetExitCode(Run(sub, *a)); });
+});
+
+}  // namespace
+}  // namespace remora::cli

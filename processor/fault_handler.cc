@@ -1,0 +1,148 @@
+#include "processor/fault_handler.h"
+
+#include <linux/userfaultfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "processor/process_session.h"
+#include "processor/processor_manager.h"
+#include "processor/uffd.h"
+
+namespace remora {
+namespace {
+
+alignas(kPageSize) const std::byte kZeroPage[kPageSize] = {};
+
+bool ProcessGone(int e) { return e == ESRCH || e == ENOENT; }
+
+Status ReadFilePage(const Vma& vma, std::uint64_t uva, std::byte* buf) {
+  std::size_t done = 0;
+  const off_t off = static_cast<off_t>(vma.FileOffsetOf(uva));
+  while (done < kPageSize) {
+    ssize_t n = ::pread(vma.file->fd, buf + done, kPageSize - done, off + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return {Code::kIoError, std::string("reading a mapped file: ") + std::strerror(errno)};
+    if (n == 0) break;  // past the end of the file: the rest reads as zero
+    done += static_cast<std::size_t>(n);
+  }
+  std::memset(buf + done, 0, kPageSize - done);
+  return Status::Ok();
+}
+
+// Loads the page of a freshly allocated, locked line and installs it.
+Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId line, bool write) {
+  Pcache* pcache = m.pcache();
+  // A zap from an earlier eviction of this page must land before the new
+  // page is installed, or it would drop it.
+  Status st = s.zaps().WaitClear(key.uva, key.uva + kPageSize, m.options().zap_timeout);
+  if (!st.ok()) {
+    pcache->AbortFill(line);
+    return s.dead() ? Status::Ok() : st;
+  }
+  alignas(kPageSize) thread_local std::byte buf[kPageSize];
+  const std::byte* data = buf;
+  FillSource source;
+  bool dirty = false;
+  VictimCache* victim = m.victim();
+  if (victim != nullptr && victim->Take(key, buf, &dirty)) {
+    source = FillSource::kVictim;
+  } else if (s.Written(key.uva)) {
+    st = m.transport()->ReadPage(key.asid, key.uva, buf);
+    if (!st.ok()) {
+      pcache->AbortFill(line);
+      return {st.code(), "memory node: " + st.message()};
+    }
+    source = FillSource::kMemory;
+  } else if (std::optional<Vma> vma = s.vmas().Find(key.uva); vma && vma->file) {
+    st = ReadFilePage(*vma, key.uva, buf);
+    if (!st.ok()) {
+      pcache->AbortFill(line);
+      return st;
+    }
+    source = FillSource::kFile;
+  } else {
+    data = kZeroPage;
+    source = FillSource::kZero;
+  }
+  if (write) dirty = true;
+  // Clean pages go in write-protected: their first write faults, which is
+  // how a line becomes dirty.
+  const int e = uffd::Copy(s.uffd(), key.uva, data, kPageSize, /*write_protect=*/!dirty);
+  if (e == EEXIST) {
+    // Something is mapped there already (memory touched before it was
+    // registered). Its content is the program's: keep it, and treat it as
+    // dirty so eviction saves it rather than dropping it.
+    (void)uffd::Wake(s.uffd(), key.uva, kPageSize);
+    dirty = true;
+  } else if (e != 0) {
+    pcache->AbortFill(line);
+    if (ProcessGone(e) || s.dead()) return Status::Ok();
+    return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
+  }
+  pcache->CompleteFill(line, source, dirty);
+  return Status::Ok();
+}
+
+Status Fill(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
+  const PageKey key{s.asid(), page};
+  for (int attempt = 0;; ++attempt) {
+    FillResult fr;
+    Status st = m.pcache()->Fill(key, &fr);
+    if (!st.ok()) return st;
+    if (fr.allocated) return Load(m, s, key, fr.line, write);
+    // Resident already: normally another fault on the same page filled it
+    // while we waited, and the faulting thread only needs a wake-up.
+    if (s.PagePresent(page) || attempt >= 2) {
+      m.counters().pgfault_already_filled->Inc();
+      int e = uffd::Wake(s.uffd(), page, kPageSize);
+      if (e != 0 && !ProcessGone(e)) return {Code::kIoError, std::string("UFFDIO_WAKE: ") + std::strerror(e)};
+      return Status::Ok();
+    }
+    // The line is resident but the page is not: it was dropped behind our
+    // back (the program discarded memory while touching it). Forget the
+    // line and fill again.
+    m.counters().pgfault_stale_line->Inc();
+    m.pcache()->RemoveRmap(key);
+  }
+}
+
+Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
+  RuntimeCounters& c = m.counters();
+  ScopedLatency t(c.wp_fault_service_ns);
+  const PageKey key{s.asid(), page};
+  LineId line;
+  // The pin keeps eviction away between marking the line dirty and lifting
+  // the protection: eviction write-protects and copies only idle lines.
+  if (m.pcache()->Pin(key, &line)) {
+    m.pcache()->SetDirty(key);
+    const int e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);
+    m.pcache()->Unpin(line);
+    if (e != 0 && !ProcessGone(e) && !s.dead())
+      return {Code::kIoError, std::string("UFFDIO_WRITEPROTECT: ") + std::strerror(e)};
+    return Status::Ok();
+  }
+  // Evicted while the program was writing: its data is in the victim cache
+  // (or on the memory node); serve the write as a missing fault.
+  c.pgfault_concurrent_eviction->Inc();
+  return Fill(m, s, page, /*write=*/true);
+}
+
+}  // namespace
+
+Status HandleFault(ProcessorManager& m, ProcessSession& s, std::uint64_t address,
+                   std::uint64_t flags) {
+  RuntimeCounters& c = m.counters();
+  c.pgfault->Inc();
+  const std::uint64_t page = PageDown(address);
+  if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+    c.pgfault_wp->Inc();
+    return WriteProtectFault(m, s, page);
+  }
+  c.pgfault_missing->Inc();
+  ScopedLatency t(c.pgfault_service_ns);
+  return Fill(m, s, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+}
+
+}  // namespace remora

@@ -1,0 +1,250 @@
+#include "processor/process_session.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "processor/fault_handler.h"
+#include "processor/processor_manager.h"
+#include "processor/runtime_protocol.h"
+#include "processor/runtime_socket.h"
+
+namespace remora {
+
+ProcessSession::ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid,
+                               int control_fd, int uffd)
+    : manager_(manager), id_(id), asid_(asid), pid_(pid), control_fd_(control_fd), uffd_(uffd) {
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  const std::string pagemap = "/proc/" + std::to_string(pid) + "/pagemap";
+  pagemap_fd_ = ::open(pagemap.c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+ProcessSession::~ProcessSession() {
+  assert(!control_.joinable());
+  for (int fd : {control_fd_, agent_fd_, uffd_, stop_fd_, pagemap_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void ProcessSession::Start(int agent_fd, int fault_threads) {
+  agent_fd_ = agent_fd;
+  zaps_ = std::make_unique<ZapQueue>(agent_fd);
+  for (int i = 0; i < fault_threads; ++i) faulters_.emplace_back([this] { FaultLoop(); });
+  control_ = std::thread([this] { ControlLoop(); });
+}
+
+void ProcessSession::Join() {
+  if (control_.joinable()) control_.join();
+}
+
+bool ProcessSession::Written(std::uint64_t uva) {
+  std::lock_guard lk(written_mu_);
+  return written_.count(uva) != 0;
+}
+
+void ProcessSession::MarkWritten(std::uint64_t uva) {
+  std::lock_guard lk(written_mu_);
+  written_.insert(uva);
+}
+
+int ProcessSession::ReadProcessPage(std::uint64_t uva, void* dst) {
+  iovec local{dst, kPageSize};
+  iovec remote{reinterpret_cast<void*>(uva), kPageSize};
+  ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+  if (n == static_cast<ssize_t>(kPageSize)) return 0;
+  return n < 0 ? errno : EFAULT;
+}
+
+bool ProcessSession::PagePresent(std::uint64_t uva) {
+  std::uint64_t entry = 0;
+  if (pagemap_fd_ < 0 ||
+      ::pread(pagemap_fd_, &entry, sizeof(entry), static_cast<off_t>((uva >> kPageShift) * 8)) !=
+          static_cast<ssize_t>(sizeof(entry))) {
+    return true;  // cannot tell: assume present (the caller then just wakes)
+  }
+  return (entry >> 62) & 3;  // present, or swapped out by the kernel
+}
+
+void ProcessSession::Fail(const Status& why) {
+  if (failed_.exchange(true)) return;
+  manager_->counters().pgfault_failed->Inc();
+  spdlog::error("processor manager: stopping pid {}: {}", pid_, why.ToString());
+  if (agent_fd_ >= 0) {
+    rt::FatalMessage m;
+    std::snprintf(m.text, sizeof(m.text), "%s", why.message().c_str());
+    (void)::send(agent_fd_, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(agent_fd_, SHUT_RDWR);
+  }
+  ::shutdown(control_fd_, SHUT_RDWR);
+}
+
+// ---- control thread ----
+
+void ProcessSession::ControlLoop() {
+  pollfd fds[2] = {{control_fd_, POLLIN, 0}, {agent_fd_, POLLIN, 0}};
+  for (;;) {
+    int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents) {
+      rt::ZapAck ack;
+      ssize_t r = ::recv(agent_fd_, &ack, sizeof(ack), MSG_DONTWAIT);
+      if (r == static_cast<ssize_t>(sizeof(ack)) && ack.magic == rt::kMagic &&
+          ack.op == rt::Op::kZapAck) {
+        zaps_->OnAck(ack.seq);
+      } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+        // spurious wake-up
+      } else {
+        break;  // the agent is gone: the program is exiting (or broken)
+      }
+    }
+    if (fds[0].revents) {
+      rt::Request req;
+      int fd = -1;
+      ssize_t r = RecvWithFd(control_fd_, &req, sizeof(req), &fd);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
+      if (r < 0) continue;
+      Status st;
+      if (r != static_cast<ssize_t>(sizeof(req)) || req.magic != rt::kMagic) {
+        st = {Code::kBadRequest, "malformed request"};
+      } else {
+        switch (req.op) {
+          case rt::Op::kMap: {
+            Vma v;
+            v.start = req.start;
+            v.end = req.start + req.len;
+            if (!PageAligned(req.start) || !PageAligned(req.len) || req.len == 0 ||
+                v.end < v.start) {
+              st = {Code::kBadRequest, "misaligned range"};
+              break;
+            }
+            if (req.flags & rt::kMapFile) {
+              if (fd < 0) {
+                st = {Code::kBadRequest, "file mapping without a descriptor"};
+                break;
+              }
+              v.file = std::make_shared<FileBacking>(fd);
+              fd = -1;
+              v.file_offset = req.file_offset;
+            }
+            st = manager_->transport()->RegisterRange(asid_, v.start, req.len);
+            if (st.ok()) {
+              vmas_.Insert(v);
+              manager_->counters().ranges_mapped->Inc();
+            }
+            break;
+          }
+          case rt::Op::kUnmap:
+            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), true);
+            break;
+          case rt::Op::kDiscard:
+            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), false);
+            break;
+          default:
+            st = {Code::kBadRequest, "unexpected request"};
+        }
+      }
+      if (fd >= 0) ::close(fd);
+      if (!st.ok()) spdlog::warn("processor manager: pid {}: {}", pid_, st.ToString());
+      if (!SendReply(control_fd_, st.code(), id_, asid_, "").ok()) break;
+    }
+  }
+  Teardown();
+  manager_->Retire(id_);
+}
+
+// Frees the pages of [start, start+len): lines, victim entries, zaps still
+// queued there, and the memory node's copies. `unmap` also forgets the range.
+Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unmap) {
+  const std::uint64_t end = start + len;
+  std::vector<Vma> pieces = unmap ? vmas_.Remove(start, end) : vmas_.Overlapping(start, end);
+  Pcache* pcache = manager_->pcache();
+  VictimCache* victim = manager_->victim();
+  Status result;
+  for (const Vma& v : pieces) {
+    for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) {
+      const PageKey key{asid_, uva};
+      pcache->RemoveRmap(key);
+      if (victim) victim->Drop(key);
+    }
+    {
+      std::lock_guard lk(written_mu_);
+      if (written_.size() < (v.end - v.start) / kPageSize) {
+        for (auto it = written_.begin(); it != written_.end();) {
+          if (*it >= v.start && *it < v.end) it = written_.erase(it); else ++it;
+        }
+      } else {
+        for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) written_.erase(uva);
+      }
+    }
+    // A zap still queued for this memory must land before the program
+    // unmaps it, or it could hit whatever is mapped there next.
+    Status st = zaps_->WaitClear(v.start, v.end, manager_->options().zap_timeout);
+    if (st.ok()) {
+      st = unmap ? manager_->transport()->UnregisterRange(asid_, v.start, v.end - v.start)
+                 : manager_->transport()->DiscardRange(asid_, v.start, v.end - v.start);
+    }
+    if (!st.ok() && result.ok()) result = st;
+  }
+  (unmap ? manager_->counters().ranges_unmapped : manager_->counters().ranges_discarded)->Inc();
+  return result;
+}
+
+void ProcessSession::Teardown() {
+  dead_.store(true, std::memory_order_release);
+  std::uint64_t one = 1;
+  (void)!::write(stop_fd_, &one, sizeof(one));
+  if (zaps_) zaps_->Close();
+  for (auto& t : faulters_) t.join();
+  faulters_.clear();
+  // RemoveSpace waits out evictions of our lines already under way, so
+  // their data is in the victim cache before DropSpace runs.
+  manager_->pcache()->RemoveSpace(asid_);
+  if (manager_->victim()) manager_->victim()->DropSpace(asid_);
+  Status st = manager_->transport()->DestroySpace(asid_);
+  if (!st.ok()) spdlog::warn("processor manager: destroying the space of pid {}: {}", pid_, st.ToString());
+  for (const Vma& v : vmas_.All()) vmas_.Remove(v.start, v.end);
+  finished_.store(true);
+}
+
+// ---- fault threads ----
+
+void ProcessSession::FaultLoop() {
+  pollfd fds[2] = {{uffd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  uffd_msg msgs[16];
+  for (;;) {
+    int n = ::poll(fds, 2, -1);
+    if (n < 0 && errno != EINTR) return;
+    if (fds[1].revents) return;
+    if (!(fds[0].revents & POLLIN)) {
+      if (fds[0].revents & (POLLERR | POLLHUP)) return;
+      continue;
+    }
+    ssize_t r = ::read(uffd_, msgs, sizeof(msgs));
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;  // another thread took it
+      return;
+    }
+    for (std::size_t i = 0; i < static_cast<std::size_t>(r) / sizeof(uffd_msg); ++i) {
+      if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;  // no other event is enabled
+      Status st = HandleFault(*manager_, *this, msgs[i].arg.pagefault.address,
+                              msgs[i].arg.pagefault.flags);
+      if (!st.ok() && !dead()) Fail(st);
+    }
+  }
+}
+
+}  // namespace remora

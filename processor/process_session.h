@@ -1,0 +1,108 @@
+// One program attached to the processor manager: its address space, its
+// userfaultfd, its managed ranges and the threads that serve it.
+//
+// Threads (all joined before the session ends):
+//   control   the program's control connection (Map/Unmap/Discard, in the
+//             order the program made them) and the agent's ZapAcks; it
+//             also notices the program's exit (both connections close) and
+//             runs the teardown.
+//   fault ×N  poll the uffd and serve faults (fault_handler.cc) on the
+//             thread that read them: the only thread hand-off on the fault
+//             path is the one userfaultfd itself makes.
+//
+// Teardown order (and why): stop the fault threads; RemoveSpace in the
+// pcache, which waits out evictions of our lines in flight (their data
+// reaches the victim cache first); drop our victim entries; destroy the
+// address space on the memory node; close the descriptors. After it the
+// program holds no line, no victim entry and no memory-node page.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "processor/vma_table.h"
+#include "processor/zap_queue.h"
+#include "remora/status.h"
+#include "remora/types.h"
+
+namespace remora {
+
+class ProcessorManager;
+
+class ProcessSession {
+ public:
+  ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid,
+                 int control_fd, int uffd);
+  ~ProcessSession();  // requires Join()
+
+  ProcessSession(const ProcessSession&) = delete;
+  ProcessSession& operator=(const ProcessSession&) = delete;
+
+  // Starts the threads once the agent connected.
+  void Start(int agent_fd, int fault_threads);
+  // Waits for every thread of the session (after the program exited).
+  void Join();
+  bool finished() const { return finished_.load(); }
+
+  std::uint64_t id() const { return id_; }
+  Asid asid() const { return asid_; }
+  pid_t pid() const { return pid_; }
+  int uffd() const { return uffd_; }
+  // True once teardown began: evictions skip the program's pages.
+  bool dead() const { return dead_.load(std::memory_order_acquire); }
+
+  VmaTable& vmas() { return vmas_; }
+  ZapQueue& zaps() { return *zaps_; }
+
+  // Pages with data on the memory node (or on its way there through the
+  // victim cache). Every other page is zero, or its file's, and fills
+  // without a round trip.
+  bool Written(std::uint64_t uva);
+  void MarkWritten(std::uint64_t uva);
+
+  // Copies the program's page at uva into dst (process_vm_readv). ESRCH or
+  // EFAULT mean the page or the process is gone.
+  int ReadProcessPage(std::uint64_t uva, void* dst);
+  // Whether the page at uva is present in the program's page table.
+  bool PagePresent(std::uint64_t uva);
+
+  // Stops the program with `why` (sent to the agent, which exits it with a
+  // clear message). Used when a fault cannot be served.
+  void Fail(const Status& why);
+
+ private:
+  void ControlLoop();
+  void FaultLoop();
+  Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
+  void Teardown();
+
+  ProcessorManager* const manager_;
+  const std::uint64_t id_;
+  const Asid asid_;
+  const pid_t pid_;
+  const int control_fd_;
+  const int uffd_;
+  int agent_fd_ = -1;
+  int stop_fd_ = -1;    // eventfd: tells the fault threads to stop
+  int pagemap_fd_ = -1;
+
+  VmaTable vmas_;
+  std::unique_ptr<ZapQueue> zaps_;
+  std::mutex written_mu_;
+  std::unordered_set<std::uint64_t> written_;
+
+  std::atomic<bool> dead_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> failed_{false};
+  std::thread control_;
+  std::vector<std::thread> faulters_;
+};
+
+}  // namespace remora

@@ -1,0 +1,52 @@
+#include "processor/runtime_socket.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "processor/runtime_protocol.h"
+
+namespace remora {
+
+ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd) {
+  *fd = -1;
+  iovec iov{buf, len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(4 * sizeof(int))];
+  msg.msg_control = ctrl;
+  msg.msg_controllen = sizeof(ctrl);
+  ssize_t n;
+  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (*fd < 0) *fd = got; else ::close(got);
+    }
+  }
+  return n;
+}
+
+Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const std::string& text) {
+  rt::Reply r;
+  r.code = static_cast<std::int32_t>(code);
+  r.session = session;
+  r.asid = asid;
+  r.text_len = static_cast<std::uint32_t>(text.size());
+  std::string buf(reinterpret_cast<const char*>(&r), sizeof(r));
+  buf += text;
+  ssize_t n;
+  do n = ::send(sock, buf.data(), buf.size(), MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(buf.size()))
+    return {Code::kDisconnected, std::string("reply: ") + std::strerror(errno)};
+  return Status::Ok();
+}
+
+}  // namespace remora

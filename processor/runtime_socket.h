@@ -1,0 +1,23 @@
+// Small helpers for the manager's side of the shim protocol
+// (runtime_protocol.h): SEQPACKET messages with an optional descriptor.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "remora/status.h"
+#include "remora/types.h"
+
+namespace remora {
+
+// Receives one message and at most one passed descriptor (*fd = -1 if
+// none; extra descriptors are closed). Returns what recvmsg returned.
+ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd);
+
+// Sends an rt::Reply followed by `text`.
+Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const std::string& text);
+
+}  // namespace remora

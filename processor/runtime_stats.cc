@@ -1,0 +1,32 @@
+#include "processor/runtime_stats.h"
+
+namespace remora {
+
+RuntimeCounters::RuntimeCounters(StatsRegistry* r)
+    : pgfault(r->GetCounter("nr_pgfault", "page faults served (missing + write-protect)")),
+      pgfault_missing(r->GetCounter("nr_pgfault_missing", "missing-page faults (pcache misses)")),
+      pgfault_wp(r->GetCounter("nr_pgfault_wp", "write-protect faults (first write of a clean line)")),
+      pgfault_concurrent_eviction(r->GetCounter(
+          "nr_pgfault_due_to_concurrent_eviction",
+          "faults on a page that was being evicted at that moment")),
+      pgfault_already_filled(r->GetCounter(
+          "nr_pgfault_already_filled", "faults resolved by another fault on the same page")),
+      pgfault_stale_line(r->GetCounter(
+          "nr_pgfault_stale_line", "resident lines found without their page (dropped, refilled)")),
+      pgfault_failed(r->GetCounter("nr_pgfault_failed", "faults that could not be served")),
+      zap_pages(r->GetCounter("nr_zap_pages", "pages sent to agents to be dropped")),
+      evict_owner_gone(r->GetCounter("nr_evict_owner_gone",
+                                     "evicted pages whose process or range was already gone")),
+      sessions_started(r->GetCounter("nr_processes_attached", "programs attached")),
+      sessions_ended(r->GetCounter("nr_processes_exited", "programs torn down")),
+      ranges_mapped(r->GetCounter("nr_ranges_mapped", "ranges registered (mmap)")),
+      ranges_unmapped(r->GetCounter("nr_ranges_unmapped", "ranges released (munmap)")),
+      ranges_discarded(r->GetCounter("nr_ranges_discarded", "ranges discarded (madvise)")),
+      processes_attached(r->GetGauge("processes_attached", "programs attached now")),
+      zaps_pending(r->GetGauge("zaps_pending", "zaps sent and not yet acknowledged")),
+      pgfault_service_ns(r->GetHistogram("pgfault_service_ns", "ns",
+                                         "missing fault: message read to page installed")),
+      wp_fault_service_ns(r->GetHistogram("wp_fault_service_ns", "ns",
+                                          "write-protect fault: message read to page writable")) {}
+
+}  // namespace remora

@@ -1,0 +1,32 @@
+// Counters of the runtime's fault path, zaps and sessions, looked up once by
+// name. LegoOS names where one exists; docs/stats.md describes each.
+#pragma once
+
+#include "remora/stats.h"
+
+namespace remora {
+
+struct RuntimeCounters {
+  explicit RuntimeCounters(StatsRegistry* r);
+
+  Counter* pgfault;               // every fault served (missing + wp)
+  Counter* pgfault_missing;
+  Counter* pgfault_wp;
+  Counter* pgfault_concurrent_eviction;  // shared with the pcache's counter
+  Counter* pgfault_already_filled;       // another fault filled the page first
+  Counter* pgfault_stale_line;           // resident line whose page vanished
+  Counter* pgfault_failed;
+  Counter* zap_pages;
+  Counter* evict_owner_gone;
+  Counter* sessions_started;
+  Counter* sessions_ended;
+  Counter* ranges_mapped;
+  Counter* ranges_unmapped;
+  Counter* ranges_discarded;
+  Gauge* processes_attached;
+  Gauge* zaps_pending;
+  Histogram* pgfault_service_ns;   // missing fault: read to installed
+  Histogram* wp_fault_service_ns;
+};
+
+}  // namespace remora

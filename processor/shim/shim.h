@@ -1,0 +1,61 @@
+// The shim: a small library preloaded into every program run under Remora
+// (LD_PRELOAD, together with a real allocator so malloc traffic arrives here
+// as mmap calls). It
+//
+//   * opens a userfaultfd, hands a copy to the processor manager (Hello) and
+//     keeps its own, so faults can never silently turn into zero pages;
+//   * registers the program's private memory as it is mapped (shim_mmap.cc):
+//     anonymous private mmaps, and private file mappings converted to
+//     anonymous memory the manager fills from the file;
+//   * tells the manager before memory goes away (munmap, madvise DONTNEED,
+//     MAP_FIXED over it, mremap), so lines and memory-node pages are freed;
+//   * runs the agent thread (shim_agent.cc) that zaps pages the manager
+//     evicted and stops the program if the manager dies.
+//
+// What stays local, and why: memory mapped before the shim starts (the
+// loader's and libc's own, program text and data), thread stacks and other
+// mappings libc makes with its internal mmap (no symbol to interpose),
+// MAP_SHARED memory (shared with other processes or files: no single owner
+// to page it), huge-page and grows-down mappings, executable file mappings,
+// and brk/sbrk memory.
+//
+// Everything here avoids malloc on the mmap path: the allocator calls mmap,
+// so allocating inside it would recurse.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "processor/runtime_protocol.h"
+
+namespace remora::shim {
+
+// True once the manager accepted this program (set before any mapping is
+// registered, never cleared: a lost manager ends the program instead).
+bool Active();
+int Uffd();
+
+// Raw system calls, bypassing the interposed symbols.
+void* RawMmap(void* addr, std::size_t len, int prot, int flags, int fd, long off);
+int RawMunmap(void* addr, std::size_t len);
+int RawMadvise(void* addr, std::size_t len, int advice);
+void* RawMremap(void* old_addr, std::size_t old_len, std::size_t new_len, int flags,
+                void* new_addr);
+
+// One request/reply on the control connection (serialised across threads).
+// fd >= 0 is passed along. Returns the reply code (0 = ok). A broken
+// connection is fatal.
+int Call(const rt::Request& req, int fd = -1);
+
+// Writes "remora: <what>" to stderr and ends the program with
+// rt::kFatalExitCode. Never returns; async-signal-safe.
+[[noreturn]] void Fatal(const char* what);
+
+// Starts the agent thread on the agent connection `fd`.
+void StartAgent(int fd);
+
+// The registered ranges (shim_ranges.cc), guarded by the control lock.
+void LockControl();
+void UnlockControl();
+
+}  // namespace remora::shim

@@ -1,0 +1,135 @@
+// The agent thread: the manager's hands inside the program.
+//
+// The manager can install and write-protect pages in this process through
+// the uffd, but it cannot drop them, so evictions end here: the agent reads
+// Zap batches, drops the pages with MADV_DONTNEED and acknowledges. It
+// drains every batch already queued before zapping, so a burst of evictions
+// costs one wake-up and one process_madvise call where the kernel allows it
+// (Linux 6.13+ accepts MADV_DONTNEED on oneself; older kernels get one
+// madvise per page).
+//
+// The agent is also the program's watchdog: when the manager's end of the
+// connection closes (it died) or it sends Fatal (e.g. the memory node is
+// unreachable), the agent stops the program. Threads blocked on a fault stay
+// blocked until then (the shim holds its own uffd), so no code ever runs on
+// a page that should have held data but was zero-filled.
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "processor/shim/shim.h"
+#include "remora/types.h"
+
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+namespace remora::shim {
+namespace {
+
+constexpr std::size_t kMaxPending = 1024;  // pages zapped per wake-up at most
+
+int g_agent_fd = -1;
+int g_self_pidfd = -1;
+bool g_batch_madvise = true;  // process_madvise on ourselves; cleared if refused
+
+std::uint64_t g_uvas[kMaxPending];
+iovec g_iov[kMaxPending];
+
+void Zap(std::size_t n) {
+  std::size_t done = 0;
+  if (g_batch_madvise && g_self_pidfd >= 0) {
+    while (done < n) {
+      std::size_t k = 0;
+      for (; k < n - done && k < 512; ++k) {  // UIO_MAXIOV is 1024
+        g_iov[k].iov_base = reinterpret_cast<void*>(g_uvas[done + k]);
+        g_iov[k].iov_len = kPageSize;
+      }
+      long r = ::syscall(SYS_process_madvise, g_self_pidfd, g_iov, k, MADV_DONTNEED, 0);
+      if (r < 0) {
+        // EINVAL: this kernel allows only advisory hints here. Other errors
+        // (a page unmapped meanwhile) fall back to per-page calls, which
+        // skip the bad page and drop the rest.
+        if (errno == EINVAL || errno == EPERM || errno == ENOSYS) g_batch_madvise = false;
+        break;
+      }
+      done += k;
+    }
+  }
+  // A page whose range was unmapped meanwhile fails with ENOMEM: nothing to
+  // drop there.
+  for (; done < n; ++done) (void)RawMadvise(reinterpret_cast<void*>(g_uvas[done]), kPageSize,
+                                            MADV_DONTNEED);
+}
+
+void* AgentMain(void*) {
+  alignas(8) char buf[sizeof(rt::FatalMessage) > sizeof(rt::ZapMessage)
+                          ? sizeof(rt::FatalMessage)
+                          : sizeof(rt::ZapMessage)];
+  for (;;) {
+    std::size_t pending = 0;
+    std::uint64_t last_seq = 0;
+    int flags = 0;  // block for the first message, then drain without waiting
+    for (;;) {
+      ssize_t n = ::recv(g_agent_fd, buf, sizeof(buf), flags);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n <= 0) Fatal("lost the processor manager");
+      std::uint32_t magic;
+      rt::Op op;
+      memcpy(&magic, buf, sizeof(magic));
+      memcpy(&op, buf + 4, sizeof(op));
+      if (magic != rt::kMagic) Fatal("bad message from the processor manager");
+      if (op == rt::Op::kFatal) {
+        rt::FatalMessage m;
+        memcpy(&m, buf, sizeof(m) < static_cast<std::size_t>(n) ? sizeof(m) : n);
+        m.text[sizeof(m.text) - 1] = '\0';
+        Fatal(m.text);
+      }
+      if (op != rt::Op::kZap) Fatal("unexpected message from the processor manager");
+      rt::ZapMessage z;
+      memcpy(&z, buf, static_cast<std::size_t>(n) < sizeof(z) ? n : sizeof(z));
+      if (z.count > rt::kZapBatchMax) Fatal("bad zap batch from the processor manager");
+      for (std::uint32_t i = 0; i < z.count; ++i) g_uvas[pending++] = z.uvas[i];
+      last_seq = z.seq;
+      flags = MSG_DONTWAIT;
+      if (pending + rt::kZapBatchMax > kMaxPending) break;
+    }
+    Zap(pending);
+    rt::ZapAck ack;
+    ack.seq = last_seq;
+    ssize_t w;
+    do w = ::send(g_agent_fd, &ack, sizeof(ack), MSG_NOSIGNAL); while (w < 0 && errno == EINTR);
+    if (w != static_cast<ssize_t>(sizeof(ack))) Fatal("lost the processor manager");
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void StartAgent(int fd) {
+  g_agent_fd = fd;
+  g_self_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, getpid(), 0));
+  // Signals are for the program's threads, never the agent.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int rc = pthread_create(&t, nullptr, AgentMain, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (rc != 0) Fatal("cannot start the agent thread");
+  pthread_detach(t);
+  pthread_setname_np(t, "remora-agent");
+}
+
+}  // namespace remora::shim

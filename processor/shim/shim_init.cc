@@ -1,0 +1,175 @@
+// Shim start-up and its connection to the processor manager.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "processor/shim/shim.h"
+#include "processor/uffd.h"
+
+namespace remora::shim {
+namespace {
+
+bool g_active = false;
+int g_uffd = -1;
+int g_control = -1;
+std::uint64_t g_session = 0;
+pthread_mutex_t g_control_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void WriteAll(int fd, const char* s, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, s, n);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      return;
+    }
+    s += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+int ConnectTo(const char* path) {
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(addr.sun_path)) {
+    ::close(fd);
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(addr.sun_path, path);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+// Sends req (with fd attached if >= 0) and reads the reply.
+bool Exchange(int sock, const rt::Request& req, int fd, rt::Reply* reply) {
+  iovec iov{const_cast<rt::Request*>(&req), sizeof(req)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    msg.msg_control = ctrl;
+    msg.msg_controllen = sizeof(ctrl);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  ssize_t n;
+  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof(req))) return false;
+  // Replies to shim requests carry no text; anything longer is truncated.
+  char buf[sizeof(rt::Reply) + 256];
+  do n = ::recv(sock, buf, sizeof(buf), 0); while (n < 0 && errno == EINTR);
+  if (n < static_cast<ssize_t>(sizeof(rt::Reply))) return false;
+  memcpy(reply, buf, sizeof(*reply));
+  return reply->magic == rt::kMagic && reply->op == rt::Op::kReply;
+}
+
+void Start() {
+  const char* path = getenv(rt::kSocketEnv);
+  if (path == nullptr || *path == '\0') return;  // not under Remora
+
+  // The manager reads evicted pages with process_vm_readv; under Yama's
+  // ptrace_scope=1 that needs the program's consent.
+  (void)prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+
+  g_uffd = uffd::Open();
+  if (g_uffd < 0) {
+    Fatal(errno == EPERM ? "userfaultfd is not permitted (run as root, or set "
+                           "vm.unprivileged_userfaultfd=1)"
+                         : "cannot open a userfaultfd");
+  }
+  std::uint64_t features = 0;
+  // THREAD_ID lets the manager attribute faults to threads; optional.
+  if (uffd::Api(g_uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_THREAD_ID, &features) != 0 &&
+      uffd::Api(g_uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, &features) != 0) {
+    Fatal("this kernel's userfaultfd lacks write-protect support (needs Linux 5.7 or later)");
+  }
+
+  g_control = ConnectTo(path);
+  if (g_control < 0) Fatal("cannot reach the processor manager (REMORA_PROCESSOR_SOCKET)");
+  rt::Request hello;
+  hello.op = rt::Op::kHello;
+  hello.pid = static_cast<std::int32_t>(getpid());
+  hello.uffd_features = features;
+  rt::Reply reply;
+  if (!Exchange(g_control, hello, g_uffd, &reply) || reply.code != 0)
+    Fatal("the processor manager refused this program");
+  g_session = reply.session;
+
+  int agent = ConnectTo(path);
+  rt::Request ah;
+  ah.op = rt::Op::kAgentHello;
+  ah.pid = hello.pid;
+  ah.session = g_session;
+  if (agent < 0 || !Exchange(agent, ah, -1, &reply) || reply.code != 0)
+    Fatal("the processor manager refused the agent connection");
+  StartAgent(agent);
+  g_active = true;
+}
+
+}  // namespace
+
+bool Active() { return g_active; }
+int Uffd() { return g_uffd; }
+
+void* RawMmap(void* addr, std::size_t len, int prot, int flags, int fd, long off) {
+  return reinterpret_cast<void*>(::syscall(SYS_mmap, addr, len, prot, flags, fd, off));
+}
+int RawMunmap(void* addr, std::size_t len) {
+  return static_cast<int>(::syscall(SYS_munmap, addr, len));
+}
+int RawMadvise(void* addr, std::size_t len, int advice) {
+  return static_cast<int>(::syscall(SYS_madvise, addr, len, advice));
+}
+void* RawMremap(void* old_addr, std::size_t old_len, std::size_t new_len, int flags,
+                void* new_addr) {
+  return reinterpret_cast<void*>(
+      ::syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr));
+}
+
+void LockControl() { pthread_mutex_lock(&g_control_mu); }
+void UnlockControl() { pthread_mutex_unlock(&g_control_mu); }
+
+int Call(const rt::Request& req_in, int fd) {
+  rt::Request req = req_in;
+  req.session = g_session;
+  req.pid = static_cast<std::int32_t>(getpid());
+  rt::Reply reply;
+  if (!Exchange(g_control, req, fd, &reply)) Fatal("lost the processor manager");
+  return reply.code;
+}
+
+void Fatal(const char* what) {
+  static const char prefix[] = "remora: ";
+  static const char suffix[] = "; stopping the program\n";
+  WriteAll(2, prefix, sizeof(prefix) - 1);
+  WriteAll(2, what, strlen(what));
+  WriteAll(2, suffix, sizeof(suffix) - 1);
+  ::_exit(rt::kFatalExitCode);
+}
+
+// Runs before the program's constructors and main, and (the shim being
+// first in LD_PRELOAD) before the allocator maps its first segment.
+__attribute__((constructor(101))) static void ShimConstructor() { Start(); }
+
+}  // namespace remora::shim

@@ -1,0 +1,106 @@
+// userfaultfd: the constants Debian's 6.1 headers lack and thin wrappers over
+// the ioctls the runtime uses. Header-only and free of other Remora
+// dependencies, because the shim (loaded into every program) uses it too.
+//
+// What the runtime relies on (measured on 6.1 and 6.18 kernels):
+//  * A process holding another process's uffd can UFFDIO_COPY and
+//    UFFDIO_WRITEPROTECT in that process's memory: the uffd carries its mm.
+//    It cannot drop a page there (no cross-process MADV_DONTNEED, and
+//    cross-process UFFDIO_MOVE is EINVAL), which is why the shim has an agent
+//    thread that zaps pages on the manager's request.
+//  * If the last reference to a uffd closes, pending and future faults are
+//    silently resolved with zero pages. The shim therefore keeps its own
+//    descriptor for the life of the program.
+//  * Synchronous write-protect (UFFDIO_REGISTER_MODE_WP without WP_ASYNC) is
+//    what lets eviction freeze a page: after UFFDIO_WRITEPROTECT returns, a
+//    writer blocks in the kernel until the manager answers. WP_ASYNC cannot
+//    freeze writers, so it is detected but never used for eviction.
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+// Newer than the 6.1 UAPI headers; the values are the kernel's ABI.
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+
+namespace remora::uffd {
+
+// Opens a userfaultfd (close-on-exec, non-blocking so poll() works on it).
+// Returns -1 with errno set on failure.
+inline int Open() {
+  return static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+}
+
+// UFFDIO_API handshake asking for `wanted` features; *available receives
+// what the kernel offers. 0 or an errno.
+inline int Api(int fd, std::uint64_t wanted, std::uint64_t* available) {
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = wanted;
+  if (::ioctl(fd, UFFDIO_API, &api) != 0) return errno;
+  if (available) *available = api.features;
+  return 0;
+}
+
+// Registers [start, start+len) for missing and write-protect faults.
+inline int Register(int fd, std::uint64_t start, std::uint64_t len) {
+  uffdio_register reg{};
+  reg.range.start = start;
+  reg.range.len = len;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+  if (::ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return errno;
+  if ((reg.ioctls & (std::uint64_t{1} << _UFFDIO_WRITEPROTECT)) == 0) return EOPNOTSUPP;
+  return 0;
+}
+
+// Installs one page copied from `src` at `dst` and wakes the threads waiting
+// on it. write_protect: install it write-protected (clean-page tracking).
+inline int Copy(int fd, std::uint64_t dst, const void* src, std::uint64_t len,
+                bool write_protect) {
+  uffdio_copy c{};
+  c.dst = dst;
+  c.src = reinterpret_cast<std::uint64_t>(src);
+  c.len = len;
+  c.mode = write_protect ? UFFDIO_COPY_MODE_WP : 0;
+  if (::ioctl(fd, UFFDIO_COPY, &c) != 0) return errno;
+  return 0;
+}
+
+// Sets (protect) or clears write protection on present pages; clearing also
+// wakes writers blocked on them.
+inline int WriteProtect(int fd, std::uint64_t start, std::uint64_t len, bool protect) {
+  uffdio_writeprotect wp{};
+  wp.range.start = start;
+  wp.range.len = len;
+  wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+  if (::ioctl(fd, UFFDIO_WRITEPROTECT, &wp) != 0) return errno;
+  return 0;
+}
+
+// Wakes threads waiting on [start, start+len) so they retry their access.
+inline int Wake(int fd, std::uint64_t start, std::uint64_t len) {
+  uffdio_range r{};
+  r.start = start;
+  r.len = len;
+  if (::ioctl(fd, UFFDIO_WAKE, &r) != 0) return errno;
+  return 0;
+}
+
+}  // namespace remora::uffd

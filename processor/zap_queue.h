@@ -1,0 +1,58 @@
+// Zaps on their way to one program's agent thread.
+//
+// Eviction does not wait for the agent: it write-protects the page, copies
+// its data out, queues the zap and frees the line. Until the agent has
+// dropped the page, the program may still read it (same data as the copy,
+// and writes are blocked by the write protection), so the overshoot is
+// harmless — as long as nothing new is installed at that address before the
+// zap lands. Hence the rule, enforced by the fault handler and by unmap and
+// discard: before anything is installed at (or unmapped from) an address,
+// WaitClear() for it.
+//
+// Sequence numbers order the zaps; the agent acknowledges "everything up to
+// seq". Two mutexes: send_mu_ keeps sends in sequence order (a send may block
+// on a full socket), mu_ guards the pending set and is never held across a
+// send, so acknowledgements are always processed.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+#include "remora/status.h"
+
+namespace remora {
+
+class ZapQueue {
+ public:
+  explicit ZapQueue(int agent_fd) : fd_(agent_fd) {}
+
+  // Queues a zap of the page at uva and sends it. kDisconnected if the
+  // agent is gone (the program is exiting: nothing left to zap).
+  Status Zap(std::uint64_t uva);
+  // The agent dropped every page up to seq.
+  void OnAck(std::uint64_t seq);
+  // Waits until no zap of a page in [start, end) is pending. kTimeout or
+  // kDisconnected if the agent does not answer.
+  Status WaitClear(std::uint64_t start, std::uint64_t end, std::chrono::milliseconds timeout);
+  // The agent is gone: pending zaps will never be acknowledged.
+  void Close();
+
+  std::size_t pending() const;
+
+ private:
+  bool PendingInLocked(std::uint64_t start, std::uint64_t end) const;
+
+  const int fd_;
+  std::mutex send_mu_;
+  mutable std::mutex mu_;
+  std::condition_variable acked_cv_;
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t acked_ = 0;
+  bool closed_ = false;
+  std::unordered_map<std::uint64_t, std::uint64_t> pending_;  // uva -> latest seq
+};
+
+}  // namespace remora
