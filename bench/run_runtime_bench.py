@@ -57,34 +57,36 @@ def run(argv, timeout=900, check=True):
     return out, err, wall, p.returncode
 
 
+def peak_rss_kb(pid):
+    """VmHWM of a running process, or 0. (wait4's ru_maxrss would include the
+    high-water mark a child inherits from its parent through exec.)"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_rss(argv, timeout=900):
-    """Runs argv with fork/exec so its own peak RSS (KiB) can be read."""
-    t0 = time.monotonic()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.dup2(w, 1)
-        os.close(r)
-        os.close(w)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        try:
-            os.execv(argv[0], argv)
-        finally:
-            os._exit(127)
-    os.close(w)
-    chunks = []
-    while True:
-        b = os.read(r, 1 << 16)
-        if not b:
-            break
-        chunks.append(b)
-    os.close(r)
-    _, status, ru = os.wait4(pid, 0)
-    wall = time.monotonic() - t0
-    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        raise SystemExit(f"failed ({status}): {' '.join(argv)}")
-    return b"".join(chunks), wall, ru.ru_maxrss
+    """Runs argv, sampling its peak RSS; returns (stdout, wall s, peak RSS KiB)."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+        rss = 0
+        while p.poll() is None:
+            rss = max(rss, peak_rss_kb(p.pid))
+            if time.monotonic() - t0 > timeout:
+                p.kill()
+                raise SystemExit(f"timed out after {timeout} s: {' '.join(argv)}")
+            time.sleep(0.002)
+        wall = time.monotonic() - t0
+        if p.returncode != 0:
+            raise SystemExit(f"failed ({p.returncode}): {' '.join(argv)}")
+        out.seek(0)
+        return out.read(), wall, rss
 
 
 def geometry(target_bytes, round_up):
@@ -215,7 +217,7 @@ class Bench:
 
     def workloads(self):
         text = os.path.join(self.tmp, "text.txt")
-        run([self.gentext, text, f"{self.args.text_mb}M", "7"])
+        run([self.gentext, text, f"{self.args.text_mb}M", "7", str(self.args.vocab)])
         self.workload("wordcount", [self.wordcount, text, "4"])
         self.workload("python", [self.python, os.path.join(REPO, "tests", "programs", "pywork.py"),
                                  "--mb", str(self.args.py_mb)])
@@ -336,6 +338,8 @@ def main():
     ap.add_argument("--miss-pcache-mb", type=int, default=16)
     ap.add_argument("--py-mb", type=int, default=64)
     ap.add_argument("--text-mb", type=int, default=64)
+    ap.add_argument("--vocab", type=int, default=5000,
+                    help="distinct words in the generated text (its hash tables are the hot set)")
     ap.add_argument("--python", help="interpreter for pywork.py (default: this one)")
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/")
     ap.add_argument("--json", help="also write the raw results here")
