@@ -21,7 +21,7 @@ struct ProcessorArgs {
   std::string config;                // TOML file with a [processor] table
   std::string pcache = "64M";
   std::uint32_t ways = 8;
-  std::uint32_t victim = 16;
+  std::uint32_t victim = 64;
   std::string memory_node;           // empty: start a local one (shared memory)
   std::string transport = "shm";     // shm | tcp (rdma where built)
   std::string secret_file;

@@ -1,10 +1,10 @@
 // How the pcache's eviction reaches the programs' pages (EvictHooks).
 //
 // For each rmap of the victim line (each process mapping it):
-//   unmap     write-protect the page through the program's uffd. From then
-//             on a writer blocks in the kernel, so the copy below is the
-//             page's final content. (A clean line is write-protected
-//             already; the ioctl is then a no-op.)
+//   unmap     write-protect a dirty page through the program's uffd. From
+//             then on a writer blocks in the kernel, so the copy below is
+//             the page's final content. (A clean line's page is
+//             write-protected already.)
 //   copy_out  dirty lines only: read the page with process_vm_readv into
 //             the victim cache entry, and remember that the page now has
 //             data on its way to the memory node.
@@ -53,14 +53,18 @@ bool Gone(int e) { return e == ESRCH || e == ENOENT || e == EINVAL || e == EFAUL
 
 EvictHooks ProcessorManager::MakeEvictHooks() {
   EvictHooks hooks;
-  hooks.unmap = [this](LineId line, const Rmap& rmap, bool*) -> Status {
+  hooks.unmap = [this](LineId line, const Rmap& rmap, bool dirty, bool*) -> Status {
     EvictContext& ctx = ContextFor(line);
     std::shared_ptr<ProcessSession> s = FindSession(rmap.asid);
     if (!s || s->dead()) {
       counters_.evict_owner_gone->Inc();
       return Status::Ok();
     }
-    const int e = uffd::WriteProtect(s->uffd(), rmap.uva, kPageSize, true);
+    // Invariant: a clean line's page is write-protected (it was installed
+    // so, and only a write-protect fault, which dirties the line, lifts it).
+    // Only dirty pages need freezing, and the ioctl's TLB shootdown is
+    // saved for clean ones.
+    const int e = dirty ? uffd::WriteProtect(s->uffd(), rmap.uva, kPageSize, true) : 0;
     if (e == 0) {
       ctx.owners.emplace_back(std::move(s), rmap.uva);
     } else if (Gone(e)) {
@@ -94,6 +98,7 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
     EvictContext& ctx = ContextFor(line);
     for (auto& [s, uva] : ctx.owners) {
       if (s->zaps().Zap(uva).ok()) counters_.zap_pages->Inc();
+      shadow_->Evicted({s->asid(), uva});
     }
     ctx.owners.clear();
     ctx.active = false;

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "processor/process_session.h"
 #include "processor/processor_manager.h"
@@ -82,7 +84,43 @@ Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId l
     return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
   }
   pcache->CompleteFill(line, source, dirty);
+  if (m.shadow().Refault(key) && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
   return Status::Ok();
+}
+
+// Readahead: after a miss at `page` that continues a sequential run, fill
+// the next pages too (the faulting thread already runs again: UFFDIO_COPY
+// woke it). The window doubles with each sequential miss up to
+// readahead_max and closes on the first non-sequential one. A write run is
+// read ahead writable and dirty: it will be written next.
+void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
+  const std::uint32_t max = m.options().readahead_max;
+  if (max == 0) return;
+  const std::uint64_t last = s.last_miss.exchange(page, std::memory_order_relaxed);
+  if (page != last + kPageSize) {
+    s.readahead.store(0, std::memory_order_relaxed);
+    return;
+  }
+  std::uint32_t window = s.readahead.load(std::memory_order_relaxed);
+  window = window == 0 ? 4 : std::min(window * 2, max);
+  s.readahead.store(window, std::memory_order_relaxed);
+  std::optional<Vma> vma = s.vmas().Find(page);
+  if (!vma) return;
+  Pcache* pcache = m.pcache();
+  for (std::uint32_t i = 1; i <= window; ++i) {
+    const std::uint64_t q = page + i * kPageSize;
+    if (q >= vma->end || s.dead()) break;
+    const PageKey key{s.asid(), q};
+    if (pcache->Lookup(key)) continue;
+    FillResult fr;
+    if (!pcache->Fill(key, &fr).ok()) break;
+    if (!fr.allocated) continue;
+    if (!Load(m, s, key, fr.line, write).ok()) break;
+    m.counters().readahead_pages->Inc();
+  }
+  // The pages read ahead were not misses: the next sequential miss is the
+  // one just past the window.
+  s.last_miss.store(page + window * kPageSize, std::memory_order_relaxed);
 }
 
 Status Fill(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
@@ -91,7 +129,11 @@ Status Fill(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool wri
     FillResult fr;
     Status st = m.pcache()->Fill(key, &fr);
     if (!st.ok()) return st;
-    if (fr.allocated) return Load(m, s, key, fr.line, write);
+    if (fr.allocated) {
+      REMORA_RETURN_IF_ERROR(Load(m, s, key, fr.line, write));
+      Readahead(m, s, page, write);
+      return Status::Ok();
+    }
     // Resident already: normally another fault on the same page filled it
     // while we waited, and the faulting thread only needs a wake-up.
     if (s.PagePresent(page) || attempt >= 2) {
@@ -117,6 +159,7 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t p
   // the protection: eviction write-protects and copies only idle lines.
   if (m.pcache()->Pin(key, &line)) {
     m.pcache()->SetDirty(key);
+    m.pcache()->Touch(line);  // a write is an access we see: most recently used
     const int e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);
     m.pcache()->Unpin(line);
     if (e != 0 && !ProcessGone(e) && !s.dead())

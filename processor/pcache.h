@@ -75,10 +75,11 @@ class VictimCache;
 
 struct EvictHooks {
   // Stops `rmap` from using the page of `line` (zap it, or write-protect it
-  // and zap later). Set *dirtied if the mapping wrote the page and the pcache
+  // and zap later). `dirty`: the line is known dirty (a clean line's page is
+  // already write-protected in the runtime). Set *dirtied if the mapping wrote the page and the pcache
   // may not know yet (async dirty tracking). Must leave the data readable by
   // copy_out. An error aborts the eviction; the line stays resident.
-  std::function<Status(LineId line, const Rmap& rmap, bool* dirtied)> unmap;
+  std::function<Status(LineId line, const Rmap& rmap, bool dirty, bool* dirtied)> unmap;
   // Copies the line's kPageSize bytes into dst. Called after every unmap
   // succeeded, only when the data goes somewhere (dirty, or victim_clean).
   std::function<Status(LineId line, void* dst)> copy_out;

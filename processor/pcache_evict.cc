@@ -64,7 +64,7 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
   Status st;
   for (const Rmap& r : rmaps) {
     bool dirtied = false;
-    if (options_.hooks.unmap) st = options_.hooks.unmap(id, r, &dirtied);
+    if (options_.hooks.unmap) st = options_.hooks.unmap(id, r, dirty, &dirtied);
     if (!st.ok()) break;
     dirty = dirty || dirtied;
   }

@@ -244,6 +244,8 @@ void ProcessSession::FaultLoop() {
                               msgs[i].arg.pagefault.flags);
       if (!st.ok() && !dead()) Fail(st);
     }
+    // About to wait: send the zaps our evictions queued.
+    manager_->FlushZaps();
   }
 }
 

@@ -60,6 +60,7 @@ class ProcessSession {
 
   VmaTable& vmas() { return vmas_; }
   ZapQueue& zaps() { return *zaps_; }
+  bool has_zaps_queued() const { return zaps_ && zaps_->has_queued(); }
 
   // Pages with data on the memory node (or on its way there through the
   // victim cache). Every other page is zero, or its file's, and fills
@@ -72,6 +73,11 @@ class ProcessSession {
   int ReadProcessPage(std::uint64_t uva, void* dst);
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
+
+  // Sequential-miss detection for readahead (fault_handler.cc): the last
+  // missing page served and the current readahead window in pages.
+  std::atomic<std::uint64_t> last_miss{0};
+  std::atomic<std::uint32_t> readahead{0};
 
   // Stops the program with `why` (sent to the agent, which exits it with a
   // clear message). Used when a fault cannot be served.

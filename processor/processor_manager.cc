@@ -43,6 +43,7 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   po.sink = &m->sink_;
   po.stats = options.stats;
   REMORA_RETURN_IF_ERROR(Pcache::Create(options.pcache, std::move(po), &m->pcache_));
+  m->shadow_ = std::make_unique<RefaultShadow>(m->pcache_->geometry().nr_lines());
   REMORA_RETURN_IF_ERROR(m->Listen());
   m->acceptor_ = std::thread([p = m.get()] { p->AcceptLoop(); });
   *out = std::move(m);
@@ -220,6 +221,17 @@ std::shared_ptr<ProcessSession> ProcessorManager::FindSession(Asid asid) const {
   std::shared_lock lk(sessions_mu_);
   auto it = by_asid_.find(asid);
   return it == by_asid_.end() ? nullptr : it->second;
+}
+
+void ProcessorManager::FlushZaps() {
+  std::vector<std::shared_ptr<ProcessSession>> queued;
+  {
+    std::shared_lock lk(sessions_mu_);
+    for (auto& [id, s] : by_id_) {
+      if (s->has_zaps_queued()) queued.push_back(s);
+    }
+  }
+  for (auto& s : queued) (void)s->zaps().Flush();
 }
 
 StatsSnapshot ProcessorManager::Snapshot() {

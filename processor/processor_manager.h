@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "processor/pcache.h"
+#include "processor/refault_shadow.h"
 #include "processor/runtime_stats.h"
 #include "processor/victim_cache.h"
 #include "processor/writeback_sink.h"
@@ -50,6 +51,9 @@ struct ProcessorManagerOptions {
   std::string socket_path;          // unix socket programs connect to
   StatsRegistry* stats = nullptr;   // required; not owned
   int fault_threads = 2;            // per program
+  // Readahead on sequential misses: up to this many pages past the fault
+  // (0 disables it).
+  std::uint32_t readahead_max = 32;
   // How long a fault may wait for an agent's zap before the program is
   // stopped as unresponsive.
   std::chrono::milliseconds zap_timeout{10000};
@@ -73,6 +77,7 @@ class ProcessorManager {
   Transport* transport() { return options_.transport; }
   StatsRegistry* stats() { return options_.stats; }
   RuntimeCounters& counters() { return counters_; }
+  RefaultShadow& shadow() { return *shadow_; }
 
   // Programs attached right now.
   std::size_t sessions() const;
@@ -84,6 +89,9 @@ class ProcessorManager {
 
   // For the eviction hooks: the live session of an address space, if any.
   std::shared_ptr<ProcessSession> FindSession(Asid asid) const;
+  // Sends every program's queued zaps (fault threads call it before they
+  // go idle, so a queued zap never waits for the next eviction).
+  void FlushZaps();
   // Called by a session's control thread when its teardown is done.
   void Retire(std::uint64_t id);
 
@@ -104,6 +112,7 @@ class ProcessorManager {
   TransportWritebackSink sink_;
   std::unique_ptr<VictimCache> victim_;
   std::unique_ptr<Pcache> pcache_;
+  std::unique_ptr<RefaultShadow> shadow_;
 
   int listen_fd_ = -1;
   int stop_fd_ = -1;

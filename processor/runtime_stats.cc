@@ -15,6 +15,11 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
           "nr_pgfault_stale_line", "resident lines found without their page (dropped, refilled)")),
       pgfault_failed(r->GetCounter("nr_pgfault_failed", "faults that could not be served")),
       zap_pages(r->GetCounter("nr_zap_pages", "pages sent to agents to be dropped")),
+      refault_activate(r->GetCounter(
+          "nr_pcache_refault_activate",
+          "fills of pages evicted within one cache's worth of evictions (start referenced)")),
+      readahead_pages(r->GetCounter("nr_pcache_readahead",
+                                    "pages filled ahead of a sequential run of misses")),
       evict_owner_gone(r->GetCounter("nr_evict_owner_gone",
                                      "evicted pages whose process or range was already gone")),
       sessions_started(r->GetCounter("nr_processes_attached", "programs attached")),

@@ -17,6 +17,8 @@ struct RuntimeCounters {
   Counter* pgfault_stale_line;           // resident line whose page vanished
   Counter* pgfault_failed;
   Counter* zap_pages;
+  Counter* refault_activate;
+  Counter* readahead_pages;
   Counter* evict_owner_gone;
   Counter* sessions_started;
   Counter* sessions_ended;

@@ -26,6 +26,7 @@ VictimCache::VictimCache(const VictimCacheOptions& options)
       own_stats_(options.stats ? nullptr : std::make_unique<StatsRegistry>()),
       counters_(options.stats ? options.stats : own_stats_.get()),
       buffer_(new std::byte[std::size_t{options.entries} * kPageSize]),
+      staging_(new std::byte[kFlushBatch * kPageSize]),
       entries_(options.entries) {
   free_.reserve(options.entries);
   // Hand out low indexes first: easier to read in Entries() dumps.

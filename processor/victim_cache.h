@@ -129,6 +129,8 @@ class VictimCache {
 
   std::byte* Data(std::uint32_t index) const { return buffer_.get() + index * kPageSize; }
 
+  static constexpr std::size_t kFlushBatch = 16;
+
   void FlushLoop();  // the flush thread (victim_flush.cc)
   void FinishWriteback(std::uint32_t index, const Status& st);
 
@@ -136,6 +138,7 @@ class VictimCache {
   std::unique_ptr<StatsRegistry> own_stats_;
   VictimCounters counters_;
   std::unique_ptr<std::byte[]> buffer_;
+  std::unique_ptr<std::byte[]> staging_;  // flush thread only: a batch, contiguous
 
   mutable std::mutex mu_;
   std::condition_variable changed_;   // entries freed, flushed, or a write failed

@@ -1,8 +1,11 @@
 // The victim cache's flush thread: writes dirty entries to the sink, oldest
-// first, one at a time. A single writer keeps write-backs of one page in the
-// order they were inserted.
+// first. A single writer keeps write-backs of one page in the order they were
+// inserted. Consecutive entries of one address space with a single owner
+// each (the common case: no fork sharing) go in one batch, one round trip to
+// the memory node for up to kFlushBatch pages.
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 
 #include "processor/victim_cache.h"
 
@@ -22,19 +25,38 @@ void VictimCache::FlushLoop() {
       flush_cv_.wait_until(lk, retry_at_);
       continue;
     }
-    const std::uint32_t index = dirty_queue_.begin()->second;
-    dirty_queue_.erase(dirty_queue_.begin());
-    Entry& e = entries_[index];
-    e.state = VictimState::kWriteback;
-    e.redirty = false;
-    ++in_writeback_;
-    const std::vector<Rmap> owners = e.owners;
-    counters_.flush_submitted_dirty->Inc();
+    std::uint32_t batch[kFlushBatch];
+    std::uint64_t uvas[kFlushBatch];
+    std::size_t n = 0;
+    std::vector<Rmap> owners;
+    while (!dirty_queue_.empty() && n < kFlushBatch) {
+      const std::uint32_t index = dirty_queue_.begin()->second;
+      Entry& e = entries_[index];
+      const bool single = e.owners.size() == 1;
+      if (n > 0 && (!single || owners.size() != 1 || e.owners[0].asid != owners[0].asid)) break;
+      dirty_queue_.erase(dirty_queue_.begin());
+      e.state = VictimState::kWriteback;
+      e.redirty = false;
+      ++in_writeback_;
+      counters_.flush_submitted_dirty->Inc();
+      if (n == 0) owners = e.owners;
+      uvas[n] = e.owners[0].uva;
+      batch[n++] = index;
+      if (!single) break;  // a shared page goes alone
+    }
 
     lk.unlock();
-    Status st = options_.sink->WriteBack(owners, Data(index));
+    Status st;
+    if (n == 1) {
+      st = options_.sink->WriteBack(owners, Data(batch[0]));
+    } else {
+      // Entries are scattered in the buffer; stage them contiguously.
+      for (std::size_t i = 0; i < n; ++i)
+        std::memcpy(staging_.get() + i * kPageSize, Data(batch[i]), kPageSize);
+      st = options_.sink->WriteBackMany(owners[0].asid, {uvas, n}, staging_.get());
+    }
     lk.lock();
-    FinishWriteback(index, st);
+    for (std::size_t i = 0; i < n; ++i) FinishWriteback(batch[i], st);
   }
 }
 

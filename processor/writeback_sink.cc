@@ -7,6 +7,21 @@
 
 namespace remora {
 
+Status WritebackSink::WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas,
+                                    const void* data) {
+  const auto* p = static_cast<const std::byte*>(data);
+  for (std::size_t i = 0; i < uvas.size(); ++i) {
+    const Rmap owner{asid, uvas[i]};
+    REMORA_RETURN_IF_ERROR(WriteBack({&owner, 1}, p + i * kPageSize));
+  }
+  return Status::Ok();
+}
+
+Status TransportWritebackSink::WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas,
+                                             const void* data) {
+  return transport_->WritePages(asid, uvas, data);
+}
+
 Status TransportWritebackSink::WriteBack(std::span<const Rmap> owners, const void* data) {
   // Owners normally share one uva; group by uva in case a mapping was moved.
   std::vector<Rmap> sorted(owners.begin(), owners.end());

@@ -24,6 +24,11 @@ class WritebackSink {
   // after fork has several owners; they get one copy, stored once where the
   // sink can. Blocks until stored or failed. Must be thread-safe.
   virtual Status WriteBack(std::span<const Rmap> owners, const void* data) = 0;
+
+  // Stores several pages of one address space: page i is uvas[i] <->
+  // (char*)data + i * kPageSize. One round trip where the sink can; the
+  // default writes them one by one.
+  virtual Status WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas, const void* data);
 };
 
 // Writes through a Transport: WritePage for a single owner, WritePageShared
@@ -32,6 +37,7 @@ class TransportWritebackSink : public WritebackSink {
  public:
   explicit TransportWritebackSink(Transport* transport) : transport_(transport) {}
   Status WriteBack(std::span<const Rmap> owners, const void* data) override;
+  Status WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas, const void* data) override;
 
  private:
   Transport* transport_;  // not owned

@@ -2,7 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 
 #include "processor/runtime_protocol.h"
 #include "remora/types.h"
@@ -10,24 +12,43 @@
 namespace remora {
 
 Status ZapQueue::Zap(std::uint64_t uva) {
-  std::lock_guard send_lk(send_mu_);
-  rt::ZapMessage m;
-  m.count = 1;
-  m.uvas[0] = uva;
+  bool full;
   {
     std::lock_guard lk(mu_);
     if (closed_) return {Code::kDisconnected, "agent gone"};
-    m.seq = ++next_seq_;
-    pending_[uva] = m.seq;
+    pending_[uva] = ++next_seq_;
+    queue_.push_back(uva);
+    queued_count_.store(queue_.size(), std::memory_order_relaxed);
+    full = queue_.size() >= kBatch;
   }
-  const std::size_t len = offsetof(rt::ZapMessage, uvas) + sizeof(std::uint64_t);
-  ssize_t n;
-  do n = ::send(fd_, &m, len, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(len)) {
-    Close();
-    return {Code::kDisconnected, "agent connection closed"};
+  return full ? Flush() : Status::Ok();
+}
+
+Status ZapQueue::Flush() {
+  std::lock_guard send_lk(send_mu_);
+  for (;;) {
+    rt::ZapMessage m;
+    {
+      std::lock_guard lk(mu_);
+      if (closed_) return {Code::kDisconnected, "agent gone"};
+      if (queue_.empty()) return Status::Ok();
+      const std::size_t n = std::min<std::size_t>(queue_.size(), rt::kZapBatchMax);
+      std::copy(queue_.begin(), queue_.begin() + n, m.uvas);
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+      queued_count_.store(queue_.size(), std::memory_order_relaxed);
+      m.count = static_cast<std::uint32_t>(n);
+      // Sequence numbers are consecutive and queue_ holds the newest ones.
+      m.seq = next_seq_ - queue_.size();
+      sent_ = m.seq;
+    }
+    const std::size_t len = offsetof(rt::ZapMessage, uvas) + m.count * sizeof(std::uint64_t);
+    ssize_t n;
+    do n = ::send(fd_, &m, len, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(len)) {
+      Close();
+      return {Code::kDisconnected, "agent connection closed"};
+    }
   }
-  return Status::Ok();
 }
 
 void ZapQueue::OnAck(std::uint64_t seq) {
@@ -40,23 +61,39 @@ void ZapQueue::OnAck(std::uint64_t seq) {
   acked_cv_.notify_all();
 }
 
-bool ZapQueue::PendingInLocked(std::uint64_t start, std::uint64_t end) const {
-  if (end - start == kPageSize) return pending_.count(start) != 0;
-  for (auto& [uva, seq] : pending_) {
-    if (uva >= start && uva < end) return true;
+bool ZapQueue::PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const {
+  *queued = false;
+  if (end - start == kPageSize) {
+    auto it = pending_.find(start);
+    if (it == pending_.end()) return false;
+    *queued = it->second > sent_;
+    return true;
   }
-  return false;
+  bool any = false;
+  for (auto& [uva, seq] : pending_) {
+    if (uva >= start && uva < end) {
+      any = true;
+      if (seq > sent_) *queued = true;
+    }
+  }
+  return any;
 }
 
 Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
                            std::chrono::milliseconds timeout) {
-  std::unique_lock lk(mu_);
-  if (pending_.empty()) return Status::Ok();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (PendingInLocked(start, end)) {
+  std::unique_lock lk(mu_);
+  bool queued;
+  while (PendingInLocked(start, end, &queued)) {
     if (closed_) return {Code::kDisconnected, "agent gone with zaps pending"};
+    if (queued) {  // still in our queue: send it now, then wait
+      lk.unlock();
+      REMORA_RETURN_IF_ERROR(Flush());
+      lk.lock();
+      continue;
+    }
     if (acked_cv_.wait_until(lk, deadline) == std::cv_status::timeout &&
-        PendingInLocked(start, end)) {
+        PendingInLocked(start, end, &queued) && !queued) {
       return {Code::kTimeout, "the program's agent did not drop evicted pages in time"};
     }
   }
@@ -67,6 +104,8 @@ void ZapQueue::Close() {
   std::lock_guard lk(mu_);
   closed_ = true;
   pending_.clear();
+  queue_.clear();
+  queued_count_.store(0, std::memory_order_relaxed);
   acked_cv_.notify_all();
 }
 

@@ -9,15 +9,25 @@
 // discard: before anything is installed at (or unmapped from) an address,
 // WaitClear() for it.
 //
+// Zaps are batched: Zap() queues, and a batch goes to the agent when it is
+// full, when someone waits for a queued page (WaitClear), or when a fault
+// thread is about to go idle (Flush). One agent wake-up and one madvise call
+// then drop many pages; the overshoot of resident pages over the pcache's
+// capacity stays below one batch per program plus what is in flight
+// (reported as the zaps_pending gauge).
+//
 // Sequence numbers order the zaps; the agent acknowledges "everything up to
-// seq". Two mutexes: send_mu_ keeps sends in sequence order (a send may block
-// on a full socket), mu_ guards the pending set and is never held across a
-// send, so acknowledgements are always processed.
+// seq". Two mutexes: send_mu_ keeps batches in sequence order (taken before
+// mu_, and held across the send, which may block on a full socket); mu_
+// guards the pending set and is never held across a send, so
+// acknowledgements are always processed.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <atomic>
 #include <cstdint>
+#include <vector>
 #include <mutex>
 #include <unordered_map>
 
@@ -29,9 +39,14 @@ class ZapQueue {
  public:
   explicit ZapQueue(int agent_fd) : fd_(agent_fd) {}
 
-  // Queues a zap of the page at uva and sends it. kDisconnected if the
-  // agent is gone (the program is exiting: nothing left to zap).
+  static constexpr std::size_t kBatch = 32;
+
+  // Queues a zap of the page at uva (sending the batch if it is full).
+  // kDisconnected if the agent is gone (the program is exiting).
   Status Zap(std::uint64_t uva);
+  // Sends what is queued.
+  Status Flush();
+  bool has_queued() const { return queued_count_.load(std::memory_order_relaxed) != 0; }
   // The agent dropped every page up to seq.
   void OnAck(std::uint64_t seq);
   // Waits until no zap of a page in [start, end) is pending. kTimeout or
@@ -43,7 +58,7 @@ class ZapQueue {
   std::size_t pending() const;
 
  private:
-  bool PendingInLocked(std::uint64_t start, std::uint64_t end) const;
+  bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const;
 
   const int fd_;
   std::mutex send_mu_;
@@ -51,6 +66,9 @@ class ZapQueue {
   std::condition_variable acked_cv_;
   std::uint64_t next_seq_ = 0;
   std::uint64_t acked_ = 0;
+  std::uint64_t sent_ = 0;  // highest sequence number handed to the socket
+  std::vector<std::uint64_t> queue_;  // not yet sent, in sequence order
+  std::atomic<std::size_t> queued_count_{0};
   bool closed_ = false;
   std::unordered_map<std::uint64_t, std::uint64_t> pending_;  // uva -> latest seq
 };

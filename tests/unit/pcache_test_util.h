@@ -41,7 +41,7 @@ class PcacheRig {
       if (!st.ok()) throw std::runtime_error(st.ToString());
     }
     PcacheOptions po;
-    po.hooks.unmap = [this](LineId line, const Rmap& r, bool* dirtied) {
+    po.hooks.unmap = [this](LineId line, const Rmap& r, bool, bool* dirtied) {
       std::function<Status(LineId, const Rmap&, bool*)> hook;
       {
         std::lock_guard lk(mu);

@@ -1,0 +1,42 @@
+// Refault detection: which pages come back soon after they were evicted.
+//
+// Without hardware accessed bits (no idle-page tracking, and PAGEMAP_SCAN
+// reports writes, not reads), a resident page's reads are invisible to user
+// space. What the manager does see for real is a page faulting back in. Like
+// Linux's workingset shadow entries, the shadow remembers the last N evicted
+// pages (N = the pcache's line count); a fill of a page still remembered is a
+// refault within one cache's worth of evictions — the page is part of the
+// working set — and its new line starts referenced, so the CLOCK walk gives
+// it a second chance over lines that were used once. Writes (write-protect
+// faults) are the other real access signal; they move a line to the MRU end.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "remora/types.h"
+
+namespace remora {
+
+class RefaultShadow {
+ public:
+  explicit RefaultShadow(std::size_t capacity) : ring_(capacity) {}
+
+  // Remembers an evicted page (forgetting the oldest one when full).
+  void Evicted(const PageKey& key);
+  // True (and forgets it) if `key` was evicted within the last `capacity`
+  // evictions.
+  bool Refault(const PageKey& key);
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<PageKey> ring_;
+  std::size_t next_ = 0;
+  std::uint64_t seq_ = 0;
+  std::unordered_map<PageKey, std::uint64_t, PageKeyHash> seq_of_;  // key -> eviction seq
+};
+
+}  // namespace remora
