@@ -13,9 +13,10 @@ namespace remora::cli {
 namespace {
 
 struct Flags {
-  std::string config_file, listen, capacity, secret_file, shm_socket;
+  std::string config_file, listen, capacity, secret_file, shm_socket, transport, device;
   std::uint32_t node_id = 0;
   int auth_timeout_ms = 0;
+  int rdma_port = 1, gid_index = -1;
 };
 
 // Config file first, then every flag the user actually gave.
@@ -28,6 +29,10 @@ Status BuildConfig(CLI::App* sub, const Flags& f, MemoryNodeConfig* c) {
   if (given("--shm-socket")) c->shm_socket = f.shm_socket;
   if (given("--node-id")) c->node_id = f.node_id;
   if (given("--auth-timeout-ms")) c->auth_timeout_ms = f.auth_timeout_ms;
+  if (given("--transport")) c->transport = f.transport;
+  if (given("--device")) c->rdma_device = f.device;
+  if (given("--rdma-port")) c->rdma_port = f.rdma_port;
+  if (given("--gid-index")) c->rdma_gid_index = f.gid_index;
   if (given("--log-level")) c->log_level.clear();  // already applied by the flag
   if (c->capacity_bytes < 4096)
     return {Code::kInvalidArgument, "capacity must be at least one page (4096 bytes)"};
@@ -35,7 +40,7 @@ Status BuildConfig(CLI::App* sub, const Flags& f, MemoryNodeConfig* c) {
 }
 
 CommandRegistration reg("memory-node", [](CLI::App& app) {
-  auto* sub = app.add_subcommand("memory-node", "Serve pages to processor nodes (TCP and shm)");
+  auto* sub = app.add_subcommand("memory-node", "Serve pages to processor nodes (TCP, shm, RDMA)");
   auto f = std::make_shared<Flags>();
   sub->add_option("--config", f->config_file, "TOML file with a [memory_node] table")
       ->check(CLI::ExistingFile);
@@ -49,6 +54,16 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   sub->add_option("--auth-timeout-ms", f->auth_timeout_ms,
                   "drop peers that do not authenticate within this time (default 5000)")
       ->check(CLI::Range(1, 3'600'000));
+  sub->add_option("--transport", f->transport,
+                  "tcp (default) or rdma: also let processors attach over RDMA verbs")
+      ->check(CLI::IsMember({"tcp", "rdma"}));
+  sub->add_option("--device", f->device, "rdma: device to serve on, e.g. mlx5_0 or rxe0 "
+                                         "(default: the first one)");
+  sub->add_option("--rdma-port", f->rdma_port, "rdma: port of the device (default 1)")
+      ->check(CLI::Range(1, 255));
+  sub->add_option("--gid-index", f->gid_index,
+                  "rdma: GID index (default: the port's IPv4 RoCE v2 GID, else 0)")
+      ->check(CLI::Range(-1, 255));
   AddLogLevelOption(sub);
   sub->callback([sub, f] {
     MemoryNodeConfig config;

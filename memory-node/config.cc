@@ -52,7 +52,9 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
 
   static const std::set<std::string> kKnown = {"listen",    "capacity",        "secret_file",
                                                "shm_socket", "node_id",        "log_level",
-                                               "auth_timeout_ms"};
+                                               "auth_timeout_ms", "transport",
+                                               "rdma_device",    "rdma_port",
+                                               "rdma_gid_index"};
   for (const auto& [key, value] : *t)
     if (!kKnown.count(std::string(key.str())))
       return Bad(path, "unknown key memory_node." + std::string(key.str()));
@@ -61,6 +63,10 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   REMORA_RETURN_IF_ERROR(GetString(*t, "secret_file", path, &config->secret_file));
   REMORA_RETURN_IF_ERROR(GetString(*t, "shm_socket", path, &config->shm_socket));
   REMORA_RETURN_IF_ERROR(GetString(*t, "log_level", path, &config->log_level));
+  REMORA_RETURN_IF_ERROR(GetString(*t, "transport", path, &config->transport));
+  if (config->transport != "tcp" && config->transport != "rdma")
+    return Bad(path, "memory_node.transport must be \"tcp\" or \"rdma\"");
+  REMORA_RETURN_IF_ERROR(GetString(*t, "rdma_device", path, &config->rdma_device));
   if (const toml::node* n = t->get("capacity")) {
     if (auto s = n->value<std::string>()) {
       REMORA_RETURN_IF_ERROR(ParseSize(*s, &config->capacity_bytes));
@@ -76,6 +82,12 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   v = config->auth_timeout_ms;
   REMORA_RETURN_IF_ERROR(GetInt(*t, "auth_timeout_ms", path, 1, 3'600'000, &v));
   config->auth_timeout_ms = static_cast<int>(v);
+  v = config->rdma_port;
+  REMORA_RETURN_IF_ERROR(GetInt(*t, "rdma_port", path, 1, 255, &v));
+  config->rdma_port = static_cast<int>(v);
+  v = config->rdma_gid_index;
+  REMORA_RETURN_IF_ERROR(GetInt(*t, "rdma_gid_index", path, -1, 255, &v));
+  config->rdma_gid_index = static_cast<int>(v);
   return Status::Ok();
 }
 

@@ -9,6 +9,10 @@
 //   node_id     = 1
 //   log_level   = "info"
 //   auth_timeout_ms = 5000
+//   transport   = "rdma"              # "tcp" (default) or "rdma"
+//   rdma_device = "mlx5_0"            # rdma: the device to serve on
+//   rdma_port   = 1
+//   rdma_gid_index = 3                # -1: the port's IPv4 RoCE v2 GID, else 0
 //
 // configs/memory-node.toml is a commented example.
 #pragma once
@@ -31,6 +35,12 @@ struct MemoryNodeConfig {
   NodeId node_id = 0;
   std::string log_level = "info";
   int auth_timeout_ms = 5000;
+  // "rdma": processors may attach over RDMA verbs (docs/cluster.md); the TCP
+  // listener stays, for control and for plain TCP clients.
+  std::string transport = "tcp";
+  std::string rdma_device;  // empty: the first device
+  int rdma_port = 1;
+  int rdma_gid_index = -1;
 };
 
 // Overwrites the fields present in `path`'s [memory_node] table. Unknown keys

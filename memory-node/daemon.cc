@@ -11,8 +11,10 @@
 
 #include "common/size.h"
 #include "memory-node/page_store.h"
+#include "memory-node/rdma_service.h"
 #include "memory-node/server.h"
 #include "net/auth.h"
+#include "net/rdma_verbs.h"
 #include "net/socket_util.h"
 #include "net/stream_server.h"
 #include "remora/stats.h"
@@ -79,11 +81,28 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   mo.secret = secret;
   mo.node_id = config.node_id;
   mo.auth_timeout_ms = config.auth_timeout_ms;
-  MemoryNodeService service(store.get(), &stats, mo);
+  // With RDMA the device is opened before anything listens, so a wrong
+  // device or GID is reported at start, not at the first processor.
+  rdma::Endpoint endpoint;
+  std::unique_ptr<MemoryNodeService> service;
+  if (config.transport == "rdma") {
+    st = rdma::OpenEndpoint(config.rdma_device, static_cast<std::uint8_t>(config.rdma_port),
+                            config.rdma_gid_index, &endpoint);
+    if (!st.ok()) {
+      spdlog::error("cannot serve RDMA: {}", st.ToString());
+      return 1;
+    }
+    spdlog::info("RDMA on {} port {} GID index {} ({})", endpoint.device, config.rdma_port,
+                 endpoint.gid_index, rdma::GidToString(endpoint.gid));
+    service = std::make_unique<RdmaMemoryNodeService>(store.get(), &stats, mo, &endpoint,
+                                                      so.capacity_pages);
+  } else {
+    service = std::make_unique<MemoryNodeService>(store.get(), &stats, mo);
+  }
   StreamServer::Options svo;
   svo.stats = &stats;
   svo.stats_prefix = "memnode";
-  StreamServer server(&service, svo);
+  StreamServer server(service.get(), svo);
 
   std::string bound;
   st = server.ListenTcp(config.listen, &bound);
@@ -113,8 +132,10 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   spdlog::info("memory node {} serving {} ({} pages) on tcp {}{}{}", config.node_id,
                FormatSize(so.capacity_pages * kPageSize), so.capacity_pages, bound,
                config.shm_socket.empty() ? "" : " and unix ", config.shm_socket);
-  std::printf("remora memory-node ready tcp=%s shm=%s\n", bound.c_str(),
-              config.shm_socket.empty() ? "-" : config.shm_socket.c_str());
+  std::printf("remora memory-node ready tcp=%s shm=%s%s%s\n", bound.c_str(),
+              config.shm_socket.empty() ? "-" : config.shm_socket.c_str(),
+              config.transport == "rdma" ? " rdma=" : "",
+              config.transport == "rdma" ? endpoint.device.c_str() : "");
   std::fflush(stdout);
 
   server.Run();

@@ -20,12 +20,7 @@ struct MemoryNodeService::Session : StreamServer::Context {
   NodeId node_id = 0;
 };
 
-struct MemoryNodeService::Reply {
-  std::uint64_t arg0 = 0;
-  std::uint64_t arg1 = 0;
-  std::string body;
-  std::vector<int> fds;
-};
+NodeId MemoryNodeService::SessionNode(const Session& s) { return s.node_id; }
 
 namespace {
 
@@ -222,6 +217,10 @@ Status MemoryNodeService::Execute(StreamServer::Connection& conn, const Session&
       return WritePages(h, p);
     case MsgType::kWritePageShared:
       return WriteShared(s, h, p);
+    case MsgType::kRdmaAttach:
+    case MsgType::kRdmaMap:
+      return {Code::kUnsupported,
+              "this memory node serves no RDMA (start it with --transport rdma)"};
     case MsgType::kAuth:
       return {Code::kBadRequest, "already authenticated"};
     case MsgType::kHello:

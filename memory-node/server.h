@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "net/stream_server.h"
 #include "remora/protocol.h"
@@ -55,20 +56,28 @@ class MemoryNodeService : public StreamServer::Handler {
                  std::string_view payload) override;
   void OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) override;
 
- private:
+ protected:
   struct Session;
-  struct Reply;
+  struct Reply {
+    std::uint64_t arg0 = 0;
+    std::uint64_t arg1 = 0;
+    std::string body;
+    std::vector<int> fds;
+  };
+  // Serves one request of an authenticated peer. A subclass (the RDMA
+  // service) may take over some messages and hand the rest back here.
+  virtual Status Execute(StreamServer::Connection& conn, const Session& s, const wire::Header& h,
+                         std::string_view payload, Reply* reply);
+  Status CheckOwner(const Session& s, Asid asid) const;
+  static NodeId SessionNode(const Session& s);
 
+ private:
   void Authenticate(StreamServer::Connection& conn, Session& s, const wire::Header& h,
                     std::string_view payload);
   void RefuseAuth(StreamServer::Connection& conn, const wire::Header& h, const std::string& why);
-  // Serves one request of an authenticated peer.
-  Status Execute(StreamServer::Connection& conn, const Session& s, const wire::Header& h,
-                 std::string_view payload, Reply* reply);
   Status ReadPages(const wire::Header& h, const std::uint8_t* uvas, Reply* reply);
   Status WritePages(const wire::Header& h, const std::uint8_t* payload);
   Status WriteShared(const Session& s, const wire::Header& h, const std::uint8_t* payload);
-  Status CheckOwner(const Session& s, Asid asid) const;
 
   PageStore* store_;
   StatsRegistry* stats_;

@@ -41,9 +41,7 @@ std::unique_ptr<Transport> ConnectTransport(const TransportOptions& opts, Status
   switch (opts.kind) {
     case TransportKind::kTcp: return NewTcpTransport(opts, status);
     case TransportKind::kShm: return NewShmTransport(opts, status);
-    case TransportKind::kRdma:
-      *status = {Code::kUnsupported, "this build has no RDMA transport yet"};
-      return nullptr;
+    case TransportKind::kRdma: return NewRdmaTransport(opts, status);
   }
   *status = {Code::kInvalidArgument, "bad transport kind"};
   return nullptr;

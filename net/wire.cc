@@ -118,6 +118,8 @@ std::string_view TypeName(std::uint16_t type) {
     case MsgType::kReadPages: return "read_pages";
     case MsgType::kWritePages: return "write_pages";
     case MsgType::kWritePageShared: return "write_page_shared";
+    case MsgType::kRdmaAttach: return "rdma_attach";
+    case MsgType::kRdmaMap: return "rdma_map";
   }
   return "unknown";
 }
@@ -179,6 +181,13 @@ Status ValidateRequest(const Header& h) {
       REMORA_RETURN_IF_ERROR(ExpectBatchCount(h, kMaxBatchPages));
       REMORA_RETURN_IF_ERROR(ExpectPayload(h, h.arg1 * 8 + kPageSize));
       return ExpectAligned(h, h.arg0);
+    case MsgType::kRdmaAttach:
+      REMORA_RETURN_IF_ERROR(ExpectBatchCount(h, kRdmaMaxQps));
+      return ExpectPayload(h, h.arg1 * kRdmaQpInfoLen);
+    case MsgType::kRdmaMap:
+      REMORA_RETURN_IF_ERROR(ExpectBatchCount(h, kMaxBatchPages));
+      if (h.arg0 > 1) return Bad("rdma_map: mode must be 0 (read) or 1 (write)");
+      return ExpectPayload(h, h.arg1 * 8);
     case MsgType::kHello: break;
   }
   return Bad("unexpected message type " + std::to_string(h.type));
@@ -186,7 +195,8 @@ Status ValidateRequest(const Header& h) {
 
 Status ValidateBatchUvas(const Header& h, const std::uint8_t* payload) {
   auto t = static_cast<MsgType>(h.type);
-  if (t != MsgType::kReadPages && t != MsgType::kWritePages) return Status::Ok();
+  if (t != MsgType::kReadPages && t != MsgType::kWritePages && t != MsgType::kRdmaMap)
+    return Status::Ok();
   for (std::uint64_t i = 0; i < h.arg1; ++i)
     REMORA_RETURN_IF_ERROR(ExpectAligned(h, GetU64(payload + i * 8)));
   return Status::Ok();
@@ -202,6 +212,8 @@ Status ValidateReply(const Header& req, const Header& reply) {
     case MsgType::kReadPages: want = ReadPagesReplyLen(req.arg1); break;
     case MsgType::kInfo: want = sizeof(InfoPayload); break;
     case MsgType::kAuth: want = kMacLen; break;
+    case MsgType::kRdmaAttach: want = req.arg1 * kRdmaQpInfoLen; break;
+    case MsgType::kRdmaMap: want = req.arg1 * kRdmaMappingLen; break;
     case MsgType::kPing: want = req.payload_len; break;
     case MsgType::kStats:
     case MsgType::kAttachShm: return Status::Ok();  // free-form

@@ -20,6 +20,11 @@ constexpr std::uint32_t kMaxBatchPages = 256;
 constexpr std::uint32_t kMaxPayload = (kMaxBatchPages + 2) * 4096 + kMaxBatchPages * 16;
 constexpr std::uint32_t kNonceLen = 32;
 constexpr std::uint32_t kMacLen = 32;  // HMAC-SHA256
+// RDMA: queue pairs per connection, and the encoded sizes of one queue pair's
+// address (RdmaQpInfo) and one page's translation (RdmaMapping).
+constexpr std::uint32_t kRdmaMaxQps = 16;
+constexpr std::uint32_t kRdmaQpInfoLen = 32;
+constexpr std::uint32_t kRdmaMappingLen = 16;
 
 enum class MsgType : std::uint16_t {
   // Handshake. Server speaks first with kHello (payload: server nonce).
@@ -50,6 +55,14 @@ enum class MsgType : std::uint16_t {
                          //   bytes padded to 8, then n * 4096 bytes
   kWritePages = 23,      // arg1 = n; payload = n * u64 uva, then n * 4096 bytes
   kWritePageShared = 24, // arg0 = uva, arg1 = n asids; payload = n * u64 asid, then 4096
+
+  // RDMA (net/rdma_wire.h has the payload layouts; docs/cluster.md the model).
+  // After kRdmaAttach the connection's address spaces live in RDMA-registered
+  // frames and every control message above applies to them.
+  kRdmaAttach = 25,      // arg1 = n QPs (1..16); payload = n * RdmaQpInfo. reply: the same
+                         //   for the memory node's QPs
+  kRdmaMap = 26,         // asid, arg0 = 1 to prepare for writing, arg1 = n (1..256);
+                         //   payload = n * u64 uva. reply payload = n * RdmaMapping
 };
 
 #pragma pack(push, 1)

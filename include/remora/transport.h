@@ -88,6 +88,14 @@ struct TransportOptions {
   NodeId node_id = 1;          // this processor node's id (asids it may use)
   int timeout_ms = 10000;      // per request; a dead peer is an error after this
   StatsRegistry* stats = nullptr;  // transport counters go here if set
+  // rdma: the local device and GID to use. Empty device / gid_index -1: the
+  // device and RoCE GID bound to the IP address the control connection
+  // leaves from (else the first active device, GID 0). rdma_qps queue pairs
+  // serve that many page requests at once.
+  std::string rdma_device;
+  int rdma_port = 1;
+  int rdma_gid_index = -1;
+  int rdma_qps = 4;
 };
 
 // Connects and authenticates. On failure returns nullptr and sets *status.
