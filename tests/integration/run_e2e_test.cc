@@ -149,13 +149,22 @@ std::string RealPython() {
   return path;
 }
 
-// The largest power-of-two pcache, in MiB, that is at most a quarter of a
-// working set of `rss_kb`; 8 ways keep the set count a power of two too.
-long QuarterPcacheMiB(long rss_kb) {
-  long limit = rss_kb / 1024 / 4;
-  long p = 1;
-  while (p * 2 <= limit) p *= 2;
-  return p;
+// The largest valid pcache (a power-of-two number of sets, 8..16 ways) that
+// is at most a quarter of a working set of `rss_kb`.
+struct Geometry {
+  long bytes = 0;
+  int ways = 8;
+};
+Geometry QuarterPcache(long rss_kb) {
+  const long limit = rss_kb * 1024 / 4;
+  Geometry best;
+  for (int ways = 8; ways <= 16; ways++) {
+    const long set_bytes = ways * 4096L;
+    long sets = 1;
+    while (sets * 2 * set_bytes <= limit) sets *= 2;
+    if (sets * set_bytes <= limit && sets * set_bytes > best.bytes) best = {sets * set_bytes, ways};
+  }
+  return best;
 }
 
 // A run's --stats-json, with every name looked up required to be present
@@ -225,7 +234,7 @@ class RunE2ETest : public ::testing::Test {
     return {"wordcount", {REMORA_WORDCOUNT, input, "4"}, true, false};
   }
   Workload PyWork() {
-    return {"pywork", {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywork.py", "--mb", "32"},
+    return {"pywork", {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywork.py", "--mb", "12", "--rounds", "2"},
             false, false};
   }
 
@@ -242,14 +251,16 @@ class RunE2ETest : public ::testing::Test {
 
     const long rss_kb = std::max(native.max_rss_kb, again.max_rss_kb);
     ASSERT_GT(rss_kb, 8 * 1024) << "could not read the program's peak RSS";
-    const long pcache_mib = QuarterPcacheMiB(rss_kb);
-    ASSERT_LE(pcache_mib * 1024 * 4, rss_kb);
-    std::fprintf(stderr, "%s: native max RSS %ld KiB, %.2f s; pcache %ld MiB\n", w.name.c_str(),
-                 rss_kb, native.seconds, pcache_mib);
+    const Geometry pcache = QuarterPcache(rss_kb);
+    ASSERT_GT(pcache.bytes, 0);
+    ASSERT_LE(pcache.bytes / 1024 * 4, rss_kb);
+    std::fprintf(stderr, "%s: native max RSS %ld KiB, %.2f s; pcache %.2f MiB\n", w.name.c_str(),
+                 rss_kb, native.seconds, pcache.bytes / 1024 / 1024.0);
 
     std::unique_ptr<MemoryNodeProcess> node;
     std::vector<std::string> argv = {RemoraBinary(), "run", "--pcache",
-                                     std::to_string(pcache_mib) + "M", "--ways", "8",
+                                     std::to_string(pcache.bytes / 1024) + "K", "--ways",
+                                     std::to_string(pcache.ways),
                                      "--victim", "32", "--stats-json", dir_ + "/stats.json"};
     if (where == Where::kTcpNode) {
       node = std::make_unique<MemoryNodeProcess>(MemoryNodeProcessOptions{.capacity = "1G"});
