@@ -8,13 +8,18 @@
  * Phases, each touching one page at a time and timing each touch:
  *   zero_fill           first write to fresh memory while the pcache still has
  *                       free lines (half its capacity): a local zero-fill
- *   zero_fill_evicting  first writes to 4x the pcache: zero-fills that also
- *                       have to evict (dirty lines, written back)
- *   remote_fill_dirty   reads of the first 2x, long evicted from the pcache
- *                       and the victim cache: fills from the memory node,
- *                       each evicting a dirty line
- *   remote_fill_clean   reads of the other 2x: fills from the memory node,
- *                       evicting the clean lines the previous phase filled
+ *   zero_fill_evicting  first writes to 4x the pcache (first half A, then
+ *                       half B): zero-fills that also have to evict dirty
+ *                       lines; B evicts every line of A (each set sees 2x
+ *                       its ways of B's pages)
+ *   remote_fill_dirty   reads of A: fills from the memory node, each
+ *                       evicting a dirty line of B
+ *   remote_fill_clean   reads of B, all evicted by the reads of A: fills
+ *                       from the memory node, each evicting a clean line
+ * Within each range pages are visited in a scattered order (a stride
+ * co-prime with the range), never two neighbours in a row, so that every
+ * touch is a miss of its own: a sequential sweep would be served largely by
+ * the runtime's read-ahead and would not time single misses.
  * Sample buffers are MAP_SHARED (which stays local) and touched before use,
  * so only the measured pages go through the pcache.
  */
@@ -56,8 +61,25 @@ static int cmp_u64(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
+/* The k-th page of a scattered visit of n pages. */
+static size_t scattered(size_t k, size_t n) {
+  size_t stride = (n / 2 + 7) | 1;
+  while (n > 2) {
+    size_t a = stride, b = n; /* gcd(stride, n) == 1 ? */
+    while (b) {
+      size_t t = a % b;
+      a = b;
+      b = t;
+    }
+    if (a == 1) break;
+    stride += 2;
+  }
+  return (k * stride) % n;
+}
+
 static void write_pages(struct phase* ph, char* base, size_t from, size_t n) {
-  for (size_t i = from; i < from + n; i++) {
+  for (size_t k = 0; k < n; k++) {
+    size_t i = from + scattered(k, n);
     volatile uint64_t* p = (volatile uint64_t*)(base + i * PAGE);
     uint64_t t0 = now_ns();
     *p = i * 2654435761ULL + 1;
@@ -67,7 +89,8 @@ static void write_pages(struct phase* ph, char* base, size_t from, size_t n) {
 }
 
 static void read_pages(struct phase* ph, char* base, size_t from, size_t n) {
-  for (size_t i = from; i < from + n; i++) {
+  for (size_t k = 0; k < n; k++) {
+    size_t i = from + scattered(k, n);
     volatile uint64_t* p = (volatile uint64_t*)(base + i * PAGE);
     uint64_t t0 = now_ns();
     uint64_t v = *p;
@@ -111,7 +134,8 @@ int main(int argc, char** argv) {
   }
   write_pages(&ph[0], fresh, 0, zero_n);
   munmap(fresh, zero_n * PAGE); /* frees its lines again */
-  write_pages(&ph[1], region, 0, big);
+  write_pages(&ph[1], region, 0, big / 2);
+  write_pages(&ph[1], region, big / 2, big / 2);
   read_pages(&ph[2], region, 0, big / 2);
   read_pages(&ph[3], region, big / 2, big / 2);
 

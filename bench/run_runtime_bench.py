@@ -336,7 +336,7 @@ def main():
                     help="same: everything on CPU 0 (taskset)")
     ap.add_argument("--victim", type=int, default=32, help="victim cache entries")
     ap.add_argument("--miss-pcache-mb", type=int, default=16)
-    ap.add_argument("--py-mb", type=int, default=64)
+    ap.add_argument("--py-mb", type=int, default=24)
     ap.add_argument("--text-mb", type=int, default=64)
     ap.add_argument("--vocab", type=int, default=5000,
                     help="distinct words in the generated text (its hash tables are the hot set)")
