@@ -1,0 +1,61 @@
+#!/bin/busybox sh
+# /init of the emulated cluster's initramfs (built by qemu-rdma.sh).
+#
+# Loads the modules the image carries, mounts the host's root file system
+# read-only over virtio-9p, brings up the guest's network and a soft-RoCE
+# device on it, and runs tests/cluster/guest-tests.sh inside a chroot into
+# the host root, so the guest runs the very binaries and libraries the host
+# built. Parameters come from the kernel command line (remora.*=): init's
+# environment does not reliably carry them.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+
+arg() { sed -n "s/.*remora\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+ROLE=$(arg role)
+SRC=$(arg src)
+BUILD=$(arg build)
+IP=$(arg ip)
+PEER=$(arg peer)
+
+finish() {
+  echo "GUEST DONE"
+  sync
+  poweroff -f
+}
+
+for m in $(cat /modules/order); do
+  insmod /modules/$m.ko || echo "guest: insmod $m failed"
+done
+
+mkdir -p /host
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host; then
+  echo "GUEST FAIL mount-host-root"
+  finish
+fi
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mount -t tmpfs tmp /host/tmp
+mount -t tmpfs run /host/run
+
+ip link set lo up
+if [ "$ROLE" = single ]; then
+  NETDEV=dummy0
+  ip link show dummy0 >/dev/null 2>&1 || ip link add dummy0 type dummy
+else
+  NETDEV=eth0
+fi
+ip addr add "$IP/24" dev $NETDEV
+ip link set $NETDEV up
+# The guests' addresses exist only on their private link (loopback UDP on the host).
+if ! chroot /host /usr/bin/rdma link add rxe0 type rxe netdev $NETDEV; then
+  echo "GUEST FAIL soft-roce-device"
+  cat /proc/modules; dmesg | tail -20
+  finish
+fi
+
+chroot /host /bin/bash "$SRC/tests/cluster/guest-tests.sh" "$ROLE" "$BUILD" "$IP" "$PEER"
+finish
