@@ -99,18 +99,8 @@ void ProcessSession::ControlLoop() {
       if (errno == EINTR) continue;
       break;
     }
-    if (fds[1].revents) {
-      rt::ZapAck ack;
-      ssize_t r = ::recv(agent_fd_, &ack, sizeof(ack), MSG_DONTWAIT);
-      if (r == static_cast<ssize_t>(sizeof(ack)) && ack.magic == rt::kMagic &&
-          ack.op == rt::Op::kZapAck) {
-        zaps_->OnAck(ack.seq);
-      } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-        // spurious wake-up
-      } else {
-        break;  // the agent is gone: the program is exiting (or broken)
-      }
-    }
+    // The agent gone means the program is exiting (or broken).
+    if (fds[1].revents && !zaps_->DrainAcks()) break;
     if (fds[0].revents) {
       rt::Request req;
       int fd = -1;

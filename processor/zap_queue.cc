@@ -1,5 +1,6 @@
 #include "processor/zap_queue.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -51,6 +52,22 @@ Status ZapQueue::Flush() {
   }
 }
 
+bool ZapQueue::DrainAcks() {
+  for (;;) {
+    rt::ZapAck ack;
+    ssize_t r = ::recv(fd_, &ack, sizeof(ack), MSG_DONTWAIT);
+    if (r == static_cast<ssize_t>(sizeof(ack)) && ack.magic == rt::kMagic &&
+        ack.op == rt::Op::kZapAck) {
+      OnAck(ack.seq);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    Close();  // closed, broken, or not speaking the protocol
+    return false;
+  }
+}
+
 void ZapQueue::OnAck(std::uint64_t seq) {
   std::lock_guard lk(mu_);
   if (seq <= acked_) return;
@@ -92,10 +109,13 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
       lk.lock();
       continue;
     }
-    if (acked_cv_.wait_until(lk, deadline) == std::cv_status::timeout &&
-        PendingInLocked(start, end, &queued) && !queued) {
+    if (std::chrono::steady_clock::now() >= deadline)
       return {Code::kTimeout, "the program's agent did not drop evicted pages in time"};
-    }
+    // Read the acknowledgements ourselves rather than rely on another thread.
+    lk.unlock();
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 2) > 0) DrainAcks();
+    lk.lock();
   }
   return Status::Ok();
 }

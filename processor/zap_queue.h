@@ -49,6 +49,11 @@ class ZapQueue {
   bool has_queued() const { return queued_count_.load(std::memory_order_relaxed) != 0; }
   // The agent dropped every page up to seq.
   void OnAck(std::uint64_t seq);
+  // Reads every acknowledgement waiting on the agent connection (without
+  // blocking). False if the agent is gone. Any thread may call it: waiters
+  // do, so that a wait never depends on another thread reading acks (the
+  // control thread itself waits for zaps when a program unmaps memory).
+  bool DrainAcks();
   // Waits until no zap of a page in [start, end) is pending. kTimeout or
   // kDisconnected if the agent does not answer.
   Status WaitClear(std::uint64_t start, std::uint64_t end, std::chrono::milliseconds timeout);

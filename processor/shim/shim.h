@@ -53,6 +53,9 @@ int Call(const rt::Request& req, int fd = -1);
 
 // Starts the agent thread on the agent connection `fd`.
 void StartAgent(int fd);
+// In a forked child (where the agent thread does not exist): closes the
+// inherited agent connection.
+void CloseAgentInChild();
 
 // The registered ranges (shim_ranges.cc), guarded by the control lock.
 void LockControl();

@@ -117,6 +117,13 @@ void* AgentMain(void*) {
 
 }  // namespace
 
+void CloseAgentInChild() {
+  if (g_agent_fd >= 0) ::close(g_agent_fd);
+  g_agent_fd = -1;
+  if (g_self_pidfd >= 0) ::close(g_self_pidfd);
+  g_self_pidfd = -1;
+}
+
 void StartAgent(int fd) {
   g_agent_fd = fd;
   g_self_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, getpid(), 0));

@@ -125,6 +125,16 @@ void Start() {
     Fatal("the processor manager refused the agent connection");
   StartAgent(agent);
   g_active = true;
+  // A forked child must not speak on its parent's connections: the manager
+  // would take its munmaps for the parent's. The child goes unmanaged (its
+  // registration is gone anyway: fork copies no uffd context without
+  // UFFD_FEATURE_EVENT_FORK); an exec gives the new image its own session.
+  pthread_atfork(nullptr, nullptr, [] {
+    g_active = false;
+    ::close(g_control);
+    g_control = -1;
+    CloseAgentInChild();
+  });
 }
 
 }  // namespace

@@ -1,0 +1,56 @@
+// RefaultShadow: remembers the last N evicted pages.
+#include "processor/refault_shadow.h"
+
+#include <gtest/gtest.h>
+
+namespace remora {
+namespace {
+
+PageKey K(std::uint64_t i) { return {1, i * kPageSize}; }
+
+TEST(RefaultShadow, ARefaultWithinCapacityIsSeenOnce) {
+  RefaultShadow s(4);
+  s.Evicted(K(1));
+  s.Evicted(K(2));
+  EXPECT_TRUE(s.Refault(K(1)));
+  EXPECT_FALSE(s.Refault(K(1)));  // forgotten once reported
+  EXPECT_FALSE(s.Refault(K(3)));
+  EXPECT_TRUE(s.Refault(K(2)));
+}
+
+TEST(RefaultShadow, OnlyTheLastCapacityEvictionsAreRemembered) {
+  RefaultShadow s(4);
+  for (int i = 0; i < 10; ++i) s.Evicted(K(i));
+  for (int i = 0; i < 6; ++i) EXPECT_FALSE(s.Refault(K(i))) << i;
+  for (int i = 6; i < 10; ++i) EXPECT_TRUE(s.Refault(K(i))) << i;
+  EXPECT_EQ(s.size(), 0u);
+}
+
+TEST(RefaultShadow, AReEvictedPageCountsFromItsLatestEviction) {
+  RefaultShadow s(3);
+  s.Evicted(K(1));
+  s.Evicted(K(2));
+  s.Evicted(K(1));  // again: the ring slot of the first eviction must not forget it
+  s.Evicted(K(3));
+  // The last three evictions are 2, 1 (again) and 3: all remembered, and
+  // the ring slot of page 1's first eviction did not make it forget page 1.
+  EXPECT_TRUE(s.Refault(K(1)));
+  EXPECT_TRUE(s.Refault(K(2)));
+  EXPECT_TRUE(s.Refault(K(3)));
+  s.Evicted(K(4));
+  s.Evicted(K(5));
+  s.Evicted(K(6));
+  s.Evicted(K(7));
+  EXPECT_FALSE(s.Refault(K(4)));  // pushed out by 5, 6, 7
+  EXPECT_LE(s.size(), 3u);
+}
+
+TEST(RefaultShadow, AddressSpacesAreDistinct) {
+  RefaultShadow s(8);
+  s.Evicted({1, kPageSize});
+  EXPECT_FALSE(s.Refault({2, kPageSize}));
+  EXPECT_TRUE(s.Refault({1, kPageSize}));
+}
+
+}  // namespace
+}  // namespace remora

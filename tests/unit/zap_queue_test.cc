@@ -1,0 +1,134 @@
+// ZapQueue against a real agent peer on a socketpair: batching, ordering,
+// waiting for a page's zap, and a vanished agent.
+#include "processor/zap_queue.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "processor/runtime_protocol.h"
+#include "remora/types.h"
+
+namespace remora {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ZapQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds_), 0);
+    q_ = std::make_unique<ZapQueue>(fds_[0]);
+  }
+  void TearDown() override {
+    StopAgent();
+    ::close(fds_[0]);
+    if (fds_[1] >= 0) ::close(fds_[1]);
+  }
+  // An agent that acknowledges each batch (after `delay`) and records pages.
+  void StartAgent(std::chrono::milliseconds delay = 0ms) {
+    agent_ = std::thread([this, delay] {
+      rt::ZapMessage m;
+      for (;;) {
+        ssize_t n = ::recv(fds_[1], &m, sizeof(m), 0);
+        if (n <= 0) return;
+        std::this_thread::sleep_for(delay);
+        for (std::uint32_t i = 0; i < m.count; ++i) zapped_.push_back(m.uvas[i]);
+        batches_++;
+        rt::ZapAck ack;
+        ack.seq = m.seq;
+        q_->OnAck(ack.seq);  // what the control thread does on the ack
+      }
+    });
+  }
+  void StopAgent() {
+    if (agent_.joinable()) {
+      ::shutdown(fds_[1], SHUT_RDWR);
+      agent_.join();
+    }
+  }
+
+  int fds_[2];
+  std::unique_ptr<ZapQueue> q_;
+  std::thread agent_;
+  std::vector<std::uint64_t> zapped_;
+  std::atomic<int> batches_{0};
+};
+
+TEST_F(ZapQueueTest, ZapsWaitInTheQueueUntilABatchIsFullOrFlushed) {
+  StartAgent();
+  for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
+  EXPECT_TRUE(q_->has_queued());
+  EXPECT_EQ(q_->pending(), 5u);
+  ASSERT_TRUE(q_->Flush().ok());
+  EXPECT_FALSE(q_->has_queued());
+  ASSERT_TRUE(q_->WaitClear(0, 5 * kPageSize, 2000ms).ok());
+  EXPECT_EQ(q_->pending(), 0u);
+  EXPECT_EQ(batches_.load(), 1);
+
+  for (std::uint64_t i = 0; i < ZapQueue::kBatch; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
+  EXPECT_FALSE(q_->has_queued());  // the full batch went by itself
+  ASSERT_TRUE(q_->WaitClear(0, ZapQueue::kBatch * kPageSize, 2000ms).ok());
+}
+
+TEST_F(ZapQueueTest, WaitingForAQueuedPageSendsIt) {
+  StartAgent(20ms);
+  ASSERT_TRUE(q_->Zap(7 * kPageSize).ok());
+  ASSERT_TRUE(q_->Zap(9 * kPageSize).ok());
+  // Nothing flushed it; WaitClear must, or it would wait forever.
+  ASSERT_TRUE(q_->WaitClear(7 * kPageSize, 8 * kPageSize, 2000ms).ok());
+  StopAgent();
+  EXPECT_EQ(zapped_, (std::vector<std::uint64_t>{7 * kPageSize, 9 * kPageSize}));
+}
+
+TEST_F(ZapQueueTest, PagesOutsideTheRangeDoNotBlockAWaiter) {
+  // No agent: the zap of page 1 is never acknowledged.
+  ASSERT_TRUE(q_->Zap(1 * kPageSize).ok());
+  ASSERT_TRUE(q_->Flush().ok());
+  EXPECT_TRUE(q_->WaitClear(2 * kPageSize, 10 * kPageSize, 100ms).ok());
+  Status st = q_->WaitClear(0, 2 * kPageSize, 100ms);
+  EXPECT_EQ(st.code(), Code::kTimeout) << st.ToString();
+}
+
+TEST_F(ZapQueueTest, AClosedAgentReleasesWaitersAndRefusesZaps) {
+  ASSERT_TRUE(q_->Zap(1 * kPageSize).ok());
+  ASSERT_TRUE(q_->Flush().ok());
+  std::thread closer([&] {
+    std::this_thread::sleep_for(50ms);
+    q_->Close();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = q_->WaitClear(0, 4 * kPageSize, 5000ms);
+  closer.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_TRUE(st.ok() || st.code() == Code::kDisconnected) << st.ToString();
+  EXPECT_EQ(q_->Zap(2 * kPageSize).code(), Code::kDisconnected);
+}
+
+TEST_F(ZapQueueTest, ConcurrentZappersAreAcknowledgedInOrder) {
+  StartAgent();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < 500; ++i) {
+        ASSERT_TRUE(q_->Zap((t * 1000 + i) * kPageSize).ok());
+        if (i % 37 == 0) {
+          ASSERT_TRUE(q_->Flush().ok());
+        }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  ASSERT_TRUE(q_->WaitClear(0, 10000 * kPageSize, 5000ms).ok());
+  EXPECT_EQ(q_->pending(), 0u);
+  StopAgent();
+  EXPECT_EQ(zapped_.size(), 2000u);
+}
+
+}  // namespace
+}  // namespace remora
