@@ -29,6 +29,9 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
       ->capture_default_str();
   sub->add_option("--fault-threads", a->fault_threads, "fault-serving threads per program")
       ->check(CLI::Range(1, 64))->capture_default_str();
+  sub->add_option("--readahead", a->readahead,
+                  "pages filled ahead of a sequential run of misses (0: off)")
+      ->check(CLI::Range(0, 256))->capture_default_str();
   sub->add_option("--timeout-ms", a->timeout_ms, "memory-node request timeout")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--node-id", a->node_id, "this processor node's id (cluster-unique)")
@@ -67,7 +70,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   if (t == nullptr) return {Code::kInvalidArgument, a->config + ": no [processor] table"};
   for (auto& [k, v] : *t) {
     static const char* known[] = {"pcache", "ways", "victim", "memory_node", "transport",
-                                  "secret_file", "memory_capacity", "fault_threads",
+                                  "secret_file", "memory_capacity", "fault_threads", "readahead",
                                   "timeout_ms", "node_id", "socket"};
     bool ok = false;
     for (const char* name : known) ok = ok || k.str() == name;
@@ -81,6 +84,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "secret_file", "--secret-file", &a->secret_file));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "memory_capacity", "--memory-capacity", &a->memory_capacity));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "fault_threads", "--fault-threads", &a->fault_threads));
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "readahead", "--readahead", &a->readahead));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "timeout_ms", "--timeout-ms", &a->timeout_ms));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "node_id", "--node-id", &a->node_id));
   return Status::Ok();
@@ -136,6 +140,7 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.socket_path = socket_path;
   mo.stats = stack->stats.get();
   mo.fault_threads = a.fault_threads;
+  mo.readahead_max = a.readahead;
   st = ProcessorManager::Create(mo, &stack->manager);
   if (!st.ok()) return st;
   const auto& g = stack->manager->pcache()->geometry();

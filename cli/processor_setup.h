@@ -27,6 +27,7 @@ struct ProcessorArgs {
   std::string secret_file;
   std::string memory_capacity = "4G";  // of the local memory node
   int fault_threads = 2;
+  std::uint32_t readahead = 32;      // pages, on sequential misses (0: off)
   int timeout_ms = 10000;
   NodeId node_id = 1;
 };

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -43,7 +44,17 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   po.sink = &m->sink_;
   po.stats = options.stats;
   REMORA_RETURN_IF_ERROR(Pcache::Create(options.pcache, std::move(po), &m->pcache_));
-  m->shadow_ = std::make_unique<RefaultShadow>(m->pcache_->geometry().nr_lines());
+  // Half a cache's worth of shadow entries: refaults within that distance
+  // mark a page as part of the working set, and the metadata stays within
+  // 128 bytes per line (80 for the line, about 36 for its share of shadow).
+  const std::uint32_t lines = m->pcache_->geometry().nr_lines();
+  m->shadow_ = std::make_unique<RefaultShadow>(std::max<std::uint32_t>(1, lines / 2));
+  const std::size_t per_line = sizeof(PcacheLine) +
+                               (lines / 2) * RefaultShadow::kBytesPerEntry / std::max(1u, lines) +
+                               sizeof(PcacheSet) / std::max(1u, m->pcache_->geometry().ways());
+  options.stats->GetGauge("pcache_metadata_bytes_per_line",
+                          "manager metadata per pcache line (line, set share, shadow share)")
+      ->Add(static_cast<std::int64_t>(per_line));
   REMORA_RETURN_IF_ERROR(m->Listen());
   m->acceptor_ = std::thread([p = m.get()] { p->AcceptLoop(); });
   *out = std::move(m);

@@ -22,7 +22,11 @@ namespace remora {
 
 class RefaultShadow {
  public:
-  explicit RefaultShadow(std::size_t capacity) : ring_(capacity) {}
+  explicit RefaultShadow(std::size_t capacity) : ring_(capacity) { seq_of_.reserve(capacity); }
+
+  // Memory per remembered page: the ring slot, the hash node (key, seq,
+  // next pointer, cached hash, allocator rounding) and its bucket.
+  static constexpr std::size_t kBytesPerEntry = sizeof(PageKey) + 48 + sizeof(void*);
 
   // Remembers an evicted page (forgetting the oldest one when full).
   void Evicted(const PageKey& key);
