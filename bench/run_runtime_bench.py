@@ -41,22 +41,6 @@ END = "<!-- runtime-bench:end -->"
 PAGE = 4096
 
 
-def run(argv, timeout=900, check=True):
-    """Runs argv; returns (stdout, stderr, wall seconds, max RSS KiB, status)."""
-    t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tempfile.gettempdir())
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-        raise SystemExit(f"timed out after {timeout} s: {' '.join(argv)}")
-    wall = time.monotonic() - t0
-    if check and p.returncode != 0:
-        raise SystemExit(f"failed ({p.returncode}): {' '.join(argv)}\n{err.decode(errors='replace')[-3000:]}")
-    return out, err, wall, p.returncode
-
-
 def peak_rss_kb(pid):
     """VmHWM of a running process, or 0. (wait4's ru_maxrss would include the
     high-water mark a child inherits from its parent through exec.)"""
@@ -70,23 +54,38 @@ def peak_rss_kb(pid):
     return 0
 
 
-def run_rss(argv, timeout=900):
-    """Runs argv, sampling its peak RSS; returns (stdout, wall s, peak RSS KiB)."""
-    with tempfile.TemporaryFile() as out:
+class Ran:
+    """One finished command: stdout, stderr, exit code, wall and CPU seconds
+    (user + system of the process and every descendant it waited for), and
+    its sampled peak RSS in KiB."""
+
+    def __init__(self, out, err, rc, wall, cpu, rss):
+        self.out, self.err, self.rc, self.wall, self.cpu, self.rss = out, err, rc, wall, cpu, rss
+
+
+def run(argv, timeout=900, check=True):
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=tempfile.gettempdir())
         rss = 0
-        while p.poll() is None:
+        while True:
             rss = max(rss, peak_rss_kb(p.pid))
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid == p.pid:
+                break
             if time.monotonic() - t0 > timeout:
                 p.kill()
+                os.wait4(p.pid, 0)
                 raise SystemExit(f"timed out after {timeout} s: {' '.join(argv)}")
             time.sleep(0.002)
         wall = time.monotonic() - t0
-        if p.returncode != 0:
-            raise SystemExit(f"failed ({p.returncode}): {' '.join(argv)}")
+        p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        return out.read(), wall, rss
+        err.seek(0)
+        r = Ran(out.read(), err.read(), p.returncode, wall, ru.ru_utime + ru.ru_stime, rss)
+    if check and r.rc != 0:
+        raise SystemExit(f"failed ({r.rc}): {' '.join(argv)}\n{r.err.decode(errors='replace')[-3000:]}")
+    return r
 
 
 def geometry(target_bytes, round_up):
@@ -142,14 +141,21 @@ class Bench:
         rt = {}
         svc = []
         for r in range(self.args.rounds):
-            out, _, _, _ = run(self.prefix + [self.uffd, "--json", "--rounds", "1", "--pages", "4096"] +
-                               (["--pin", "same"] if self.args.pin == "same" else []))
-            for k, v in json.loads(out)["cases"].items():
+            r_raw = run(self.prefix + [self.uffd, "--json", "--rounds", "1", "--pages", "4096"] +
+                        (["--pin", "same"] if self.args.pin == "same" else []))
+            for k, v in json.loads(r_raw.out)["cases"].items():
                 raw.setdefault(k, []).append(v)
             stats = os.path.join(self.tmp, f"miss-{r}.json")
-            out, _, _, _ = run(self.remora_run(self.args.miss_pcache_mb * (1 << 20), 8,
-                                               [self.miss, str(lines), "--json"], stats))
-            for k, v in json.loads(out)["phases"].items():
+            for attempt in range(3):
+                r_miss = run(self.remora_run(self.args.miss_pcache_mb * (1 << 20), 8,
+                                             [self.miss, str(lines), "--json"], stats), check=False)
+                if r_miss.rc == 0:
+                    break
+                self.results["miss_failures"] = self.results.get("miss_failures", 0) + 1
+                print(f"  miss_bench under remora run: exit {r_miss.rc} (retrying)", flush=True)
+            else:
+                raise SystemExit("miss_bench failed three times in a row")
+            for k, v in json.loads(r_miss.out)["phases"].items():
                 rt.setdefault(k, []).append(v)
             h = json.load(open(stats)).get("histograms", {}).get("pgfault_service_ns")
             if h:
@@ -180,31 +186,49 @@ class Bench:
     def workload(self, name, argv):
         # The working set first (peak RSS of a native run), then reps rounds of
         # native + every pcache size, interleaved like the miss rounds.
-        out0, _, rss = run_rss(self.prefix + argv)
-        ws = rss * 1024
+        first = run(self.prefix + argv)
+        out0, ws = first.out, first.rss * 1024
         points = []
         for pct in (100, 75, 50, 25):
             cap, ways = geometry(ws * pct / 100, round_up=(pct == 100))
             points.append({"pct": pct, "pcache": cap, "ways": ways, "times": [], "stats": None})
-        native_t = []
+        native_t, native_cpu = [], []
         for rep in range(self.args.reps):
-            out, wall, _ = run_rss(self.prefix + argv)
-            if out != out0:
+            nat = run(self.prefix + argv)
+            if nat.out != out0:
                 raise SystemExit(f"{name} is not deterministic natively")
-            native_t.append(wall)
+            native_t.append(nat.wall)
+            native_cpu.append(nat.cpu)
             for pt in points:
                 sf = os.path.join(self.tmp, f"{name}-{pt['pct']}-{rep}.json")
-                out, _, wall, _ = run(self.remora_run(pt["pcache"], pt["ways"], argv, sf))
-                if out != out0:
+                # A run the runtime stops with an error is retried (twice at
+                # most) and counted: the table reports how many there were.
+                for attempt in range(3):
+                    rr = run(self.remora_run(pt["pcache"], pt["ways"], argv, sf), check=False)
+                    if rr.rc == 0:
+                        break
+                    pt["failures"] = pt.get("failures", 0) + 1
+                    lines = [x for x in rr.err.decode(errors="replace").splitlines()
+                             if x.startswith("remora:") and "program exited" not in x]
+                    pt["failure_text"] = lines[0] if lines else f"exit {rr.rc}"
+                    print(f"    {name} at {pt['pct']}%: exit {rr.rc}: {pt['failure_text']} (retrying)",
+                          flush=True)
+                else:
+                    raise SystemExit(f"{name} at {pt['pct']}%: failed three times in a row")
+                if rr.out != out0:
                     raise SystemExit(f"{name} at {pt['pct']}%: output differs from the native run")
-                pt["times"].append(wall)
+                pt["times"].append(rr.wall)
+                pt.setdefault("cpu", []).append(rr.cpu)
                 pt["stats"] = json.load(open(sf))
-        res = {"native_s": median(native_t), "working_set": ws, "runs": []}
+        res = {"native_s": median(native_t), "native_cpu_s": median(native_cpu), "working_set": ws,
+               "runs": []}
         print(f"  {name}: native {res['native_s']:.2f} s, peak RSS {ws / (1 << 20):.1f} MiB", flush=True)
         for pt in points:
             c = pt["stats"]["counters"]
             row = {"pct": pt["pct"], "pcache": pt["pcache"], "ways": pt["ways"],
+                   "failures": pt.get("failures", 0), "failure_text": pt.get("failure_text", ""),
                    "seconds": median(pt["times"]), "slowdown": median(pt["times"]) / res["native_s"],
+                   "cpu_s": median(pt["cpu"]), "cpu_ratio": median(pt["cpu"]) / res["native_cpu_s"],
                    "counters": {k: c.get(k, 0) for k in (
                        "nr_pgfault", "nr_pcache_fill_from_memory", "nr_pcache_fill_zerofill",
                        "nr_pcache_fill_from_file", "nr_pcache_fill_from_victim",
@@ -257,18 +281,26 @@ def markdown(res, machine):
     if "manager_service" in m:
         s = m["manager_service"]
         lines.append(f"| manager's pgfault_service_ns (inside the manager) | {us(s['p50'])} | {us(s['p99'])} | | |")
-    lines += ["", "| workload | pcache / working set | pcache | time s | slowdown | fills from memory | "
-              "evictions | target |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "| workload | pcache / working set | pcache | wall s | slowdown (wall) | CPU s | CPU × | "
+              "fills from memory | evictions | runs stopped by the runtime | target (wall) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, w in res["workloads"].items():
-        lines.append(f"| {name} native | — | — | {w['native_s']:.2f} | 1.00 | | | |")
+        lines.append(f"| {name} native (working set {w['working_set'] / (1 << 20):.1f} MiB) | — | — | "
+                     f"{w['native_s']:.2f} | 1.00 | {w['native_cpu_s']:.2f} | 1.00 | | | | |")
         for r in w["runs"]:
             c = r["counters"]
             tgt = ""
             if r["pct"] == 25:
                 tgt = "≤ 2× " + ("met" if r["slowdown"] <= 2 else "**missed**")
             lines.append(f"| {name} | {r['pct']}% | {r['pcache'] / (1 << 20):.2f} MiB ×{r['ways']} | "
-                         f"{r['seconds']:.2f} | **{r['slowdown']:.2f}** | {c['nr_pcache_fill_from_memory']} | "
-                         f"{c['nr_pcache_eviction_succeed']} | {tgt} |")
+                         f"{r['seconds']:.2f} | **{r['slowdown']:.2f}** | {r['cpu_s']:.2f} | "
+                         f"{r['cpu_ratio']:.2f} | {c['nr_pcache_fill_from_memory']} | "
+                         f"{c['nr_pcache_eviction_succeed']} | {r['failures'] or ''} | {tgt} |")
+    notes = sorted({r["failure_text"] for w in res["workloads"].values() for r in w["runs"] if r["failures"]})
+    if notes or res.get("miss_failures"):
+        lines += ["", "Runs the runtime stopped with an error (retried; the times above are from "
+                  "runs that completed): " + "; ".join(f"`{n}`" for n in notes) +
+                  (f"; miss_bench: {res['miss_failures']}" if res.get("miss_failures") else "") + "."]
     lines += ["", "![runtime benchmark](runtime-bench.png)", "", END]
     return "\n".join(lines)
 
@@ -331,7 +363,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
     ap.add_argument("--rounds", type=int, default=5, help="interleaved miss-latency rounds")
-    ap.add_argument("--reps", type=int, default=2, help="runs per workload point (median)")
+    ap.add_argument("--reps", type=int, default=3, help="runs per workload point (median)")
     ap.add_argument("--pin", choices=("none", "same"), default="none",
                     help="same: everything on CPU 0 (taskset)")
     ap.add_argument("--victim", type=int, default=32, help="victim cache entries")
@@ -343,7 +375,18 @@ def main():
     ap.add_argument("--python", help="interpreter for pywork.py (default: this one)")
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--from-json", help="only re-render docs/ from results written by --json")
     args = ap.parse_args()
+    if not args.no_docs:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SystemExit("the plot needs matplotlib (Debian: python3-matplotlib); run this "
+                             "script with that interpreter, e.g. /usr/bin/python3, or pass --no-docs")
+    if args.from_json:
+        res = json.load(open(args.from_json))
+        write_docs(res, res["machine"], os.path.join(REPO, "docs"))
+        return
 
     bench = Bench(args)
     start_load = load_average()
