@@ -157,14 +157,26 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t p
   LineId line;
   // The pin keeps eviction away between marking the line dirty and lifting
   // the protection: eviction write-protects and copies only idle lines.
-  if (m.pcache()->Pin(key, &line)) {
-    m.pcache()->SetDirty(key);
-    m.pcache()->Touch(line);  // a write is an access we see: most recently used
-    const int e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);
-    m.pcache()->Unpin(line);
+  Pcache* pcache = m.pcache();
+  if (pcache->Pin(key, &line)) {
+    // A pin does not wait for a fill in progress. The page mapped right now
+    // may still be the previous line's, evicted and waiting for its zap:
+    // un-protecting it would let a write land in a page about to be
+    // dropped. The line lock waits the fill out; then the mapped page is
+    // this line's (or the fill failed and the line is not ours any more).
+    pcache->Lock(line);
+    const bool ours = pcache->Lookup(key) == line;
+    int e = 0;
+    if (ours) {
+      pcache->SetDirty(key);
+      pcache->Touch(line);  // a write is an access we see: most recently used
+      e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);
+    }
+    pcache->Unlock(line);
+    pcache->Unpin(line);
     if (e != 0 && !ProcessGone(e) && !s.dead())
       return {Code::kIoError, std::string("UFFDIO_WRITEPROTECT: ") + std::strerror(e)};
-    return Status::Ok();
+    if (ours) return Status::Ok();
   }
   // Evicted while the program was writing: its data is in the victim cache
   // (or on the memory node); serve the write as a missing fault.
