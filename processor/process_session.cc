@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -212,21 +213,47 @@ void ProcessSession::Teardown() {
 
 // ---- fault threads ----
 
+// Each fault thread waits in its own epoll set with the uffd added
+// EPOLLEXCLUSIVE: one fault wakes one thread, not all of them (a thundering
+// herd costs a context switch per thread per fault on a small machine).
+// While zaps are queued the wait has a timeout, after which they are sent:
+// a zap waits at most kZapDelayMs or until 32 are queued, so one agent
+// wake-up drops many pages even when faults come one at a time.
 void ProcessSession::FaultLoop() {
-  pollfd fds[2] = {{uffd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  constexpr int kZapDelayMs = 2;
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.u32 = 0;
+  if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, uffd_, &ev) != 0) {
+    spdlog::error("processor manager: epoll for pid {}: {}", pid_, std::strerror(errno));
+    if (ep >= 0) ::close(ep);
+    return;
+  }
+  ev.events = EPOLLIN;
+  ev.data.u32 = 1;
+  ::epoll_ctl(ep, EPOLL_CTL_ADD, stop_fd_, &ev);
   uffd_msg msgs[16];
   for (;;) {
-    int n = ::poll(fds, 2, -1);
-    if (n < 0 && errno != EINTR) return;
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) {
-      if (fds[0].revents & (POLLERR | POLLHUP)) return;
+    epoll_event ready[2];
+    const int n = ::epoll_wait(ep, ready, 2, manager_->ZapsQueued() ? kZapDelayMs : -1);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) {
+      manager_->FlushZaps();
       continue;
     }
+    bool stop = false, fault = false;
+    for (int i = 0; i < n; ++i) {
+      if (ready[i].data.u32 == 1) stop = true;
+      else if (ready[i].events & EPOLLIN) fault = true;
+      else if (ready[i].events & (EPOLLERR | EPOLLHUP)) stop = true;
+    }
+    if (stop) break;
+    if (!fault) continue;
     ssize_t r = ::read(uffd_, msgs, sizeof(msgs));
     if (r < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;  // another thread took it
-      return;
+      break;
     }
     for (std::size_t i = 0; i < static_cast<std::size_t>(r) / sizeof(uffd_msg); ++i) {
       if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;  // no other event is enabled
@@ -234,9 +261,8 @@ void ProcessSession::FaultLoop() {
                               msgs[i].arg.pagefault.flags);
       if (!st.ok() && !dead()) Fail(st);
     }
-    // About to wait: send the zaps our evictions queued.
-    manager_->FlushZaps();
   }
+  ::close(ep);
 }
 
 }  // namespace remora

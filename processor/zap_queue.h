@@ -11,7 +11,7 @@
 //
 // Zaps are batched: Zap() queues, and a batch goes to the agent when it is
 // full, when someone waits for a queued page (WaitClear), or when a fault
-// thread is about to go idle (Flush). One agent wake-up and one madvise call
+// thread's wait times out (2 ms; Flush). One agent wake-up and one madvise call
 // then drop many pages; the overshoot of resident pages over the pcache's
 // capacity stays below one batch per program plus what is in flight
 // (reported as the zaps_pending gauge).
