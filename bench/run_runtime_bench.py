@@ -19,8 +19,9 @@ slower real programs get with a pcache smaller than their working set.
    UFFDIO_COPY and UFFDIO_ZEROPAGE from another process.
 2. Workloads: tests/programs/pywork.py and tests/programs/wordcount (over a
    gentext file), natively and under `remora run` with a pcache of 100, 75, 50
-   and 25% of the program's working set (its native peak RSS; 100% rounds up
-   to the next valid geometry, the others down). Every run's stdout must equal
+   and 25% of the program's working set (its native peak anonymous RSS, the
+   memory Remora pages; 100% rounds up to the next valid geometry, the others
+   down). Every run's stdout must equal
    the native one. Slowdown = median wall time under Remora / median native.
 3. Writes the "Runtime" section of docs/benchmarks.md (between the runtime-bench
    markers; the rest of the file is kept) and docs/runtime-bench.png.
@@ -41,13 +42,15 @@ END = "<!-- runtime-bench:end -->"
 PAGE = 4096
 
 
-def peak_rss_kb(pid):
-    """VmHWM of a running process, or 0. (wait4's ru_maxrss would include the
-    high-water mark a child inherits from its parent through exec.)"""
+def anon_rss_kb(pid):
+    """RssAnon of a running process, or 0: the memory that runs through the
+    pcache under Remora (program text and libraries stay local). Sampled;
+    wait4's ru_maxrss would also include the high-water mark a child inherits
+    from its parent through exec."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith("RssAnon:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -57,7 +60,7 @@ def peak_rss_kb(pid):
 class Ran:
     """One finished command: stdout, stderr, exit code, wall and CPU seconds
     (user + system of the process and every descendant it waited for), and
-    its sampled peak RSS in KiB."""
+    its sampled peak anonymous RSS in KiB."""
 
     def __init__(self, out, err, rc, wall, cpu, rss):
         self.out, self.err, self.rc, self.wall, self.cpu, self.rss = out, err, rc, wall, cpu, rss
@@ -69,7 +72,7 @@ def run(argv, timeout=900, check=True):
         p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=tempfile.gettempdir())
         rss = 0
         while True:
-            rss = max(rss, peak_rss_kb(p.pid))
+            rss = max(rss, anon_rss_kb(p.pid))
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid == p.pid:
                 break
@@ -222,7 +225,7 @@ class Bench:
                 pt["stats"] = json.load(open(sf))
         res = {"native_s": median(native_t), "native_cpu_s": median(native_cpu), "working_set": ws,
                "runs": []}
-        print(f"  {name}: native {res['native_s']:.2f} s, peak RSS {ws / (1 << 20):.1f} MiB", flush=True)
+        print(f"  {name}: native {res['native_s']:.2f} s, peak anonymous RSS {ws / (1 << 20):.1f} MiB", flush=True)
         for pt in points:
             c = pt["stats"]["counters"]
             row = {"pct": pt["pct"], "pcache": pt["pcache"], "ways": pt["ways"],
