@@ -78,6 +78,40 @@ struct Work {
   std::uint32_t rkey;
 };
 
+// A shared/exclusive lock that lets a waiting writer in before new readers:
+// page transfers take it shared all the time, and a fork or discard waiting
+// behind them must not starve (glibc's rwlock prefers readers).
+class WriterFirstLock {
+ public:
+  void lock_shared() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [this] { return !writer_ && writers_waiting_ == 0; });
+    ++readers_;
+  }
+  void unlock_shared() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (--readers_ == 0) cv_.notify_all();
+  }
+  void lock() {
+    std::unique_lock<std::mutex> l(mu_);
+    ++writers_waiting_;
+    cv_.wait(l, [this] { return !writer_ && readers_ == 0; });
+    --writers_waiting_;
+    writer_ = true;
+  }
+  void unlock() {
+    std::lock_guard<std::mutex> l(mu_);
+    writer_ = false;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int readers_ = 0, writers_waiting_ = 0;
+  bool writer_ = false;
+};
+
 // The local IPv4 address the kernel would use to reach host:port (a UDP
 // connect sends nothing).
 Status LocalIpv4Toward(const std::string& host_port, std::uint32_t* ip) {
@@ -140,29 +174,29 @@ class RdmaTransport final : public StreamTransport {
 
   // ---- control that changes mappings: drop them first, exclusively ----
   Status DestroySpace(Asid asid) override {
-    std::unique_lock<std::shared_mutex> l(space_mu_);
+    std::unique_lock<WriterFirstLock> l(space_mu_);
     Forget(asid, 0, ~std::uint64_t{0});
     return StreamTransport::DestroySpace(asid);
   }
   Status ForkSpace(Asid parent, Asid child) override {
-    std::unique_lock<std::shared_mutex> l(space_mu_);
+    std::unique_lock<WriterFirstLock> l(space_mu_);
     Forget(parent, 0, ~std::uint64_t{0});  // its pages become shared, not writable
     Forget(child, 0, ~std::uint64_t{0});
     return StreamTransport::ForkSpace(parent, child);
   }
   Status UnregisterRange(Asid asid, std::uint64_t start, std::uint64_t len) override {
-    std::unique_lock<std::shared_mutex> l(space_mu_);
+    std::unique_lock<WriterFirstLock> l(space_mu_);
     Forget(asid, start, start + len);
     return StreamTransport::UnregisterRange(asid, start, len);
   }
   Status DiscardRange(Asid asid, std::uint64_t start, std::uint64_t len) override {
-    std::unique_lock<std::shared_mutex> l(space_mu_);
+    std::unique_lock<WriterFirstLock> l(space_mu_);
     Forget(asid, start, start + len);
     return StreamTransport::DiscardRange(asid, start, len);
   }
   Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
                          const void* buf) override {
-    std::unique_lock<std::shared_mutex> l(space_mu_);
+    std::unique_lock<WriterFirstLock> l(space_mu_);
     for (Asid a : asids) Forget(a, uva, uva + kPageSize);
     return StreamTransport::WritePageShared(asids, uva, buf);
   }
@@ -249,7 +283,7 @@ class RdmaTransport final : public StreamTransport {
   std::size_t live_lanes_ = 0;
   Status broken_;  // not ok once the transport is unusable
 
-  std::shared_mutex space_mu_;  // shared: page transfers; exclusive: invalidating control
+  WriterFirstLock space_mu_;  // shared: page transfers; exclusive: invalidating control
   std::mutex cache_mu_;
   std::unordered_map<Asid, std::unordered_map<std::uint64_t, rdma::Mapping>> cache_;
 };
@@ -382,7 +416,7 @@ Status RdmaTransport::ReadBatch(Asid asid, std::span<const std::uint64_t> uvas, 
                                 bool* present) {
   const std::uint64_t t0 = MonotonicNs();
   const std::uint64_t deadline = net::DeadlineAfterMs(timeout_ms_);
-  std::shared_lock<std::shared_mutex> sl(space_mu_);
+  std::shared_lock<WriterFirstLock> sl(space_mu_);
   REMORA_RETURN_IF_ERROR(Usable());
   std::vector<rdma::Mapping> maps;
   REMORA_RETURN_IF_ERROR(Resolve(asid, uvas, /*for_write=*/false, &maps));
@@ -414,7 +448,7 @@ Status RdmaTransport::WriteBatch(Asid asid, std::span<const std::uint64_t> uvas,
                                  const char* in) {
   const std::uint64_t t0 = MonotonicNs();
   const std::uint64_t deadline = net::DeadlineAfterMs(timeout_ms_);
-  std::shared_lock<std::shared_mutex> sl(space_mu_);
+  std::shared_lock<WriterFirstLock> sl(space_mu_);
   REMORA_RETURN_IF_ERROR(Usable());
   std::vector<rdma::Mapping> maps;
   REMORA_RETURN_IF_ERROR(Resolve(asid, uvas, /*for_write=*/true, &maps));
