@@ -211,6 +211,8 @@ int Run(const Args& a) {
     std::fprintf(stderr, "remora check-transport: %s\n", st.ToString().c_str());
     return 1;
   }
+  std::printf("check-transport %s: connected to %s\n", t->Name().c_str(), a.address.c_str());
+  std::fflush(stdout);
   const Asid asid = MakeAsid(a.node_id, static_cast<std::uint32_t>(getpid()) << 1);
   Checker c(a, t.get(), asid);
   MemoryNodeInfo before;

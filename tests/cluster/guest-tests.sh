@@ -131,6 +131,15 @@ check_others() {
   fi
 }
 
+# Waits (at most 60 s) until the background check-transport run is attached.
+wait_connected() {
+  for _ in $(seq 600); do
+    grep -q "connected to" /tmp/kill.out 2>/dev/null && return
+    kill -0 $CHECK_PID 2>/dev/null || return
+    sleep 0.1
+  done
+}
+
 # The memory node dies mid-run: the processor must fail with a transport
 # error within the timeout, not hang and not accept a wrong page (exit 3).
 expect_clean_failure() {  # $1 = rc, $2 = stderr file
@@ -154,7 +163,8 @@ case $ROLE in
     "$REMORA" check-transport --transport rdma --address "$IP:$PORT" --secret-file "$SECRET" \
       --threads 4 --pages 64 --duration-s 300 --timeout-ms $TIMEOUT_MS >/tmp/kill.out 2>/tmp/kill.err &
     CHECK_PID=$!
-    sleep 6
+    wait_connected
+    sleep 4
     kill -9 $NODE_PID
     for _ in $(seq $(( (TIMEOUT_MS + 20000) / 100 ))); do
       kill -0 $CHECK_PID 2>/dev/null || break
@@ -196,7 +206,7 @@ s.accept()" 2>/dev/null
     "$REMORA" check-transport --transport rdma --address "$PEER:$PORT" --secret-file "$SECRET" \
       --threads 4 --pages 64 --duration-s 300 --timeout-ms $TIMEOUT_MS >/tmp/kill.out 2>/tmp/kill.err &
     CHECK_PID=$!
-    sleep 2
+    wait_connected
     for _ in $(seq 100); do
       (exec 3<>"/dev/tcp/$PEER/$KILL_PORT") 2>/dev/null && break
       sleep 0.2
