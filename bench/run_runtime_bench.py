@@ -333,10 +333,10 @@ def plot(res, path):
     bars = [("kernel\nfirst touch", m["raw"]["kernel_first_touch"], "#999999"),
             ("raw uffd\nCOPY (proc)", m["raw"]["copy_process"], "#4c72b0"),
             ("raw uffd\nZERO (proc)", m["raw"]["zero_process"], "#4c72b0"),
-            ("remora\nzero-fill", m["remora"]["zero_fill"], "#dd8452"),
-            ("remora\nzero-fill+evict", m["remora"]["zero_fill_evicting"], "#dd8452"),
-            ("remora remote\n(clean evict)", m["remora"]["remote_fill_clean"], "#c44e52"),
-            ("remora remote\n(dirty evict)", m["remora"]["remote_fill_dirty"], "#c44e52")]
+            ("zero-fill", m["remora"]["zero_fill"], "#dd8452"),
+            ("zero-fill\n+ evict", m["remora"]["zero_fill_evicting"], "#dd8452"),
+            ("remote fill\n(clean evict)", m["remora"]["remote_fill_clean"], "#c44e52"),
+            ("remote fill\n(dirty evict)", m["remora"]["remote_fill_dirty"], "#c44e52")]
     xs = range(len(bars))
     p50 = [v["p50"] / 1000 for _, v, _ in bars]
     p99 = [v["p99"] / 1000 for _, v, _ in bars]
@@ -346,7 +346,7 @@ def plot(res, path):
     a.set_xticklabels([n for n, _, _ in bars], fontsize=7)
     a.set_ylabel("µs per miss")
     a.set_yscale("log")
-    a.set_title("Per-miss service time (one thread, shm)")
+    a.set_title("Per-miss time: raw userfaultfd (blue) vs. remora run (orange/red)", fontsize=10)
     a.legend(fontsize=8)
     for name, w in res["workloads"].items():
         pts = sorted(w["runs"], key=lambda r: r["pct"])
@@ -354,7 +354,8 @@ def plot(res, path):
     b.axhline(2.0, color="gray", linestyle="--", linewidth=1, label="target at 25%: 2x")
     b.axhline(1.0, color="black", linewidth=0.5)
     b.set_xlabel("pcache size, % of the working set")
-    b.set_ylabel("slowdown vs. native")
+    b.set_ylabel("slowdown vs. native (wall, log scale)")
+    b.set_yscale("log")
     b.set_xticks([25, 50, 75, 100])
     b.set_title("Workloads under remora run (embedded, shm)")
     b.legend(fontsize=8)
