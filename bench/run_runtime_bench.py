@@ -380,6 +380,8 @@ def main():
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--from-json", help="only re-render docs/ from results written by --json")
+    ap.add_argument("--commit", help="the commit the --build tree was built from (default: this "
+                    "checkout's HEAD)")
     args = ap.parse_args()
     if not args.no_docs:
         try:
@@ -400,7 +402,12 @@ def main():
     bench.workloads()
     end_load = load_average()
     kernel = os.uname().release
-    machine = (f"on Linux {kernel}, {os.cpu_count()} vCPUs, pin {args.pin}, load average "
+    try:
+        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip() or "?"
+    except OSError:
+        commit = "?"
+    machine = (f"at commit {args.commit or commit} on Linux {kernel}, {os.cpu_count()} vCPUs, pin {args.pin}, load average "
                f"{start_load[0]} at the start and {end_load[0]} at the end, {args.rounds} rounds "
                f"(misses), {args.reps} runs per workload point, python {sys.version.split()[0]}")
     bench.results["machine"] = machine
