@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <shared_mutex>
 
 #include "processor/process_session.h"
 #include "processor/processor_manager.h"
@@ -41,7 +42,9 @@ Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId l
   Status st = s.zaps().WaitClear(key.uva, key.uva + kPageSize, m.options().zap_timeout);
   if (!st.ok()) {
     pcache->AbortFill(line);
-    return s.dead() ? Status::Ok() : st;
+    if (!s.dead()) return st;
+    m.counters().fill_owner_gone->Inc();
+    return Status::Ok();
   }
   alignas(kPageSize) thread_local std::byte buf[kPageSize];
   const std::byte* data = buf;
@@ -80,7 +83,11 @@ Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId l
     dirty = true;
   } else if (e != 0) {
     pcache->AbortFill(line);
-    if (ProcessGone(e) || s.dead()) return Status::Ok();
+    if (ProcessGone(e) || s.dead()) {
+      // The program exited, or unmapped the range, while we filled it.
+      m.counters().fill_owner_gone->Inc();
+      return Status::Ok();
+    }
     return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
   }
   pcache->CompleteFill(line, source, dirty);
@@ -96,14 +103,13 @@ Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId l
 void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
-  const std::uint64_t last = s.last_miss.exchange(page, std::memory_order_relaxed);
-  if (page != last + kPageSize) {
-    s.readahead.store(0, std::memory_order_relaxed);
-    return;
-  }
-  std::uint32_t window = s.readahead.load(std::memory_order_relaxed);
-  window = window == 0 ? 4 : std::min(window * 2, max);
-  s.readahead.store(window, std::memory_order_relaxed);
+  int slot;
+  const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
+  if (window == 0) return;
+  // Not while the program releases memory (the range may be going away);
+  // a fault is served either way, readahead is only a bonus.
+  std::shared_lock release_lk(s.release_mu(), std::try_to_lock);
+  if (!release_lk.owns_lock()) return;
   std::optional<Vma> vma = s.vmas().Find(page);
   if (!vma) return;
   Pcache* pcache = m.pcache();
@@ -120,7 +126,46 @@ void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool 
   }
   // The pages read ahead were not misses: the next sequential miss is the
   // one just past the window.
-  s.last_miss.store(page + window * kPageSize, std::memory_order_relaxed);
+  s.miss_streams.Advance(slot, page + window * kPageSize);
+}
+
+// Write-ahead: a run of write-protect faults on consecutive pages (a
+// sequential write pass over data that is resident, like Phoenix rewriting
+// its input) un-protects the next resident clean pages too, with one ioctl,
+// marking them dirty. Only lines that are resident, settled and clean are
+// taken, in address order (line locks are taken in ascending order, so two
+// write-ahead runs cannot deadlock; fills hold one line lock and wait for
+// none).
+void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
+  const std::uint32_t max = m.options().readahead_max;
+  if (max == 0) return;
+  int slot;
+  const std::uint32_t window = s.write_streams.OnAccess(page, max, &slot);
+  if (window == 0) return;
+  Pcache* pcache = m.pcache();
+  LineId held[256];
+  std::uint32_t n = 0;
+  for (std::uint32_t i = 1; i <= window && n < 256; ++i) {
+    const PageKey key{s.asid(), page + i * kPageSize};
+    LineId line;
+    if (!pcache->Pin(key, &line)) break;
+    pcache->Lock(line);
+    if (pcache->Lookup(key) != line || !pcache->SetDirty(key)) {
+      pcache->Unlock(line);
+      pcache->Unpin(line);
+      break;
+    }
+    held[n++] = line;
+  }
+  if (n > 0) {
+    (void)uffd::WriteProtect(s.uffd(), page + kPageSize, n * kPageSize, false);
+    m.counters().write_ahead_pages->Add(n);
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    pcache->Unlock(held[i]);
+    pcache->Unpin(held[i]);
+  }
+  s.write_streams.Advance(slot, page + window * kPageSize);
 }
 
 Status Fill(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
@@ -176,7 +221,10 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t p
     pcache->Unpin(line);
     if (e != 0 && !ProcessGone(e) && !s.dead())
       return {Code::kIoError, std::string("UFFDIO_WRITEPROTECT: ") + std::strerror(e)};
-    if (ours) return Status::Ok();
+    if (ours) {
+      WriteAhead(m, s, page);
+      return Status::Ok();
+    }
   }
   // Evicted while the program was writing: its data is in the victim cache
   // (or on the memory node); serve the write as a missing fault.

@@ -160,6 +160,7 @@ void ProcessSession::ControlLoop() {
 // Frees the pages of [start, start+len): lines, victim entries, zaps still
 // queued there, and the memory node's copies. `unmap` also forgets the range.
 Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unmap) {
+  std::unique_lock release_lk(release_mu_);
   const std::uint64_t end = start + len;
   std::vector<Vma> pieces = unmap ? vmas_.Remove(start, end) : vmas_.Overlapping(start, end);
   Pcache* pcache = manager_->pcache();

@@ -23,10 +23,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
+#include "processor/stream_detector.h"
 #include "processor/vma_table.h"
 #include "processor/zap_queue.h"
 #include "remora/status.h"
@@ -74,10 +76,13 @@ class ProcessSession {
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
 
-  // Sequential-miss detection for readahead (fault_handler.cc): the last
-  // missing page served and the current readahead window in pages.
-  std::atomic<std::uint64_t> last_miss{0};
-  std::atomic<std::uint32_t> readahead{0};
+  // Sequential runs (fault_handler.cc): of misses, for readahead; of
+  // write-protect faults, for un-protecting ahead of a write run.
+  StreamDetector miss_streams;
+  StreamDetector write_streams;
+  // Held shared by readahead, exclusively by Release (munmap, discard):
+  // readahead must not fill pages of a range that is being released.
+  std::shared_mutex& release_mu() { return release_mu_; }
 
   // Stops the program with `why` (sent to the agent, which exits it with a
   // clear message). Used when a fault cannot be served.
@@ -100,6 +105,7 @@ class ProcessSession {
   int pagemap_fd_ = -1;
 
   VmaTable vmas_;
+  std::shared_mutex release_mu_;
   std::unique_ptr<ZapQueue> zaps_;
   std::mutex written_mu_;
   std::unordered_set<std::uint64_t> written_;

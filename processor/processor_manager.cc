@@ -44,13 +44,14 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   po.sink = &m->sink_;
   po.stats = options.stats;
   REMORA_RETURN_IF_ERROR(Pcache::Create(options.pcache, std::move(po), &m->pcache_));
-  // Half a cache's worth of shadow entries: refaults within that distance
-  // mark a page as part of the working set, and the metadata stays within
-  // 128 bytes per line (80 for the line, about 36 for its share of shadow).
+  // A quarter cache's worth of shadow entries: refaults within that
+  // distance mark a page as part of the working set, and the metadata stays
+  // within 128 bytes per line (80 for the line, 18 for its share of the
+  // shadow, 24 for its share of its set with 8 ways).
   const std::uint32_t lines = m->pcache_->geometry().nr_lines();
-  m->shadow_ = std::make_unique<RefaultShadow>(std::max<std::uint32_t>(1, lines / 2));
+  m->shadow_ = std::make_unique<RefaultShadow>(std::max<std::uint32_t>(1, lines / 4));
   const std::size_t per_line = sizeof(PcacheLine) +
-                               (lines / 2) * RefaultShadow::kBytesPerEntry / std::max(1u, lines) +
+                               (lines / 4) * RefaultShadow::kBytesPerEntry / std::max(1u, lines) +
                                sizeof(PcacheSet) / std::max(1u, m->pcache_->geometry().ways());
   options.stats->GetGauge("pcache_metadata_bytes_per_line",
                           "manager metadata per pcache line (line, set share, shadow share)")

@@ -4,8 +4,8 @@
 // reports writes, not reads), a resident page's reads are invisible to user
 // space. What the manager does see for real is a page faulting back in. Like
 // Linux's workingset shadow entries, the shadow remembers the last N evicted
-// pages (N = the pcache's line count); a fill of a page still remembered is a
-// refault within one cache's worth of evictions — the page is part of the
+// pages (N = a quarter of the pcache's lines); a fill of a page still remembered is a
+// refault within a quarter cache's worth of evictions — the page is part of the
 // working set — and its new line starts referenced, so the CLOCK walk gives
 // it a second chance over lines that were used once. Writes (write-protect
 // faults) are the other real access signal; they move a line to the MRU end.

@@ -17,11 +17,17 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
       zap_pages(r->GetCounter("nr_zap_pages", "pages sent to agents to be dropped")),
       refault_activate(r->GetCounter(
           "nr_pcache_refault_activate",
-          "fills of pages evicted within one cache's worth of evictions (start referenced)")),
+          "fills of pages evicted within a quarter cache's worth of evictions (start referenced)")),
       readahead_pages(r->GetCounter("nr_pcache_readahead",
                                     "pages filled ahead of a sequential run of misses")),
+      write_ahead_pages(r->GetCounter(
+          "nr_pcache_write_ahead",
+          "resident clean pages un-protected (and dirtied) ahead of a sequential write run")),
       evict_owner_gone(r->GetCounter("nr_evict_owner_gone",
                                      "evicted pages whose process or range was already gone")),
+      fill_owner_gone(r->GetCounter(
+          "nr_pcache_fill_owner_gone",
+          "fills abandoned because the process exited or unmapped the page meanwhile")),
       sessions_started(r->GetCounter("nr_processes_attached", "programs attached")),
       sessions_ended(r->GetCounter("nr_processes_exited", "programs torn down")),
       ranges_mapped(r->GetCounter("nr_ranges_mapped", "ranges registered (mmap)")),

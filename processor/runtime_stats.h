@@ -19,7 +19,9 @@ struct RuntimeCounters {
   Counter* zap_pages;
   Counter* refault_activate;
   Counter* readahead_pages;
+  Counter* write_ahead_pages;
   Counter* evict_owner_gone;
+  Counter* fill_owner_gone;
   Counter* sessions_started;
   Counter* sessions_ended;
   Counter* ranges_mapped;
