@@ -2,7 +2,7 @@
 # Installs dependencies, builds, and runs the main job on the embedded default:
 # a Phoenix-style word count (tests/programs/wordcount: maps its input
 # MAP_PRIVATE and rewrites it, hash tables in malloc'd memory, 4 threads) over
-# 64 MiB of generated text, under `remora run` with a 16 MiB pcache — a quarter
+# 64 MiB of generated text (5000 distinct words), under `remora run` with a 16 MiB pcache — a quarter
 # of the input alone — and a local memory node on shared memory. Its output is
 # compared byte for byte with the same program run without Remora, and the
 # counters are printed at exit.
@@ -18,7 +18,7 @@ b=${BUILD_DIR:-build}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$b"/tests/programs/gentext "$work/input.txt" "$size" 7
+"$b"/tests/programs/gentext "$work/input.txt" "$size" 7 5000
 echo "== word count of $size of text, without Remora"
 "$b"/tests/programs/wordcount "$work/input.txt" > "$work/native.txt"
 echo "== the same under remora run --pcache $pcache"
