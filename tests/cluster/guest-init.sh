@@ -38,8 +38,17 @@ fi
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
-mount -t tmpfs tmp /host/tmp
 mount -t tmpfs run /host/run
+# The source and build trees may live under /tmp (a CI checkout), and the
+# guest's /tmp is a fresh tmpfs: reach them through /run before it hides them.
+mkdir -p /host/run/remora-src /host/run/remora-build
+if ! mount -o bind "/host$SRC" /host/run/remora-src || ! mount -o bind "/host$BUILD" /host/run/remora-build; then
+  echo "GUEST FAIL bind-source-and-build: $SRC $BUILD"
+  finish
+fi
+SRC=/run/remora-src
+BUILD=/run/remora-build
+mount -t tmpfs tmp /host/tmp
 
 ip link set lo up
 if [ "$ROLE" = single ]; then

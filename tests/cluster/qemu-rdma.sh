@@ -32,7 +32,7 @@ result() {  # name, ok(0/1), detail
 }
 finish() {
   echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
+  [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
   exit $?
 }
 
@@ -143,6 +143,9 @@ collect() {  # log, label
   done < <(tr -d '\r' < "$log" | sed -n 's/.*\(GUEST \(PASS\|FAIL\|DONE\)\)/\1/p')
   if ! grep -q "GUEST DONE" "$log"; then
     result "$label: guest finished" 1 "no end marker; last lines: $(tail -5 "$log" | tr -d '\r' | tr '\n' '|')"
+  elif ! grep -q "GUEST \(PASS\|FAIL\) " "$log"; then
+    # A guest that ran no check at all has proved nothing.
+    result "$label: checks ran" 1 "no check reported; last lines: $(tail -5 "$log" | tr -d '\r' | tr '\n' '|')"
   fi
 }
 
