@@ -1,4 +1,8 @@
 // `remora memory-node`: serve pages to processor nodes.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -64,8 +68,22 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   sub->add_option("--gid-index", f->gid_index,
                   "rdma: GID index (default: the port's IPv4 RoCE v2 GID, else 0)")
       ->check(CLI::Range(-1, 255));
+  auto exit_with_parent = std::make_shared<bool>(false);
+  sub->add_flag("--exit-with-parent", *exit_with_parent,
+                "stop when the process that started this node dies (an embedded node of remora "
+                "run or remora processor)");
   AddLogLevelOption(sub);
-  sub->callback([sub, f] {
+  sub->callback([sub, f, exit_with_parent] {
+    if (*exit_with_parent) {
+      // SIGTERM (a clean shutdown) when the parent dies; it may have died
+      // already, before the request took effect.
+      const pid_t parent = ::getppid();
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) {
+        SetExitCode(0);
+        return;
+      }
+    }
     MemoryNodeConfig config;
     Status st = BuildConfig(sub, *f, &config);
     if (!st.ok()) {

@@ -192,6 +192,11 @@ int Run(CLI::App* sub, RunArgs& a) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     description = "processor manager at " + socket;
+    if (final_snap.counters.empty()) {
+      std::fprintf(stderr, "remora run: program exited with status %d; no counters: the processor "
+                           "manager at %s did not answer\n", status, socket.c_str());
+      return status;
+    }
   }
   if (!a.quiet) PrintSummary(final_snap, description, status);
   if (!a.stats_json.empty()) {

@@ -81,7 +81,8 @@ std::unique_ptr<LocalMemoryNode> LocalMemoryNode::Start(const LocalMemoryNodeOpt
                                    "127.0.0.1:0",  "--shm-socket",
                                    node->dir_ + "/memnode.sock",
                                    "--capacity",   opts.capacity,
-                                   "--secret-file", node->secret_file_};
+                                   "--secret-file", node->secret_file_,
+                                   "--exit-with-parent"};
   argv.insert(argv.end(), opts.extra_args.begin(), opts.extra_args.end());
 
   int p[2];
