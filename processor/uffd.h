@@ -14,7 +14,8 @@
 //  * Synchronous write-protect (UFFDIO_REGISTER_MODE_WP without WP_ASYNC) is
 //    what lets eviction freeze a page: after UFFDIO_WRITEPROTECT returns, a
 //    writer blocks in the kernel until the manager answers. WP_ASYNC cannot
-//    freeze writers, so it is detected but never used for eviction.
+//    freeze writers, so the runtime does not use it (its constant is here
+//    for completeness, like the others newer than 6.1).
 #pragma once
 
 #include <errno.h>
