@@ -32,6 +32,7 @@
 
 #include "memory-node/address_space.h"
 #include "memory-node/page_store.h"
+#include "memory-node/space_errors.h"
 #include "memory-node/shared_page_index.h"
 #include "memory-node/slot_pool.h"
 #include "net/shm_format.h"
@@ -46,17 +47,6 @@ using Slot = SlotPool::Slot;
 // Index mutations per write section when a whole space is forked or freed:
 // keeps each odd window short so concurrent readers make progress.
 constexpr std::size_t kSectionBatch = 1024;
-
-Status CheckRangeArgs(std::uint64_t start, std::uint64_t len) {
-  if (!PageAligned(start) || !PageAligned(len) || len == 0)
-    return {Code::kBadRequest, "range start and length must be page aligned and non-empty"};
-  if (start + len < start) return {Code::kBadRequest, "range wraps around the address space"};
-  return Status::Ok();
-}
-
-Status NoSuchSpace(Asid asid) {
-  return {Code::kNoSuchSpace, "no address space " + std::to_string(asid)};
-}
 
 class PageStoreImpl final : public PageStore {
  public:
@@ -109,7 +99,7 @@ class PageStoreImpl final : public PageStore {
   Status CreateSpace(Asid asid) override {
     std::lock_guard<std::mutex> l(mu_);
     if (spaces_.count(asid))
-      return {Code::kSpaceExists, "address space " + std::to_string(asid) + " exists"};
+      return SpaceExists(asid);
     spaces_.emplace(asid, std::make_unique<AddressSpace>());
     SyncGauges();
     return Status::Ok();
@@ -132,7 +122,7 @@ class PageStoreImpl final : public PageStore {
     auto pit = spaces_.find(parent);
     if (pit == spaces_.end()) return NoSuchSpace(parent);
     if (spaces_.count(child))
-      return {Code::kSpaceExists, "address space " + std::to_string(child) + " exists"};
+      return SpaceExists(child);
     auto copy = std::make_unique<AddressSpace>(*pit->second);
     for (const auto& [uva, slot] : copy->pages) pool_->Ref(slot);
     // Index the child's mappings; nothing is freed, so batching is only for

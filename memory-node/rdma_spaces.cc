@@ -3,21 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "memory-node/space_errors.h"
+
 namespace remora {
-namespace {
-
-Status CheckRange(std::uint64_t start, std::uint64_t len) {
-  if (!PageAligned(start) || !PageAligned(len) || len == 0)
-    return {Code::kBadRequest, "range start and length must be page aligned and non-empty"};
-  if (start + len < start) return {Code::kBadRequest, "range wraps around the address space"};
-  return Status::Ok();
-}
-
-Status NoSuchSpace(Asid asid) {
-  return {Code::kNoSuchSpace, "no address space " + std::to_string(asid)};
-}
-
-}  // namespace
 
 RdmaSpaces::~RdmaSpaces() {
   for (auto& [asid, sp] : spaces_)
@@ -26,7 +14,7 @@ RdmaSpaces::~RdmaSpaces() {
 
 Status RdmaSpaces::CreateSpace(Asid asid) {
   if (spaces_.count(asid))
-    return {Code::kSpaceExists, "address space " + std::to_string(asid) + " exists"};
+    return SpaceExists(asid);
   spaces_.emplace(asid, std::make_unique<Space>());
   return Status::Ok();
 }
@@ -43,35 +31,40 @@ Status RdmaSpaces::ForkSpace(Asid parent, Asid child) {
   auto it = spaces_.find(parent);
   if (it == spaces_.end()) return NoSuchSpace(parent);
   if (spaces_.count(child))
-    return {Code::kSpaceExists, "address space " + std::to_string(child) + " exists"};
+    return SpaceExists(child);
   auto copy = std::make_unique<Space>(*it->second);
   for (const auto& [uva, f] : copy->pages) frames_->Ref(f);
   spaces_.emplace(child, std::move(copy));
   return Status::Ok();
 }
 
-Status RdmaSpaces::RegisterRange(Asid asid, std::uint64_t start, std::uint64_t len) {
-  REMORA_RETURN_IF_ERROR(CheckRange(start, len));
+Status RdmaSpaces::SpaceForRange(Asid asid, std::uint64_t start, std::uint64_t len, Space** sp) {
+  REMORA_RETURN_IF_ERROR(CheckRangeArgs(start, len));
   auto it = spaces_.find(asid);
   if (it == spaces_.end()) return NoSuchSpace(asid);
-  it->second->ranges.Add(start, start + len);
+  *sp = it->second.get();
+  return Status::Ok();
+}
+
+Status RdmaSpaces::RegisterRange(Asid asid, std::uint64_t start, std::uint64_t len) {
+  Space* sp;
+  REMORA_RETURN_IF_ERROR(SpaceForRange(asid, start, len, &sp));
+  sp->ranges.Add(start, start + len);
   return Status::Ok();
 }
 
 Status RdmaSpaces::UnregisterRange(Asid asid, std::uint64_t start, std::uint64_t len) {
-  REMORA_RETURN_IF_ERROR(CheckRange(start, len));
-  auto it = spaces_.find(asid);
-  if (it == spaces_.end()) return NoSuchSpace(asid);
-  Drop(it->second.get(), start, start + len);
-  it->second->ranges.Remove(start, start + len);
+  Space* sp;
+  REMORA_RETURN_IF_ERROR(SpaceForRange(asid, start, len, &sp));
+  Drop(sp, start, start + len);
+  sp->ranges.Remove(start, start + len);
   return Status::Ok();
 }
 
 Status RdmaSpaces::DiscardRange(Asid asid, std::uint64_t start, std::uint64_t len) {
-  REMORA_RETURN_IF_ERROR(CheckRange(start, len));
-  auto it = spaces_.find(asid);
-  if (it == spaces_.end()) return NoSuchSpace(asid);
-  Drop(it->second.get(), start, start + len);
+  Space* sp;
+  REMORA_RETURN_IF_ERROR(SpaceForRange(asid, start, len, &sp));
+  Drop(sp, start, start + len);
   return Status::Ok();
 }
 

@@ -78,6 +78,8 @@ class RdmaSpaces {
   // Makes (sp, uva) own a writable frame and returns it.
   Status MakeWritable(Space* sp, std::uint64_t uva, Frame* f);
   void Drop(Space* sp, std::uint64_t start, std::uint64_t end);
+  // Checks the range and finds the space, for the range operations.
+  Status SpaceForRange(Asid asid, std::uint64_t start, std::uint64_t len, Space** sp);
   rdma::Mapping MappingOf(Frame f) const;
 
   RdmaFrames* frames_;
