@@ -11,26 +11,9 @@
 #include <vector>
 
 #include "processor/runtime_protocol.h"
+#include "processor/runtime_socket.h"
 
 namespace remora::cli {
-namespace {
-
-int Connect(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return -1;
-  std::strcpy(addr.sun_path, path.c_str());
-  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-}  // namespace
-
 std::string DefaultProcessorSocket() {
   if (const char* env = std::getenv(rt::kSocketEnv); env && *env) return env;
   if (::geteuid() == 0) {
@@ -43,14 +26,14 @@ std::string DefaultProcessorSocket() {
 }
 
 bool ProcessorListening(const std::string& path) {
-  int fd = Connect(path);
+  int fd = ConnectSeqpacket(path);
   if (fd < 0) return false;
   ::close(fd);
   return true;
 }
 
 Status ProcessorStatsJson(const std::string& path, std::string* json) {
-  int fd = Connect(path);
+  int fd = ConnectSeqpacket(path);
   if (fd < 0)
     return {Code::kDisconnected, "no processor manager at " + path + ": " + std::strerror(errno)};
   rt::Request req;

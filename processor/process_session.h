@@ -63,6 +63,7 @@ class ProcessSession {
   VmaTable& vmas() { return vmas_; }
   ZapQueue& zaps() { return *zaps_; }
   bool has_zaps_queued() const { return zaps_ && zaps_->has_queued(); }
+  std::size_t zaps_pending() const { return zaps_ ? zaps_->pending() : 0; }
 
   // Pages with data on the memory node (or on its way there through the
   // victim cache). Every other page is zero, or its file's, and fills

@@ -72,12 +72,10 @@ Status ProcessorManager::Listen() {
   if (listen_fd_ < 0) return {Code::kIoError, std::string("socket: ") + std::strerror(errno)};
   // A stale socket file from a manager that died is replaced; a live one is
   // not (connect succeeds) — two managers on one socket would split programs.
-  int probe = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+  if (int probe = ConnectSeqpacket(options_.socket_path); probe >= 0) {
     ::close(probe);
     return {Code::kBusy, "a processor manager already listens on " + options_.socket_path};
   }
-  if (probe >= 0) ::close(probe);
   ::unlink(options_.socket_path.c_str());
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(listen_fd_, 128) != 0) {
@@ -263,7 +261,15 @@ StatsSnapshot ProcessorManager::Snapshot() {
       memory_node_used_pages_->Add(used - memory_node_used_reported_);
       memory_node_used_reported_ = used;
     }
-    counters_.zaps_pending->Add(0);
+    // Zaps queued or sent and not yet acknowledged: pages still mapped in
+    // programs beyond the pcache's capacity (the asynchronous zap's overshoot).
+    std::int64_t pending = 0;
+    {
+      std::shared_lock lk(sessions_mu_);
+      for (auto& [id, s] : by_id_) pending += static_cast<std::int64_t>(s->zaps_pending());
+    }
+    counters_.zaps_pending->Add(pending - zaps_pending_reported_);
+    zaps_pending_reported_ = pending;
   }
   return options_.stats->Snapshot();
 }

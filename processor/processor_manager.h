@@ -109,6 +109,7 @@ class ProcessorManager {
   RuntimeCounters counters_;
   Gauge* memory_node_used_pages_;
   std::int64_t memory_node_used_reported_ = 0;
+  std::int64_t zaps_pending_reported_ = 0;
   std::mutex snapshot_mu_;
 
   TransportWritebackSink sink_;

@@ -1,6 +1,7 @@
 #include "processor/runtime_socket.h"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +33,25 @@ ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd) {
     }
   }
   return n;
+}
+
+int ConnectSeqpacket(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  std::strcpy(addr.sun_path, path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
 }
 
 Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const std::string& text) {

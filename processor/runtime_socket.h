@@ -17,6 +17,10 @@ namespace remora {
 // none; extra descriptors are closed). Returns what recvmsg returned.
 ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd);
 
+// Connects a SOCK_SEQPACKET unix socket (close-on-exec) to `path`; -1 with
+// errno set on failure.
+int ConnectSeqpacket(const std::string& path);
+
 // Sends an rt::Reply followed by `text`.
 Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const std::string& text);
 

@@ -34,7 +34,7 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
       ranges_unmapped(r->GetCounter("nr_ranges_unmapped", "ranges released (munmap)")),
       ranges_discarded(r->GetCounter("nr_ranges_discarded", "ranges discarded (madvise)")),
       processes_attached(r->GetGauge("processes_attached", "programs attached now")),
-      zaps_pending(r->GetGauge("zaps_pending", "zaps sent and not yet acknowledged")),
+      zaps_pending(r->GetGauge("zaps_pending", "zaps queued or sent and not yet acknowledged (at the last snapshot)")),
       pgfault_service_ns(r->GetHistogram("pgfault_service_ns", "ns",
                                          "missing fault: message read to page installed")),
       wp_fault_service_ns(r->GetHistogram("wp_fault_service_ns", "ns",
