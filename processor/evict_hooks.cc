@@ -98,6 +98,7 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
     EvictContext& ctx = ContextFor(line);
     for (auto& [s, uva] : ctx.owners) {
       if (s->zaps().Zap(uva).ok()) counters_.zap_pages->Inc();
+      s->NoteZap(uva);  // a fork in progress passes it on to the child
       shadow_->Evicted({s->asid(), uva});
     }
     ctx.owners.clear();

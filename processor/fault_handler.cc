@@ -144,22 +144,27 @@ void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
   if (window == 0) return;
   Pcache* pcache = m.pcache();
   LineId held[256];
-  std::uint32_t n = 0;
+  std::uint32_t n = 0, reused = 0;
   for (std::uint32_t i = 1; i <= window && n < 256; ++i) {
     const PageKey key{s.asid(), page + i * kPageSize};
     LineId line;
     if (!pcache->Pin(key, &line)) break;
     pcache->Lock(line);
-    if (pcache->Lookup(key) != line || !pcache->SetDirty(key)) {
+    // A line shared with another process needs a COW fault of its own.
+    WriteOutcome w = WriteOutcome::kShared;
+    if (pcache->Lookup(key) == line) w = pcache->OnWrite(line, key);
+    if (w == WriteOutcome::kShared) {
       pcache->Unlock(line);
       pcache->Unpin(line);
       break;
     }
+    if (w == WriteOutcome::kReused) ++reused;
     held[n++] = line;
   }
   if (n > 0) {
     (void)uffd::WriteProtect(s.uffd(), page + kPageSize, n * kPageSize, false);
     m.counters().write_ahead_pages->Add(n);
+    if (reused > 0) m.counters().pgfault_wp_reuse->Add(reused);
   }
   for (std::uint32_t i = 0; i < n; ++i) {
     pcache->Unlock(held[i]);
@@ -195,6 +200,24 @@ Status Fill(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool wri
   }
 }
 
+// COW: the writer's rmap leaves the shared line (pinned and locked by the
+// caller, so it stays for the other mappers) for a new line in the same
+// set. No data moves here: the page the writer maps is still the shared
+// one, and the kernel copies it when the write is retried after the
+// protection is lifted.
+Status BreakCow(ProcessorManager& m, const PageKey& key) {
+  Pcache* pcache = m.pcache();
+  pcache->RemoveRmap(key);
+  FillResult fr;
+  Status st = pcache->Fill(key, &fr);
+  if (!st.ok()) return st;
+  // Not allocated: another thread of the writer faulted on the page
+  // meanwhile and gave it a line (as a fill that found the page present).
+  if (fr.allocated) pcache->CompleteFill(fr.line, FillSource::kCopy, /*dirty=*/true);
+  m.counters().pgfault_wp_cow->Inc();
+  return Status::Ok();
+}
+
 Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
   RuntimeCounters& c = m.counters();
   ScopedLatency t(c.wp_fault_service_ns);
@@ -211,18 +234,30 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t p
     // this line's (or the fill failed and the line is not ours any more).
     pcache->Lock(line);
     const bool ours = pcache->Lookup(key) == line;
+    Status st;
+    bool shared = false;
     int e = 0;
     if (ours) {
-      pcache->SetDirty(key);
-      pcache->Touch(line);  // a write is an access we see: most recently used
-      e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);
+      switch (pcache->OnWrite(line, key)) {
+        case WriteOutcome::kShared:
+          shared = true;
+          st = BreakCow(m, key);
+          break;
+        case WriteOutcome::kReused:
+          c.pgfault_wp_reuse->Inc();
+          break;
+        case WriteOutcome::kDirtied:
+          break;
+      }
+      if (st.ok()) e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);
     }
     pcache->Unlock(line);
     pcache->Unpin(line);
+    if (!st.ok()) return st;
     if (e != 0 && !ProcessGone(e) && !s.dead())
       return {Code::kIoError, std::string("UFFDIO_WRITEPROTECT: ") + std::strerror(e)};
     if (ours) {
-      WriteAhead(m, s, page);
+      if (!shared) WriteAhead(m, s, page);
       return Status::Ok();
     }
   }

@@ -10,7 +10,11 @@
 //   or the data is newer than the memory node's.
 //
 // Write-protect fault (first write to a clean page): pin the line, mark it
-// dirty, lift the protection (which wakes the writer). If the line is gone —
+// dirty, lift the protection (which wakes the writer). After a fork the line
+// may be shared: if another process still maps it, the writer gets a line
+// of its own (COW: its rmap moves to a new line in the same set; the kernel
+// copies the page itself when the write is retried); if the writer is the
+// last mapper it simply keeps the line (reuse). If the line is gone —
 // it was being evicted when the program wrote — the write is served like a
 // missing fault once the eviction's zap has landed
 // (nr_pgfault_due_to_concurrent_eviction).

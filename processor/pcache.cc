@@ -138,6 +138,23 @@ bool Pcache::SetDirty(const PageKey& key) {
   return true;
 }
 
+WriteOutcome Pcache::OnWrite(LineId line, const PageKey& key, bool allow_reuse) {
+  PcacheSet& s = SetOf(line);
+  std::lock_guard lk(s.mu);
+  PcacheLine& l = Line(line);
+  assert(l.Test(kLineValid) && l.rmaps.Contains(key));
+  (void)key;
+  if (l.mapcount() > 1 || (l.Test(kLineForked) && !allow_reuse)) return WriteOutcome::kShared;
+  const bool reused = l.Test(kLineForked);
+  l.Clear(kLineForked | kLineReferenced);
+  l.Set(kLineDirty);
+  if (!l.Test(kLineReclaim)) {  // a write is an access: most recently used
+    s.lru.erase(s.lru.iterator_to(l));
+    s.lru.push_front(l);
+  }
+  return reused ? WriteOutcome::kReused : WriteOutcome::kDirtied;
+}
+
 // ---- accounting ----
 
 std::uint64_t Pcache::lines_used() const { return used_.load(std::memory_order_relaxed); }

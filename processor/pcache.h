@@ -19,10 +19,14 @@
 //   access seen by sampling page tables:   MarkReferenced(line or key)
 //   access seen directly:                  Touch(line)
 //   write seen (wp fault, pagemap scan):   SetDirty(key)
-//   fork:   AddRmap(parent key, child key) for resident pages, *then*
-//           VictimCache::ShareSpace(parent, child)
-//   write to a shared line (COW): Pin(other key); RemoveRmap(writer key);
-//           Fill(writer key); copy; CompleteFill(line, kCopy, true); Unpin
+//   fork:   with evictions paused (PauseEvictions), fork the memory node's
+//           space, VictimCache::ShareSpace(parent, child), then
+//           ShareSpace(parent, child): every resident line of the parent
+//           gains the child's rmap and is marked kLineForked
+//   first write (wp fault) with the line locked: OnWrite(line, key) says
+//           kDirtied / kReused (no other mapper left) / kShared; for kShared
+//           break COW: RemoveRmap(writer key); Fill(writer key);
+//           CompleteFill(new line, kCopy, true)
 //   unmap/exit: RemoveRmap(key) / RemoveSpace(asid), then victim->Drop*(...)
 //
 // Replacement approximates LRU with the information a runtime actually has.
@@ -58,6 +62,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <vector>
 
 #include "processor/pcache_geometry.h"
@@ -123,6 +128,15 @@ enum class EvictOutcome { kSucceed, kBusy, kFailed, kEmpty };
 
 enum class RemoveResult { kNotMapped, kRemoved, kFreed };
 
+// What a first write to a resident line means (OnWrite).
+//   kDirtied  an ordinary first write: the line is now dirty
+//   kReused   the line was shared at a fork and the writer is the only
+//             mapper left: it is the writer's again, now dirty (LegoOS's
+//             wp reuse)
+//   kShared   other processes map the line too: nothing changed; the writer
+//             needs its own copy (COW)
+enum class WriteOutcome { kDirtied, kReused, kShared };
+
 // A copy of one line's metadata, for tests and debugging.
 struct LineInfo {
   LineId id = 0;
@@ -167,6 +181,11 @@ class Pcache {
   void Touch(LineId line);
   // The page was written. False if not resident (waits out an eviction).
   bool SetDirty(const PageKey& key);
+  // A write by `key` to `line`, which the caller holds locked (Pin + Lock):
+  // see WriteOutcome. Marks the line dirty and most recently used unless it
+  // is shared; with allow_reuse false a kLineForked line is left alone and
+  // reported kShared (write-ahead only takes plain lines).
+  WriteOutcome OnWrite(LineId line, const PageKey& key, bool allow_reuse = true);
 
   // ---- rmaps (pcache_rmap.cc) ----
   // Maps the line of `existing` also at `added` (fork). `added` must fall in
@@ -177,6 +196,13 @@ class Pcache {
   RemoveResult RemoveRmap(const PageKey& key);
   // RemoveRmap for every page of `asid`; returns how many rmaps went.
   std::size_t RemoveSpace(Asid asid);
+  // Fork: every line mapped by `parent` is also mapped by `child` at the
+  // same address and marked kLineForked. Waits out evictions in flight (call
+  // it with evictions paused to make it atomic with respect to them).
+  // Returns how many lines are now shared.
+  std::size_t ShareSpace(Asid parent, Asid child);
+  // Reverse maps in the whole cache (the sum of mapcounts).
+  std::uint64_t CountRmaps();
   // Calls fn(const Rmap&) for each rmap of `line` under the set lock; fn must
   // not call into the pcache.
   void WalkRmaps(LineId line, const std::function<void(const Rmap&)>& fn);
@@ -200,6 +226,11 @@ class Pcache {
   // Evicts one line of `set` (background reclaim ahead of need). *error gets
   // the reason of a kFailed outcome.
   EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr);
+  // Holds off every eviction until the returned lock is released; waits for
+  // the evictions in flight to finish. Fork uses it so that no line moves
+  // to the victim cache or the memory node while the child's share of them
+  // is being set up. The holder must not Fill (that may evict).
+  std::unique_lock<std::shared_mutex> PauseEvictions();
 
   // ---- accounting and checks (pcache_check.cc for CheckInvariants) ----
   std::uint64_t lines_used() const;
@@ -235,6 +266,9 @@ class Pcache {
   std::unique_ptr<PcacheLine[]> lines_;
   std::unique_ptr<PcacheSet[]> sets_;
   std::atomic<std::uint64_t> used_{0};  // valid lines, for lines_used()
+  // Taken shared by every eviction, exclusively by PauseEvictions. Never
+  // acquired under a set lock.
+  std::shared_mutex evict_gate_;
 };
 
 }  // namespace remora

@@ -36,9 +36,15 @@ PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
   return nullptr;
 }
 
+std::unique_lock<std::shared_mutex> Pcache::PauseEvictions() {
+  return std::unique_lock<std::shared_mutex>(evict_gate_);
+}
+
 EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
   assert(set < geometry_.nr_sets());
   PcacheSet& s = sets_[set];
+  // Held for the whole eviction: PauseEvictions waits for it.
+  std::shared_lock gate(evict_gate_);
   PcacheLine* victim;
   std::vector<Rmap> rmaps;
   bool dirty;

@@ -30,6 +30,9 @@ enum LineFlag : std::uint16_t {
   kLineReclaim = 1 << 3,     // being evicted
   kLineWriteback = 1 << 4,   // data being written back while staying resident
   kLineReferenced = 1 << 5,  // accessed since it was last considered for eviction
+  // Shared by a fork and not written since: the first write by a mapper is
+  // a COW if others still map the line, a reuse if it is the last one.
+  kLineForked = 1 << 6,
 };
 
 struct PcacheLine {

@@ -1,6 +1,7 @@
 // Reverse-map maintenance: sharing a line after fork, unmapping pages, and
 // tearing down an address space.
 #include <cassert>
+#include <vector>
 
 #include "processor/pcache.h"
 
@@ -63,6 +64,48 @@ std::size_t Pcache::RemoveSpace(Asid asid) {
     }
   }
   return removed;
+}
+
+std::size_t Pcache::ShareSpace(Asid parent, Asid child) {
+  std::size_t shared = 0;
+  for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
+    PcacheSet& s = sets_[set];
+    std::unique_lock lk(s.mu);
+    const LineId first = geometry_.FirstLineOfSet(set);
+    for (LineId id = first; id < first + geometry_.ways();) {
+      PcacheLine& l = lines_[id];
+      if (!l.Test(kLineValid) || !l.rmaps.ContainsSpace(parent)) {
+        ++id;
+        continue;
+      }
+      if (l.Test(kLineReclaim)) {
+        s.cv.wait(lk);  // its data goes to the victim cache, shared there
+        continue;
+      }
+      // Collect first: Add may reallocate the spill vector Walk reads.
+      std::vector<Rmap> added;
+      l.rmaps.Walk([&](const Rmap& r) {
+        if (r.asid == parent) added.push_back({child, r.uva});
+      });
+      for (const Rmap& r : added) {
+        if (!l.rmaps.Contains(r)) l.rmaps.Add(r);
+      }
+      l.Set(kLineForked);
+      ++shared;
+      ++id;
+    }
+  }
+  return shared;
+}
+
+std::uint64_t Pcache::CountRmaps() {
+  std::uint64_t n = 0;
+  for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
+    std::lock_guard lk(sets_[set].mu);
+    const LineId first = geometry_.FirstLineOfSet(set);
+    for (LineId id = first; id < first + geometry_.ways(); ++id) n += lines_[id].mapcount();
+  }
+  return n;
 }
 
 void Pcache::WalkRmaps(LineId line, const std::function<void(const Rmap&)>& fn) {

@@ -25,22 +25,33 @@ namespace remora {
 
 ProcessSession::ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid,
                                int control_fd, int uffd)
-    : manager_(manager), id_(id), asid_(asid), pid_(pid), control_fd_(control_fd), uffd_(uffd) {
+    : manager_(manager), id_(id), asid_(asid), pid_(0), control_fd_(control_fd), uffd_(uffd) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  const std::string pagemap = "/proc/" + std::to_string(pid) + "/pagemap";
-  pagemap_fd_ = ::open(pagemap.c_str(), O_RDONLY | O_CLOEXEC);
+  if (pid > 0) SetPid(pid);
 }
 
 ProcessSession::~ProcessSession() {
   assert(!control_.joinable());
-  for (int fd : {control_fd_, agent_fd_, uffd_, stop_fd_, pagemap_fd_}) {
+  for (int fd : {control_fd_, agent_fd_, uffd_, stop_fd_, pagemap_fd_.load()}) {
     if (fd >= 0) ::close(fd);
   }
 }
 
-void ProcessSession::Start(int agent_fd, int fault_threads) {
+void ProcessSession::SetPid(pid_t pid) {
+  const std::string pagemap = "/proc/" + std::to_string(pid) + "/pagemap";
+  const int fd = ::open(pagemap.c_str(), O_RDONLY | O_CLOEXEC);
+  const int old = pagemap_fd_.exchange(fd);
+  if (old >= 0) ::close(old);
+  pid_.store(pid, std::memory_order_release);
+}
+
+void ProcessSession::AttachAgent(int agent_fd) {
   agent_fd_ = agent_fd;
   zaps_ = std::make_unique<ZapQueue>(agent_fd);
+}
+
+void ProcessSession::Start(int agent_fd, int fault_threads) {
+  if (agent_fd >= 0) AttachAgent(agent_fd);
   for (int i = 0; i < fault_threads; ++i) faulters_.emplace_back([this] { FaultLoop(); });
   control_ = std::thread([this] { ControlLoop(); });
 }
@@ -62,15 +73,18 @@ void ProcessSession::MarkWritten(std::uint64_t uva) {
 int ProcessSession::ReadProcessPage(std::uint64_t uva, void* dst) {
   iovec local{dst, kPageSize};
   iovec remote{reinterpret_cast<void*>(uva), kPageSize};
-  ssize_t n = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+  const pid_t pid = this->pid();
+  if (pid <= 0) return ESRCH;  // a forked child not started yet
+  ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
   if (n == static_cast<ssize_t>(kPageSize)) return 0;
   return n < 0 ? errno : EFAULT;
 }
 
 bool ProcessSession::PagePresent(std::uint64_t uva) {
   std::uint64_t entry = 0;
-  if (pagemap_fd_ < 0 ||
-      ::pread(pagemap_fd_, &entry, sizeof(entry), static_cast<off_t>((uva >> kPageShift) * 8)) !=
+  const int pagemap = pagemap_fd_.load(std::memory_order_acquire);
+  if (pagemap < 0 ||
+      ::pread(pagemap, &entry, sizeof(entry), static_cast<off_t>((uva >> kPageShift) * 8)) !=
           static_cast<ssize_t>(sizeof(entry))) {
     return true;  // cannot tell: assume present (the caller then just wakes)
   }
@@ -80,7 +94,7 @@ bool ProcessSession::PagePresent(std::uint64_t uva) {
 void ProcessSession::Fail(const Status& why) {
   if (failed_.exchange(true)) return;
   manager_->counters().pgfault_failed->Inc();
-  spdlog::error("processor manager: stopping pid {}: {}", pid_, why.ToString());
+  spdlog::error("processor manager: stopping pid {}: {}", pid(), why.ToString());
   if (agent_fd_ >= 0) {
     rt::FatalMessage m;
     std::snprintf(m.text, sizeof(m.text), "%s", why.message().c_str());
@@ -104,11 +118,13 @@ void ProcessSession::ControlLoop() {
     if (fds[1].revents && !zaps_->DrainAcks()) break;
     if (fds[0].revents) {
       rt::Request req;
-      int fd = -1;
-      ssize_t r = RecvWithFd(control_fd_, &req, sizeof(req), &fd);
+      int fds[2];
+      ssize_t r = RecvWithFds(control_fd_, &req, sizeof(req), fds, 2);
+      int& fd = fds[0];
       if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
       if (r < 0) continue;
       Status st;
+      std::uint32_t reply_flags = 0;
       if (r != static_cast<ssize_t>(sizeof(req)) || req.magic != rt::kMagic) {
         st = {Code::kBadRequest, "malformed request"};
       } else {
@@ -144,13 +160,29 @@ void ProcessSession::ControlLoop() {
           case rt::Op::kDiscard:
             st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), false);
             break;
+          case rt::Op::kForkPrepare: {
+            if (fds[0] < 0 || fds[1] < 0) {
+              st = {Code::kBadRequest, "fork without the child's connections"};
+              break;
+            }
+            bool fresh = false;
+            st = PrepareFork(fds[0], fds[1], req.tid, &fresh);
+            if (fresh) reply_flags |= rt::kReplyFreshChild;
+            fds[0] = fds[1] = -1;  // owned by the fork now, whatever the outcome
+            break;
+          }
+          case rt::Op::kForkDone:
+            st = FinishFork(static_cast<pid_t>(req.child_pid));
+            break;
           default:
             st = {Code::kBadRequest, "unexpected request"};
         }
       }
-      if (fd >= 0) ::close(fd);
-      if (!st.ok()) spdlog::warn("processor manager: pid {}: {}", pid_, st.ToString());
-      if (!SendReply(control_fd_, st.code(), id_, asid_, "").ok()) break;
+      for (int f : fds) {
+        if (f >= 0) ::close(f);
+      }
+      if (!st.ok()) spdlog::warn("processor manager: pid {}: {}", pid(), st.ToString());
+      if (!SendReply(control_fd_, st.code(), id_, asid_, "", reply_flags).ok()) break;
     }
   }
   Teardown();
@@ -202,12 +234,13 @@ void ProcessSession::Teardown() {
   if (zaps_) zaps_->Close();
   for (auto& t : faulters_) t.join();
   faulters_.clear();
+  AbandonFork();  // a fork cut short by the program's end
   // RemoveSpace waits out evictions of our lines already under way, so
   // their data is in the victim cache before DropSpace runs.
   manager_->pcache()->RemoveSpace(asid_);
   if (manager_->victim()) manager_->victim()->DropSpace(asid_);
   Status st = manager_->transport()->DestroySpace(asid_);
-  if (!st.ok()) spdlog::warn("processor manager: destroying the space of pid {}: {}", pid_, st.ToString());
+  if (!st.ok()) spdlog::warn("processor manager: destroying the space of pid {}: {}", pid(), st.ToString());
   for (const Vma& v : vmas_.All()) vmas_.Remove(v.start, v.end);
   finished_.store(true);
 }
@@ -227,7 +260,7 @@ void ProcessSession::FaultLoop() {
   ev.events = EPOLLIN | EPOLLEXCLUSIVE;
   ev.data.u32 = 0;
   if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, uffd_, &ev) != 0) {
-    spdlog::error("processor manager: epoll for pid {}: {}", pid_, std::strerror(errno));
+    spdlog::error("processor manager: epoll for pid {}: {}", pid(), std::strerror(errno));
     if (ep >= 0) ::close(ep);
     return;
   }
@@ -257,13 +290,44 @@ void ProcessSession::FaultLoop() {
       break;
     }
     for (std::size_t i = 0; i < static_cast<std::size_t>(r) / sizeof(uffd_msg); ++i) {
-      if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;  // no other event is enabled
-      Status st = HandleFault(*manager_, *this, msgs[i].arg.pagefault.address,
-                              msgs[i].arg.pagefault.flags);
-      if (!st.ok() && !dead()) Fail(st);
+      const uffd_msg& msg = msgs[i];
+      if (msg.event == UFFD_EVENT_FORK) {
+        OnForkEvent(static_cast<int>(msg.arg.fork.ufd));
+      } else if (msg.event == UFFD_EVENT_PAGEFAULT) {
+        ServeFault(msg.arg.pagefault.address, msg.arg.pagefault.flags,
+                   static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
+      }
     }
   }
   ::close(ep);
+}
+
+void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid) {
+  std::shared_lock gate(fault_mu_);
+  {
+    std::lock_guard lk(fork_mu_);
+    if (fork_.pending) {
+      if (fork_.event_seen || tid == 0 || tid != fork_.tid) {
+        fork_.deferred.emplace_back(address, flags);
+        manager_->counters().pgfault_deferred->Inc();
+        return;
+      }
+      // The forking thread itself, before the fork reached the kernel
+      // (an atfork handler touching memory): it cannot wait for the fork.
+      fork_.served.push_back(PageDown(address));
+    }
+  }
+  Status st = HandleFault(*manager_, *this, address, flags);
+  if (!st.ok() && !dead()) Fail(st);
+}
+
+void ProcessSession::ServeDeferred() {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;
+  {
+    std::lock_guard lk(fork_mu_);
+    deferred.swap(fork_.deferred);
+  }
+  for (const auto& [address, flags] : deferred) ServeFault(address, flags, 0);
 }
 
 }  // namespace remora

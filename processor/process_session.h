@@ -10,6 +10,12 @@
 //             thread that read them: the only thread hand-off on the fault
 //             path is the one userfaultfd itself makes.
 //
+// Fork (process_fork.cc): PrepareFork, the uffd FORK event (OnForkEvent, on
+// a fault thread) and FinishFork; between PrepareFork and the end of
+// OnForkEvent the program's faults are held back (deferred), except the
+// forking thread's own before the event (it cannot wait: the event comes
+// only after it enters the kernel).
+//
 // Teardown order (and why): stop the fault threads; RemoveSpace in the
 // pcache, which waits out evictions of our lines in flight (their data
 // reaches the victim cache first); drop our victim entries; destroy the
@@ -20,11 +26,13 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <utility>
 #include <unordered_set>
 #include <vector>
 
@@ -47,15 +55,21 @@ class ProcessSession {
   ProcessSession(const ProcessSession&) = delete;
   ProcessSession& operator=(const ProcessSession&) = delete;
 
-  // Starts the threads once the agent connected.
+  // Starts the threads once the agent connected (agent_fd -1: attached
+  // already).
   void Start(int agent_fd, int fault_threads);
+  // A forked child's agent connection, known before it starts: zaps can be
+  // queued to it from the moment it shares lines.
+  void AttachAgent(int agent_fd);
   // Waits for every thread of the session (after the program exited).
   void Join();
   bool finished() const { return finished_.load(); }
 
   std::uint64_t id() const { return id_; }
   Asid asid() const { return asid_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return pid_.load(std::memory_order_acquire); }
+  // A forked child's pid arrives after its session was made (ForkDone).
+  void SetPid(pid_t pid);
   int uffd() const { return uffd_; }
   // True once teardown began: evictions skip the program's pages.
   bool dead() const { return dead_.load(std::memory_order_acquire); }
@@ -89,27 +103,73 @@ class ProcessSession {
   // clear message). Used when a fault cannot be served.
   void Fail(const Status& why);
 
+  // ---- fork (process_fork.cc) ----
+  // ForkPrepare: hold back faults, write-protect every registered range,
+  // remember the child's connection ends (owned from here on).
+  // *fresh: nothing is registered, no FORK event will come, and the child
+  // attaches as a new program (the connection ends are closed).
+  Status PrepareFork(int child_control, int child_agent, pid_t tid, bool* fresh);
+  // The FORK event (child_uffd is the manager's descriptor for the child's
+  // uffd): set up the child's session and share everything with it.
+  void OnForkEvent(int child_uffd);
+  // ForkDone: the child's pid (<= 0: the fork failed); starts the child.
+  Status FinishFork(pid_t child_pid);
+  // A zap queued for this program (eviction hook): while a fork is being
+  // set up, the child gets it too (it inherited the page table entry).
+  void NoteZap(std::uint64_t uva);
+
  private:
   void ControlLoop();
   void FaultLoop();
+  // Serves one fault message, or defers it while a fork is being set up.
+  void ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid);
+  void ServeDeferred();
+  // Fork helpers (process_fork.cc).
+  Status ShareWithChild(const std::shared_ptr<ProcessSession>& child);
+  void InheritFrom(ProcessSession& parent);
+  // Ends the fault hold-back and serves what was held.
+  void EndFork();
+  void AbandonFork();
   Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
   void Teardown();
 
   ProcessorManager* const manager_;
   const std::uint64_t id_;
   const Asid asid_;
-  const pid_t pid_;
+  std::atomic<pid_t> pid_;
   const int control_fd_;
   const int uffd_;
   int agent_fd_ = -1;
   int stop_fd_ = -1;    // eventfd: tells the fault threads to stop
-  int pagemap_fd_ = -1;
+  std::atomic<int> pagemap_fd_{-1};
 
   VmaTable vmas_;
   std::shared_mutex release_mu_;
   std::unique_ptr<ZapQueue> zaps_;
   std::mutex written_mu_;
   std::unordered_set<std::uint64_t> written_;
+
+  // Fault gate: held shared while a fault is served, exclusively to start a
+  // fork (so no fault is half-served when the ranges are write-protected).
+  std::shared_mutex fault_mu_;
+  // One fork at a time (the shim serialises them). Guarded by fork_mu_;
+  // `pending` changes only with fault_mu_ held exclusively too.
+  struct ForkState {
+    bool pending = false;
+    bool event_seen = false;
+    bool shared = false;  // the child shares the lines (NoteZap stops)
+    pid_t tid = 0;
+    int control = -1, agent = -1;      // the child's connection ends
+    std::vector<std::uint64_t> zapped;  // pages the child must drop
+    std::vector<std::uint64_t> served;  // the forking thread's faults meanwhile
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;  // (address, flags)
+    std::shared_ptr<ProcessSession> child;
+    Status error;
+    bool done = false;  // the event was handled (child or error set)
+  };
+  std::mutex fork_mu_;
+  std::condition_variable fork_cv_;
+  ForkState fork_;
 
   std::atomic<bool> dead_{false};
   std::atomic<bool> finished_{false};

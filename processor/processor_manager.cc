@@ -22,6 +22,8 @@ ProcessorManager::ProcessorManager(const ProcessorManagerOptions& options)
       counters_(options.stats),
       memory_node_used_pages_(options.stats->GetGauge(
           "memory_node_used_pages", "pages stored on the memory node (at the last snapshot)")),
+      rmaps_(options.stats->GetGauge(
+          "pcache_rmaps", "reverse maps of the pcache's lines (at the last snapshot)")),
       sink_(options.transport) {}
 
 Status ProcessorManager::Create(const ProcessorManagerOptions& options,
@@ -149,11 +151,7 @@ void ProcessorManager::Accept(int fd) {
       if (passed < 0) return drop("hello without a userfaultfd");
       std::uint64_t id;
       Asid asid;
-      {
-        std::unique_lock lk(sessions_mu_);
-        id = ++next_id_;
-        asid = MakeAsid(options_.node_id, ++next_local_asid_);
-      }
+      NewSessionIds(&id, &asid);
       Status st = options_.transport->CreateSpace(asid);
       if (!st.ok()) {
         spdlog::error("processor manager: cannot create an address space for pid {}: {}",
@@ -163,14 +161,7 @@ void ProcessorManager::Accept(int fd) {
         ::close(fd);
         return;
       }
-      auto s = std::make_shared<ProcessSession>(this, id, asid, req.pid, fd, passed);
-      {
-        std::unique_lock lk(sessions_mu_);
-        by_id_[id] = s;
-        by_asid_[asid] = s;
-      }
-      counters_.sessions_started->Inc();
-      counters_.processes_attached->Add(1);
+      Register(std::make_shared<ProcessSession>(this, id, asid, req.pid, fd, passed));
       (void)SendReply(fd, Code::kOk, id, asid, "");
       return;
     }
@@ -194,6 +185,22 @@ void ProcessorManager::Accept(int fd) {
     default:
       return drop("unexpected first message");
   }
+}
+
+void ProcessorManager::NewSessionIds(std::uint64_t* id, Asid* asid) {
+  std::unique_lock lk(sessions_mu_);
+  *id = ++next_id_;
+  *asid = MakeAsid(options_.node_id, ++next_local_asid_);
+}
+
+void ProcessorManager::Register(std::shared_ptr<ProcessSession> session) {
+  {
+    std::unique_lock lk(sessions_mu_);
+    by_asid_[session->asid()] = session;
+    by_id_[session->id()] = std::move(session);
+  }
+  counters_.sessions_started->Inc();
+  counters_.processes_attached->Add(1);
 }
 
 void ProcessorManager::Retire(std::uint64_t id) {
@@ -270,6 +277,9 @@ StatsSnapshot ProcessorManager::Snapshot() {
     }
     counters_.zaps_pending->Add(pending - zaps_pending_reported_);
     zaps_pending_reported_ = pending;
+    const auto rmaps = static_cast<std::int64_t>(pcache_->CountRmaps());
+    rmaps_->Add(rmaps - rmaps_reported_);
+    rmaps_reported_ = rmaps;
   }
   return options_.stats->Snapshot();
 }

@@ -96,6 +96,10 @@ class ProcessorManager {
   bool ZapsQueued() const;
   // Called by a session's control thread when its teardown is done.
   void Retire(std::uint64_t id);
+  // A new session's id and address space id.
+  void NewSessionIds(std::uint64_t* id, Asid* asid);
+  // Makes a session visible (FindSession, sessions()) and counts it.
+  void Register(std::shared_ptr<ProcessSession> session);
 
  private:
   explicit ProcessorManager(const ProcessorManagerOptions& options);
@@ -108,6 +112,8 @@ class ProcessorManager {
   const ProcessorManagerOptions options_;
   RuntimeCounters counters_;
   Gauge* memory_node_used_pages_;
+  Gauge* rmaps_;
+  std::int64_t rmaps_reported_ = 0;
   std::int64_t memory_node_used_reported_ = 0;
   std::int64_t zaps_pending_reported_ = 0;
   std::mutex snapshot_mu_;

@@ -8,7 +8,14 @@
 //            (the shim serialises them). Hello carries the program's uffd;
 //            Map/Unmap/Discard keep the manager's view of the program's
 //            registered memory in step with mmap/munmap/madvise. A Map of a
-//            private file mapping carries the file's descriptor.
+//            private file mapping carries the file's descriptor. Fork is
+//            ForkPrepare (+ the child's two connections, socketpair ends the
+//            program made) before the fork system call and ForkDone (the
+//            child's pid) after it; see docs/runtime.md.
+//   child    the forked child's control connection: the manager first
+//            sends ForkWelcome (Reply + the child's uffd, which the fork
+//            event gave the manager), then it is an ordinary control
+//            connection.
 //   agent    manager -> shim agent thread: Zap batches (drop these pages) and
 //            Fatal (stop the program); agent -> manager: ZapAck.
 //
@@ -24,7 +31,7 @@
 namespace remora::rt {
 
 constexpr std::uint32_t kMagic = 0x52454d31;  // "REM1"
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
 
 enum class Op : std::uint32_t {
   kHello = 1,       // control connection; + uffd. Reply: session id, asid.
@@ -37,6 +44,9 @@ enum class Op : std::uint32_t {
   kZapAck = 8,      // agent -> manager
   kFatal = 9,       // manager -> agent: the program cannot go on.
   kReply = 10,
+  kForkPrepare = 11,  // + child control end, child agent end; `tid` forks
+  kForkDone = 12,     // the fork returned `child_pid` (<= 0: it failed)
+  kForkWelcome = 13,  // manager -> child: Reply with session/asid + uffd
 };
 
 enum MapFlags : std::uint32_t {
@@ -49,12 +59,19 @@ struct Request {
   Op op = Op::kHello;
   std::uint32_t flags = 0;
   std::int32_t pid = 0;
-  std::uint32_t reserved = 0;
+  std::int32_t tid = 0;        // ForkPrepare: the forking thread
+  std::int64_t child_pid = 0;  // ForkDone
   std::uint64_t session = 0;
   std::uint64_t start = 0;
   std::uint64_t len = 0;
   std::uint64_t file_offset = 0;
   std::uint64_t uffd_features = 0;  // Hello: what UFFDIO_API granted
+};
+
+enum ReplyFlags : std::uint32_t {
+  // ForkPrepare: nothing is registered, so the kernel sends no FORK event;
+  // the child attaches as a new program.
+  kReplyFreshChild = 1,
 };
 
 struct Reply {
@@ -64,6 +81,8 @@ struct Reply {
   std::uint32_t text_len = 0;  // bytes of text following (Stats, errors)
   std::uint64_t session = 0;
   std::uint64_t asid = 0;
+  std::uint32_t flags = 0;  // ReplyFlags
+  std::uint32_t reserved = 0;
 };
 
 // Zap: pages to drop with MADV_DONTNEED. Sequence numbers increase per

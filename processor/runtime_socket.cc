@@ -1,6 +1,7 @@
 #include "processor/runtime_socket.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -12,7 +13,12 @@
 namespace remora {
 
 ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd) {
-  *fd = -1;
+  return RecvWithFds(sock, buf, len, fd, 1);
+}
+
+ssize_t RecvWithFds(int sock, void* buf, std::size_t len, int* fds, int max) {
+  for (int i = 0; i < max; ++i) fds[i] = -1;
+  int got_count = 0;
   iovec iov{buf, len};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -29,7 +35,7 @@ ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd) {
     for (std::size_t i = 0; i < count; ++i) {
       int got;
       std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (*fd < 0) *fd = got; else ::close(got);
+      if (got_count < max) fds[got_count++] = got; else ::close(got);
     }
   }
   return n;
@@ -54,8 +60,10 @@ int ConnectSeqpacket(const std::string& path) {
   return fd;
 }
 
-Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const std::string& text) {
+Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const std::string& text,
+                 std::uint32_t flags) {
   rt::Reply r;
+  r.flags = flags;
   r.code = static_cast<std::int32_t>(code);
   r.session = session;
   r.asid = asid;
@@ -66,6 +74,33 @@ Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const st
   do n = ::send(sock, buf.data(), buf.size(), MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(buf.size()))
     return {Code::kDisconnected, std::string("reply: ") + std::strerror(errno)};
+  return Status::Ok();
+}
+
+Status SendReplyWithFd(int sock, Code code, std::uint64_t session, Asid asid, int fd) {
+  rt::Reply r;
+  r.op = rt::Op::kForkWelcome;
+  r.code = static_cast<std::int32_t>(code);
+  r.session = session;
+  r.asid = asid;
+  iovec iov{&r, sizeof(r)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = ctrl;
+    msg.msg_controllen = sizeof(ctrl);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  ssize_t n;
+  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof(r)))
+    return {Code::kDisconnected, std::string("welcome: ") + std::strerror(errno)};
   return Status::Ok();
 }
 

@@ -6,6 +6,17 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
     : pgfault(r->GetCounter("nr_pgfault", "page faults served (missing + write-protect)")),
       pgfault_missing(r->GetCounter("nr_pgfault_missing", "missing-page faults (pcache misses)")),
       pgfault_wp(r->GetCounter("nr_pgfault_wp", "write-protect faults (first write of a clean line)")),
+      pgfault_wp_cow(r->GetCounter(
+          "nr_pgfault_wp_cow",
+          "first writes to a line still shared after fork: the writer got its own line (COW)")),
+      pgfault_wp_reuse(r->GetCounter(
+          "nr_pgfault_wp_reuse",
+          "first writes to a line shared at fork by the only process still mapping it")),
+      pgfault_deferred(r->GetCounter("nr_pgfault_deferred_by_fork",
+                                     "faults held back until the program's fork was set up")),
+      fork(r->GetCounter("nr_fork", "forks whose child got its own session")),
+      fork_failed(r->GetCounter("nr_fork_failed",
+                                "forks the manager could not take over (the child was stopped)")),
       pgfault_concurrent_eviction(r->GetCounter(
           "nr_pgfault_due_to_concurrent_eviction",
           "faults on a page that was being evicted at that moment")),

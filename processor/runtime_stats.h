@@ -12,6 +12,11 @@ struct RuntimeCounters {
   Counter* pgfault;               // every fault served (missing + wp)
   Counter* pgfault_missing;
   Counter* pgfault_wp;
+  Counter* pgfault_wp_cow;        // first write to a line still shared after fork
+  Counter* pgfault_wp_reuse;      // first write to a forked line by its last mapper
+  Counter* pgfault_deferred;      // held back while the program forked
+  Counter* fork;                  // forks whose child got a session
+  Counter* fork_failed;           // forks the manager could not take over
   Counter* pgfault_concurrent_eviction;  // shared with the pcache's counter
   Counter* pgfault_already_filled;       // another fault filled the page first
   Counter* pgfault_stale_line;           // resident line whose page vanished

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -42,6 +43,25 @@
 #endif
 
 namespace remora::uffd {
+
+// UFFDIO_COPY and UFFDIO_WRITEPROTECT fail with EAGAIN while the address
+// space is changing under an event the handler has not read yet — in
+// practice a fork between the kernel's copy of the page tables and the
+// manager reading the FORK event, a few microseconds to a few
+// milliseconds. The operation is simply retried; after this long the
+// error is returned.
+constexpr long kChangingRetryNs = 10'000'000'000;  // 10 s
+
+// Sleeps a little before the attempt after `*waited_ns`; false once the
+// retry budget is spent.
+inline bool BackOff(long* waited_ns) {
+  if (*waited_ns >= kChangingRetryNs) return false;
+  const long step = *waited_ns < 1'000'000 ? 20'000 : 1'000'000;  // 20 us, then 1 ms
+  timespec ts{0, step};
+  ::nanosleep(&ts, nullptr);
+  *waited_ns += step;
+  return true;
+}
 
 // Opens a userfaultfd (close-on-exec, non-blocking so poll() works on it).
 // Returns -1 with errno set on failure.
@@ -75,24 +95,37 @@ inline int Register(int fd, std::uint64_t start, std::uint64_t len) {
 // on it. write_protect: install it write-protected (clean-page tracking).
 inline int Copy(int fd, std::uint64_t dst, const void* src, std::uint64_t len,
                 bool write_protect) {
-  uffdio_copy c{};
-  c.dst = dst;
-  c.src = reinterpret_cast<std::uint64_t>(src);
-  c.len = len;
-  c.mode = write_protect ? UFFDIO_COPY_MODE_WP : 0;
-  if (::ioctl(fd, UFFDIO_COPY, &c) != 0) return errno;
-  return 0;
+  long waited = 0;
+  for (;;) {
+    uffdio_copy c{};
+    c.dst = dst;
+    c.src = reinterpret_cast<std::uint64_t>(src);
+    c.len = len;
+    c.mode = write_protect ? UFFDIO_COPY_MODE_WP : 0;
+    if (::ioctl(fd, UFFDIO_COPY, &c) == 0) return 0;
+    if (errno != EAGAIN) return errno;
+    if (c.copy > 0) {  // part of it went in before the change began
+      const auto done = static_cast<std::uint64_t>(c.copy);
+      dst += done;
+      src = static_cast<const char*>(src) + done;
+      len -= done;
+    }
+    if (!BackOff(&waited)) return EAGAIN;
+  }
 }
 
 // Sets (protect) or clears write protection on present pages; clearing also
 // wakes writers blocked on them.
 inline int WriteProtect(int fd, std::uint64_t start, std::uint64_t len, bool protect) {
-  uffdio_writeprotect wp{};
-  wp.range.start = start;
-  wp.range.len = len;
-  wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
-  if (::ioctl(fd, UFFDIO_WRITEPROTECT, &wp) != 0) return errno;
-  return 0;
+  long waited = 0;
+  for (;;) {
+    uffdio_writeprotect wp{};
+    wp.range.start = start;
+    wp.range.len = len;
+    wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+    if (::ioctl(fd, UFFDIO_WRITEPROTECT, &wp) == 0) return 0;
+    if (errno != EAGAIN || !BackOff(&waited)) return errno;
+  }
 }
 
 // Wakes threads waiting on [start, start+len) so they retry their access.

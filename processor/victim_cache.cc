@@ -197,8 +197,9 @@ void VictimCache::FreeLocked(std::uint32_t index) {
   changed_.notify_all();
 }
 
-void VictimCache::ShareSpace(Asid parent, Asid child) {
+void VictimCache::ShareSpace(Asid parent, Asid child, bool redirty_flushed) {
   std::lock_guard lk(mu_);
+  bool queued = false;
   for (std::uint32_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
     if (e.state == VictimState::kFree || e.state == VictimState::kReserved) continue;
@@ -211,8 +212,15 @@ void VictimCache::ShareSpace(Asid parent, Asid child) {
       index_[added] = i;
       // The write in flight names only the old owners.
       if (e.state == VictimState::kWriteback) e.redirty = true;
+      if (e.state == VictimState::kFlushed && redirty_flushed) {
+        flushed_queue_.erase({e.seq, i});
+        e.state = VictimState::kHasData;
+        dirty_queue_.emplace(e.seq, i);
+        queued = true;
+      }
     }
   }
+  if (queued) flush_cv_.notify_one();
 }
 
 std::size_t VictimCache::DropSpace(Asid asid) {

@@ -94,7 +94,10 @@ class VictimCache {
   bool Contains(const PageKey& key) const;
 
   // Fork: every entry owned by (parent, uva) also becomes owned by (child, uva).
-  void ShareSpace(Asid parent, Asid child);
+  // redirty_flushed: a flushed entry that gains the child is written again
+  // (for both). Needed when the memory node forked the space before this
+  // call: a flush that landed after that fork reached the parent's page only.
+  void ShareSpace(Asid parent, Asid child, bool redirty_flushed = false);
   // Exit or unmap: forgets owners without writing their data back.
   std::size_t DropSpace(Asid asid);
   bool Drop(const PageKey& key);

@@ -134,4 +134,12 @@ std::size_t ZapQueue::pending() const {
   return pending_.size();
 }
 
+std::vector<std::uint64_t> ZapQueue::PendingPages() const {
+  std::lock_guard lk(mu_);
+  std::vector<std::uint64_t> out;
+  out.reserve(pending_.size());
+  for (const auto& [uva, seq] : pending_) out.push_back(uva);
+  return out;
+}
+
 }  // namespace remora

@@ -61,6 +61,8 @@ class ZapQueue {
   void Close();
 
   std::size_t pending() const;
+  // The pages with a zap queued or not yet acknowledged.
+  std::vector<std::uint64_t> PendingPages() const;
 
  private:
   bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const;

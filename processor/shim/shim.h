@@ -46,6 +46,18 @@ void* RawMremap(void* old_addr, std::size_t old_len, std::size_t new_len, int fl
 // fd >= 0 is passed along. Returns the reply code (0 = ok). A broken
 // connection is fatal.
 int Call(const rt::Request& req, int fd = -1);
+int CallWithFds(const rt::Request& req, const int* fds, int nfds, rt::Reply* reply);
+
+// Fork (shim_fork.cc). ForkSupported: the kernel granted
+// UFFD_FEATURE_EVENT_FORK. SetInFork marks a fork made through the shim, so
+// the atfork child handler leaves the child to BecomeForkedChild, which
+// swaps the parent's connections and uffd for the child's own (`control`,
+// `agent`: socketpair ends the parent passed to the manager; `fresh`: the
+// parent had no registered memory, so the child attaches as a new program)
+// and re-makes the control lock the forking thread held.
+bool ForkSupported();
+void SetInFork(bool in_fork);
+void BecomeForkedChild(int control, int agent, bool fresh);
 
 // Writes "remora: <what>" to stderr and ends the program with
 // rt::kFatalExitCode. Never returns; async-signal-safe.

@@ -20,6 +20,8 @@ namespace remora::shim {
 namespace {
 
 bool g_active = false;
+bool g_in_fork = false;  // inside fork() through the shim (shim_fork.cc)
+std::uint64_t g_features = 0;
 int g_uffd = -1;
 int g_control = -1;
 std::uint64_t g_session = 0;
@@ -57,21 +59,21 @@ int ConnectTo(const char* path) {
   return fd;
 }
 
-// Sends req (with fd attached if >= 0) and reads the reply.
-bool Exchange(int sock, const rt::Request& req, int fd, rt::Reply* reply) {
+// Sends req (with the nfds descriptors in fds attached) and reads the reply.
+bool Exchange(int sock, const rt::Request& req, const int* fds, int nfds, rt::Reply* reply) {
   iovec iov{const_cast<rt::Request*>(&req), sizeof(req)};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(2 * sizeof(int))];
+  if (nfds > 0) {
     msg.msg_control = ctrl;
-    msg.msg_controllen = sizeof(ctrl);
+    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   }
   ssize_t n;
   do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
@@ -84,14 +86,32 @@ bool Exchange(int sock, const rt::Request& req, int fd, rt::Reply* reply) {
   return reply->magic == rt::kMagic && reply->op == rt::Op::kReply;
 }
 
-void Start() {
-  const char* path = getenv(rt::kSocketEnv);
-  if (path == nullptr || *path == '\0') return;  // not under Remora
+bool Exchange(int sock, const rt::Request& req, int fd, rt::Reply* reply) {
+  return Exchange(sock, req, &fd, fd >= 0 ? 1 : 0, reply);
+}
 
-  // The manager reads evicted pages with process_vm_readv; under Yama's
-  // ptrace_scope=1 that needs the program's consent.
-  (void)prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+// Receives the manager's ForkWelcome on a forked child's control
+// connection: the reply and the child's own uffd.
+bool ReceiveWelcome(int sock, rt::Reply* reply, int* uffd) {
+  *uffd = -1;
+  iovec iov{reply, sizeof(*reply)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))];
+  msg.msg_control = ctrl;
+  msg.msg_controllen = sizeof(ctrl);
+  ssize_t n;
+  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (c != nullptr && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+    memcpy(uffd, CMSG_DATA(c), sizeof(int));
+  return n == static_cast<ssize_t>(sizeof(*reply)) && reply->magic == rt::kMagic &&
+         reply->op == rt::Op::kForkWelcome && reply->code == 0 && *uffd >= 0;
+}
 
+// Opens a uffd, says Hello with it and connects the agent: a new session.
+void Attach(const char* path) {
   g_uffd = uffd::Open();
   if (g_uffd < 0) {
     Fatal(errno == EPERM ? "userfaultfd is not permitted (run as root, or set "
@@ -99,18 +119,30 @@ void Start() {
                          : "cannot open a userfaultfd");
   }
   std::uint64_t features = 0;
-  // THREAD_ID lets the manager attribute faults to threads; optional.
-  if (uffd::Api(g_uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_THREAD_ID, &features) != 0 &&
-      uffd::Api(g_uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP, &features) != 0) {
-    Fatal("this kernel's userfaultfd lacks write-protect support (needs Linux 5.7 or later)");
+  // EVENT_FORK keeps a forked child's memory registered and hands the
+  // manager its uffd (the kernel allows it with CAP_SYS_PTRACE only);
+  // without it fork() is refused (shim_fork.cc). THREAD_ID tells the manager
+  // which thread faulted (it must not hold up the forking thread).
+  const std::uint64_t kWp = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+  const std::uint64_t kTries[] = {kWp | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_THREAD_ID,
+                                  kWp | UFFD_FEATURE_THREAD_ID, kWp};
+  bool granted = false;
+  for (std::uint64_t wanted : kTries) {
+    if (uffd::Api(g_uffd, wanted, &features) == 0) {
+      granted = true;
+      g_features = wanted;
+      break;
+    }
   }
+  if (!granted)
+    Fatal("this kernel's userfaultfd lacks write-protect support (needs Linux 5.7 or later)");
 
   g_control = ConnectTo(path);
   if (g_control < 0) Fatal("cannot reach the processor manager (REMORA_PROCESSOR_SOCKET)");
   rt::Request hello;
   hello.op = rt::Op::kHello;
   hello.pid = static_cast<std::int32_t>(getpid());
-  hello.uffd_features = features;
+  hello.uffd_features = g_features;
   rt::Reply reply;
   if (!Exchange(g_control, hello, g_uffd, &reply) || reply.code != 0)
     Fatal("the processor manager refused this program");
@@ -124,12 +156,23 @@ void Start() {
   if (agent < 0 || !Exchange(agent, ah, -1, &reply) || reply.code != 0)
     Fatal("the processor manager refused the agent connection");
   StartAgent(agent);
+}
+
+void Start() {
+  const char* path = getenv(rt::kSocketEnv);
+  if (path == nullptr || *path == '\0') return;  // not under Remora
+
+  // The manager reads evicted pages with process_vm_readv; under Yama's
+  // ptrace_scope=1 that needs the program's consent.
+  (void)prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+  Attach(path);
   g_active = true;
-  // A forked child must not speak on its parent's connections: the manager
-  // would take its munmaps for the parent's. The child goes unmanaged (its
-  // registration is gone anyway: fork copies no uffd context without
-  // UFFD_FEATURE_EVENT_FORK); an exec gives the new image its own session.
+  // A child forked behind the shim's back (a libc-internal fork, a raw
+  // system call: not through shim_fork.cc) must not speak on its parent's
+  // connections: the manager would take its munmaps for the parent's. It
+  // goes unmanaged; the manager refuses such a child (docs/runtime.md).
   pthread_atfork(nullptr, nullptr, [] {
+    if (g_in_fork) return;  // ours: ForkChild() takes over
     g_active = false;
     ::close(g_control);
     g_control = -1;
@@ -161,12 +204,50 @@ void LockControl() { pthread_mutex_lock(&g_control_mu); }
 void UnlockControl() { pthread_mutex_unlock(&g_control_mu); }
 
 int Call(const rt::Request& req_in, int fd) {
+  return CallWithFds(req_in, &fd, fd >= 0 ? 1 : 0, nullptr);
+}
+
+int CallWithFds(const rt::Request& req_in, const int* fds, int nfds, rt::Reply* out) {
   rt::Request req = req_in;
   req.session = g_session;
   req.pid = static_cast<std::int32_t>(getpid());
   rt::Reply reply;
-  if (!Exchange(g_control, req, fd, &reply)) Fatal("lost the processor manager");
+  if (!Exchange(g_control, req, fds, nfds, &reply)) Fatal("lost the processor manager");
+  if (out != nullptr) *out = reply;
   return reply.code;
+}
+
+bool ForkSupported() { return (g_features & UFFD_FEATURE_EVENT_FORK) != 0; }
+void SetInFork(bool in_fork) { g_in_fork = in_fork; }
+
+void BecomeForkedChild(int control, int agent, bool fresh) {
+  // The parent's connections and its uffd belong to the parent's session.
+  ::close(g_control);
+  CloseAgentInChild();
+  ::close(g_uffd);
+  // The forking thread held the control lock across fork; in the child it
+  // is the only thread, and the lock is re-made rather than trusted.
+  pthread_mutex_t fresh_mu = PTHREAD_MUTEX_INITIALIZER;
+  g_control_mu = fresh_mu;
+  g_in_fork = false;
+  if (fresh) {
+    // Nothing of the parent's was registered: the child starts a session
+    // of its own, as a new program would.
+    ::close(control);
+    ::close(agent);
+    const char* path = getenv(rt::kSocketEnv);
+    if (path == nullptr) Fatal("lost the processor manager's address");
+    Attach(path);
+    return;
+  }
+  g_control = control;
+  rt::Reply welcome;
+  int uffd;
+  if (!ReceiveWelcome(g_control, &welcome, &uffd))
+    Fatal("the processor manager could not take over the forked child");
+  g_uffd = uffd;
+  g_session = welcome.session;
+  StartAgent(agent);
 }
 
 void Fatal(const char* what) {
