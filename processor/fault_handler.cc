@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 #include <shared_mutex>
+#include <vector>
 
 #include "processor/process_session.h"
 #include "processor/processor_manager.h"
@@ -218,6 +219,28 @@ Status BreakCow(ProcessorManager& m, const PageKey& key) {
   return Status::Ok();
 }
 
+// OnWrite, after dropping the rmaps of mappers that have exited or exec'd
+// but whose teardown has not reached this line yet: a parent writing right
+// after waitpid() on its child is the line's only mapper (a reuse), not a
+// COW against a process that is gone.
+WriteOutcome SettleWrite(ProcessorManager& m, LineId line, const PageKey& key) {
+  Pcache* pcache = m.pcache();
+  const WriteOutcome w = pcache->OnWrite(line, key);
+  if (w != WriteOutcome::kShared) return w;
+  std::vector<Rmap> others;
+  pcache->WalkRmaps(line, [&](const Rmap& r) {
+    if (!(r == key)) others.push_back(r);
+  });
+  bool dropped = false;
+  for (const Rmap& r : others) {
+    std::shared_ptr<ProcessSession> o = m.FindSession(r.asid);
+    if (o && !o->Departed()) continue;
+    pcache->RemoveRmap(r);
+    dropped = true;
+  }
+  return dropped ? pcache->OnWrite(line, key) : w;
+}
+
 Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
   RuntimeCounters& c = m.counters();
   ScopedLatency t(c.wp_fault_service_ns);
@@ -238,7 +261,7 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t p
     bool shared = false;
     int e = 0;
     if (ours) {
-      switch (pcache->OnWrite(line, key)) {
+      switch (SettleWrite(m, line, key)) {
         case WriteOutcome::kShared:
           shared = true;
           st = BreakCow(m, key);

@@ -37,6 +37,12 @@ ProcessSession::~ProcessSession() {
   }
 }
 
+bool ProcessSession::Departed() const {
+  if (dead()) return true;
+  pollfd p{control_fd_, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)) != 0;
+}
+
 void ProcessSession::SetPid(pid_t pid) {
   const std::string pagemap = "/proc/" + std::to_string(pid) + "/pagemap";
   const int fd = ::open(pagemap.c_str(), O_RDONLY | O_CLOEXEC);

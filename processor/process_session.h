@@ -73,6 +73,11 @@ class ProcessSession {
   int uffd() const { return uffd_; }
   // True once teardown began: evictions skip the program's pages.
   bool dead() const { return dead_.load(std::memory_order_acquire); }
+  // The program has exited or exec'd (its control connection is closed),
+  // even if the control thread has not noticed yet. A process's descriptors
+  // close before its parent can reap it, so a parent back from waitpid()
+  // always sees its child as departed.
+  bool Departed() const;
 
   VmaTable& vmas() { return vmas_; }
   ZapQueue& zaps() { return *zaps_; }
