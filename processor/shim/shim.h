@@ -10,7 +10,10 @@
 //   * tells the manager before memory goes away (munmap, madvise DONTNEED,
 //     MAP_FIXED over it, mremap), so lines and memory-node pages are freed;
 //   * runs the agent thread (shim_agent.cc) that zaps pages the manager
-//     evicted and stops the program if the manager dies.
+//     evicted and stops the program if the manager dies;
+//   * wraps fork() (shim_fork.cc) so the manager can write-protect what
+//     parent and child will share before the kernel copies the page tables,
+//     and hand the child its own connections and uffd.
 //
 // What stays local, and why: memory mapped before the shim starts (the
 // loader's and libc's own, program text and data), thread stacks and other
