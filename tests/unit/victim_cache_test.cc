@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <future>
@@ -302,6 +303,133 @@ TEST_F(VictimCacheTest, ShutdownWritesWhatIsStillDirty) {
   vc.reset();
   for (std::uint32_t i = 0; i < 5; ++i) EXPECT_EQ(sink.WritesOf(Key(i)), 1u) << "page " << i;
   EXPECT_EQ(Count("victim_entries_used"), 0);
+}
+
+// The entry of `key` among Entries(); fails the test if there is none.
+VictimEntryInfo EntryOf(VictimCache& vc, const PageKey& key) {
+  for (const VictimEntryInfo& e : vc.Entries()) {
+    if (std::find(e.owners.begin(), e.owners.end(), key) != e.owners.end()) return e;
+  }
+  ADD_FAILURE() << "no victim entry for asid " << key.asid << " uva " << key.uva;
+  return {VictimState::kFree, false, {}};
+}
+
+TEST_F(VictimCacheTest, ForkSharesAQueuedEntryWrittenOnceForBoth) {
+  Make(4);
+  sink.Pause();
+  ASSERT_TRUE(Put(Key(9, 3), 9, true).ok());  // blocks the flush thread
+  WaitFor([&] { return sink.blocked_writers() == 1; });
+  ASSERT_TRUE(Put(Key(1, 10), 1, true).ok());  // queued behind it
+  vc->ShareSpace(10, 11);
+  EXPECT_TRUE(vc->Contains(Key(1, 10)));
+  EXPECT_TRUE(vc->Contains(Key(1, 11)));
+  EXPECT_FALSE(vc->Contains(Key(9, 11)));
+  VictimEntryInfo e = EntryOf(*vc, Key(1, 11));
+  EXPECT_EQ(e.state, VictimState::kHasData);
+  EXPECT_TRUE(e.dirty);
+  EXPECT_EQ(e.owners, (std::vector<Rmap>{Key(1, 10), Key(1, 11)}));
+  EXPECT_EQ(vc->used(), 2u);  // shared, not copied
+
+  sink.Resume();
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.writes(), 2u);  // the blocker, and one write naming both owners
+  EXPECT_EQ(sink.WritesOf(Key(1, 10)), 1u);
+  EXPECT_EQ(sink.WritesOf(Key(1, 11)), 1u);
+  Buf got;
+  ASSERT_TRUE(sink.Read(Key(1, 10), got.data()));
+  EXPECT_EQ(got, Pattern(1));
+  ASSERT_TRUE(sink.Read(Key(1, 11), got.data()));
+  EXPECT_EQ(got, Pattern(1));
+  EXPECT_EQ(EntryOf(*vc, Key(1, 10)).state, VictimState::kFlushed);
+}
+
+TEST_F(VictimCacheTest, ForkLeavesAFlushedEntryCleanUnlessAsked) {
+  Make(4);
+  ASSERT_TRUE(Put(Key(1, 10), 1, true).ok());
+  ASSERT_TRUE(Put(Key(2, 10), 2, false).ok());  // inserted clean
+  ASSERT_TRUE(vc->Flush().ok());
+  ASSERT_EQ(sink.writes(), 1u);
+  vc->ShareSpace(10, 11, /*redirty_flushed=*/false);
+  for (std::uint64_t vpn : {1, 2}) {
+    SCOPED_TRACE(vpn);
+    EXPECT_TRUE(vc->Contains(Key(vpn, 11)));
+    VictimEntryInfo e = EntryOf(*vc, Key(vpn, 11));
+    EXPECT_EQ(e.state, VictimState::kFlushed);
+    EXPECT_FALSE(e.dirty);
+    EXPECT_EQ(e.owners, (std::vector<Rmap>{Key(vpn, 10), Key(vpn, 11)}));
+  }
+  EXPECT_EQ(vc->dirty(), 0u);
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.writes(), 1u);  // nothing written again
+  EXPECT_FALSE(sink.Contains(Key(1, 11)));
+  Buf got;
+  bool dirty = true;
+  ASSERT_TRUE(vc->Take(Key(1, 11), got.data(), &dirty));
+  EXPECT_EQ(got, Pattern(1));
+  EXPECT_FALSE(dirty);
+  EXPECT_TRUE(vc->Contains(Key(1, 10)));
+}
+
+TEST_F(VictimCacheTest, ForkRedirtiesAFlushedEntryForBothOwners) {
+  Make(4);
+  ASSERT_TRUE(Put(Key(1, 10), 1, true).ok());
+  ASSERT_TRUE(Put(Key(2, 12), 2, true).ok());  // another space's
+  ASSERT_TRUE(vc->Flush().ok());
+  ASSERT_EQ(sink.WritesOf(Key(1, 10)), 1u);
+  sink.Pause();  // look at the entry before it is written again
+  vc->ShareSpace(10, 11, /*redirty_flushed=*/true);
+  VictimEntryInfo e = EntryOf(*vc, Key(1, 11));
+  EXPECT_TRUE(e.dirty);  // queued or being written: not flushed
+  EXPECT_NE(e.state, VictimState::kFlushed);
+  EXPECT_EQ(e.owners, (std::vector<Rmap>{Key(1, 10), Key(1, 11)}));
+  EXPECT_EQ(vc->dirty(), 1u);
+  EXPECT_EQ(EntryOf(*vc, Key(2, 12)).state, VictimState::kFlushed);  // untouched
+
+  sink.Resume();
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.writes(), 3u);
+  EXPECT_EQ(sink.WritesOf(Key(1, 10)), 2u);
+  EXPECT_EQ(sink.WritesOf(Key(1, 11)), 1u);
+  EXPECT_EQ(sink.WritesOf(Key(2, 12)), 1u);
+  Buf got;
+  ASSERT_TRUE(sink.Read(Key(1, 11), got.data()));
+  EXPECT_EQ(got, Pattern(1));
+  EXPECT_EQ(EntryOf(*vc, Key(1, 10)).state, VictimState::kFlushed);
+  // Sharing again adds nothing and writes nothing.
+  vc->ShareSpace(10, 11, /*redirty_flushed=*/true);
+  EXPECT_EQ(vc->dirty(), 0u);
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.writes(), 3u);
+}
+
+TEST_F(VictimCacheTest, ChildTakesARedirtiedEntryDirtyAndTheParentKeepsIt) {
+  Make(4);
+  ASSERT_TRUE(Put(Key(1, 10), 1, true).ok());
+  ASSERT_TRUE(vc->Flush().ok());
+  sink.Pause();
+  ASSERT_TRUE(Put(Key(9, 3), 9, true).ok());  // blocks the flush thread
+  WaitFor([&] { return sink.blocked_writers() == 1; });
+  vc->ShareSpace(10, 11, /*redirty_flushed=*/true);
+  EXPECT_EQ(EntryOf(*vc, Key(1, 11)).state, VictimState::kHasData);
+
+  Buf got;
+  bool dirty = false;
+  ASSERT_TRUE(vc->Take(Key(1, 11), got.data(), &dirty));
+  EXPECT_EQ(got, Pattern(1));
+  EXPECT_TRUE(dirty);  // the child's line must be written back later
+  EXPECT_FALSE(vc->Contains(Key(1, 11)));
+  EXPECT_TRUE(vc->Contains(Key(1, 10)));
+  VictimEntryInfo e = EntryOf(*vc, Key(1, 10));
+  EXPECT_EQ(e.owners, std::vector<Rmap>{Key(1, 10)});
+  EXPECT_TRUE(e.dirty);
+
+  sink.Resume();
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.WritesOf(Key(1, 10)), 2u);
+  ASSERT_TRUE(vc->Take(Key(1, 10), got.data(), &dirty));
+  EXPECT_EQ(got, Pattern(1));
+  EXPECT_FALSE(dirty);  // written since
+  EXPECT_EQ(vc->used(), 1u);  // the blocker's entry only
 }
 
 }  // namespace
