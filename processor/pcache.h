@@ -199,7 +199,8 @@ class Pcache {
   // Fork: every line mapped by `parent` is also mapped by `child` at the
   // same address and marked kLineForked. Waits out evictions in flight (call
   // it with evictions paused to make it atomic with respect to them).
-  // Returns how many lines are now shared.
+  // Returns how many lines are now shared. `child` must be a new space
+  // that maps nothing yet (a page is never mapped by two lines).
   std::size_t ShareSpace(Asid parent, Asid child);
   // Reverse maps in the whole cache (the sum of mapcounts).
   std::uint64_t CountRmaps();
