@@ -98,7 +98,7 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
     fork_.tid = tid;
     fork_.control = child_control;
     fork_.agent = child_agent;
-    fork_.zapped = zaps_->PendingPages();
+    fork_.zapped = zaps().PendingPages();
   }
   // Write-protect whole ranges; adjacent ranges go in one call.
   const std::vector<Vma> ranges = vmas_.All();

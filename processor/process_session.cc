@@ -53,7 +53,8 @@ void ProcessSession::SetPid(pid_t pid) {
 
 void ProcessSession::AttachAgent(int agent_fd) {
   agent_fd_ = agent_fd;
-  zaps_ = std::make_unique<ZapQueue>(agent_fd);
+  zap_queue_ = std::make_unique<ZapQueue>(agent_fd);
+  zaps_.store(zap_queue_.get(), std::memory_order_release);
 }
 
 void ProcessSession::Start(int agent_fd, int fault_threads) {
@@ -121,7 +122,7 @@ void ProcessSession::ControlLoop() {
       break;
     }
     // The agent gone means the program is exiting (or broken).
-    if (fds[1].revents && !zaps_->DrainAcks()) break;
+    if (fds[1].revents && !zaps().DrainAcks()) break;
     if (fds[0].revents) {
       rt::Request req;
       int fds[2];
@@ -222,7 +223,7 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
     }
     // A zap still queued for this memory must land before the program
     // unmaps it, or it could hit whatever is mapped there next.
-    Status st = zaps_->WaitClear(v.start, v.end, manager_->options().zap_timeout);
+    Status st = zaps().WaitClear(v.start, v.end, manager_->options().zap_timeout);
     if (st.ok()) {
       st = unmap ? manager_->transport()->UnregisterRange(asid_, v.start, v.end - v.start)
                  : manager_->transport()->DiscardRange(asid_, v.start, v.end - v.start);
@@ -237,7 +238,7 @@ void ProcessSession::Teardown() {
   dead_.store(true, std::memory_order_release);
   std::uint64_t one = 1;
   (void)!::write(stop_fd_, &one, sizeof(one));
-  if (zaps_) zaps_->Close();
+  if (zap_queue_) zap_queue_->Close();
   for (auto& t : faulters_) t.join();
   faulters_.clear();
   AbandonFork();  // a fork cut short by the program's end

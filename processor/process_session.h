@@ -80,9 +80,18 @@ class ProcessSession {
   bool Departed() const;
 
   VmaTable& vmas() { return vmas_; }
-  ZapQueue& zaps() { return *zaps_; }
-  bool has_zaps_queued() const { return zaps_ && zaps_->has_queued(); }
-  std::size_t zaps_pending() const { return zaps_ ? zaps_->pending() : 0; }
+  // Valid once the agent is attached (before any line of the program can
+  // be evicted). Other sessions' threads poll has_zaps_queued() and
+  // zaps_pending() from the moment the session is registered.
+  ZapQueue& zaps() { return *zaps_.load(std::memory_order_acquire); }
+  bool has_zaps_queued() const {
+    const ZapQueue* z = zaps_.load(std::memory_order_acquire);
+    return z != nullptr && z->has_queued();
+  }
+  std::size_t zaps_pending() const {
+    const ZapQueue* z = zaps_.load(std::memory_order_acquire);
+    return z != nullptr ? z->pending() : 0;
+  }
 
   // Pages with data on the memory node (or on its way there through the
   // victim cache). Every other page is zero, or its file's, and fills
@@ -150,7 +159,8 @@ class ProcessSession {
 
   VmaTable vmas_;
   std::shared_mutex release_mu_;
-  std::unique_ptr<ZapQueue> zaps_;
+  std::unique_ptr<ZapQueue> zap_queue_;  // owns what zaps_ points to
+  std::atomic<ZapQueue*> zaps_{nullptr};
   std::mutex written_mu_;
   std::unordered_set<std::uint64_t> written_;
 
