@@ -82,12 +82,20 @@ std::size_t Pcache::ShareSpace(Asid parent, Asid child) {
         s.cv.wait(lk);  // its data goes to the victim cache, shared there
         continue;
       }
-      // Collect first: Add may reallocate the spill vector Walk reads.
-      std::vector<Rmap> added;
+      // Collect first: Add may reallocate the spill vector Walk reads. A
+      // line nearly always has one mapping of the parent: no allocation.
+      Rmap inline_added[4];
+      std::vector<Rmap> spilled;
+      std::uint32_t n = 0;
       l.rmaps.Walk([&](const Rmap& r) {
-        if (r.asid == parent) added.push_back({child, r.uva});
+        if (r.asid != parent) return;
+        const Rmap c{child, r.uva};
+        if (n < 4) inline_added[n++] = c; else spilled.push_back(c);
       });
-      for (const Rmap& r : added) {
+      for (std::uint32_t i = 0; i < n; ++i) {
+        if (!l.rmaps.Contains(inline_added[i])) l.rmaps.Add(inline_added[i]);
+      }
+      for (const Rmap& r : spilled) {
         if (!l.rmaps.Contains(r)) l.rmaps.Add(r);
       }
       l.Set(kLineForked);
