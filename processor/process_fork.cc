@@ -81,6 +81,8 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
   if (*fresh) {
     ::close(child_control);
     ::close(child_agent);
+    std::lock_guard lk(fork_mu_);
+    fork_.fresh = true;
     return Status::Ok();
   }
   {
@@ -208,7 +210,13 @@ void ProcessSession::EndFork() {
 
 Status ProcessSession::FinishFork(pid_t child_pid) {
   std::unique_lock lk(fork_mu_);
-  if (!fork_.pending && !fork_.done) return Status::Ok();  // a fresh child (or none)
+  if (fork_.fresh) {
+    // The child attaches as a new program (Hello) on its own.
+    fork_ = ForkState{};
+    if (child_pid > 0) manager_->counters().fork->Inc();
+    return Status::Ok();
+  }
+  if (!fork_.pending && !fork_.done) return Status::Ok();  // nothing in progress
   if (child_pid <= 0) {
     // The fork failed: no event comes. Let the held-back faults go.
     CloseFd(&fork_.control);

@@ -173,6 +173,7 @@ class ProcessSession {
     bool pending = false;
     bool event_seen = false;
     bool shared = false;  // the child shares the lines (NoteZap stops)
+    bool fresh = false;   // nothing registered: the child attaches anew
     pid_t tid = 0;
     int control = -1, agent = -1;      // the child's connection ends
     std::vector<std::uint64_t> zapped;  // pages the child must drop

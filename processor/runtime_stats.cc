@@ -14,7 +14,7 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
           "first writes to a line shared at fork by the only process still mapping it")),
       pgfault_deferred(r->GetCounter("nr_pgfault_deferred_by_fork",
                                      "faults held back until the program's fork was set up")),
-      fork(r->GetCounter("nr_fork", "forks whose child got its own session")),
+      fork(r->GetCounter("nr_fork", "forks taken over: the child got its own session")),
       fork_failed(r->GetCounter("nr_fork_failed",
                                 "forks the manager could not take over (the child was stopped)")),
       pgfault_concurrent_eviction(r->GetCounter(
