@@ -19,6 +19,9 @@ namespace {
 
 alignas(kPageSize) const std::byte kZeroPage[kPageSize] = {};
 
+// Pages read ahead with one zap wait, one read and one install at most.
+constexpr std::uint32_t kReadaheadBatch = 32;
+
 bool ProcessGone(int e) { return e == ESRCH || e == ENOENT; }
 
 Status ReadFilePage(const Vma& vma, std::uint64_t uva, std::byte* buf) {
@@ -96,11 +99,118 @@ Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId l
   return Status::Ok();
 }
 
+// Reads `count` consecutive pages of a file mapping, starting at uva, into
+// buf; past the end of the file reads as zeros.
+Status ReadFilePages(const Vma& vma, std::uint64_t uva, std::size_t count, std::byte* buf) {
+  const std::size_t len = count * kPageSize;
+  std::size_t done = 0;
+  const off_t off = static_cast<off_t>(vma.FileOffsetOf(uva));
+  while (done < len) {
+    ssize_t n = ::pread(vma.file->fd, buf + done, len - done, off + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return {Code::kIoError, std::string("reading a mapped file: ") + std::strerror(errno)};
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  std::memset(buf + done, 0, len - done);
+  return Status::Ok();
+}
+
+// Loads a run of `n` consecutive pages from `first` into freshly allocated,
+// locked lines and installs them: one zap wait, one read per stretch of
+// pages from the same place (memory node, file), and one UFFDIO_COPY per
+// stretch of pages installed alike (write-protected or not). Every line is
+// completed or aborted on return.
+Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t first,
+               const LineId* lines, std::uint32_t n, bool write, std::byte* bufs) {
+  Pcache* pcache = m.pcache();
+  std::uint32_t installed = 0;  // lines [0, installed) are completed
+  auto abort_rest = [&] {
+    for (std::uint32_t i = installed; i < n; ++i) pcache->AbortFill(lines[i]);
+  };
+  Status st = s.zaps().WaitClear(first, first + n * kPageSize, m.options().zap_timeout);
+  if (!st.ok()) {
+    abort_rest();
+    return s.dead() ? Status::Ok() : st;
+  }
+  FillSource source[kReadaheadBatch];
+  bool dirty[kReadaheadBatch];
+  VictimCache* victim = m.victim();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PageKey key{s.asid(), first + i * kPageSize};
+    std::byte* buf = bufs + i * kPageSize;
+    dirty[i] = false;
+    if (victim != nullptr && victim->Take(key, buf, &dirty[i])) {
+      source[i] = FillSource::kVictim;
+    } else if (s.Written(key.uva)) {
+      source[i] = FillSource::kMemory;
+    } else if (vma.file) {
+      source[i] = FillSource::kFile;
+    } else {
+      source[i] = FillSource::kZero;
+      std::memset(buf, 0, kPageSize);
+    }
+  }
+  // Stretches of memory-node pages and of file pages, each read at once.
+  for (std::uint32_t i = 0; i < n && st.ok();) {
+    std::uint32_t j = i + 1;
+    while (j < n && source[j] == source[i]) ++j;
+    const std::uint64_t uva = first + i * kPageSize;
+    if (source[i] == FillSource::kMemory) {
+      std::uint64_t uvas[kReadaheadBatch];
+      for (std::uint32_t k = i; k < j; ++k) uvas[k - i] = first + k * kPageSize;
+      st = m.transport()->ReadPages(s.asid(), {uvas, j - i}, bufs + i * kPageSize);
+      if (!st.ok()) st = {st.code(), "memory node: " + st.message()};
+    } else if (source[i] == FillSource::kFile) {
+      st = ReadFilePages(vma, uva, j - i, bufs + i * kPageSize);
+    }
+    i = j;
+  }
+  if (!st.ok()) {
+    abort_rest();
+    return st;
+  }
+  if (write) std::fill(dirty, dirty + n, true);
+  // Install: clean pages write-protected, dirty ones writable.
+  while (installed < n) {
+    std::uint32_t j = installed + 1;
+    while (j < n && dirty[j] == dirty[installed]) ++j;
+    std::uint64_t copied = 0;
+    const int e = uffd::Copy(s.uffd(), first + installed * kPageSize,
+                             bufs + installed * kPageSize, (j - installed) * kPageSize,
+                             /*write_protect=*/!dirty[installed], &copied);
+    const std::uint32_t done = installed + static_cast<std::uint32_t>(copied / kPageSize);
+    for (; installed < done; ++installed)
+      pcache->CompleteFill(lines[installed], source[installed], dirty[installed]);
+    if (e == 0) continue;
+    if (e == EEXIST) {
+      // Mapped already (see Load): keep the program's page, as dirty.
+      (void)uffd::Wake(s.uffd(), first + installed * kPageSize, kPageSize);
+      pcache->CompleteFill(lines[installed], source[installed], true);
+      ++installed;
+      continue;
+    }
+    abort_rest();
+    if (ProcessGone(e) || s.dead()) {
+      m.counters().fill_owner_gone->Inc();
+      return Status::Ok();
+    }
+    return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PageKey key{s.asid(), first + i * kPageSize};
+    if (m.shadow().Refault(key) && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
+  }
+  return Status::Ok();
+}
+
 // Readahead: after a miss at `page` that continues a sequential run, fill
 // the next pages too (the faulting thread already runs again: UFFDIO_COPY
 // woke it). The window doubles with each sequential miss up to
 // readahead_max and closes on the first non-sequential one. A write run is
-// read ahead writable and dirty: it will be written next.
+// read ahead writable and dirty: it will be written next. Pages go in runs
+// (LoadRun); lines are allocated in ascending address order, like
+// write-ahead's, and a run never holds two lines of one set.
 void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
@@ -114,16 +224,33 @@ void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool 
   std::optional<Vma> vma = s.vmas().Find(page);
   if (!vma) return;
   Pcache* pcache = m.pcache();
-  for (std::uint32_t i = 1; i <= window; ++i) {
-    const std::uint64_t q = page + i * kPageSize;
-    if (q >= vma->end || s.dead()) break;
-    const PageKey key{s.asid(), q};
-    if (pcache->Lookup(key)) continue;
-    FillResult fr;
-    if (!pcache->Fill(key, &fr).ok()) break;
-    if (!fr.allocated) continue;
-    if (!Load(m, s, key, fr.line, write).ok()) break;
-    m.counters().readahead_pages->Inc();
+  const std::uint32_t batch =
+      std::max<std::uint32_t>(1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
+  alignas(kPageSize) thread_local std::byte bufs[kReadaheadBatch * kPageSize];
+  const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vma->end);
+  for (std::uint64_t next = page + kPageSize; next < stop && !s.dead();) {
+    LineId lines[kReadaheadBatch];
+    std::uint32_t n = 0;
+    bool failed = false;
+    while (n < batch && next + n * kPageSize < stop) {
+      const PageKey key{s.asid(), next + n * kPageSize};
+      if (pcache->Lookup(key)) break;
+      FillResult fr;
+      if (!pcache->Fill(key, &fr).ok()) {
+        failed = true;
+        break;
+      }
+      if (!fr.allocated) break;
+      lines[n++] = fr.line;
+    }
+    if (n > 0) {
+      if (!LoadRun(m, s, *vma, next, lines, n, write, bufs).ok()) break;
+      m.counters().readahead_pages->Add(n);
+      next += n * kPageSize;
+    } else {
+      next += kPageSize;  // resident already: step over it
+    }
+    if (failed) break;
   }
   // The pages read ahead were not misses: the next sequential miss is the
   // one just past the window.

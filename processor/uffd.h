@@ -91,26 +91,36 @@ inline int Register(int fd, std::uint64_t start, std::uint64_t len) {
   return 0;
 }
 
-// Installs one page copied from `src` at `dst` and wakes the threads waiting
-// on it. write_protect: install it write-protected (clean-page tracking).
+// Installs the pages copied from `src` at [dst, dst+len) and wakes the
+// threads waiting on them. write_protect: install them write-protected
+// (clean-page tracking). On an error *copied (if given) says how many bytes
+// went in before it: the page at dst + *copied is the one that failed
+// (EEXIST: something is mapped there already).
 inline int Copy(int fd, std::uint64_t dst, const void* src, std::uint64_t len,
-                bool write_protect) {
+                bool write_protect, std::uint64_t* copied = nullptr) {
   long waited = 0;
+  std::uint64_t done = 0;
   for (;;) {
     uffdio_copy c{};
-    c.dst = dst;
-    c.src = reinterpret_cast<std::uint64_t>(src);
-    c.len = len;
+    c.dst = dst + done;
+    c.src = reinterpret_cast<std::uint64_t>(src) + done;
+    c.len = len - done;
     c.mode = write_protect ? UFFDIO_COPY_MODE_WP : 0;
-    if (::ioctl(fd, UFFDIO_COPY, &c) == 0) return 0;
-    if (errno != EAGAIN) return errno;
-    if (c.copy > 0) {  // part of it went in before the change began
-      const auto done = static_cast<std::uint64_t>(c.copy);
-      dst += done;
-      src = static_cast<const char*>(src) + done;
-      len -= done;
+    if (::ioctl(fd, UFFDIO_COPY, &c) == 0) {
+      if (copied) *copied = len;
+      return 0;
     }
-    if (!BackOff(&waited)) return EAGAIN;
+    const int e = errno;
+    if (c.copy > 0) {
+      // Part went in: the kernel reports the rest as EAGAIN; go on from
+      // there (a real error shows on the next call, at its page).
+      done += static_cast<std::uint64_t>(c.copy);
+      continue;
+    }
+    if (e != EAGAIN || !BackOff(&waited)) {
+      if (copied) *copied = done;
+      return e;
+    }
   }
 }
 
