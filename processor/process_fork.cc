@@ -95,7 +95,7 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
       ::close(child_agent);
       return {Code::kBusy, "a fork is already in progress"};
     }
-    fork_ = ForkState{};
+    ResetForkLocked();
     fork_.pending = true;
     fork_.tid = tid;
     fork_.control = child_control;
@@ -144,21 +144,24 @@ void ProcessSession::OnForkEvent(int child_uffd) {
   auto child = std::make_shared<ProcessSession>(manager_, id, asid, 0, control, child_uffd);
   child->AttachAgent(agent);
   Status st = ShareWithChild(child);
+  if (!st.ok()) {
+    spdlog::error("processor manager: pid {}: cannot set up the forked child: {}", pid(),
+                  st.ToString());
+  }
   {
+    // The hold-back ends together with the fork: once FinishFork sees
+    // `done` the program may fork again, and that fork's PrepareFork must
+    // not be undone by this one's end.
+    std::unique_lock gate(fault_mu_);
     std::lock_guard lk(fork_mu_);
-    if (st.ok()) {
-      fork_.child = child;
-    } else {
-      fork_.error = st;
-      spdlog::error("processor manager: pid {}: cannot set up the forked child: {}", pid(),
-                    st.ToString());
-    }
+    if (st.ok()) fork_.child = child; else fork_.error = st;
     fork_.done = true;
+    fork_.pending = false;
   }
   fork_cv_.notify_all();
   // A failed child is simply dropped: its connections close and the child
   // stops itself ("could not take over the forked child").
-  EndFork();
+  ServeDeferred();
 }
 
 Status ProcessSession::ShareWithChild(const std::shared_ptr<ProcessSession>& child) {
@@ -199,6 +202,13 @@ void ProcessSession::InheritFrom(ProcessSession& parent) {
   written_ = parent.written_;
 }
 
+void ProcessSession::ResetForkLocked() {
+  // Faults held back and not served yet stay: their threads wait for them.
+  auto deferred = std::move(fork_.deferred);
+  fork_ = ForkState{};
+  fork_.deferred = std::move(deferred);
+}
+
 void ProcessSession::EndFork() {
   {
     std::unique_lock gate(fault_mu_);
@@ -212,7 +222,7 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
   std::unique_lock lk(fork_mu_);
   if (fork_.fresh) {
     // The child attaches as a new program (Hello) on its own.
-    fork_ = ForkState{};
+    ResetForkLocked();
     if (child_pid > 0) manager_->counters().fork->Inc();
     return Status::Ok();
   }
@@ -222,10 +232,9 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
     CloseFd(&fork_.control);
     CloseFd(&fork_.agent);
     const bool was_pending = fork_.pending;
+    ResetForkLocked();
     lk.unlock();
-    if (was_pending) EndFork();
-    std::lock_guard relock(fork_mu_);
-    fork_ = ForkState{};
+    if (was_pending) ServeDeferred();
     return Status::Ok();
   }
   // The fork returned, so the kernel queued the event; a fault thread may
@@ -235,14 +244,16 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
     CloseFd(&fork_.agent);
     lk.unlock();
     EndFork();
-    std::lock_guard relock(fork_mu_);
-    fork_ = ForkState{};
+    {
+      std::lock_guard relock(fork_mu_);
+      ResetForkLocked();
+    }
     manager_->counters().fork_failed->Inc();
     return {Code::kTimeout, "no fork event for child " + std::to_string(child_pid)};
   }
   std::shared_ptr<ProcessSession> child = std::move(fork_.child);
   const Status error = fork_.error;
-  fork_ = ForkState{};
+  ResetForkLocked();
   lk.unlock();
   if (!child) {
     manager_->counters().fork_failed->Inc();
@@ -272,7 +283,7 @@ void ProcessSession::AbandonFork() {
   std::shared_ptr<ProcessSession> child = std::move(fork_.child);
   CloseFd(&fork_.control);
   CloseFd(&fork_.agent);
-  fork_ = ForkState{};
+  ResetForkLocked();
   lk.unlock();
   if (child) {
     // Set up but never told its pid: start it only to stop it, so its

@@ -143,6 +143,8 @@ class ProcessSession {
   void InheritFrom(ProcessSession& parent);
   // Ends the fault hold-back and serves what was held.
   void EndFork();
+  // Forgets the fork state except the faults still held (fork_mu_ held).
+  void ResetForkLocked();
   void AbandonFork();
   Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
   void Teardown();
