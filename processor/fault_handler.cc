@@ -130,6 +130,7 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
   };
   Status st = s.zaps().WaitClear(first, first + n * kPageSize, m.options().zap_timeout);
   if (!st.ok()) {
+    if (s.dead()) m.counters().fill_owner_gone->Add(n);
     abort_rest();
     return s.dead() ? Status::Ok() : st;
   }
@@ -190,11 +191,10 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
       ++installed;
       continue;
     }
+    const bool gone = ProcessGone(e) || s.dead();
+    if (gone) m.counters().fill_owner_gone->Add(n - installed);
     abort_rest();
-    if (ProcessGone(e) || s.dead()) {
-      m.counters().fill_owner_gone->Inc();
-      return Status::Ok();
-    }
+    if (gone) return Status::Ok();
     return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
   }
   for (std::uint32_t i = 0; i < n; ++i) {

@@ -224,20 +224,39 @@ void VictimCache::ShareSpace(Asid parent, Asid child, bool redirty_flushed) {
 }
 
 std::size_t VictimCache::DropSpace(Asid asid) {
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
   std::vector<std::pair<std::uint32_t, Rmap>> victims;
-  for (const auto& [owner, index] : index_)
-    if (owner.asid == asid) victims.emplace_back(index, owner);
+  for (;;) {
+    // As in Drop: writes in flight for the space finish before it goes.
+    victims.clear();
+    bool in_flight = false;
+    for (const auto& [owner, index] : index_) {
+      if (owner.asid != asid) continue;
+      victims.emplace_back(index, owner);
+      in_flight = in_flight || entries_[index].state == VictimState::kWriteback;
+    }
+    if (!in_flight) break;
+    changed_.wait(lk);
+  }
   for (const auto& [index, owner] : victims) RemoveOwnerLocked(index, owner);
   return victims.size();
 }
 
 bool VictimCache::Drop(const PageKey& key) {
-  std::lock_guard lk(mu_);
-  auto it = index_.find(key);
-  if (it == index_.end()) return false;
-  RemoveOwnerLocked(it->second, key);
-  return true;
+  std::unique_lock lk(mu_);
+  for (;;) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return false;
+    // A write of this page in flight could land after the caller frees
+    // the range on the memory node, and fail there (taking the rest of
+    // its batch with it); let it finish first.
+    if (entries_[it->second].state == VictimState::kWriteback) {
+      changed_.wait(lk);
+      continue;
+    }
+    RemoveOwnerLocked(it->second, key);
+    return true;
+  }
 }
 
 Status VictimCache::Flush() {

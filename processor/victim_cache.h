@@ -98,7 +98,9 @@ class VictimCache {
   // (for both). Needed when the memory node forked the space before this
   // call: a flush that landed after that fork reached the parent's page only.
   void ShareSpace(Asid parent, Asid child, bool redirty_flushed = false);
-  // Exit or unmap: forgets owners without writing their data back.
+  // Exit or unmap: forgets owners without writing their data back. Drop
+  // first waits for a write of the page in flight, so the caller may free
+  // the page on the memory node right after.
   std::size_t DropSpace(Asid asid);
   bool Drop(const PageKey& key);
 
