@@ -217,10 +217,8 @@ void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool 
   int slot;
   const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
   if (window == 0) return;
-  // Not while the program releases memory (the range may be going away);
-  // a fault is served either way, readahead is only a bonus.
-  std::shared_lock release_lk(s.release_mu(), std::try_to_lock);
-  if (!release_lk.owns_lock()) return;
+  // The fault holds the session's release lock (ServeFault): the range
+  // cannot go away meanwhile.
   std::optional<Vma> vma = s.vmas().Find(page);
   if (!vma) return;
   Pcache* pcache = m.pcache();

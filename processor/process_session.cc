@@ -20,6 +20,7 @@
 #include "processor/processor_manager.h"
 #include "processor/runtime_protocol.h"
 #include "processor/runtime_socket.h"
+#include "processor/uffd.h"
 
 namespace remora {
 
@@ -323,6 +324,18 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
       // (an atfork handler touching memory): it cannot wait for the fork.
       fork_.served.push_back(PageDown(address));
     }
+  }
+  // Held shared while the fault is served: Release (munmap, discard) waits
+  // for it, and a fault that comes after finds its range gone instead of
+  // filling a line for memory that is about to disappear (that line would
+  // outlive the mapping, and its eviction would write to a range the memory
+  // node no longer has). The program is woken to retry: the access then
+  // either finds the memory unmapped or (discard) faults again.
+  std::shared_lock release_lk(release_mu_);
+  if (!vmas_.Find(PageDown(address))) {
+    (void)uffd::Wake(uffd_, PageDown(address), kPageSize);
+    manager_->counters().pgfault_range_gone->Inc();
+    return;
   }
   Status st = HandleFault(*manager_, *this, address, flags);
   if (!st.ok() && !dead()) Fail(st);

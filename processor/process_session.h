@@ -109,9 +109,6 @@ class ProcessSession {
   // write-protect faults, for un-protecting ahead of a write run.
   StreamDetector miss_streams;
   StreamDetector write_streams;
-  // Held shared by readahead, exclusively by Release (munmap, discard):
-  // readahead must not fill pages of a range that is being released.
-  std::shared_mutex& release_mu() { return release_mu_; }
 
   // Stops the program with `why` (sent to the agent, which exits it with a
   // clear message). Used when a fault cannot be served.
@@ -160,6 +157,9 @@ class ProcessSession {
   std::atomic<int> pagemap_fd_{-1};
 
   VmaTable vmas_;
+  // Held shared while a fault is served (readahead included), exclusively
+  // by Release (munmap, discard): nothing fills pages of a range that is
+  // being released. Lock order: fault_mu_, then release_mu_.
   std::shared_mutex release_mu_;
   std::unique_ptr<ZapQueue> zap_queue_;  // owns what zaps_ points to
   std::atomic<ZapQueue*> zaps_{nullptr};

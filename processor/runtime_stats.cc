@@ -14,6 +14,9 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
           "first writes to a line shared at fork by the only process still mapping it")),
       pgfault_deferred(r->GetCounter("nr_pgfault_deferred_by_fork",
                                      "faults held back until the program's fork was set up")),
+      pgfault_range_gone(r->GetCounter(
+          "nr_pgfault_range_gone",
+          "faults on memory the program was releasing (munmap, madvise): woken, not filled")),
       fork(r->GetCounter("nr_fork", "forks taken over: the child got its own session")),
       fork_failed(r->GetCounter("nr_fork_failed",
                                 "forks the manager could not take over (the child was stopped)")),
