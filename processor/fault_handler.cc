@@ -39,7 +39,8 @@ Status ReadFilePage(const Vma& vma, std::uint64_t uva, std::byte* buf) {
 }
 
 // Loads the page of a freshly allocated, locked line and installs it.
-Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId line, bool write) {
+Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKey& key, LineId line,
+            bool write) {
   Pcache* pcache = m.pcache();
   // A zap from an earlier eviction of this page must land before the new
   // page is installed, or it would drop it.
@@ -64,8 +65,8 @@ Status Load(ProcessorManager& m, ProcessSession& s, const PageKey& key, LineId l
       return {st.code(), "memory node: " + st.message()};
     }
     source = FillSource::kMemory;
-  } else if (std::optional<Vma> vma = s.vmas().Find(key.uva); vma && vma->file) {
-    st = ReadFilePage(*vma, key.uva, buf);
+  } else if (vma.file) {
+    st = ReadFilePage(vma, key.uva, buf);
     if (!st.ok()) {
       pcache->AbortFill(line);
       return st;
@@ -211,21 +212,20 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
 // read ahead writable and dirty: it will be written next. Pages go in runs
 // (LoadRun); lines are allocated in ascending address order, like
 // write-ahead's, and a run never holds two lines of one set.
-void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
+void Readahead(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page,
+               bool write) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
   int slot;
   const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
   if (window == 0) return;
-  // The fault holds the session's release lock (ServeFault): the range
+  // The fault holds the session's fault gate (ServeFault): the range
   // cannot go away meanwhile.
-  std::optional<Vma> vma = s.vmas().Find(page);
-  if (!vma) return;
   Pcache* pcache = m.pcache();
   const std::uint32_t batch =
       std::max<std::uint32_t>(1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
   alignas(kPageSize) thread_local std::byte bufs[kReadaheadBatch * kPageSize];
-  const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vma->end);
+  const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vma.end);
   for (std::uint64_t next = page + kPageSize; next < stop && !s.dead();) {
     LineId lines[kReadaheadBatch];
     std::uint32_t n = 0;
@@ -242,7 +242,7 @@ void Readahead(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool 
       lines[n++] = fr.line;
     }
     if (n > 0) {
-      if (!LoadRun(m, s, *vma, next, lines, n, write, bufs).ok()) break;
+      if (!LoadRun(m, s, vma, next, lines, n, write, bufs).ok()) break;
       m.counters().readahead_pages->Add(n);
       next += n * kPageSize;
     } else {
@@ -299,15 +299,15 @@ void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
   s.write_streams.Advance(slot, page + window * kPageSize);
 }
 
-Status Fill(ProcessorManager& m, ProcessSession& s, std::uint64_t page, bool write) {
+Status Fill(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page, bool write) {
   const PageKey key{s.asid(), page};
   for (int attempt = 0;; ++attempt) {
     FillResult fr;
     Status st = m.pcache()->Fill(key, &fr);
     if (!st.ok()) return st;
     if (fr.allocated) {
-      REMORA_RETURN_IF_ERROR(Load(m, s, key, fr.line, write));
-      Readahead(m, s, page, write);
+      REMORA_RETURN_IF_ERROR(Load(m, s, vma, key, fr.line, write));
+      Readahead(m, s, vma, page, write);
       return Status::Ok();
     }
     // Resident already: normally another fault on the same page filled it
@@ -366,7 +366,7 @@ WriteOutcome SettleWrite(ProcessorManager& m, LineId line, const PageKey& key) {
   return dropped ? pcache->OnWrite(line, key) : w;
 }
 
-Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
+Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page) {
   RuntimeCounters& c = m.counters();
   ScopedLatency t(c.wp_fault_service_ns);
   const PageKey key{s.asid(), page};
@@ -412,23 +412,23 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, std::uint64_t p
   // Evicted while the program was writing: its data is in the victim cache
   // (or on the memory node); serve the write as a missing fault.
   c.pgfault_concurrent_eviction->Inc();
-  return Fill(m, s, page, /*write=*/true);
+  return Fill(m, s, vma, page, /*write=*/true);
 }
 
 }  // namespace
 
 Status HandleFault(ProcessorManager& m, ProcessSession& s, std::uint64_t address,
-                   std::uint64_t flags) {
+                   std::uint64_t flags, const Vma& vma) {
   RuntimeCounters& c = m.counters();
   c.pgfault->Inc();
   const std::uint64_t page = PageDown(address);
   if (flags & UFFD_PAGEFAULT_FLAG_WP) {
     c.pgfault_wp->Inc();
-    return WriteProtectFault(m, s, page);
+    return WriteProtectFault(m, s, vma, page);
   }
   c.pgfault_missing->Inc();
   ScopedLatency t(c.pgfault_service_ns);
-  return Fill(m, s, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+  return Fill(m, s, vma, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
 }
 
 }  // namespace remora

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 
+#include "processor/vma_table.h"
 #include "remora/status.h"
 
 namespace remora {
@@ -35,7 +36,9 @@ class ProcessSession;
 
 // `flags` are the uffd_msg pagefault flags. An error means the program
 // cannot go on (the memory node is unreachable, ...).
+// `vma` is the managed range the address is in (the caller holds the
+// session's fault gate, so it stays).
 Status HandleFault(ProcessorManager& manager, ProcessSession& session, std::uint64_t address,
-                   std::uint64_t flags);
+                   std::uint64_t flags, const Vma& vma);
 
 }  // namespace remora

@@ -97,6 +97,7 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
     }
     ResetForkLocked();
     fork_.pending = true;
+    fork_pending_.store(true, std::memory_order_relaxed);
     fork_.tid = tid;
     fork_.control = child_control;
     fork_.agent = child_agent;
@@ -157,6 +158,7 @@ void ProcessSession::OnForkEvent(int child_uffd) {
     if (st.ok()) fork_.child = child; else fork_.error = st;
     fork_.done = true;
     fork_.pending = false;
+    fork_pending_.store(false, std::memory_order_relaxed);
   }
   fork_cv_.notify_all();
   // A failed child is simply dropped: its connections close and the child
@@ -214,6 +216,7 @@ void ProcessSession::EndFork() {
     std::unique_lock gate(fault_mu_);
     std::lock_guard lk(fork_mu_);
     fork_.pending = false;
+    fork_pending_.store(false, std::memory_order_relaxed);
   }
   ServeDeferred();
 }

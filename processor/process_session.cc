@@ -12,6 +12,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -200,7 +201,7 @@ void ProcessSession::ControlLoop() {
 // Frees the pages of [start, start+len): lines, victim entries, zaps still
 // queued there, and the memory node's copies. `unmap` also forgets the range.
 Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unmap) {
-  std::unique_lock release_lk(release_mu_);
+  std::unique_lock gate(fault_mu_);  // no fault is being served meanwhile
   const std::uint64_t end = start + len;
   std::vector<Vma> pieces = unmap ? vmas_.Remove(start, end) : vmas_.Overlapping(start, end);
   Pcache* pcache = manager_->pcache();
@@ -311,33 +312,31 @@ void ProcessSession::FaultLoop() {
 }
 
 void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid) {
-  std::shared_lock gate(fault_mu_);
-  {
-    std::lock_guard lk(fork_mu_);
-    if (fork_.pending) {
-      if (fork_.event_seen || tid == 0 || tid != fork_.tid) {
-        fork_.deferred.emplace_back(address, flags);
-        manager_->counters().pgfault_deferred->Inc();
-        return;
-      }
-      // The forking thread itself, before the fork reached the kernel
-      // (an atfork handler touching memory): it cannot wait for the fork.
-      fork_.served.push_back(PageDown(address));
-    }
-  }
   // Held shared while the fault is served: Release (munmap, discard) waits
   // for it, and a fault that comes after finds its range gone instead of
   // filling a line for memory that is about to disappear (that line would
   // outlive the mapping, and its eviction would write to a range the memory
   // node no longer has). The program is woken to retry: the access then
   // either finds the memory unmapped or (discard) faults again.
-  std::shared_lock release_lk(release_mu_);
-  if (!vmas_.Find(PageDown(address))) {
+  std::shared_lock gate(fault_mu_);
+  if (fork_pending_.load(std::memory_order_relaxed)) {
+    std::lock_guard lk(fork_mu_);
+    if (fork_.event_seen || tid == 0 || tid != fork_.tid) {
+      fork_.deferred.emplace_back(address, flags);
+      manager_->counters().pgfault_deferred->Inc();
+      return;
+    }
+    // The forking thread itself, before the fork reached the kernel
+    // (an atfork handler touching memory): it cannot wait for the fork.
+    fork_.served.push_back(PageDown(address));
+  }
+  std::optional<Vma> vma = vmas_.Find(PageDown(address));
+  if (!vma) {
     (void)uffd::Wake(uffd_, PageDown(address), kPageSize);
     manager_->counters().pgfault_range_gone->Inc();
     return;
   }
-  Status st = HandleFault(*manager_, *this, address, flags);
+  Status st = HandleFault(*manager_, *this, address, flags, *vma);
   if (!st.ok() && !dead()) Fail(st);
 }
 

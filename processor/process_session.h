@@ -157,18 +157,18 @@ class ProcessSession {
   std::atomic<int> pagemap_fd_{-1};
 
   VmaTable vmas_;
-  // Held shared while a fault is served (readahead included), exclusively
-  // by Release (munmap, discard): nothing fills pages of a range that is
-  // being released. Lock order: fault_mu_, then release_mu_.
-  std::shared_mutex release_mu_;
   std::unique_ptr<ZapQueue> zap_queue_;  // owns what zaps_ points to
   std::atomic<ZapQueue*> zaps_{nullptr};
   std::mutex written_mu_;
   std::unordered_set<std::uint64_t> written_;
 
-  // Fault gate: held shared while a fault is served, exclusively to start a
-  // fork (so no fault is half-served when the ranges are write-protected).
+  // Fault gate: held shared while a fault is served (readahead included),
+  // exclusively by Release (munmap, discard: nothing fills pages of a range
+  // being released), to start a fork (no fault is half-served when the
+  // ranges are write-protected) and to end one.
   std::shared_mutex fault_mu_;
+  // fork_.pending, readable without fork_mu_ under fault_mu_ held shared.
+  std::atomic<bool> fork_pending_{false};
   // One fork at a time (the shim serialises them). Guarded by fork_mu_;
   // `pending` changes only with fault_mu_ held exclusively too.
   struct ForkState {

@@ -18,6 +18,7 @@ Status ZapQueue::Zap(std::uint64_t uva) {
     std::lock_guard lk(mu_);
     if (closed_) return {Code::kDisconnected, "agent gone"};
     pending_[uva] = ++next_seq_;
+    pending_count_.store(pending_.size(), std::memory_order_release);
     queue_.push_back(uva);
     queued_count_.store(queue_.size(), std::memory_order_relaxed);
     full = queue_.size() >= kBatch;
@@ -75,6 +76,7 @@ void ZapQueue::OnAck(std::uint64_t seq) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second <= seq) it = pending_.erase(it); else ++it;
   }
+  pending_count_.store(pending_.size(), std::memory_order_release);
   acked_cv_.notify_all();
 }
 
@@ -87,6 +89,15 @@ bool ZapQueue::PendingInLocked(std::uint64_t start, std::uint64_t end, bool* que
     return true;
   }
   bool any = false;
+  if ((end - start) / kPageSize <= pending_.size()) {
+    for (std::uint64_t uva = start; uva < end; uva += kPageSize) {
+      auto it = pending_.find(uva);
+      if (it == pending_.end()) continue;
+      any = true;
+      if (it->second > sent_) *queued = true;
+    }
+    return any;
+  }
   for (auto& [uva, seq] : pending_) {
     if (uva >= start && uva < end) {
       any = true;
@@ -98,6 +109,7 @@ bool ZapQueue::PendingInLocked(std::uint64_t start, std::uint64_t end, bool* que
 
 Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
                            std::chrono::milliseconds timeout) {
+  if (pending_count_.load(std::memory_order_acquire) == 0) return Status::Ok();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lk(mu_);
   bool queued;
@@ -124,6 +136,7 @@ void ZapQueue::Close() {
   std::lock_guard lk(mu_);
   closed_ = true;
   pending_.clear();
+  pending_count_.store(0, std::memory_order_release);
   queue_.clear();
   queued_count_.store(0, std::memory_order_relaxed);
   acked_cv_.notify_all();

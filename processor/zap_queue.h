@@ -76,6 +76,10 @@ class ZapQueue {
   std::uint64_t sent_ = 0;  // highest sequence number handed to the socket
   std::vector<std::uint64_t> queue_;  // not yet sent, in sequence order
   std::atomic<std::size_t> queued_count_{0};
+  // pending_.size(), for WaitClear's lock-free fast path. Stored under mu_
+  // (release); a zap queued before a line was freed is visible to whoever
+  // allocates that line next (the set lock orders the two).
+  std::atomic<std::size_t> pending_count_{0};
   bool closed_ = false;
   std::unordered_map<std::uint64_t, std::uint64_t> pending_;  // uva -> latest seq
 };
