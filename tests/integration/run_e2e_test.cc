@@ -7,204 +7,25 @@
 // with each other, and back to zero (lines, victim entries, memory-node pages)
 // once the program has exited. Also: the processor manager SIGKILLed while a
 // program runs ends the program with a clear error and no result.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <sstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "harness.h"
-
-extern char** environ;
+#include "run_util.h"
 
 namespace remora::testing {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// The tail of a (possibly long) text, for failure messages.
-std::string Tail(const std::string& s, size_t n = 3000) {
-  return s.size() <= n ? s : "..." + s.substr(s.size() - n);
-}
-
-struct Spawned {
-  pid_t pid = -1;
-  std::string out_path, err_path;
-};
-
-// Starts argv with stdout and stderr going to files in `dir`.
-Spawned Spawn(const std::vector<std::string>& argv, const std::string& dir,
-              const std::string& tag) {
-  Spawned s;
-  s.out_path = dir + "/" + tag + ".out";
-  s.err_path = dir + "/" + tag + ".err";
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, s.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, s.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addchdir_np(&fa, dir.c_str());
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  if (posix_spawn(&s.pid, args[0], &fa, nullptr, args.data(), environ) != 0) s.pid = -1;
-  posix_spawn_file_actions_destroy(&fa);
-  return s;
-}
-
-// The anonymous resident memory (RssAnon) of a running process, or 0: the
-// part of its working set that runs through the pcache under Remora (its
-// program text and libraries stay local). Sampled while it runs; wait4's
-// ru_maxrss is no use here anyway: a child started with vfork/posix_spawn
-// inherits the spawning process's high-water mark through exec.
-long AnonRssKb(pid_t pid) {
-  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::atol(line.c_str() + 8);
-  }
-  return 0;
-}
-
-struct Result {
-  int status = -1;  // as from waitpid; -1 if it could not start or timed out
-  bool timed_out = false;
-  std::string out, err;
-  long max_anon_kb = 0;  // sampled every few ms: a lower bound of the peak
-  double seconds = 0;
-  std::string Describe() const {
-    std::string d;
-    if (timed_out) d = "timed out";
-    else if (status < 0) d = "did not start";
-    else if (WIFEXITED(status)) d = "exit " + std::to_string(WEXITSTATUS(status));
-    else if (WIFSIGNALED(status)) d = "signal " + std::to_string(WTERMSIG(status));
-    return d + "; stderr:\n" + Tail(err) + "\nstdout:\n" + Tail(out, 1500);
-  }
-  bool Ok() const { return !timed_out && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
-};
-
-// Waits for `s` up to `timeout`; kills it (SIGKILL) if it takes longer.
-Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point started) {
-  Result r;
-  if (s.pid <= 0) return r;
-  const auto deadline = started + timeout;
-  struct rusage ru {};
-  for (;;) {
-    int st = 0;
-    r.max_anon_kb = std::max(r.max_anon_kb, AnonRssKb(s.pid));
-    pid_t w = wait4(s.pid, &st, WNOHANG, &ru);
-    if (w == s.pid) {
-      r.status = st;
-      break;
-    }
-    if (Clock::now() > deadline) {
-      kill(s.pid, SIGKILL);
-      wait4(s.pid, &st, 0, &ru);
-      r.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  r.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  r.out = ReadFile(s.out_path);
-  r.err = ReadFile(s.err_path);
-  return r;
-}
-
-Result RunProgram(const std::vector<std::string>& argv, const std::string& dir, const std::string& tag,
-           std::chrono::seconds timeout = std::chrono::seconds(240)) {
-  auto t0 = Clock::now();
-  return Wait(Spawn(argv, dir, tag), timeout, t0);
-}
-
-// The interpreter itself, not a wrapper script in front of it (a version
-// manager's shim would add a shell between `remora run` and Python).
-std::string RealPython() {
-  static std::string path = [] {
-    std::string out;
-    int st = RunCommand({REMORA_PYTHON3, "-c", "import sys; print(sys.executable)"}, &out);
-    while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
-    return (st == 0 && !out.empty()) ? out : std::string(REMORA_PYTHON3);
-  }();
-  return path;
-}
-
-// The largest valid pcache (a power-of-two number of sets, 8..16 ways) that
-// is at most a quarter of a working set of `rss_kb`.
-struct Geometry {
-  long bytes = 0;
-  int ways = 8;
-};
-Geometry QuarterPcache(long rss_kb) {
-  const long limit = rss_kb * 1024 / 4;
-  Geometry best;
-  for (int ways = 8; ways <= 16; ways++) {
-    const long set_bytes = ways * 4096L;
-    long sets = 1;
-    while (sets * 2 * set_bytes <= limit) sets *= 2;
-    if (sets * set_bytes <= limit && sets * set_bytes > best.bytes) best = {sets * set_bytes, ways};
-  }
-  return best;
-}
-
-// A run's --stats-json, with every name looked up required to be present
-// (a renamed counter must fail the test, not read as zero).
-class Stats {
- public:
-  explicit Stats(const std::string& path) {
-    text_ = ReadFile(path);
-    json_ = nlohmann::json::parse(text_, nullptr, /*allow_exceptions=*/false);
-  }
-  bool valid() const { return json_.is_object() && json_.contains("counters"); }
-  const std::string& text() const { return text_; }
-  bool Has(const std::string& name) const { return Find(name).has_value(); }
-  std::int64_t operator[](const std::string& name) const {
-    auto v = Find(name);
-    EXPECT_TRUE(v.has_value()) << "metric " << name << " missing from the stats JSON";
-    return v.value_or(0);
-  }
-  // Optional metrics (not every build emits them) read as 0.
-  std::int64_t Get(const std::string& name) const { return Find(name).value_or(0); }
-  const nlohmann::json* Histogram(const std::string& name) const {
-    if (!json_.contains("histograms") || !json_["histograms"].contains(name)) return nullptr;
-    return &json_["histograms"][name];
-  }
-
- private:
-  std::optional<std::int64_t> Find(const std::string& name) const {
-    for (const char* section : {"counters", "gauges"}) {
-      if (json_.is_object() && json_.contains(section) && json_[section].contains(name) &&
-          json_[section][name].is_number_integer())
-        return json_[section][name].get<std::int64_t>();
-    }
-    return std::nullopt;
-  }
-  std::string text_;
-  nlohmann::json json_;
-};
 
 enum class Where { kEmbedded, kTcpNode };
 
@@ -215,18 +36,8 @@ struct Workload {
   bool reverse_sweeps = false;  // re-reads just-evicted pages: victim hits
 };
 
-class RunE2ETest : public ::testing::Test {
+class RunE2ETest : public RunDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/remora-run-e2e-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    if (!HasFailure()) std::system(("rm -rf '" + dir_ + "'").c_str());
-    else std::fprintf(stderr, "kept %s for inspection\n", dir_.c_str());
-  }
-
   Workload MemStress() { return {"mem_stress", {REMORA_MEM_STRESS, "256", "4", "3"}, false, true}; }
   Workload WordCount() {
     std::string input = dir_ + "/input.txt";
@@ -366,7 +177,6 @@ class RunE2ETest : public ::testing::Test {
     EXPECT_GT((*h)["count"].get<std::int64_t>(), 0);
   }
 
-  std::string dir_;
 };
 
 // The programs themselves, without Remora: wordcount agrees with an
@@ -430,41 +240,13 @@ TEST_F(RunE2ETest, ExitStatusIsTheProgramsOwn) {
   EXPECT_EQ(WEXITSTATUS(sig.status), 128 + SIGTERM) << sig.Describe();
 }
 
-// Children of `pid`'s main thread, from /proc.
-std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::vector<pid_t> out;
-  std::istringstream in(
-      ReadFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
-  pid_t c;
-  while (in >> c) out.push_back(c);
-  return out;
-}
-
-bool ProcessGone(pid_t pid) {
-  if (kill(pid, 0) != 0) return true;
-  // A zombie has ended; only its parent has not collected it yet.
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  auto close_paren = stat.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < stat.size() &&
-         stat[close_paren + 2] == 'Z';
-}
-
 // The processor manager dies while a program runs: the program must stop
 // with a clear error and a non-zero exit, and print nothing it computed.
 TEST_F(RunE2ETest, ProcessorManagerKilledMidRun) {
   const std::string sock = dir_ + "/processor.sock";
-  auto t0 = Clock::now();
-  Spawned proc = Spawn({RemoraBinary(), "processor", "--socket", sock, "--pcache", "64M", "--ways", "8"},
-                       dir_, "processor");
-  ASSERT_GT(proc.pid, 0);
-  struct stat sb;
-  while (stat(sock.c_str(), &sb) != 0 && Clock::now() - t0 < std::chrono::seconds(15)) {
-    int st;
-    ASSERT_EQ(waitpid(proc.pid, &st, WNOHANG), 0)
-        << "processor exited early: " << ReadFile(proc.err_path);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_EQ(stat(sock.c_str(), &sb), 0) << "processor socket never appeared: " << ReadFile(proc.err_path);
+  std::string error;
+  Spawned proc = StartProcessor(sock, {"--pcache", "64M", "--ways", "8"}, dir_, &error);
+  ASSERT_GT(proc.pid, 0) << error;
 
   // Enough passes that it cannot finish before the kill.
   auto t1 = Clock::now();
