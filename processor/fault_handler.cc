@@ -24,17 +24,20 @@ constexpr std::uint32_t kReadaheadBatch = 32;
 
 bool ProcessGone(int e) { return e == ESRCH || e == ENOENT; }
 
-Status ReadFilePage(const Vma& vma, std::uint64_t uva, std::byte* buf) {
+// Reads `count` consecutive pages of a file mapping, starting at uva, into
+// buf; past the end of the file reads as zeros.
+Status ReadFilePages(const Vma& vma, std::uint64_t uva, std::size_t count, std::byte* buf) {
+  const std::size_t len = count * kPageSize;
   std::size_t done = 0;
   const off_t off = static_cast<off_t>(vma.FileOffsetOf(uva));
-  while (done < kPageSize) {
-    ssize_t n = ::pread(vma.file->fd, buf + done, kPageSize - done, off + static_cast<off_t>(done));
+  while (done < len) {
+    ssize_t n = ::pread(vma.file->fd, buf + done, len - done, off + static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return {Code::kIoError, std::string("reading a mapped file: ") + std::strerror(errno)};
-    if (n == 0) break;  // past the end of the file: the rest reads as zero
+    if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }
-  std::memset(buf + done, 0, kPageSize - done);
+  std::memset(buf + done, 0, len - done);
   return Status::Ok();
 }
 
@@ -66,7 +69,7 @@ Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKe
     }
     source = FillSource::kMemory;
   } else if (vma.file) {
-    st = ReadFilePage(vma, key.uva, buf);
+    st = ReadFilePages(vma, key.uva, 1, buf);
     if (!st.ok()) {
       pcache->AbortFill(line);
       return st;
@@ -97,23 +100,6 @@ Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKe
   }
   pcache->CompleteFill(line, source, dirty);
   if (m.shadow().Refault(key) && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
-  return Status::Ok();
-}
-
-// Reads `count` consecutive pages of a file mapping, starting at uva, into
-// buf; past the end of the file reads as zeros.
-Status ReadFilePages(const Vma& vma, std::uint64_t uva, std::size_t count, std::byte* buf) {
-  const std::size_t len = count * kPageSize;
-  std::size_t done = 0;
-  const off_t off = static_cast<off_t>(vma.FileOffsetOf(uva));
-  while (done < len) {
-    ssize_t n = ::pread(vma.file->fd, buf + done, len - done, off + static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return {Code::kIoError, std::string("reading a mapped file: ") + std::strerror(errno)};
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  std::memset(buf + done, 0, len - done);
   return Status::Ok();
 }
 

@@ -257,6 +257,9 @@ class Pcache {
   bool FreeIfUnusedLocked(PcacheSet& s, PcacheLine& line);
   Status CheckSetLocked(std::uint32_t set);
 
+  template <typename Fn>
+  void ForEachLineOfSpace(Asid asid, Fn&& fn);  // pcache_rmap.cc
+
   PcacheLine* PickVictimLocked(PcacheSet& s);
   Status HandOffData(LineId line, const std::vector<Rmap>& rmaps, bool dirty);
 

@@ -40,8 +40,12 @@ RemoveResult Pcache::RemoveRmap(const PageKey& key) {
   return FreeIfUnusedLocked(s, *l) ? RemoveResult::kFreed : RemoveResult::kRemoved;
 }
 
-std::size_t Pcache::RemoveSpace(Asid asid) {
-  std::size_t removed = 0;
+// Calls fn(set, line) for every line mapped by `asid`, with the set's lock
+// held, after waiting out its eviction if one is under way: so a caller
+// dropping or sharing the space sees that eviction's data in the victim
+// cache, not in the line.
+template <typename Fn>
+void Pcache::ForEachLineOfSpace(Asid asid, Fn&& fn) {
   for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
     PcacheSet& s = sets_[set];
     std::unique_lock lk(s.mu);
@@ -53,56 +57,46 @@ std::size_t Pcache::RemoveSpace(Asid asid) {
         continue;
       }
       if (l.Test(kLineReclaim)) {
-        // Let the eviction finish, so its data reaches the victim cache
-        // before the caller drops this space there.
         s.cv.wait(lk);
         continue;  // recheck the same line
       }
-      removed += l.rmaps.RemoveSpace(asid);
-      FreeIfUnusedLocked(s, l);
+      fn(s, l);
       ++id;
     }
   }
+}
+
+std::size_t Pcache::RemoveSpace(Asid asid) {
+  std::size_t removed = 0;
+  ForEachLineOfSpace(asid, [&](PcacheSet& s, PcacheLine& l) {
+    removed += l.rmaps.RemoveSpace(asid);
+    FreeIfUnusedLocked(s, l);
+  });
   return removed;
 }
 
 std::size_t Pcache::ShareSpace(Asid parent, Asid child) {
   std::size_t shared = 0;
-  for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
-    PcacheSet& s = sets_[set];
-    std::unique_lock lk(s.mu);
-    const LineId first = geometry_.FirstLineOfSet(set);
-    for (LineId id = first; id < first + geometry_.ways();) {
-      PcacheLine& l = lines_[id];
-      if (!l.Test(kLineValid) || !l.rmaps.ContainsSpace(parent)) {
-        ++id;
-        continue;
-      }
-      if (l.Test(kLineReclaim)) {
-        s.cv.wait(lk);  // its data goes to the victim cache, shared there
-        continue;
-      }
-      // Collect first: Add may reallocate the spill vector Walk reads. A
-      // line nearly always has one mapping of the parent: no allocation.
-      Rmap inline_added[4];
-      std::vector<Rmap> spilled;
-      std::uint32_t n = 0;
-      l.rmaps.Walk([&](const Rmap& r) {
-        if (r.asid != parent) return;
-        const Rmap c{child, r.uva};
-        if (n < 4) inline_added[n++] = c; else spilled.push_back(c);
-      });
-      for (std::uint32_t i = 0; i < n; ++i) {
-        if (!l.rmaps.Contains(inline_added[i])) l.rmaps.Add(inline_added[i]);
-      }
-      for (const Rmap& r : spilled) {
-        if (!l.rmaps.Contains(r)) l.rmaps.Add(r);
-      }
-      l.Set(kLineForked);
-      ++shared;
-      ++id;
+  ForEachLineOfSpace(parent, [&](PcacheSet&, PcacheLine& l) {
+    // Collect first: Add may reallocate the spill vector Walk reads. A
+    // line nearly always has one mapping of the parent: no allocation.
+    Rmap inline_added[4];
+    std::vector<Rmap> spilled;
+    std::uint32_t n = 0;
+    l.rmaps.Walk([&](const Rmap& r) {
+      if (r.asid != parent) return;
+      const Rmap c{child, r.uva};
+      if (n < 4) inline_added[n++] = c; else spilled.push_back(c);
+    });
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (!l.rmaps.Contains(inline_added[i])) l.rmaps.Add(inline_added[i]);
     }
-  }
+    for (const Rmap& r : spilled) {
+      if (!l.rmaps.Contains(r)) l.rmaps.Add(r);
+    }
+    l.Set(kLineForked);
+    ++shared;
+  });
   return shared;
 }
 
