@@ -303,5 +303,39 @@ TEST_F(RunForkTest, ShellPipeline) {
   ExpectNothingLeft(s);
 }
 
+// Waits up to `timeout` for `path` to appear and returns its contents ("" if
+// it never did).
+std::string WaitForFile(const std::string& path, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!Exists(path)) {
+    if (std::chrono::steady_clock::now() > deadline) return "";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return ReadFile(path);
+}
+
+// The other exit order: the parent exits first, while its child still
+// shares its lines and memory-node pages; the child, alone, must still read
+// the data as it was at the fork (24 MiB through a 4 MiB pcache), and its
+// own writes. The child reports through a file (it outlives the program's
+// stdout); `remora run` waits for it before printing its counters.
+TEST_F(RunForkTest, ParentExitsFirst) {
+  const std::string native_file = dir_ + "/orphan-native.txt";
+  Result native = RunProgram({REMORA_FORK_ORPHAN, "24", native_file}, dir_, "orphan-native");
+  ASSERT_TRUE(native.Ok()) << native.Describe();
+  const std::string native_verdict = WaitForFile(native_file, std::chrono::seconds(30));
+  ASSERT_NE(native_verdict.find("OK"), std::string::npos) << native_verdict;
+
+  const std::string file = dir_ + "/orphan-remora.txt";
+  Stats s = UnderRemora({"--pcache", "4M", "--ways", "8"}, {REMORA_FORK_ORPHAN, "24", file}, native,
+                        "orphan");
+  SCOPED_TRACE("orphan stats:\n" + Tail(s.text(), 6000));
+  EXPECT_EQ(WaitForFile(file, std::chrono::seconds(30)), native_verdict);
+  EXPECT_EQ(s["nr_fork"], 1);
+  EXPECT_EQ(s["nr_processes_attached"], 2);
+  EXPECT_GT(s["nr_pcache_eviction_succeed"], 0);
+  ExpectNothingLeft(s);
+}
+
 }  // namespace
 }  // namespace remora::testing
