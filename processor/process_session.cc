@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -18,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "processor/fault_handler.h"
+#include "processor/fault_reader.h"
 #include "processor/processor_manager.h"
 #include "processor/runtime_protocol.h"
 #include "processor/runtime_socket.h"
@@ -29,6 +29,7 @@ ProcessSession::ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid
                                int control_fd, int uffd)
     : manager_(manager), id_(id), asid_(asid), pid_(0), control_fd_(control_fd), uffd_(uffd) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  reader_ = std::make_unique<FaultReader>(uffd_, stop_fd_);
   if (pid > 0) SetPid(pid);
 }
 
@@ -61,7 +62,7 @@ void ProcessSession::AttachAgent(int agent_fd) {
 
 void ProcessSession::Start(int agent_fd, int fault_threads) {
   if (agent_fd >= 0) AttachAgent(agent_fd);
-  for (int i = 0; i < fault_threads; ++i) faulters_.emplace_back([this] { FaultLoop(); });
+  for (int i = 0; i < fault_threads; ++i) faulters_.emplace_back([this, i] { FaultLoop(i); });
   control_ = std::thread([this] { ControlLoop(); });
 }
 
@@ -240,6 +241,7 @@ void ProcessSession::Teardown() {
   dead_.store(true, std::memory_order_release);
   std::uint64_t one = 1;
   (void)!::write(stop_fd_, &one, sizeof(one));
+  reader_->Interrupt();
   if (zap_queue_) zap_queue_->Close();
   for (auto& t : faulters_) t.join();
   faulters_.clear();
@@ -256,59 +258,34 @@ void ProcessSession::Teardown() {
 
 // ---- fault threads ----
 
-// Each fault thread waits in its own epoll set with the uffd added
-// EPOLLEXCLUSIVE: one fault wakes one thread, not all of them (a thundering
-// herd costs a context switch per thread per fault on a small machine).
-// While zaps are queued the wait has a timeout, after which they are sent:
-// a zap waits at most kZapDelayMs or until 32 are queued, so one agent
-// wake-up drops many pages even when faults come one at a time.
-void ProcessSession::FaultLoop() {
+// How the fault threads wait is FaultReader's business (a single blocking
+// reader until a second program thread faults, then EPOLLEXCLUSIVE). While
+// zaps are queued the wait has a timeout, after which they are sent: a zap
+// waits at most kZapDelayMs or until 32 are queued, so one agent wake-up
+// drops many pages even when faults come one at a time. Whoever queues a
+// zap (an eviction, on some fault thread) comes back here and sees it.
+void ProcessSession::FaultLoop(int index) {
   constexpr int kZapDelayMs = 2;
-  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-  ev.data.u32 = 0;
-  if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, uffd_, &ev) != 0) {
-    spdlog::error("processor manager: epoll for pid {}: {}", pid(), std::strerror(errno));
-    if (ep >= 0) ::close(ep);
-    return;
-  }
-  ev.events = EPOLLIN;
-  ev.data.u32 = 1;
-  ::epoll_ctl(ep, EPOLL_CTL_ADD, stop_fd_, &ev);
+  FaultReader::Waiter waiter(*reader_, index);
   uffd_msg msgs[16];
   for (;;) {
-    epoll_event ready[2];
-    const int n = ::epoll_wait(ep, ready, 2, manager_->ZapsQueued() ? kZapDelayMs : -1);
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) {
-      manager_->FlushZaps();
+    const int n = waiter.Wait(msgs, 16, manager_->ZapsQueued() ? kZapDelayMs : -1);
+    if (n < 0) break;
+    if (n == 0) {
+      if (manager_->ZapsQueued()) manager_->FlushZaps();
       continue;
     }
-    bool stop = false, fault = false;
     for (int i = 0; i < n; ++i) {
-      if (ready[i].data.u32 == 1) stop = true;
-      else if (ready[i].events & EPOLLIN) fault = true;
-      else if (ready[i].events & (EPOLLERR | EPOLLHUP)) stop = true;
-    }
-    if (stop) break;
-    if (!fault) continue;
-    ssize_t r = ::read(uffd_, msgs, sizeof(msgs));
-    if (r < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;  // another thread took it
-      break;
-    }
-    for (std::size_t i = 0; i < static_cast<std::size_t>(r) / sizeof(uffd_msg); ++i) {
       const uffd_msg& msg = msgs[i];
       if (msg.event == UFFD_EVENT_FORK) {
         OnForkEvent(static_cast<int>(msg.arg.fork.ufd));
       } else if (msg.event == UFFD_EVENT_PAGEFAULT) {
-        ServeFault(msg.arg.pagefault.address, msg.arg.pagefault.flags,
-                   static_cast<pid_t>(msg.arg.pagefault.feat.ptid));
+        const auto tid = static_cast<pid_t>(msg.arg.pagefault.feat.ptid);
+        reader_->ObserveFaultingThread(tid);
+        ServeFault(msg.arg.pagefault.address, msg.arg.pagefault.flags, tid);
       }
     }
   }
-  ::close(ep);
 }
 
 void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid) {

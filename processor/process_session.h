@@ -44,6 +44,7 @@
 
 namespace remora {
 
+class FaultReader;
 class ProcessorManager;
 
 class ProcessSession {
@@ -131,7 +132,7 @@ class ProcessSession {
 
  private:
   void ControlLoop();
-  void FaultLoop();
+  void FaultLoop(int index);
   // Serves one fault message, or defers it while a fork is being set up.
   void ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid);
   void ServeDeferred();
@@ -154,6 +155,7 @@ class ProcessSession {
   const int uffd_;
   int agent_fd_ = -1;
   int stop_fd_ = -1;    // eventfd: tells the fault threads to stop
+  std::unique_ptr<FaultReader> reader_;
   std::atomic<int> pagemap_fd_{-1};
 
   VmaTable vmas_;
