@@ -1,7 +1,9 @@
 #include "processor/zap_queue.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +13,12 @@
 #include "remora/types.h"
 
 namespace remora {
+
+ZapQueue::ZapQueue(int agent_fd) : fd_(agent_fd), ack_event_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+ZapQueue::~ZapQueue() {
+  if (ack_event_ >= 0) ::close(ack_event_);
+}
 
 Status ZapQueue::Zap(std::uint64_t uva) {
   bool full;
@@ -78,6 +86,12 @@ void ZapQueue::OnAck(std::uint64_t seq) {
   }
   pending_count_.store(pending_.size(), std::memory_order_release);
   acked_cv_.notify_all();
+  // The waiter watching the socket may be in poll() while another thread
+  // (the control thread) read this acknowledgement: wake it.
+  if (watching_) {
+    const std::uint64_t one = 1;
+    (void)!::write(ack_event_, &one, sizeof(one));
+  }
 }
 
 bool ZapQueue::PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const {
@@ -121,13 +135,32 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
       lk.lock();
       continue;
     }
-    if (std::chrono::steady_clock::now() >= deadline)
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
       return {Code::kTimeout, "the program's agent did not drop evicted pages in time"};
-    // Read the acknowledgements ourselves rather than rely on another thread.
+    if (watching_) {
+      // Another waiter watches the socket; every acknowledgement, whoever
+      // reads it, wakes us through acked_cv_.
+      acked_cv_.wait_until(lk, std::min(deadline, now + std::chrono::milliseconds(2)));
+      continue;
+    }
+    // Watch the socket ourselves rather than rely on another thread: the
+    // control thread may itself be the one waiting. It may also read the
+    // acknowledgement first; OnAck then signals ack_event_, so the poll
+    // never sleeps past an acknowledgement.
+    watching_ = true;
     lk.unlock();
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 2) > 0) DrainAcks();
+    pollfd p[2] = {{fd_, POLLIN, 0}, {ack_event_, POLLIN, 0}};
+    if (::poll(p, ack_event_ >= 0 ? 2 : 1, 2) > 0) {
+      if (p[1].revents & POLLIN) {
+        std::uint64_t v;
+        (void)!::read(ack_event_, &v, sizeof(v));
+      }
+      if (p[0].revents) DrainAcks();
+    }
     lk.lock();
+    watching_ = false;
+    acked_cv_.notify_all();  // a waiter on the condition variable may take over
   }
   return Status::Ok();
 }
@@ -140,6 +173,10 @@ void ZapQueue::Close() {
   queue_.clear();
   queued_count_.store(0, std::memory_order_relaxed);
   acked_cv_.notify_all();
+  if (watching_) {
+    const std::uint64_t one = 1;
+    (void)!::write(ack_event_, &one, sizeof(one));
+  }
 }
 
 std::size_t ZapQueue::pending() const {

@@ -37,7 +37,10 @@ namespace remora {
 
 class ZapQueue {
  public:
-  explicit ZapQueue(int agent_fd) : fd_(agent_fd) {}
+  explicit ZapQueue(int agent_fd);
+  ~ZapQueue();
+  ZapQueue(const ZapQueue&) = delete;
+  ZapQueue& operator=(const ZapQueue&) = delete;
 
   static constexpr std::size_t kBatch = 32;
 
@@ -68,6 +71,8 @@ class ZapQueue {
   bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const;
 
   const int fd_;
+  // Signalled by OnAck while a waiter watches the socket (watching_).
+  const int ack_event_;
   std::mutex send_mu_;
   mutable std::mutex mu_;
   std::condition_variable acked_cv_;
@@ -81,6 +86,9 @@ class ZapQueue {
   // allocates that line next (the set lock orders the two).
   std::atomic<std::size_t> pending_count_{0};
   bool closed_ = false;
+  // One WaitClear at a time polls the agent socket; the others wait on
+  // acked_cv_. Guarded by mu_.
+  bool watching_ = false;
   std::unordered_map<std::uint64_t, std::uint64_t> pending_;  // uva -> latest seq
 };
 
