@@ -28,6 +28,9 @@ VictimCache::VictimCache(const VictimCacheOptions& options)
       buffer_(new std::byte[std::size_t{options.entries} * kPageSize]),
       staging_(new std::byte[kFlushBatch * kPageSize]),
       entries_(options.entries) {
+  // A batch never needs more than half the entries, so inserts find room
+  // while one is being written.
+  batch_target_ = std::max<std::size_t>(1, std::min<std::size_t>(kFlushBatch, options.entries / 2));
   free_.reserve(options.entries);
   // Hand out low indexes first: easier to read in Entries() dumps.
   for (std::uint32_t i = options.entries; i-- > 0;) free_.push_back(i);
@@ -65,6 +68,7 @@ Status VictimCache::Insert(std::span<const Rmap> owners, bool dirty, const CopyF
     // Full of dirty data. Waiting is safe while write-backs succeed; once one
     // fails, hand the error to the caller, which keeps its line.
     if (failures_ != failures_at_start) {
+      if (waited) --flush_urgent_;
       counters_.insert_failed->Inc();
       return {last_failure_.code(),
               "victim cache full of dirty pages and write-back failing: " + last_failure_.message()};
@@ -72,10 +76,12 @@ Status VictimCache::Insert(std::span<const Rmap> owners, bool dirty, const CopyF
     if (!waited) {
       counters_.insert_wait->Inc();
       waited = true;
+      ++flush_urgent_;
     }
     flush_cv_.notify_one();
     changed_.wait(lk);
   }
+  if (waited) --flush_urgent_;
   // The reserved entry is invisible to lookups and to the flush thread, so
   // its data can be written without the lock.
   lk.unlock();
@@ -85,8 +91,13 @@ Status VictimCache::Insert(std::span<const Rmap> owners, bool dirty, const CopyF
     FreeLocked(index);
     return st;
   }
+  const bool was_empty = dirty_queue_.empty();
   PublishLocked(index, owners, dirty);
-  if (dirty) flush_cv_.notify_one();
+  if (dirty) {
+    // Wake the flush thread to start gathering a batch, and once it is full.
+    if (was_empty) gather_until_ = std::chrono::steady_clock::now() + options_.flush_delay;
+    if (was_empty || dirty_queue_.size() >= batch_target_) flush_cv_.notify_one();
+  }
   return Status::Ok();
 }
 
@@ -220,7 +231,10 @@ void VictimCache::ShareSpace(Asid parent, Asid child, bool redirty_flushed) {
       }
     }
   }
-  if (queued) flush_cv_.notify_one();
+  if (queued) {
+    gather_until_ = std::chrono::steady_clock::now();  // no reason to wait
+    flush_cv_.notify_one();
+  }
 }
 
 std::size_t VictimCache::DropSpace(Asid asid) {
@@ -263,10 +277,12 @@ Status VictimCache::Flush() {
   std::unique_lock lk(mu_);
   const std::uint64_t failures_at_start = failures_;
   retry_at_ = {};  // a caller asking to flush does not wait out the back-off
+  ++flush_urgent_;
   flush_cv_.notify_one();
   changed_.wait(lk, [&] {
     return (dirty_queue_.empty() && in_writeback_ == 0) || failures_ != failures_at_start;
   });
+  --flush_urgent_;
   if (failures_ != failures_at_start) {
     return {last_failure_.code(), "victim flush failed: " + last_failure_.message()};
   }

@@ -55,6 +55,12 @@ struct VictimCacheOptions {
   // tries again, doubling up to max_retry_backoff.
   std::chrono::milliseconds retry_backoff{10};
   std::chrono::milliseconds max_retry_backoff{1000};
+  // Dirty entries wait up to this long for a full batch before the flush
+  // thread writes them: one wake-up and one round trip per batch instead of
+  // per page. Nobody waits for them meanwhile — a fill takes a queued
+  // entry's data from here — unless the cache runs out of room or Flush()
+  // is called, which end the wait at once. 0: write each page at once.
+  std::chrono::microseconds flush_delay{2000};
 };
 
 enum class VictimState : std::uint8_t { kFree, kReserved, kHasData, kWriteback, kFlushed };
@@ -158,6 +164,11 @@ class VictimCache {
   std::uint64_t failures_ = 0;  // write-backs failed so far
   Status last_failure_;
   std::chrono::steady_clock::time_point retry_at_{};
+  // Gathering a batch (flush_delay): when the oldest queued dirty entry
+  // must go, and how many callers need room or a flush now.
+  std::chrono::steady_clock::time_point gather_until_{};
+  std::uint32_t flush_urgent_ = 0;
+  std::size_t batch_target_ = 1;
   std::chrono::milliseconds backoff_{0};
   bool stop_ = false;
   std::uint64_t abandoned_ = 0;  // dirty pages that failed to write during shutdown

@@ -1,5 +1,6 @@
 // The victim cache's flush thread: writes dirty entries to the sink, oldest
-// first. A single writer keeps write-backs of one page in the order they were
+// first, in batches: it waits up to flush_delay for a batch to fill unless
+// an insert needs room or Flush() was called. A single writer keeps write-backs of one page in the order they were
 // inserted. Consecutive entries of one address space with a single owner
 // each (the common case: no fork sharing) go in one batch, one round trip to
 // the memory node for up to kFlushBatch pages.
@@ -23,6 +24,12 @@ void VictimCache::FlushLoop() {
     // then each remaining page gets one last try).
     if (!stop_ && std::chrono::steady_clock::now() < retry_at_) {
       flush_cv_.wait_until(lk, retry_at_);
+      continue;
+    }
+    // Gather a batch unless someone needs the room (or a flush) now.
+    if (!stop_ && flush_urgent_ == 0 && dirty_queue_.size() < batch_target_ &&
+        std::chrono::steady_clock::now() < gather_until_) {
+      flush_cv_.wait_until(lk, gather_until_);
       continue;
     }
     std::uint32_t batch[kFlushBatch];
