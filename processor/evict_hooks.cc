@@ -30,6 +30,7 @@ namespace {
 struct EvictContext {
   bool active = false;
   LineId line = 0;
+  bool dirty = false;
   // Owners whose page was write-protected: where the data can be read and
   // who gets a zap.
   std::vector<std::pair<std::shared_ptr<ProcessSession>, std::uint64_t>> owners;
@@ -43,6 +44,7 @@ EvictContext& ContextFor(LineId line) {
     ctx.owners.clear();
     ctx.active = true;
     ctx.line = line;
+    ctx.dirty = false;
   }
   return ctx;
 }
@@ -55,6 +57,7 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
   EvictHooks hooks;
   hooks.unmap = [this](LineId line, const Rmap& rmap, bool dirty, bool*) -> Status {
     EvictContext& ctx = ContextFor(line);
+    ctx.dirty = ctx.dirty || dirty;
     std::shared_ptr<ProcessSession> s = FindSession(rmap.asid);
     if (!s || s->dead()) {
       counters_.evict_owner_gone->Inc();
@@ -99,7 +102,7 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
     for (auto& [s, uva] : ctx.owners) {
       if (s->zaps().Zap(uva).ok()) counters_.zap_pages->Inc();
       s->NoteZap(uva);  // a fork in progress passes it on to the child
-      shadow_->Evicted({s->asid(), uva});
+      shadow_->Evicted({s->asid(), uva}, ctx.dirty);
     }
     ctx.owners.clear();
     ctx.active = false;

@@ -41,6 +41,19 @@ Status ReadFilePages(const Vma& vma, std::uint64_t uva, std::size_t count, std::
   return Status::Ok();
 }
 
+// Whether the page being filled was evicted recently (the refault shadow).
+// One that was dirty then is installed writable and dirty (*dirty set): it
+// is about to be written again, and its write-protect fault is saved.
+bool Refaulted(ProcessorManager& m, const PageKey& key, bool* dirty) {
+  bool was_dirty = false;
+  if (!m.shadow().Refault(key, &was_dirty)) return false;
+  if (was_dirty && !*dirty) {
+    *dirty = true;
+    m.counters().refault_writable->Inc();
+  }
+  return true;
+}
+
 // Loads the page of a freshly allocated, locked line and installs it.
 Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKey& key, LineId line,
             bool write) {
@@ -80,6 +93,7 @@ Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKe
     source = FillSource::kZero;
   }
   if (write) dirty = true;
+  const bool refault = Refaulted(m, key, &dirty);
   // Clean pages go in write-protected: their first write faults, which is
   // how a line becomes dirty.
   const int e = uffd::Copy(s.uffd(), key.uva, data, kPageSize, /*write_protect=*/!dirty);
@@ -99,7 +113,7 @@ Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKe
     return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
   }
   pcache->CompleteFill(line, source, dirty);
-  if (m.shadow().Refault(key) && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
+  if (refault && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
   return Status::Ok();
 }
 
@@ -159,6 +173,9 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
     return st;
   }
   if (write) std::fill(dirty, dirty + n, true);
+  bool refault[kReadaheadBatch];
+  for (std::uint32_t i = 0; i < n; ++i)
+    refault[i] = Refaulted(m, {s.asid(), first + i * kPageSize}, &dirty[i]);
   // Install: clean pages write-protected, dirty ones writable.
   while (installed < n) {
     std::uint32_t j = installed + 1;
@@ -186,7 +203,7 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
   }
   for (std::uint32_t i = 0; i < n; ++i) {
     const PageKey key{s.asid(), first + i * kPageSize};
-    if (m.shadow().Refault(key) && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
+    if (refault[i] && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
   }
   return Status::Ok();
 }

@@ -2,7 +2,7 @@
 
 namespace remora {
 
-void RefaultShadow::Evicted(const PageKey& key) {
+void RefaultShadow::Evicted(const PageKey& key, bool dirty) {
   if (ring_.empty()) return;
   std::lock_guard lk(mu_);
   const std::uint64_t seq = ++seq_;
@@ -11,16 +11,20 @@ void RefaultShadow::Evicted(const PageKey& key) {
     // The slot's page was evicted ring_.size() evictions ago: forget it,
     // unless it was evicted again since (then a newer seq stands for it).
     auto it = seq_of_.find(slot);
-    if (it != seq_of_.end() && it->second == seq - ring_.size()) seq_of_.erase(it);
+    if (it != seq_of_.end() && (it->second >> 1) == seq - ring_.size()) seq_of_.erase(it);
   }
   slot = key;
-  seq_of_[key] = seq;
+  seq_of_[key] = seq << 1 | (dirty ? 1 : 0);
   next_ = (next_ + 1) % ring_.size();
 }
 
-bool RefaultShadow::Refault(const PageKey& key) {
+bool RefaultShadow::Refault(const PageKey& key, bool* was_dirty) {
   std::lock_guard lk(mu_);
-  return seq_of_.erase(key) != 0;
+  auto it = seq_of_.find(key);
+  if (it == seq_of_.end()) return false;
+  if (was_dirty) *was_dirty = (it->second & 1) != 0;
+  seq_of_.erase(it);
+  return true;
 }
 
 std::size_t RefaultShadow::size() const {

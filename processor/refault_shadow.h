@@ -9,6 +9,11 @@
 // working set — and its new line starts referenced, so the CLOCK walk gives
 // it a second chance over lines that were used once. Writes (write-protect
 // faults) are the other real access signal; they move a line to the MRU end.
+//
+// A refaulting page that was dirty when it was evicted is likely to be
+// written again soon (a program's hot data; in CPython every object access
+// writes its reference count), so the fault handler installs it writable and
+// dirty right away and saves the write-protect fault that would follow.
 #pragma once
 
 #include <cstdint>
@@ -28,11 +33,12 @@ class RefaultShadow {
   // next pointer, cached hash, allocator rounding) and its bucket.
   static constexpr std::size_t kBytesPerEntry = sizeof(PageKey) + 48 + sizeof(void*);
 
-  // Remembers an evicted page (forgetting the oldest one when full).
-  void Evicted(const PageKey& key);
+  // Remembers an evicted page and whether it was dirty (forgetting the
+  // oldest one when full).
+  void Evicted(const PageKey& key, bool dirty = false);
   // True (and forgets it) if `key` was evicted within the last `capacity`
-  // evictions.
-  bool Refault(const PageKey& key);
+  // evictions; *was_dirty then says whether it was dirty at that eviction.
+  bool Refault(const PageKey& key, bool* was_dirty = nullptr);
   std::size_t size() const;
 
  private:
@@ -40,7 +46,8 @@ class RefaultShadow {
   std::vector<PageKey> ring_;
   std::size_t next_ = 0;
   std::uint64_t seq_ = 0;
-  std::unordered_map<PageKey, std::uint64_t, PageKeyHash> seq_of_;  // key -> eviction seq
+  // key -> eviction seq << 1 | dirty
+  std::unordered_map<PageKey, std::uint64_t, PageKeyHash> seq_of_;
 };
 
 }  // namespace remora

@@ -32,6 +32,9 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
       refault_activate(r->GetCounter(
           "nr_pcache_refault_activate",
           "fills of pages evicted within a quarter cache's worth of evictions (start referenced)")),
+      refault_writable(r->GetCounter(
+          "nr_pcache_refault_writable",
+          "refaults of pages dirty when evicted, installed writable (no write-protect fault)")),
       readahead_pages(r->GetCounter("nr_pcache_readahead",
                                     "pages filled ahead of a sequential run of misses")),
       write_ahead_pages(r->GetCounter(

@@ -24,6 +24,7 @@ struct RuntimeCounters {
   Counter* pgfault_failed;
   Counter* zap_pages;
   Counter* refault_activate;
+  Counter* refault_writable;
   Counter* readahead_pages;
   Counter* write_ahead_pages;
   Counter* evict_owner_gone;

@@ -45,6 +45,27 @@ TEST(RefaultShadow, AReEvictedPageCountsFromItsLatestEviction) {
   EXPECT_LE(s.size(), 3u);
 }
 
+TEST(RefaultShadow, RemembersWhetherThePageWasDirty) {
+  RefaultShadow s(4);
+  s.Evicted(K(1), /*dirty=*/true);
+  s.Evicted(K(2), /*dirty=*/false);
+  s.Evicted(K(3), /*dirty=*/true);
+  s.Evicted(K(3), /*dirty=*/false);  // evicted again, clean this time: the latest counts
+  bool dirty = false;
+  EXPECT_TRUE(s.Refault(K(1), &dirty));
+  EXPECT_TRUE(dirty);
+  EXPECT_TRUE(s.Refault(K(2), &dirty));
+  EXPECT_FALSE(dirty);
+  EXPECT_TRUE(s.Refault(K(3), &dirty));
+  EXPECT_FALSE(dirty);
+  // The flag does not disturb forgetting: four more evictions push all out.
+  s.Evicted(K(4), true);
+  for (int i = 5; i < 9; ++i) s.Evicted(K(i), true);
+  EXPECT_FALSE(s.Refault(K(4)));
+  EXPECT_TRUE(s.Refault(K(8), &dirty));
+  EXPECT_TRUE(dirty);
+}
+
 TEST(RefaultShadow, AddressSpacesAreDistinct) {
   RefaultShadow s(8);
   s.Evicted({1, kPageSize});
