@@ -117,15 +117,18 @@ void ProcessSession::Fail(const Status& why) {
 // ---- control thread ----
 
 void ProcessSession::ControlLoop() {
-  pollfd fds[2] = {{control_fd_, POLLIN, 0}, {agent_fd_, POLLIN, 0}};
+  const ZapQueue* zq = zaps_.load(std::memory_order_acquire);
+  pollfd fds[3] = {{control_fd_, POLLIN, 0}, {agent_fd_, POLLIN, 0},
+                   {zq != nullptr ? zq->timer_fd() : -1, POLLIN, 0}};
   for (;;) {
-    int n = ::poll(fds, 2, -1);
+    int n = ::poll(fds, 3, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
     }
     // The agent gone means the program is exiting (or broken).
     if (fds[1].revents && !zaps().DrainAcks()) break;
+    if (fds[2].revents) zaps().OnTimer();  // a batch of zaps waited long enough
     if (fds[0].revents) {
       rt::Request req;
       int fds[2];
@@ -259,22 +262,16 @@ void ProcessSession::Teardown() {
 // ---- fault threads ----
 
 // How the fault threads wait is FaultReader's business (a single blocking
-// reader until a second program thread faults, then EPOLLEXCLUSIVE). While
-// zaps are queued the wait has a timeout, after which they are sent: a zap
-// waits at most kZapDelayMs or until 32 are queued, so one agent wake-up
-// drops many pages even when faults come one at a time. Whoever queues a
-// zap (an eviction, on some fault thread) comes back here and sees it.
+// reader until a second program thread faults, then EPOLLEXCLUSIVE). They
+// wait without a timeout: zaps queued by evictions go out when a batch is
+// full or, by the zap queue's timer, from the control thread.
 void ProcessSession::FaultLoop(int index) {
-  constexpr int kZapDelayMs = 2;
   FaultReader::Waiter waiter(*reader_, index);
   uffd_msg msgs[16];
   for (;;) {
-    const int n = waiter.Wait(msgs, 16, manager_->ZapsQueued() ? kZapDelayMs : -1);
+    const int n = waiter.Wait(msgs, 16, -1);
     if (n < 0) break;
-    if (n == 0) {
-      if (manager_->ZapsQueued()) manager_->FlushZaps();
-      continue;
-    }
+    if (n == 0) continue;
     for (int i = 0; i < n; ++i) {
       const uffd_msg& msg = msgs[i];
       if (msg.event == UFFD_EVENT_FORK) {

@@ -82,13 +82,9 @@ class ProcessSession {
 
   VmaTable& vmas() { return vmas_; }
   // Valid once the agent is attached (before any line of the program can
-  // be evicted). Other sessions' threads poll has_zaps_queued() and
-  // zaps_pending() from the moment the session is registered.
+  // be evicted). Snapshots read zaps_pending() from the moment the session
+  // is registered.
   ZapQueue& zaps() { return *zaps_.load(std::memory_order_acquire); }
-  bool has_zaps_queued() const {
-    const ZapQueue* z = zaps_.load(std::memory_order_acquire);
-    return z != nullptr && z->has_queued();
-  }
   std::size_t zaps_pending() const {
     const ZapQueue* z = zaps_.load(std::memory_order_acquire);
     return z != nullptr ? z->pending() : 0;

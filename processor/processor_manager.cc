@@ -240,25 +240,6 @@ std::shared_ptr<ProcessSession> ProcessorManager::FindSession(Asid asid) const {
   return it == by_asid_.end() ? nullptr : it->second;
 }
 
-bool ProcessorManager::ZapsQueued() const {
-  std::shared_lock lk(sessions_mu_);
-  for (auto& [id, s] : by_id_) {
-    if (s->has_zaps_queued()) return true;
-  }
-  return false;
-}
-
-void ProcessorManager::FlushZaps() {
-  std::vector<std::shared_ptr<ProcessSession>> queued;
-  {
-    std::shared_lock lk(sessions_mu_);
-    for (auto& [id, s] : by_id_) {
-      if (s->has_zaps_queued()) queued.push_back(s);
-    }
-  }
-  for (auto& s : queued) (void)s->zaps().Flush();
-}
-
 StatsSnapshot ProcessorManager::Snapshot() {
   {
     std::lock_guard lk(snapshot_mu_);

@@ -89,11 +89,6 @@ class ProcessorManager {
 
   // For the eviction hooks: the live session of an address space, if any.
   std::shared_ptr<ProcessSession> FindSession(Asid asid) const;
-  // Sends every program's queued zaps (fault threads call it when their
-  // wait times out, so a queued zap never waits for the next eviction).
-  void FlushZaps();
-  // Whether any program has zaps queued (not yet sent).
-  bool ZapsQueued() const;
   // Called by a session's control thread when its teardown is done.
   void Retire(std::uint64_t id);
   // A new session's id and address space id.

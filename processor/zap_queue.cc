@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,14 +15,25 @@
 
 namespace remora {
 
-ZapQueue::ZapQueue(int agent_fd) : fd_(agent_fd), ack_event_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+ZapQueue::ZapQueue(int agent_fd)
+    : fd_(agent_fd),
+      ack_event_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      timer_fd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {}
 
 ZapQueue::~ZapQueue() {
-  if (ack_event_ >= 0) ::close(ack_event_);
+  for (int fd : {ack_event_, timer_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void ZapQueue::OnTimer() {
+  std::uint64_t expirations;
+  (void)!::read(timer_fd_, &expirations, sizeof(expirations));
+  (void)Flush();
 }
 
 Status ZapQueue::Zap(std::uint64_t uva) {
-  bool full;
+  bool full, first;
   {
     std::lock_guard lk(mu_);
     if (closed_) return {Code::kDisconnected, "agent gone"};
@@ -30,8 +42,17 @@ Status ZapQueue::Zap(std::uint64_t uva) {
     queue_.push_back(uva);
     queued_count_.store(queue_.size(), std::memory_order_relaxed);
     full = queue_.size() >= kBatch;
+    first = queue_.size() == 1;
   }
-  return full ? Flush() : Status::Ok();
+  if (full) return Flush();
+  if (first && timer_fd_ >= 0) {
+    // A batch starts: it goes out in kFlushDelay at the latest. (A timer
+    // still armed for an earlier batch is simply re-armed.)
+    itimerspec t{};
+    t.it_value.tv_nsec = std::chrono::nanoseconds(kFlushDelay).count();
+    ::timerfd_settime(timer_fd_, 0, &t, nullptr);
+  }
+  return Status::Ok();
 }
 
 Status ZapQueue::Flush() {

@@ -10,8 +10,10 @@
 // WaitClear() for it.
 //
 // Zaps are batched: Zap() queues, and a batch goes to the agent when it is
-// full, when someone waits for a queued page (WaitClear), or when a fault
-// thread's wait times out (2 ms; Flush). One agent wake-up and one madvise call
+// full, when someone waits for a queued page (WaitClear), or kFlushDelay
+// after the first zap of the batch was queued: a timerfd, armed then, wakes
+// the session's control thread, which calls OnTimer(). (Fault threads never
+// need a timeout of their own, so they can wait in a blocking read.) One agent wake-up and one madvise call
 // then drop many pages; the overshoot of resident pages over the pcache's
 // capacity stays below one batch per program plus what is in flight
 // (reported as the zaps_pending gauge).
@@ -43,12 +45,16 @@ class ZapQueue {
   ZapQueue& operator=(const ZapQueue&) = delete;
 
   static constexpr std::size_t kBatch = 32;
+  static constexpr std::chrono::milliseconds kFlushDelay{2};
 
   // Queues a zap of the page at uva (sending the batch if it is full).
   // kDisconnected if the agent is gone (the program is exiting).
   Status Zap(std::uint64_t uva);
   // Sends what is queued.
   Status Flush();
+  // Readable when queued zaps have waited kFlushDelay; then call OnTimer.
+  int timer_fd() const { return timer_fd_; }
+  void OnTimer();
   bool has_queued() const { return queued_count_.load(std::memory_order_relaxed) != 0; }
   // The agent dropped every page up to seq.
   void OnAck(std::uint64_t seq);
@@ -73,6 +79,7 @@ class ZapQueue {
   const int fd_;
   // Signalled by OnAck while a waiter watches the socket (watching_).
   const int ack_event_;
+  const int timer_fd_;  // armed when a batch starts (kFlushDelay)
   std::mutex send_mu_;
   mutable std::mutex mu_;
   std::condition_variable acked_cv_;

@@ -3,10 +3,12 @@
 #include "processor/zap_queue.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -74,6 +76,25 @@ TEST_F(ZapQueueTest, ZapsWaitInTheQueueUntilABatchIsFullOrFlushed) {
   for (std::uint64_t i = 0; i < ZapQueue::kBatch; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
   EXPECT_FALSE(q_->has_queued());  // the full batch went by itself
   ASSERT_TRUE(q_->WaitClear(0, ZapQueue::kBatch * kPageSize, 2000ms).ok());
+}
+
+TEST_F(ZapQueueTest, APartialBatchGoesOutWhenItsTimerFires) {
+  StartAgent();
+  const auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
+  // What the control thread does: wait for the timer, then OnTimer.
+  pollfd p{q_->timer_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, ZapQueue::kFlushDelay / 2);
+  EXPECT_TRUE(q_->has_queued());
+  q_->OnTimer();
+  EXPECT_FALSE(q_->has_queued());
+  ASSERT_TRUE(q_->WaitClear(0, 3 * kPageSize, 2000ms).ok());
+  EXPECT_EQ(batches_.load(), 1);
+  // The timer was consumed: it does not fire again until a new batch starts.
+  EXPECT_EQ(::poll(&p, 1, 20), 0);
+  ASSERT_TRUE(q_->Zap(9 * kPageSize).ok());
+  EXPECT_EQ(::poll(&p, 1, 5000), 1);
 }
 
 TEST_F(ZapQueueTest, WaitingForAQueuedPageSendsIt) {
