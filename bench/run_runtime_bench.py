@@ -42,19 +42,64 @@ END = "<!-- runtime-bench:end -->"
 PAGE = 4096
 
 
-def anon_rss_kb(pid):
+def rss_kb(pid, fields=("RssAnon:",)):
     """RssAnon of a running process, or 0: the memory that runs through the
     pcache under Remora (program text and libraries stay local). Sampled;
     wait4's ru_maxrss would also include the high-water mark a child inherits
     from its parent through exec."""
+    total = 0
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
+                if line.startswith(fields):
+                    total += int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return total
+
+
+class SwapCgroup:
+    """Runs a command natively in a memory cgroup whose limit stands for the
+    pcache: Linux swap's answer to the same amount of local memory. Needs
+    root, an active swap device and the memory controller (cgroup v1 or v2).
+    Returns the run whatever its exit status (the kernel may OOM-kill it).
+    """
+
+    def __init__(self):
+        if os.geteuid() != 0:
+            raise SystemExit("--linux-swap needs root (it creates a memory cgroup)")
+        swaps = open("/proc/swaps").read().splitlines()[1:]
+        if not swaps:
+            raise SystemExit("--linux-swap needs an active swap device, e.g. zram: "
+                             "echo 4G > /sys/block/zram0/disksize && mkswap /dev/zram0 && "
+                             "swapon /dev/zram0")
+        self.device = swaps[0].split()[0]
+        name = f"remora-bench-{os.getpid()}"
+        v1 = "/sys/fs/cgroup/memory"
+        v2 = "/sys/fs/cgroup"
+        if os.path.isfile(os.path.join(v1, "memory.limit_in_bytes")):
+            self.dir, self.limit_file = os.path.join(v1, name), "memory.limit_in_bytes"
+        elif "memory" in open(os.path.join(v2, "cgroup.controllers")).read().split():
+            self.dir, self.limit_file = os.path.join(v2, name), "memory.max"
+        else:
+            raise SystemExit("--linux-swap needs the memory cgroup controller")
+        os.mkdir(self.dir)
+
+    def run(self, argv, limit):
+        with open(os.path.join(self.dir, self.limit_file), "w") as f:
+            f.write(str(int(limit)))
+        procs = os.path.join(self.dir, "cgroup.procs")
+
+        def enter():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        return run(argv, check=False, preexec=enter)
+
+    def close(self):
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            pass
 
 
 class Ran:
@@ -62,17 +107,20 @@ class Ran:
     (user + system of the process and every descendant it waited for), and
     its sampled peak anonymous RSS in KiB."""
 
-    def __init__(self, out, err, rc, wall, cpu, rss):
+    def __init__(self, out, err, rc, wall, cpu, rss, rss_file):
         self.out, self.err, self.rc, self.wall, self.cpu, self.rss = out, err, rc, wall, cpu, rss
+        self.rss_file = rss_file
 
 
-def run(argv, timeout=900, check=True):
+def run(argv, timeout=900, check=True, preexec=None):
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=tempfile.gettempdir())
-        rss = 0
+        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=tempfile.gettempdir(),
+                             preexec_fn=preexec)
+        rss = rss_file = 0
         while True:
-            rss = max(rss, anon_rss_kb(p.pid))
+            rss = max(rss, rss_kb(p.pid))
+            rss_file = max(rss_file, rss_kb(p.pid, ("RssFile:", "RssShmem:")))
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid == p.pid:
                 break
@@ -85,7 +133,7 @@ def run(argv, timeout=900, check=True):
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        r = Ran(out.read(), err.read(), p.returncode, wall, ru.ru_utime + ru.ru_stime, rss)
+        r = Ran(out.read(), err.read(), p.returncode, wall, ru.ru_utime + ru.ru_stime, rss, rss_file)
     if check and r.rc != 0:
         raise SystemExit(f"failed ({r.rc}): {' '.join(argv)}\n{r.err.decode(errors='replace')[-3000:]}")
     return r
@@ -131,6 +179,9 @@ class Bench:
         self.prefix = [shutil.which("taskset"), "-c", "0"] if args.pin == "same" else []
         self.tmp = tempfile.mkdtemp(prefix="remora-runtime-bench-")
         self.results = {"pin": args.pin, "rounds": args.rounds}
+        self.swap = SwapCgroup() if args.linux_swap else None
+        if self.swap:
+            self.results["swap_device"] = self.swap.device
 
     def remora_run(self, pcache, ways, argv, stats):
         return self.prefix + [self.remora, "run", "--pcache", str(pcache), "--ways", str(ways),
@@ -223,6 +274,20 @@ class Bench:
                 pt["times"].append(rr.wall)
                 pt.setdefault("cpu", []).append(rr.cpu)
                 pt["stats"] = json.load(open(sf))
+                if self.swap:
+                    # The limit is the pcache's size: what the cgroup is
+                    # charged for is the program's anonymous memory and
+                    # page tables (its text and libraries are normally in
+                    # the page cache already, charged to whoever read them
+                    # first). A run the kernel kills (memory cgroup OOM) is
+                    # recorded as such.
+                    rs = self.swap.run(self.prefix + argv, pt["pcache"])
+                    if rs.rc == 0 and rs.out != out0:
+                        raise SystemExit(f"{name} under Linux swap: output differs from the native run")
+                    if rs.rc == 0:
+                        pt.setdefault("swap_times", []).append(rs.wall)
+                    else:
+                        pt["swap_killed"] = pt.get("swap_killed", 0) + 1
         res = {"native_s": median(native_t), "native_cpu_s": median(native_cpu), "working_set": ws,
                "runs": []}
         print(f"  {name}: native {res['native_s']:.2f} s, peak anonymous RSS {ws / (1 << 20):.1f} MiB", flush=True)
@@ -236,10 +301,18 @@ class Bench:
                        "nr_pgfault", "nr_pcache_fill_from_memory", "nr_pcache_fill_zerofill",
                        "nr_pcache_fill_from_file", "nr_pcache_fill_from_victim",
                        "nr_pcache_eviction_succeed", "nr_victim_hit")}}
+            if pt.get("swap_times"):
+                row["linux_swap_s"] = median(pt["swap_times"])
+                row["linux_swap_slowdown"] = row["linux_swap_s"] / res["native_s"]
+            if pt.get("swap_killed"):
+                row["linux_swap_killed"] = pt["swap_killed"]
             res["runs"].append(row)
             print(f"    {row['pct']:3d}% pcache {row['pcache'] / (1 << 20):7.2f} MiB x{row['ways']}: "
                   f"{row['seconds']:.2f} s, {row['slowdown']:.2f}x, fills from memory "
-                  f"{row['counters']['nr_pcache_fill_from_memory']}", flush=True)
+                  f"{row['counters']['nr_pcache_fill_from_memory']}" +
+                  (f"; Linux swap {row['linux_swap_slowdown']:.2f}x" if "linux_swap_s" in row else "") +
+                  (f"; Linux swap: killed {row['linux_swap_killed']}x" if "linux_swap_killed" in row else ""),
+                  flush=True)
         self.results.setdefault("workloads", {})[name] = res
 
     def workloads(self):
@@ -285,11 +358,12 @@ def markdown(res, machine):
         s = m["manager_service"]
         lines.append(f"| manager's pgfault_service_ns (inside the manager) | {us(s['p50'])} | {us(s['p99'])} | | |")
     lines += ["", "| workload | pcache / working set | pcache | wall s | slowdown (wall) | CPU s | CPU × | "
-              "fills from memory | evictions | runs stopped by the runtime | target (wall) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "fills from memory | evictions | runs stopped by the runtime | target (wall) | "
+              "Linux swap, same memory: slowdown |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for name, w in res["workloads"].items():
         lines.append(f"| {name} native (working set {w['working_set'] / (1 << 20):.1f} MiB) | — | — | "
-                     f"{w['native_s']:.2f} | 1.00 | {w['native_cpu_s']:.2f} | 1.00 | | | | |")
+                     f"{w['native_s']:.2f} | 1.00 | {w['native_cpu_s']:.2f} | 1.00 | | | | | |")
         for r in w["runs"]:
             c = r["counters"]
             tgt = ""
@@ -298,7 +372,8 @@ def markdown(res, machine):
             lines.append(f"| {name} | {r['pct']}% | {r['pcache'] / (1 << 20):.2f} MiB ×{r['ways']} | "
                          f"{r['seconds']:.2f} | **{r['slowdown']:.2f}** | {r['cpu_s']:.2f} | "
                          f"{r['cpu_ratio']:.2f} | {c['nr_pcache_fill_from_memory']} | "
-                         f"{c['nr_pcache_eviction_succeed']} | {r['failures'] or ''} | {tgt} |")
+                         f"{c['nr_pcache_eviction_succeed']} | {r['failures'] or ''} | {tgt} | "
+                         f"{swap_cell(r)} |")
     notes = sorted({r["failure_text"] for w in res["workloads"].values() for r in w["runs"] if r["failures"]})
     if notes or res.get("miss_failures"):
         lines += ["", "Runs the runtime stopped with an error (retried; the times above are from "
@@ -306,6 +381,13 @@ def markdown(res, machine):
                   (f"; miss_bench: {res['miss_failures']}" if res.get("miss_failures") else "") + "."]
     lines += ["", "![runtime benchmark](runtime-bench.png)", "", END]
     return "\n".join(lines)
+
+
+def swap_cell(r):
+    cell = f"{r['linux_swap_slowdown']:.2f}" if "linux_swap_slowdown" in r else ""
+    if r.get("linux_swap_killed"):
+        cell += (", " if cell else "") + f"OOM-killed in {r['linux_swap_killed']} of the runs"
+    return cell
 
 
 def write_docs(res, machine, docs_dir):
@@ -350,7 +432,11 @@ def plot(res, path):
     a.legend(fontsize=8)
     for name, w in res["workloads"].items():
         pts = sorted(w["runs"], key=lambda r: r["pct"])
-        b.plot([r["pct"] for r in pts], [r["slowdown"] for r in pts], marker="o", label=name)
+        line, = b.plot([r["pct"] for r in pts], [r["slowdown"] for r in pts], marker="o", label=name)
+        swap = [r for r in pts if "linux_swap_slowdown" in r]
+        if swap:
+            b.plot([r["pct"] for r in swap], [r["linux_swap_slowdown"] for r in swap], marker="x",
+                   linestyle=":", color=line.get_color(), label=f"{name}, Linux swap")
     b.axhline(2.0, color="gray", linestyle="--", linewidth=1, label="target at 25%: 2x")
     b.axhline(1.0, color="black", linewidth=0.5)
     b.set_xlabel("pcache size, % of the working set")
@@ -377,6 +463,9 @@ def main():
     ap.add_argument("--vocab", type=int, default=5000,
                     help="distinct words in the generated text (its hash tables are the hot set)")
     ap.add_argument("--python", help="interpreter for pywork.py (default: this one)")
+    ap.add_argument("--linux-swap", action="store_true",
+                    help="also run each workload natively in a memory cgroup limited to the "
+                    "pcache's size, with swap (root; needs an active swap device)")
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--from-json", help="only re-render docs/ from results written by --json")
@@ -399,7 +488,11 @@ def main():
     print("per-miss service time:", flush=True)
     bench.misses()
     print("workloads:", flush=True)
-    bench.workloads()
+    try:
+        bench.workloads()
+    finally:
+        if bench.swap:
+            bench.swap.close()
     end_load = load_average()
     kernel = os.uname().release
     try:
@@ -409,7 +502,8 @@ def main():
         commit = "?"
     machine = (f"at commit {args.commit or commit} on Linux {kernel}, {os.cpu_count()} vCPUs, pin {args.pin}, load average "
                f"{start_load[0]} at the start and {end_load[0]} at the end, {args.rounds} rounds "
-               f"(misses), {args.reps} runs per workload point, python {sys.version.split()[0]}")
+               f"(misses), {args.reps} runs per workload point, python {sys.version.split()[0]}" +
+               (f", Linux swap on {bench.swap.device}" if bench.swap else ""))
     bench.results["machine"] = machine
     m = bench.results["misses"]
     print("ratios:", {k: round(v, 2) for k, v in m["ratio"].items()})
