@@ -3,7 +3,8 @@
 slower real programs get with a pcache smaller than their working set.
 
     bench/run_runtime_bench.py [--build DIR] [--rounds R] [--pin none|same]
-                               [--py-mb N] [--text-mb N] [--no-docs] [--json FILE]
+                               [--py-mb N] [--text-mb N] [--linux-swap] [--no-docs]
+                               [--json FILE]
 
 1. Per-miss service time. In each of R rounds, interleaved so that a change of
    load on the machine hits both sides alike:
@@ -17,12 +18,17 @@ slower real programs get with a pcache smaller than their working set.
    UFFDIO_COPY served by another process (the shape of the runtime: the
    manager is not in the program); the zero-fill baseline is the cheaper of
    UFFDIO_COPY and UFFDIO_ZEROPAGE from another process.
-2. Workloads: tests/programs/pywork.py and tests/programs/wordcount (over a
-   gentext file), natively and under `remora run` with a pcache of 100, 75, 50
+2. Workloads: tests/programs/wordcount (C, Phoenix-style, over a gentext
+   file), tests/programs/pywork.py (CPython sorts, dicts, an index: objects
+   scattered over the heap) and tests/programs/pywordcount.py (word count in
+   pure Python over the same file: a streaming job), natively and under
+   `remora run` with a pcache of 100, 75, 50
    and 25% of the program's working set (its native peak anonymous RSS, the
    memory Remora pages; 100% rounds up to the next valid geometry, the others
    down). Every run's stdout must equal
    the native one. Slowdown = median wall time under Remora / median native.
+   With --linux-swap (root, an active swap device) each point also runs
+   natively in a memory cgroup limited to the pcache's size.
 3. Writes the "Runtime" section of docs/benchmarks.md (between the runtime-bench
    markers; the rest of the file is kept) and docs/runtime-bench.png.
 """
@@ -319,8 +325,10 @@ class Bench:
         text = os.path.join(self.tmp, "text.txt")
         run([self.gentext, text, f"{self.args.text_mb}M", "7", str(self.args.vocab)])
         self.workload("wordcount", [self.wordcount, text, "4"])
-        self.workload("python", [self.python, os.path.join(REPO, "tests", "programs", "pywork.py"),
+        programs = os.path.join(REPO, "tests", "programs")
+        self.workload("python", [self.python, os.path.join(programs, "pywork.py"),
                                  "--mb", str(self.args.py_mb)])
+        self.workload("python-wc", [self.python, os.path.join(programs, "pywordcount.py"), text])
 
 
 def load_average():
@@ -462,7 +470,7 @@ def main():
     ap.add_argument("--text-mb", type=int, default=64)
     ap.add_argument("--vocab", type=int, default=5000,
                     help="distinct words in the generated text (its hash tables are the hot set)")
-    ap.add_argument("--python", help="interpreter for pywork.py (default: this one)")
+    ap.add_argument("--python", help="interpreter for the Python workloads (default: this one)")
     ap.add_argument("--linux-swap", action="store_true",
                     help="also run each workload natively in a memory cgroup limited to the "
                     "pcache's size, with swap (root; needs an active swap device)")
