@@ -59,13 +59,14 @@ FaultReader::Waiter::~Waiter() {
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
-void FaultReader::ObserveFaultingThread(pid_t tid) {
-  if (shared()) return;
+bool FaultReader::ObserveFaultingThread(pid_t tid) {
+  if (shared()) return false;
   if (tid != 0 && (first_tid_ == 0 || first_tid_ == tid)) {
     first_tid_ = tid;
-    return;
+    return false;
   }
   SwitchToShared();
+  return true;
 }
 
 void FaultReader::SwitchToShared() {

@@ -63,8 +63,8 @@ class FaultReader {
   };
 
   // Reports the thread a page fault came from (0: unknown). A second
-  // thread switches to shared reading.
-  void ObserveFaultingThread(pid_t tid);
+  // thread switches to shared reading; returns true when this call did.
+  bool ObserveFaultingThread(pid_t tid);
   bool shared() const { return shared_.load(std::memory_order_acquire); }
 
   // After the stop eventfd was written: interrupts a blocking read in

@@ -278,7 +278,7 @@ void ProcessSession::FaultLoop(int index) {
         OnForkEvent(static_cast<int>(msg.arg.fork.ufd));
       } else if (msg.event == UFFD_EVENT_PAGEFAULT) {
         const auto tid = static_cast<pid_t>(msg.arg.pagefault.feat.ptid);
-        reader_->ObserveFaultingThread(tid);
+        if (reader_->ObserveFaultingThread(tid)) manager_->counters().fault_reader_shared->Inc();
         ServeFault(msg.arg.pagefault.address, msg.arg.pagefault.flags, tid);
       }
     }

@@ -14,6 +14,9 @@ RuntimeCounters::RuntimeCounters(StatsRegistry* r)
           "first writes to a line shared at fork by the only process still mapping it")),
       pgfault_deferred(r->GetCounter("nr_pgfault_deferred_by_fork",
                                      "faults held back until the program's fork was set up")),
+      fault_reader_shared(r->GetCounter(
+          "nr_fault_reader_shared",
+          "programs whose faults came from a second thread: fault threads switched to shared waits")),
       pgfault_range_gone(r->GetCounter(
           "nr_pgfault_range_gone",
           "faults on memory the program was releasing (munmap, madvise): woken, not filled")),

@@ -15,6 +15,7 @@ struct RuntimeCounters {
   Counter* pgfault_wp_cow;        // first write to a line still shared after fork
   Counter* pgfault_wp_reuse;      // first write to a forked line by its last mapper
   Counter* pgfault_deferred;      // held back while the program forked
+  Counter* fault_reader_shared;   // sessions switched to shared reading
   Counter* pgfault_range_gone;    // on memory released meanwhile: only woken
   Counter* fork;                  // forks whose child got a session
   Counter* fork_failed;           // forks the manager could not take over

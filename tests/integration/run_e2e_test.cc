@@ -34,18 +34,28 @@ struct Workload {
   std::vector<std::string> argv;
   bool reads_file = false;   // maps an input file MAP_PRIVATE
   bool reverse_sweeps = false;  // re-reads just-evicted pages: victim hits
+  bool threads = false;  // faults come from several threads (shared fault reading)
 };
 
 class RunE2ETest : public RunDirTest {
  protected:
-  Workload MemStress() { return {"mem_stress", {REMORA_MEM_STRESS, "256", "4", "3"}, false, true}; }
+  Workload MemStress() { return {"mem_stress", {REMORA_MEM_STRESS, "256", "4", "3"}, false, true, true}; }
   Workload WordCount() {
     std::string input = dir_ + "/input.txt";
     // 5000 distinct words: the per-thread hash tables (the hot part) stay
     // well inside the pcache while the 32 MiB input streams through it.
     auto g = RunProgram({REMORA_GENTEXT, input, "32M", "7", "5000"}, dir_, "gentext");
     EXPECT_TRUE(g.Ok()) << g.Describe();
-    return {"wordcount", {REMORA_WORDCOUNT, input, "4"}, true, false};
+    return {"wordcount", {REMORA_WORDCOUNT, input, "4"}, true, false, true};
+  }
+  // A streaming Python job over a MAP_PRIVATE input (mmap ACCESS_COPY),
+  // lowercased in place: the Python counterpart of WordCount.
+  Workload PyWordCount() {
+    std::string input = dir_ + "/input.txt";
+    auto g = RunProgram({REMORA_GENTEXT, input, "16M", "11", "5000"}, dir_, "gentext");
+    EXPECT_TRUE(g.Ok()) << g.Describe();
+    return {"pywordcount", {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywordcount.py", input},
+            true, false};
   }
   Workload PyWork() {
     return {"pywork", {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywork.py", "--mb", "12", "--rounds", "2"},
@@ -131,6 +141,14 @@ class RunE2ETest : public RunDirTest {
     }
     if (w.reads_file) {
       EXPECT_GT(from_file, 0);
+    }
+    // Faults from a second thread switch the fault threads from one
+    // blocking reader to shared waits; a single-threaded program keeps the
+    // blocking reader.
+    if (w.threads) {
+      EXPECT_EQ(s["nr_fault_reader_shared"], 1);
+    } else {
+      EXPECT_EQ(s.Get("nr_fault_reader_shared"), 0);
     }
 
     // Every fault is a missing or a write-protect fault. Every missing fault
@@ -225,6 +243,7 @@ TEST_F(RunE2ETest, WordCountEmbedded) { RunAndCompare(WordCount(), Where::kEmbed
 TEST_F(RunE2ETest, WordCountTcpMemoryNode) { RunAndCompare(WordCount(), Where::kTcpNode); }
 TEST_F(RunE2ETest, PythonEmbedded) { RunAndCompare(PyWork(), Where::kEmbedded); }
 TEST_F(RunE2ETest, PythonTcpMemoryNode) { RunAndCompare(PyWork(), Where::kTcpNode); }
+TEST_F(RunE2ETest, PythonWordCountEmbedded) { RunAndCompare(PyWordCount(), Where::kEmbedded); }
 
 // The program's exit status comes back as the launcher's, a signal as 128+N.
 TEST_F(RunE2ETest, ExitStatusIsTheProgramsOwn) {
