@@ -22,6 +22,7 @@ struct Flags {
   bool victim_clean = false;
   bool json = false;
   bool stats = false;
+  bool opt = false;
 };
 
 std::string ToJson(const SimResult& r, const SimOptions& o, bool with_stats) {
@@ -35,11 +36,15 @@ std::string ToJson(const SimResult& r, const SimOptions& o, bool with_stats) {
       "\"miss_ratio\": {:.6f}, \"lru_misses\": {}, \"lru_miss_ratio\": {:.6f}, "
       "\"evictions\": {}, \"victim_hits\": {}, \"fills_from_memory\": {}, \"fills_zero\": {}, "
       "\"writebacks\": {}, \"data_errors\": {}, \"sets\": {}, \"ways\": {}, "
-      "\"capacity_bytes\": {}, \"victim_entries\": {}, \"policy\": \"{}\"{}}}\n",
+      "\"capacity_bytes\": {}, \"victim_entries\": {}, \"policy\": \"{}\"{}{}}}\n",
       r.accesses, r.reads, r.writes, r.hits, r.misses, r.miss_ratio(), r.lru_misses,
       r.lru_miss_ratio(), r.evictions, r.victim_hits, r.fills_memory, r.fills_zero, r.writebacks,
       r.data_errors, r.sets, r.ways, o.pcache.capacity_bytes, o.victim_entries,
-      SimPolicyName(o.policy), stats);
+      SimPolicyName(o.policy),
+      r.has_min ? fmt::format(", \"min_misses\": {}, \"min_miss_ratio\": {:.6f}", r.min_misses,
+                              r.min_miss_ratio())
+                : std::string(),
+      stats);
 }
 
 std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& trace,
@@ -58,6 +63,10 @@ std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& 
   row("hits", fmt::format("{}", r.hits));
   row("misses", fmt::format("{}   miss ratio {:.4f}", r.misses, r.miss_ratio()));
   row("exact LRU", fmt::format("{}   miss ratio {:.4f}", r.lru_misses, r.lru_miss_ratio()));
+  if (r.has_min) {
+    row("optimal (MIN)", fmt::format("{}   miss ratio {:.4f}   (Belady, fully associative: no "
+                                     "policy misses less)", r.min_misses, r.min_miss_ratio()));
+  }
   row("evictions", fmt::format("{}", r.evictions));
   row("fills", fmt::format("{} from victim, {} from memory, {} zero-filled", r.victim_hits,
                            r.fills_memory, r.fills_zero));
@@ -74,6 +83,7 @@ Status Run(const Flags& f, std::string* out) {
   o.victim_entries = f.victim;
   o.victim_clean = f.victim_clean;
   REMORA_RETURN_IF_ERROR(ParseSimPolicy(f.policy, &o.policy));
+  o.belady = f.opt;
 
   std::ifstream file;
   std::istream* in = &std::cin;
@@ -103,6 +113,9 @@ CommandRegistration reg("sim", [](CLI::App& app) {
                   "clock: hits only set a referenced hint, as in the runtime (default); "
                   "lru: hits move the line to MRU");
   sub->add_flag("--victim-clean", f->victim_clean, "keep clean evicted lines in the victim cache");
+  sub->add_flag("--opt", f->opt,
+                "also count the misses of Belady's optimal replacement (fully associative, same "
+                "capacity): a lower bound for any policy");
   sub->add_flag("--json", f->json, "print one JSON object");
   sub->add_flag("--stats", f->stats, "also print every pcache and victim cache counter");
   AddLogLevelOption(sub);

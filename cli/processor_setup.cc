@@ -36,6 +36,9 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--node-id", a->node_id, "this processor node's id (cluster-unique)")
       ->check(CLI::Range(1u, 0xffffffffu))->capture_default_str();
+  sub->add_option("--fault-trace", a->fault_trace,
+                  "write every fault served to FILE ('r|w ADDR ASID' per line: a trace for "
+                  "remora sim)");
 }
 
 namespace {
@@ -71,7 +74,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   for (auto& [k, v] : *t) {
     static const char* known[] = {"pcache", "ways", "victim", "memory_node", "transport",
                                   "secret_file", "memory_capacity", "fault_threads", "readahead",
-                                  "timeout_ms", "node_id", "socket"};
+                                  "timeout_ms", "node_id", "socket", "fault_trace"};
     bool ok = false;
     for (const char* name : known) ok = ok || k.str() == name;
     if (!ok) return {Code::kInvalidArgument, fmt::format("{}: unknown key [processor] {}", a->config, k.str())};
@@ -87,6 +90,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "readahead", "--readahead", &a->readahead));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "timeout_ms", "--timeout-ms", &a->timeout_ms));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "node_id", "--node-id", &a->node_id));
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "fault_trace", "--fault-trace", &a->fault_trace));
   return Status::Ok();
 }
 
@@ -141,6 +145,7 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.stats = stack->stats.get();
   mo.fault_threads = a.fault_threads;
   mo.readahead_max = a.readahead;
+  mo.fault_trace = a.fault_trace;
   st = ProcessorManager::Create(mo, &stack->manager);
   if (!st.ok()) return st;
   const auto& g = stack->manager->pcache()->geometry();

@@ -30,6 +30,7 @@ struct ProcessorArgs {
   std::uint32_t readahead = 32;      // pages, on sequential misses (0: off)
   int timeout_ms = 10000;
   NodeId node_id = 1;
+  std::string fault_trace;           // record every fault served here
 };
 
 // Adds the options above to `sub`. Values given on the command line win

@@ -425,6 +425,9 @@ Status HandleFault(ProcessorManager& m, ProcessSession& s, std::uint64_t address
   RuntimeCounters& c = m.counters();
   c.pgfault->Inc();
   const std::uint64_t page = PageDown(address);
+  if (FaultTrace* trace = m.fault_trace()) {
+    trace->Record((flags & (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_WRITE)) != 0, s.asid(), page);
+  }
   if (flags & UFFD_PAGEFAULT_FLAG_WP) {
     c.pgfault_wp->Inc();
     return WriteProtectFault(m, s, vma, page);

@@ -52,6 +52,7 @@ Status PcacheSim::Access(const TraceRecord& rec) {
   ++r_.accesses;
   ++(rec.write ? r_.writes : r_.reads);
   if (!lru_->Access(key)) ++r_.lru_misses;
+  if (options_.belady) min_.Add(key);
 
   if (auto line = pcache_->Lookup(key)) {
     ++r_.hits;
@@ -105,6 +106,10 @@ Status PcacheSim::Finish(SimResult* result) {
   r_.evictions = static_cast<std::uint64_t>(r_.stats.Counter("nr_pcache_eviction_succeed"));
   r_.writebacks = store_.writes();
   r_.data_errors += store_.corrupt();
+  if (options_.belady) {
+    r_.has_min = true;
+    r_.min_misses = min_.Misses(pcache_->geometry().nr_lines());
+  }
   *result = r_;
   return Status::Ok();
 }

@@ -9,7 +9,8 @@
 //   write -> SetDirty
 //
 // Every access also goes through an exact LRU of the same geometry
-// (LruReference), so the result reports both miss ratios. Page contents are
+// (LruReference), so the result reports both miss ratios; with
+// SimOptions::belady, also the optimum (BeladyMin). Page contents are
 // versioned patterns (pcache_sim_store.h) checked at every fill: data_errors
 // counts pages that came back wrong.
 #pragma once
@@ -22,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "processor/belady.h"
 #include "processor/lru_reference.h"
 #include "processor/pcache.h"
 #include "processor/pcache_sim_store.h"
@@ -43,6 +45,10 @@ struct SimOptions {
   std::uint32_t victim_entries = 16;
   bool victim_clean = false;
   SimPolicy policy = SimPolicy::kClock;
+  // Also count Belady's MIN (fully associative, same number of lines): the
+  // fewest misses any policy could have. Keeps the whole trace in memory
+  // (4 bytes per access).
+  bool belady = false;
 };
 
 struct SimResult {
@@ -50,6 +56,8 @@ struct SimResult {
   std::uint64_t accesses = 0, reads = 0, writes = 0;
   std::uint64_t hits = 0, misses = 0;
   std::uint64_t lru_misses = 0;
+  bool has_min = false;
+  std::uint64_t min_misses = 0;  // Belady's MIN (SimOptions::belady)
   std::uint64_t evictions = 0;
   std::uint64_t victim_hits = 0;
   std::uint64_t fills_memory = 0, fills_zero = 0;
@@ -58,6 +66,7 @@ struct SimResult {
   StatsSnapshot stats;  // every pcache and victim cache counter of the run
   double miss_ratio() const { return accesses ? double(misses) / double(accesses) : 0.0; }
   double lru_miss_ratio() const { return accesses ? double(lru_misses) / double(accesses) : 0.0; }
+  double min_miss_ratio() const { return accesses ? double(min_misses) / double(accesses) : 0.0; }
 };
 
 class PcacheSim {
@@ -86,6 +95,7 @@ class PcacheSim {
   std::unique_ptr<VictimCache> victim_;
   std::unique_ptr<Pcache> pcache_;
   std::unique_ptr<LruReference> lru_;
+  BeladyMin min_;
   std::vector<Frame> frames_;  // by line id
   std::unordered_map<PageKey, std::uint64_t, PageKeyHash> latest_;  // last written version
   alignas(64) std::array<std::byte, kPageSize> page_;

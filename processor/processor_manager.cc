@@ -52,6 +52,10 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   // shadow, 24 for its share of its set with 8 ways).
   const std::uint32_t lines = m->pcache_->geometry().nr_lines();
   m->shadow_ = std::make_unique<RefaultShadow>(std::max<std::uint32_t>(1, lines / 4));
+  if (!options.fault_trace.empty()) {
+    Status st = FaultTrace::Open(options.fault_trace, &m->fault_trace_);
+    if (!st.ok()) return st;
+  }
   const std::size_t per_line = sizeof(PcacheLine) +
                                (lines / 4) * RefaultShadow::kBytesPerEntry / std::max(1u, lines) +
                                sizeof(PcacheSet) / std::max(1u, m->pcache_->geometry().ways());

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "processor/pcache.h"
+#include "processor/fault_trace.h"
 #include "processor/refault_shadow.h"
 #include "processor/runtime_stats.h"
 #include "processor/victim_cache.h"
@@ -57,6 +58,8 @@ struct ProcessorManagerOptions {
   // How long a fault may wait for an agent's zap before the program is
   // stopped as unresponsive.
   std::chrono::milliseconds zap_timeout{10000};
+  // If set, every fault served is recorded here (fault_trace.h).
+  std::string fault_trace;
 };
 
 class ProcessorManager {
@@ -78,6 +81,7 @@ class ProcessorManager {
   StatsRegistry* stats() { return options_.stats; }
   RuntimeCounters& counters() { return counters_; }
   RefaultShadow& shadow() { return *shadow_; }
+  FaultTrace* fault_trace() { return fault_trace_.get(); }
 
   // Programs attached right now.
   std::size_t sessions() const;
@@ -117,6 +121,7 @@ class ProcessorManager {
   std::unique_ptr<VictimCache> victim_;
   std::unique_ptr<Pcache> pcache_;
   std::unique_ptr<RefaultShadow> shadow_;
+  std::unique_ptr<FaultTrace> fault_trace_;
 
   int listen_fd_ = -1;
   int stop_fd_ = -1;

@@ -14,9 +14,12 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -257,6 +260,60 @@ TEST_F(RunE2ETest, ExitStatusIsTheProgramsOwn) {
   ASSERT_FALSE(sig.timed_out);
   ASSERT_TRUE(WIFEXITED(sig.status)) << sig.Describe();
   EXPECT_EQ(WEXITSTATUS(sig.status), 128 + SIGTERM) << sig.Describe();
+}
+
+// --fault-trace records every fault the manager serves, in the trace format
+// of `remora sim`, which replays it (and bounds it with Belady's MIN).
+TEST_F(RunE2ETest, FaultTraceRecordsEveryFaultAndReplaysInSim) {
+  const std::string trace = dir_ + "/faults.trace";
+  const std::string stats = dir_ + "/stats.json";
+  Result r = RunProgram({RemoraBinary(), "run", "--pcache", "1M", "--readahead", "0", "--quiet",
+                         "--fault-trace", trace, "--stats-json", stats, "--", REMORA_MEM_STRESS, "16", "2",
+                         "1"},
+                        dir_, "traced");
+  ASSERT_TRUE(r.Ok()) << r.Describe();
+  Stats s(stats);
+  ASSERT_TRUE(s.valid()) << s.text();
+
+  std::istringstream lines(ReadFile(trace));
+  std::string line;
+  std::int64_t records = 0, writes = 0;
+  std::set<std::string> pages;
+  while (std::getline(lines, line)) {
+    char kind = 0;
+    unsigned long long addr = 0, asid = 0;
+    char extra = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%c %llx %llu %c", &kind, &addr, &asid, &extra), 3) << line;
+    ASSERT_TRUE(kind == 'r' || kind == 'w') << line;
+    ASSERT_EQ(addr % 4096, 0u) << line;
+    ASSERT_NE(asid, 0u) << line;
+    ++records;
+    if (kind == 'w') ++writes;
+    pages.insert(line.substr(2));
+  }
+  EXPECT_EQ(records, s["nr_pgfault"]);
+  EXPECT_GE(writes, s["nr_pgfault_wp"]);
+  ASSERT_GT(records, 4096);  // 16 MiB through a 1 MiB pcache: many refaults
+
+  Result sim = RunProgram({RemoraBinary(), "sim", "--trace", trace, "--capacity", "1M", "--opt", "--json"},
+                          dir_, "sim");
+  ASSERT_TRUE(sim.Ok()) << sim.Describe();
+  const auto j = nlohmann::json::parse(sim.out);
+  EXPECT_EQ(j["accesses"].get<std::int64_t>(), records);
+  const auto min = j["min_misses"].get<std::int64_t>();
+  EXPECT_GE(min, static_cast<std::int64_t>(pages.size()));  // every page misses once
+  EXPECT_LE(min, j["lru_misses"].get<std::int64_t>());
+  EXPECT_LE(min, j["misses"].get<std::int64_t>());
+  EXPECT_EQ(j["data_errors"].get<std::int64_t>(), 0);
+
+  // A trace that cannot be written is a clear error before the program runs.
+  Result bad = RunProgram({RemoraBinary(), "run", "--quiet", "--fault-trace", dir_ + "/no/such/dir/t", "--",
+                           "/bin/echo", "ran"},
+                          dir_, "bad-trace");
+  ASSERT_FALSE(bad.timed_out);
+  EXPECT_FALSE(bad.Ok());
+  EXPECT_EQ(bad.out.find("ran"), std::string::npos);
+  EXPECT_NE(bad.err.find("fault trace"), std::string::npos) << bad.err;
 }
 
 // The processor manager dies while a program runs: the program must stop
