@@ -87,6 +87,13 @@ class FaultReaderTest : public ::testing::Test {
     }
   }
 
+  // Two fault threads serving `reader`, each waiting with timeout_ms.
+  std::vector<std::thread> StartServing(FaultReader& reader, int timeout_ms) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) threads.emplace_back([&, i, timeout_ms] { Serve(reader, i, timeout_ms); });
+    return threads;
+  }
+
   // Reads pages [first, first + count) and checks each holds its address.
   void Touch(std::size_t first, std::size_t count) {
     for (std::size_t i = first; i < first + count; ++i) {
@@ -116,8 +123,7 @@ class FaultReaderTest : public ::testing::Test {
 TEST_F(FaultReaderTest, OneFaultingThreadIsServedByThreadZeroAlone) {
   Map(256);
   FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { Serve(reader, i, -1); });
+  std::vector<std::thread> threads = StartServing(reader, -1);
   Touch(0, 256);
   EXPECT_FALSE(reader.shared());
   EXPECT_EQ(served_[0].load(), 256);
@@ -131,8 +137,7 @@ TEST_F(FaultReaderTest, OneFaultingThreadIsServedByThreadZeroAlone) {
 TEST_F(FaultReaderTest, ASecondFaultingThreadSwitchesToSharedReading) {
   Map(2048);
   FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { Serve(reader, i, -1); });
+  std::vector<std::thread> threads = StartServing(reader, -1);
   Touch(0, 16);
   EXPECT_FALSE(reader.shared());
   std::vector<std::thread> faulters;
@@ -142,16 +147,13 @@ TEST_F(FaultReaderTest, ASecondFaultingThreadSwitchesToSharedReading) {
   EXPECT_EQ(served_[0].load() + served_[1].load(), 2048);
   // Shared readers wait in epoll, which needs a non-blocking descriptor.
   EXPECT_NE(::fcntl(uffd_, F_GETFL) & O_NONBLOCK, 0);
-  // Faults keep being served after the switch, by either thread.
   Stop(reader, threads);
 }
 
 TEST_F(FaultReaderTest, TimedWaitsReturnAndStop) {
   Map(64);
   FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads;
-  threads.emplace_back([&] { Serve(reader, 0, 2); });
-  threads.emplace_back([&] { Serve(reader, 1, 2); });
+  std::vector<std::thread> threads = StartServing(reader, 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   EXPECT_GT(timeouts_[0].load(), 0);  // thread 0 polls with a timeout
   Touch(0, 64);                       // and still serves faults
@@ -162,8 +164,7 @@ TEST_F(FaultReaderTest, TimedWaitsReturnAndStop) {
 TEST_F(FaultReaderTest, StopBeforeAnyFault) {
   Map(4);
   FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { Serve(reader, i, -1); });
+  std::vector<std::thread> threads = StartServing(reader, -1);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   Stop(reader, threads);
   EXPECT_EQ(served_[0].load() + served_[1].load(), 0);
