@@ -38,9 +38,10 @@ void WaitFor(const std::function<bool()>& cond) {
 
 class VictimCacheTest : public ::testing::Test {
  protected:
-  void Make(std::uint32_t entries) {
+  void Make(std::uint32_t entries, std::chrono::microseconds flush_delay = 2000us) {
     VictimCacheOptions o;
     o.entries = entries;
+    o.flush_delay = flush_delay;
     o.sink = &sink;
     o.stats = &stats;
     o.retry_backoff = 1ms;
@@ -67,6 +68,31 @@ TEST_F(VictimCacheTest, CreateChecksOptions) {
   o.entries = 4;
   o.sink = nullptr;
   EXPECT_EQ(VictimCache::Create(o, &vc).code(), Code::kInvalidArgument);
+}
+
+TEST_F(VictimCacheTest, DirtyEntriesWaitForABatchUnlessAFlushIsAskedFor) {
+  // Half the entries make a batch (4 of 8); the gathering wait is made
+  // endless so that only a full batch or Flush() can end it.
+  Make(8, std::chrono::hours(1));
+  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(Put(Key(i), 10 + i, true).ok());
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(sink.pages(), 0u);  // three dirty pages wait for a fourth
+  EXPECT_EQ(vc->dirty(), 3u);
+  ASSERT_TRUE(Put(Key(3), 13, true).ok());
+  WaitFor([&] { return sink.pages() == 4; });
+  WaitFor([&] { return vc->dirty() == 0; });
+  EXPECT_EQ(Count("nr_victim_flush_finished_dirty"), 4);
+
+  for (std::uint64_t i = 4; i < 6; ++i) ASSERT_TRUE(Put(Key(i), 10 + i, true).ok());
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(sink.pages(), 4u);
+  ASSERT_TRUE(vc->Flush().ok());  // ends the wait at once
+  EXPECT_EQ(sink.pages(), 6u);
+  for (std::uint64_t i = 0; i < 6; ++i) {
+    Buf got;
+    ASSERT_TRUE(sink.Read(Key(i), got.data()));
+    EXPECT_EQ(got, Pattern(static_cast<std::uint32_t>(10 + i))) << i;
+  }
 }
 
 TEST_F(VictimCacheTest, HitCopiesDataOutAndRemovesTheEntry) {
