@@ -153,6 +153,11 @@ class RunE2ETest : public RunDirTest {
     } else {
       EXPECT_EQ(s.Get("nr_fault_reader_shared"), 0);
     }
+    // CPython writes the reference count of every object it touches: its
+    // pages refault dirty and go back in writable.
+    if (w.name == "pywork") {
+      EXPECT_GT(s["nr_pcache_refault_writable"], 0);
+    }
 
     // Every fault is a missing or a write-protect fault. Every missing fault
     // was filled from exactly one source, or found its page already filled
