@@ -114,9 +114,9 @@ int FaultReader::ReadNoWait(uffd_msg* msgs, int cap) {
   return MessagesIn(r);
 }
 
-int FaultReader::Waiter::Wait(uffd_msg* msgs, int cap, int timeout_ms) {
+int FaultReader::Waiter::Wait(uffd_msg* msgs, int cap) {
   FaultReader& r = reader_;
-  if (r.shared()) return WaitShared(msgs, cap, timeout_ms);
+  if (r.shared()) return WaitShared(msgs, cap);
   if (index_ != 0) {
     // Sleep until the session reads shared, or stops.
     pollfd p[2] = {{r.shared_fd_, POLLIN, 0}, {r.stop_fd_, POLLIN, 0}};
@@ -128,18 +128,10 @@ int FaultReader::Waiter::Wait(uffd_msg* msgs, int cap, int timeout_ms) {
     r.reader_ = ::pthread_self();
     r.reader_known_.store(true);
   }
-  if (timeout_ms < 0) return r.ReadBlocking(msgs, cap);
-  // Something to do after timeout_ms: poll first, then read what is there.
-  if (!r.SetNonBlocking(true)) return -1;
-  pollfd p[2] = {{r.uffd_, POLLIN, 0}, {r.stop_fd_, POLLIN, 0}};
-  const int n = ::poll(p, 2, timeout_ms);
-  if (n < 0) return errno == EINTR ? 0 : -1;
-  if (p[1].revents) return -1;
-  if (n == 0) return 0;
-  return r.ReadNoWait(msgs, cap);
+  return r.ReadBlocking(msgs, cap);
 }
 
-int FaultReader::Waiter::WaitShared(uffd_msg* msgs, int cap, int timeout_ms) {
+int FaultReader::Waiter::WaitShared(uffd_msg* msgs, int cap) {
   FaultReader& r = reader_;
   if (epoll_fd_ < 0) {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -153,7 +145,7 @@ int FaultReader::Waiter::WaitShared(uffd_msg* msgs, int cap, int timeout_ms) {
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r.stop_fd_, &ev) != 0) return -1;
   }
   epoll_event ready[2];
-  const int n = ::epoll_wait(epoll_fd_, ready, 2, timeout_ms);
+  const int n = ::epoll_wait(epoll_fd_, ready, 2, -1);
   if (n < 0) return errno == EINTR ? 0 : -1;
   bool fault = false;
   for (int i = 0; i < n; ++i) {

@@ -20,11 +20,11 @@
 // The kernel's uffd poll reports EPOLLERR on a descriptor without
 // O_NONBLOCK ("poll() never guarantees that read won't block"), so the flag
 // follows the way of waiting: cleared for the single reader's blocking
-// read, set whenever anyone polls — the single reader when it needs a
-// timeout (zaps queued), and for good once reading is shared. Only thread 0
-// changes it, and only while it is the sole reader; the shim's copy of the
-// descriptor shares the flag but never reads.
-//
+// read, set for good once reading is shared. Only thread 0 changes it, and
+// only while it is the sole reader; the shim's copy of the descriptor
+// shares the flag but never reads. No wait has a timeout: nothing a fault
+// thread does is due at a time (partial zap batches go out by the zap
+// queue's timer, on the control thread).
 #pragma once
 
 #include <linux/userfaultfd.h>
@@ -50,13 +50,13 @@ class FaultReader {
    public:
     Waiter(FaultReader& reader, int index) : reader_(reader), index_(index) {}
     ~Waiter();
-    // Waits for messages: > 0 the number read into msgs; 0 nothing (timed
-    // out after timeout_ms, or another thread took the message); -1 stop.
-    // timeout_ms -1 waits without limit.
-    int Wait(uffd_msg* msgs, int cap, int timeout_ms);
+    // Waits for messages: > 0 the number read into msgs; 0 nothing (another
+    // thread took the message, or the session switched to shared reading);
+    // -1 stop.
+    int Wait(uffd_msg* msgs, int cap);
 
    private:
-    int WaitShared(uffd_msg* msgs, int cap, int timeout_ms);
+    int WaitShared(uffd_msg* msgs, int cap);
     FaultReader& reader_;
     const int index_;
     int epoll_fd_ = -1;

@@ -269,7 +269,7 @@ void ProcessSession::FaultLoop(int index) {
   FaultReader::Waiter waiter(*reader_, index);
   uffd_msg msgs[16];
   for (;;) {
-    const int n = waiter.Wait(msgs, 16, -1);
+    const int n = waiter.Wait(msgs, 16);
     if (n < 0) break;
     if (n == 0) continue;
     for (int i = 0; i < n; ++i) {

@@ -1,7 +1,7 @@
 // FaultReader against a real userfaultfd: faults of one thread are read by
 // thread 0 alone with blocking reads; a second faulting thread switches the
-// session to shared reading; stopping ends a blocking read, a timed wait
-// and the sleeping threads.
+// session to shared reading; stopping ends a blocking read and the sleeping
+// threads.
 #include "processor/fault_reader.h"
 
 #include <fcntl.h>
@@ -58,17 +58,14 @@ class FaultReaderTest : public ::testing::Test {
 
   // A fault thread: serves every missing fault with a page that holds its
   // own address, and counts what it served.
-  void Serve(FaultReader& reader, int index, int timeout_ms) {
+  void Serve(FaultReader& reader, int index) {
     FaultReader::Waiter waiter(reader, index);
     alignas(kPage) static thread_local char page[kPage];
     uffd_msg msgs[16];
     for (;;) {
-      const int n = waiter.Wait(msgs, 16, timeout_ms);
+      const int n = waiter.Wait(msgs, 16);
       if (n < 0) return;
-      if (n == 0) {
-        ++timeouts_[index];
-        continue;
-      }
+      if (n == 0) continue;
       for (int i = 0; i < n; ++i) {
         if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
         reader.ObserveFaultingThread(static_cast<pid_t>(msgs[i].arg.pagefault.feat.ptid));
@@ -87,10 +84,10 @@ class FaultReaderTest : public ::testing::Test {
     }
   }
 
-  // Two fault threads serving `reader`, each waiting with timeout_ms.
-  std::vector<std::thread> StartServing(FaultReader& reader, int timeout_ms) {
+  // Two fault threads serving `reader`.
+  std::vector<std::thread> StartServing(FaultReader& reader) {
     std::vector<std::thread> threads;
-    for (int i = 0; i < 2; ++i) threads.emplace_back([&, i, timeout_ms] { Serve(reader, i, timeout_ms); });
+    for (int i = 0; i < 2; ++i) threads.emplace_back([&, i] { Serve(reader, i); });
     return threads;
   }
 
@@ -117,13 +114,12 @@ class FaultReaderTest : public ::testing::Test {
   char* mem_ = nullptr;
   std::size_t len_ = 0;
   std::atomic<int> served_[2] = {0, 0};
-  std::atomic<int> timeouts_[2] = {0, 0};
 };
 
 TEST_F(FaultReaderTest, OneFaultingThreadIsServedByThreadZeroAlone) {
   Map(256);
   FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads = StartServing(reader, -1);
+  std::vector<std::thread> threads = StartServing(reader);
   Touch(0, 256);
   EXPECT_FALSE(reader.shared());
   EXPECT_EQ(served_[0].load(), 256);
@@ -137,7 +133,7 @@ TEST_F(FaultReaderTest, OneFaultingThreadIsServedByThreadZeroAlone) {
 TEST_F(FaultReaderTest, ASecondFaultingThreadSwitchesToSharedReading) {
   Map(2048);
   FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads = StartServing(reader, -1);
+  std::vector<std::thread> threads = StartServing(reader);
   Touch(0, 16);
   EXPECT_FALSE(reader.shared());
   std::vector<std::thread> faulters;
@@ -150,21 +146,10 @@ TEST_F(FaultReaderTest, ASecondFaultingThreadSwitchesToSharedReading) {
   Stop(reader, threads);
 }
 
-TEST_F(FaultReaderTest, TimedWaitsReturnAndStop) {
-  Map(64);
-  FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads = StartServing(reader, 2);
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  EXPECT_GT(timeouts_[0].load(), 0);  // thread 0 polls with a timeout
-  Touch(0, 64);                       // and still serves faults
-  EXPECT_EQ(served_[0].load(), 64);
-  Stop(reader, threads);
-}
-
 TEST_F(FaultReaderTest, StopBeforeAnyFault) {
   Map(4);
   FaultReader reader(uffd_, stop_fd_);
-  std::vector<std::thread> threads = StartServing(reader, -1);
+  std::vector<std::thread> threads = StartServing(reader);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   Stop(reader, threads);
   EXPECT_EQ(served_[0].load() + served_[1].load(), 0);
