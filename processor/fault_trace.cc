@@ -29,12 +29,6 @@ void FaultTrace::Record(bool write, Asid asid, std::uint64_t page) {
                    static_cast<std::uint64_t>(asid)) < 0) {
     failed_ = true;
   }
-  ++records_;
-}
-
-std::uint64_t FaultTrace::records() const {
-  std::lock_guard lk(mu_);
-  return records_;
 }
 
 }  // namespace remora

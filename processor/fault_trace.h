@@ -33,14 +33,12 @@ class FaultTrace {
 
   // Safe from any thread; lines of concurrent faults do not interleave.
   void Record(bool write, Asid asid, std::uint64_t page);
-  std::uint64_t records() const;
 
  private:
   explicit FaultTrace(std::FILE* f) : f_(f) {}
 
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::FILE* f_;
-  std::uint64_t records_ = 0;
   bool failed_ = false;
 };
 

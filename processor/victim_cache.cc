@@ -27,10 +27,10 @@ VictimCache::VictimCache(const VictimCacheOptions& options)
       counters_(options.stats ? options.stats : own_stats_.get()),
       buffer_(new std::byte[std::size_t{options.entries} * kPageSize]),
       staging_(new std::byte[kFlushBatch * kPageSize]),
-      entries_(options.entries) {
-  // A batch never needs more than half the entries, so inserts find room
-  // while one is being written.
-  batch_target_ = std::max<std::size_t>(1, std::min<std::size_t>(kFlushBatch, options.entries / 2));
+      entries_(options.entries),
+      // A batch never needs more than half the entries, so inserts find
+      // room while one is being written.
+      batch_target_(std::max<std::size_t>(1, std::min<std::size_t>(kFlushBatch, options.entries / 2))) {
   free_.reserve(options.entries);
   // Hand out low indexes first: easier to read in Entries() dumps.
   for (std::uint32_t i = options.entries; i-- > 0;) free_.push_back(i);

@@ -155,6 +155,7 @@ class VictimCache {
   std::condition_variable changed_;   // entries freed, flushed, or a write failed
   std::condition_variable flush_cv_;  // wakes the flush thread
   std::vector<Entry> entries_;
+  const std::size_t batch_target_;  // dirty entries worth one write-back batch
   std::vector<std::uint32_t> free_;
   std::unordered_map<PageKey, std::uint32_t, PageKeyHash> index_;  // owner -> entry
   SeqSet dirty_queue_;    // has-data entries, oldest first
@@ -168,7 +169,6 @@ class VictimCache {
   // must go, and how many callers need room or a flush now.
   std::chrono::steady_clock::time_point gather_until_{};
   std::uint32_t flush_urgent_ = 0;
-  std::size_t batch_target_ = 1;
   std::chrono::milliseconds backoff_{0};
   bool stop_ = false;
   std::uint64_t abandoned_ = 0;  // dirty pages that failed to write during shutdown

@@ -108,11 +108,14 @@ void ZapQueue::OnAck(std::uint64_t seq) {
   pending_count_.store(pending_.size(), std::memory_order_release);
   acked_cv_.notify_all();
   // The waiter watching the socket may be in poll() while another thread
-  // (the control thread) read this acknowledgement: wake it.
-  if (watching_) {
-    const std::uint64_t one = 1;
-    (void)!::write(ack_event_, &one, sizeof(one));
-  }
+  // (the control thread) read this acknowledgement.
+  WakeWatcherLocked();
+}
+
+void ZapQueue::WakeWatcherLocked() {
+  if (!watching_) return;
+  const std::uint64_t one = 1;
+  (void)!::write(ack_event_, &one, sizeof(one));
 }
 
 bool ZapQueue::PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const {
@@ -194,10 +197,7 @@ void ZapQueue::Close() {
   queue_.clear();
   queued_count_.store(0, std::memory_order_relaxed);
   acked_cv_.notify_all();
-  if (watching_) {
-    const std::uint64_t one = 1;
-    (void)!::write(ack_event_, &one, sizeof(one));
-  }
+  WakeWatcherLocked();
 }
 
 std::size_t ZapQueue::pending() const {

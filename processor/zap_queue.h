@@ -13,8 +13,8 @@
 // full, when someone waits for a queued page (WaitClear), or kFlushDelay
 // after the first zap of the batch was queued: a timerfd, armed then, wakes
 // the session's control thread, which calls OnTimer(). (Fault threads never
-// need a timeout of their own, so they can wait in a blocking read.) One agent wake-up and one madvise call
-// then drop many pages; the overshoot of resident pages over the pcache's
+// need a timeout of their own, so they can wait in a blocking read.) One
+// agent wake-up and one madvise call then drop many pages; the overshoot of resident pages over the pcache's
 // capacity stays below one batch per program plus what is in flight
 // (reported as the zaps_pending gauge).
 //
@@ -75,6 +75,8 @@ class ZapQueue {
 
  private:
   bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const;
+  // Signals ack_event_ if a WaitClear is watching the socket (mu_ held).
+  void WakeWatcherLocked();
 
   const int fd_;
   // Signalled by OnAck while a waiter watches the socket (watching_).
