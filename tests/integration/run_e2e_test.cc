@@ -277,6 +277,9 @@ TEST_F(RunE2ETest, FaultTraceRecordsEveryFaultAndReplaysInSim) {
                          "1"},
                         dir_, "traced");
   ASSERT_TRUE(r.Ok()) << r.Describe();
+  Result native = RunProgram({REMORA_MEM_STRESS, "16", "2", "1"}, dir_, "native");
+  ASSERT_TRUE(native.Ok()) << native.Describe();
+  EXPECT_EQ(r.out, native.out);  // 16 MiB through a 1 MiB pcache, byte for byte
   Stats s(stats);
   ASSERT_TRUE(s.valid()) << s.text();
 
