@@ -49,7 +49,7 @@
 #include <thread>
 #include <vector>
 
-#include "managers/local_memory_node.h"
+#include "cli/local_memory_node.h"
 #include "remora/stats.h"
 #include "remora/transport.h"
 

@@ -7,9 +7,9 @@
 #include "cli/command.h"
 #include "cli/demo_wordcount.h"
 #include "common/size.h"
-#include "managers/local_memory_node.h"
+#include "cli/local_memory_node.h"
 #include "net/auth.h"
-#include "processor/paged_region.h"
+#include "cli/demo_paged_region.h"
 #include "remora/stats.h"
 #include "remora/transport.h"
 

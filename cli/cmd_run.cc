@@ -22,7 +22,7 @@
 #include "cli/processor_setup.h"
 #include "cli/processor_socket.h"
 #include "common/size.h"
-#include "processor/runtime_protocol.h"
+#include "processor/abi/runtime_protocol.h"
 
 namespace remora::cli {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "cli/command.h"
 #include "common/size.h"
-#include "processor/pcache_sim.h"
+#include "processor/sim/pcache_sim.h"
 
 namespace remora::cli {
 namespace {

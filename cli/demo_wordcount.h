@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "processor/paged_region.h"
+#include "cli/demo_paged_region.h"
 #include "remora/status.h"
 
 namespace remora::cli {

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "managers/local_memory_node.h"
-#include "processor/processor_manager.h"
+#include "cli/local_memory_node.h"
+#include "processor/runtime/processor_manager.h"
 #include "remora/stats.h"
 #include "remora/status.h"
 #include "remora/transport.h"

@@ -10,8 +10,8 @@
 #include <cstring>
 #include <vector>
 
-#include "processor/runtime_protocol.h"
-#include "processor/runtime_socket.h"
+#include "processor/abi/runtime_protocol.h"
+#include "processor/runtime/runtime_socket.h"
 
 namespace remora::cli {
 std::string DefaultProcessorSocket() {

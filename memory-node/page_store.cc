@@ -35,7 +35,7 @@
 #include "memory-node/space_errors.h"
 #include "memory-node/shared_page_index.h"
 #include "memory-node/slot_pool.h"
-#include "net/shm_format.h"
+#include "net/shm/shm_format.h"
 #include "remora/stats.h"
 
 namespace remora {

@@ -8,7 +8,7 @@
 
 #include "memory-node/page_store.h"
 #include "memory-node/rdma_spaces.h"
-#include "net/rdma_wire.h"
+#include "net/rdma/rdma_wire.h"
 #include "net/wire.h"
 #include "remora/stats.h"
 

@@ -22,7 +22,7 @@
 
 #include "memory-node/rdma_frames.h"
 #include "memory-node/server.h"
-#include "net/rdma_verbs.h"
+#include "net/rdma/verbs.h"
 
 namespace remora {
 

@@ -31,7 +31,7 @@
 
 #include "memory-node/range_set.h"
 #include "memory-node/rdma_frames.h"
-#include "net/rdma_wire.h"
+#include "net/rdma/rdma_wire.h"
 #include "remora/status.h"
 
 namespace remora {

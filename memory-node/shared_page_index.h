@@ -1,7 +1,7 @@
 // SharedPageIndex: the memory node's side of the shared page index — a hash
 // table (asid, uva) -> slot in a memfd that processors on this machine map
-// read-only and search without asking the memory node (net/shm_page_reader.h
-// has the reader protocol, net/shm_format.h the format and the rules the
+// read-only and search without asking the memory node (net/shm/page_reader.h
+// has the reader protocol, net/shm/shm_format.h the format and the rules the
 // writer keeps).
 //
 // The index is a cache of the page tables, not their source of truth: a page
@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "net/shm_format.h"
+#include "net/shm/shm_format.h"
 #include "remora/status.h"
 #include "remora/types.h"
 

@@ -56,7 +56,7 @@ enum class MsgType : std::uint16_t {
   kWritePages = 23,      // arg1 = n; payload = n * u64 uva, then n * 4096 bytes
   kWritePageShared = 24, // arg0 = uva, arg1 = n asids; payload = n * u64 asid, then 4096
 
-  // RDMA (net/rdma_wire.h has the payload layouts; docs/cluster.md the model).
+  // RDMA (net/rdma/rdma_wire.h has the payload layouts; docs/cluster.md the model).
   // After kRdmaAttach the connection's address spaces live in RDMA-registered
   // frames and every control message above applies to them.
   kRdmaAttach = 25,      // arg1 = n QPs (1..16); payload = n * RdmaQpInfo. reply: the same

@@ -29,7 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "processor/runtime_protocol.h"
+#include "processor/abi/runtime_protocol.h"
 
 namespace remora::shim {
 

@@ -25,7 +25,6 @@
 #include <cerrno>
 
 #include "processor/shim/shim.h"
-#include "remora/types.h"
 
 #ifndef SYS_process_madvise
 #define SYS_process_madvise 440

@@ -14,7 +14,7 @@
 #include <cerrno>
 
 #include "processor/shim/shim.h"
-#include "processor/uffd.h"
+#include "processor/abi/uffd.h"
 
 namespace remora::shim {
 namespace {

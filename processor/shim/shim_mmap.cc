@@ -18,8 +18,7 @@
 
 #include "processor/shim/shim.h"
 #include "processor/shim/shim_ranges.h"
-#include "processor/uffd.h"
-#include "remora/types.h"
+#include "processor/abi/uffd.h"
 
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24

@@ -5,7 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "managers/local_memory_node.h"
+#include "cli/local_memory_node.h"
 
 extern char** environ;
 

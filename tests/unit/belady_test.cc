@@ -1,6 +1,6 @@
 // BeladyMin: the optimal miss count, checked on textbook reference strings
 // and against an exhaustive search on small random ones.
-#include "processor/belady.h"
+#include "processor/sim/belady.h"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // thread 0 alone with blocking reads; a second faulting thread switches the
 // session to shared reading; stopping ends a blocking read and the sleeping
 // threads.
-#include "processor/fault_reader.h"
+#include "processor/runtime/fault_reader.h"
 
 #include <fcntl.h>
 #include <linux/userfaultfd.h>

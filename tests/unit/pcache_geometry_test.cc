@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "processor/pcache_geometry.h"
-#include "processor/pcache_line.h"
+#include "processor/pcache/geometry.h"
+#include "processor/pcache/line.h"
 
 namespace remora {
 namespace {

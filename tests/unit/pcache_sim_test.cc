@@ -5,10 +5,10 @@
 #include <random>
 #include <sstream>
 
-#include "processor/lru_reference.h"
-#include "processor/pcache_sim.h"
-#include "processor/pcache_sim_store.h"
-#include "processor/pcache_trace.h"
+#include "processor/sim/lru_reference.h"
+#include "processor/sim/pcache_sim.h"
+#include "processor/sim/sim_store.h"
+#include "processor/sim/trace_reader.h"
 
 namespace remora {
 namespace {

@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
-#include "processor/memory_writeback_sink.h"
-#include "processor/pcache.h"
-#include "processor/victim_cache.h"
+#include "tests/unit/testing/memory_writeback_sink.h"
+#include "processor/pcache/pcache.h"
+#include "processor/pcache/victim_cache.h"
 #include "remora/stats.h"
 
 namespace remora::testing {

@@ -1,5 +1,5 @@
 // The RDMA transport's bookkeeping, without an RDMA device: the control
-// payload codecs (net/rdma_wire.h), the memory node's frames and budget
+// payload codecs (net/rdma/rdma_wire.h), the memory node's frames and budget
 // (memory-node/rdma_frames.h), and the per-connection address spaces that
 // answer kRdmaMap (memory-node/rdma_spaces.h). Real verbs run in the
 // emulated cluster (tests/cluster/qemu-rdma.sh).
@@ -11,7 +11,7 @@
 
 #include "memory-node/rdma_frames.h"
 #include "memory-node/rdma_spaces.h"
-#include "net/rdma_wire.h"
+#include "net/rdma/rdma_wire.h"
 #include "net/wire.h"
 
 namespace remora {

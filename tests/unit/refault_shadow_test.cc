@@ -1,5 +1,5 @@
 // RefaultShadow: remembers the last N evicted pages.
-#include "processor/refault_shadow.h"
+#include "processor/pcache/refault_shadow.h"
 
 #include <gtest/gtest.h>
 

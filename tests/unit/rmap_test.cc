@@ -1,4 +1,4 @@
-#include "processor/rmap.h"
+#include "processor/pcache/rmap.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The victim cache on its own, writing into a real in-memory sink.
-#include "processor/victim_cache.h"
+#include "processor/pcache/victim_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <future>
 #include <thread>
 
-#include "processor/memory_writeback_sink.h"
+#include "tests/unit/testing/memory_writeback_sink.h"
 
 namespace remora {
 namespace {

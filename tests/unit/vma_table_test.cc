@@ -1,5 +1,5 @@
 // VmaTable: the manager's record of a program's managed ranges.
-#include "processor/vma_table.h"
+#include "processor/runtime/vma_table.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // ZapQueue against a real agent peer on a socketpair: batching, ordering,
 // waiting for a page's zap, and a vanished agent.
-#include "processor/zap_queue.h"
+#include "processor/runtime/zap_queue.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "processor/runtime_protocol.h"
+#include "processor/abi/runtime_protocol.h"
 #include "remora/types.h"
 
 namespace remora {

@@ -1,0 +1,89 @@
+// Filling the pcache on a miss: find a line for the page (evicting one if the
+// set is full), let the caller load the data under the line lock, and count
+// where the data came from.
+#include <cassert>
+#include <string>
+
+#include "processor/pcache/pcache.h"
+
+namespace remora {
+
+Status Pcache::Fill(const PageKey& key, FillResult* out) {
+  assert(PageAligned(key.uva));
+  const std::uint32_t set = geometry_.SetIndex(key.uva);
+  PcacheSet& s = sets_[set];
+  int busy_attempts = 0;
+  bool counted_wait = false;
+  std::unique_lock lk(s.mu);
+  for (;;) {
+    if (PcacheLine* l = FindLocked(set, key)) {
+      if (l->Test(kLineReclaim)) {
+        // The page is on its way out (unmapped, data going to the victim
+        // cache). Wait for that to finish, then fill it back from there.
+        if (!counted_wait) counters_.fault_concurrent_eviction->Inc();
+        counted_wait = true;
+        s.cv.wait(lk);
+        continue;
+      }
+      if (l->Test(kLineLocked)) {  // another fault is filling it
+        s.cv.wait(lk);
+        continue;
+      }
+      *out = {l->id, false};
+      return Status::Ok();
+    }
+    if (!s.free.empty()) {
+      *out = {AllocateLocked(s, key)->id, true};
+      return Status::Ok();
+    }
+    // Evict without the set lock: eviction calls the hooks and may wait for
+    // the victim cache. Another thread may take the freed line first; then
+    // the loop simply evicts again.
+    lk.unlock();
+    Status error;
+    const EvictOutcome outcome = EvictOne(set, &error);
+    lk.lock();
+    // kSucceed and kEmpty (lines were freed meanwhile): look again.
+    if (outcome == EvictOutcome::kFailed) return error;
+    if (outcome == EvictOutcome::kBusy) {
+      if (++busy_attempts >= options_.busy_evict_attempts) {
+        return {Code::kBusy, "pcache set " + std::to_string(set) + ": all " +
+                                 std::to_string(geometry_.ways()) +
+                                 " lines busy (locked, pinned or under write-back)"};
+      }
+      s.cv.wait_for(lk, options_.busy_retry_wait);
+    }
+  }
+}
+
+void Pcache::CompleteFill(LineId line, FillSource source, bool dirty) {
+  PcacheSet& s = SetOf(line);
+  std::lock_guard lk(s.mu);
+  PcacheLine& l = Line(line);
+  assert(l.Test(kLineValid) && l.Test(kLineLocked));
+  switch (source) {
+    case FillSource::kMemory: counters_.fill_from_memory->Inc(); break;
+    case FillSource::kVictim: counters_.fill_from_victim->Inc(); break;
+    case FillSource::kZero: counters_.fill_zerofill->Inc(); break;
+    case FillSource::kCopy: counters_.fill_copy->Inc(); break;
+    case FillSource::kFile: counters_.fill_from_file->Inc(); break;
+  }
+  if (dirty) l.Set(kLineDirty);
+  l.Clear(kLineLocked);
+  // The mapping may have gone while the data was loading (the process
+  // exited): then nobody wants the line.
+  if (!FreeIfUnusedLocked(s, l)) s.cv.notify_all();
+}
+
+void Pcache::AbortFill(LineId line) {
+  PcacheSet& s = SetOf(line);
+  std::lock_guard lk(s.mu);
+  PcacheLine& l = Line(line);
+  assert(l.Test(kLineValid) && l.Test(kLineLocked));
+  counters_.fill_aborted->Inc();
+  l.Clear(kLineLocked | kLineDirty);
+  l.rmaps.Clear();  // waiters for this page retry and allocate afresh
+  if (!FreeIfUnusedLocked(s, l)) s.cv.notify_all();
+}
+
+}  // namespace remora

@@ -1,0 +1,278 @@
+// The pcache: a set-associative cache of 4 KiB lines standing for the pages
+// of every program on this processor node that are resident locally.
+//
+// The pcache manages metadata only — which page each line holds, its state,
+// its reverse maps, recency — and never owns page data: in the runtime the
+// data is in the program's own page, in tests and the simulator it is in a
+// caller-owned frame array indexed by line id. Eviction reaches the data
+// through the hooks in PcacheOptions.
+//
+// Driving it (the fault handler of the runtime):
+//
+//   miss on (asid, uva):
+//     FillResult r;  Fill({asid, uva}, &r)           // may evict a line first
+//     if r.allocated:                                 // we own the line lock
+//       if victim->Take(key, page, &dirty): source = kVictim
+//       else read from the memory node, or zero-fill
+//       map the page; CompleteFill(r.line, source, dirty)  // or AbortFill
+//     else: someone else filled it meanwhile; just map/wake
+//   access seen by sampling page tables:   MarkReferenced(line or key)
+//   access seen directly:                  Touch(line)
+//   write seen (wp fault, pagemap scan):   SetDirty(key)
+//   fork:   with evictions paused (PauseEvictions), fork the memory node's
+//           space, VictimCache::ShareSpace(parent, child), then
+//           ShareSpace(parent, child): every resident line of the parent
+//           gains the child's rmap and is marked kLineForked
+//   first write (wp fault) with the line locked: OnWrite(line, key) says
+//           kDirtied / kReused (no other mapper left) / kShared; for kShared
+//           break COW: RemoveRmap(writer key); Fill(writer key);
+//           CompleteFill(new line, kCopy, true)
+//   unmap/exit: RemoveRmap(key) / RemoveSpace(asid), then victim->Drop*(...)
+//
+// Replacement approximates LRU with the information a runtime actually has.
+// Hits never reach the manager (a resident page does not fault), so recency
+// comes from "referenced" hints. Each set keeps an LRU list ordered by last
+// known use; eviction walks it from the LRU end and gives a referenced line a
+// second chance (clear the bit, move to MRU) — CLOCK. Touch() records an
+// access exactly, for callers that see them.
+//
+// Eviction (EvictOne, or Fill when a set has no free line): pick the victim
+// under the set lock and mark it kReclaim; then, without the lock, call
+// hooks.unmap once per rmap (the rmap walk that zaps the page in every
+// process), and if the line is dirty, hand its data (hooks.copy_out) to the
+// victim cache — or write it to the sink when there is none; finally free the
+// line. Clean lines are dropped unless victim_clean is set. Outcomes are
+// counted: nr_pcache_eviction_{triggered,succeed,eagain,failure}.
+//
+// Locking. Each set has its own mutex, so different sets never contend. Lock
+// order: set lock -> line fields (guarded by that set lock). Nothing else is
+// ever acquired under a set lock except stats counters: no I/O, no hooks, no
+// victim cache call. The victim cache lock is likewise never held while
+// calling the pcache, so the two are never nested. The line lock (kLocked) is
+// a flag, not a mutex: it is held across I/O and waited for on the set's
+// condition variable with the set lock released.
+//
+// Hooks run with no pcache lock held but with the line under reclaim, so they
+// must not call back into this pcache for a page of the line being evicted.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <vector>
+
+#include "processor/pcache/geometry.h"
+#include "processor/pcache/line.h"
+#include "processor/pcache/set.h"
+#include "processor/pcache/pcache_stats.h"
+#include "processor/pcache/rmap.h"
+#include "processor/pcache/writeback_sink.h"
+#include "remora/stats.h"
+#include "remora/status.h"
+
+namespace remora {
+
+class VictimCache;
+
+struct EvictHooks {
+  // Stops `rmap` from using the page of `line` (zap it, or write-protect it
+  // and zap later). `dirty`: the line is known dirty (a clean line's page is
+  // already write-protected in the runtime). Set *dirtied if the mapping wrote the page and the pcache
+  // may not know yet (async dirty tracking). Must leave the data readable by
+  // copy_out. An error aborts the eviction; the line stays resident.
+  std::function<Status(LineId line, const Rmap& rmap, bool dirty, bool* dirtied)> unmap;
+  // Copies the line's kPageSize bytes into dst. Called after every unmap
+  // succeeded, only when the data goes somewhere (dirty, or victim_clean).
+  std::function<Status(LineId line, void* dst)> copy_out;
+  // Called once the data is safe (handed off, or clean), before the line is
+  // freed: drop the pages now. The runtime queues zaps for the programs'
+  // agent threads here; what is queued before the line is freed is visible
+  // to the next fill of the page, which waits for it.
+  std::function<void(LineId line, const std::vector<Rmap>& rmaps)> zap;
+};
+
+struct PcacheOptions {
+  EvictHooks hooks;
+  VictimCache* victim = nullptr;   // where evicted dirty lines go; not owned
+  WritebackSink* sink = nullptr;   // used instead when victim is null; not owned
+  bool victim_clean = false;       // also keep clean evicted lines in the victim cache
+  StatsRegistry* stats = nullptr;  // a private registry if null
+  // When every line of a set is busy (locked, pinned, being written back),
+  // Fill tries eviction this many times, waiting up to busy_retry_wait for a
+  // line of the set to change in between, and then fails with kBusy.
+  int busy_evict_attempts = 64;
+  std::chrono::microseconds busy_retry_wait{1000};
+};
+
+// Where a fill's data came from. kCopy: another line's data (copy-on-write).
+// kFile: the file a private file mapping was made from (never written back).
+enum class FillSource { kMemory, kVictim, kZero, kCopy, kFile };
+
+struct FillResult {
+  LineId line = 0;
+  // True: the line was allocated for the caller, holds the line lock and is
+  // empty; finish with CompleteFill or AbortFill. False: the page was already
+  // resident (another fault filled it).
+  bool allocated = false;
+};
+
+// kSucceed: a line was freed. kBusy: every line was locked, pinned, under
+// write-back or already being evicted (LegoOS's eagain). kFailed: unmap,
+// copy_out or the victim cache failed; the line stays. kEmpty: the set holds
+// no page (not counted as an eviction attempt).
+enum class EvictOutcome { kSucceed, kBusy, kFailed, kEmpty };
+
+enum class RemoveResult { kNotMapped, kRemoved, kFreed };
+
+// What a first write to a resident line means (OnWrite).
+//   kDirtied  an ordinary first write: the line is now dirty
+//   kReused   the line was shared at a fork and the writer is the only
+//             mapper left: it is the writer's again, now dirty (LegoOS's
+//             wp reuse)
+//   kShared   other processes map the line too: nothing changed; the writer
+//             needs its own copy (COW)
+enum class WriteOutcome { kDirtied, kReused, kShared };
+
+// A copy of one line's metadata, for tests and debugging.
+struct LineInfo {
+  LineId id = 0;
+  std::uint16_t flags = 0;
+  std::uint32_t refcount = 0;
+  std::uint32_t mapcount = 0;
+  std::vector<Rmap> rmaps;
+};
+
+class Pcache {
+ public:
+  static Status Create(const PcacheConfig& config, PcacheOptions options,
+                       std::unique_ptr<Pcache>* out);
+  ~Pcache();
+
+  Pcache(const Pcache&) = delete;
+  Pcache& operator=(const Pcache&) = delete;
+
+  const PcacheGeometry& geometry() const { return geometry_; }
+
+  // ---- fill (pcache_fill.cc) ----
+  // Finds the line of `key` or allocates one for it, evicting the set's LRU
+  // line if no line is free. Waits while the page is being filled or evicted
+  // by another thread. kBusy after busy_evict_attempts eviction attempts found
+  // every line busy; an eviction failure's error otherwise.
+  Status Fill(const PageKey& key, FillResult* out);
+  // Ends a fill: counts the source, drops the line lock. `dirty` marks data
+  // the memory node does not have yet (a victim hit that was not flushed);
+  // it must be set here, before the line can be evicted.
+  void CompleteFill(LineId line, FillSource source, bool dirty = false);
+  // Gives up a fill whose I/O failed: the line is freed.
+  void AbortFill(LineId line);
+
+  // ---- lookup and access information (pcache.cc) ----
+  // The line mapped by key, if any and not under reclaim; it may still be
+  // locked by a fill in progress. A pure lookup: not an access.
+  std::optional<LineId> Lookup(const PageKey& key);
+  // Referenced hint: the line survives its next eviction scan.
+  void MarkReferenced(LineId line);
+  bool MarkReferenced(const PageKey& key);
+  // Exact access: move to the MRU end.
+  void Touch(LineId line);
+  // The page was written. False if not resident (waits out an eviction).
+  bool SetDirty(const PageKey& key);
+  // A write by `key` to `line`, which the caller holds locked (Pin + Lock):
+  // see WriteOutcome. Marks the line dirty and most recently used unless it
+  // is shared; with allow_reuse false a kLineForked line is left alone and
+  // reported kShared (write-ahead only takes plain lines).
+  WriteOutcome OnWrite(LineId line, const PageKey& key, bool allow_reuse = true);
+
+  // ---- rmaps (pcache_rmap.cc) ----
+  // Maps the line of `existing` also at `added` (fork). `added` must fall in
+  // the same set. *found = false if `existing` is not resident.
+  Status AddRmap(const PageKey& existing, const Rmap& added, bool* found);
+  // Unmaps `key`; the line is freed when its last mapping goes and nobody
+  // holds it. No write-back: the caller is dropping the page.
+  RemoveResult RemoveRmap(const PageKey& key);
+  // RemoveRmap for every page of `asid`; returns how many rmaps went.
+  std::size_t RemoveSpace(Asid asid);
+  // Fork: every line mapped by `parent` is also mapped by `child` at the
+  // same address and marked kLineForked. Waits out evictions in flight (call
+  // it with evictions paused to make it atomic with respect to them).
+  // Returns how many lines are now shared. `child` must be a new space
+  // that maps nothing yet (a page is never mapped by two lines).
+  std::size_t ShareSpace(Asid parent, Asid child);
+  // Reverse maps in the whole cache (the sum of mapcounts).
+  std::uint64_t CountRmaps();
+  // Calls fn(const Rmap&) for each rmap of `line` under the set lock; fn must
+  // not call into the pcache.
+  void WalkRmaps(LineId line, const std::function<void(const Rmap&)>& fn);
+
+  // ---- holding a line across I/O (pcache_hold.cc) ----
+  // Pin: the line cannot be evicted or freed until Unpin. False if `key` is
+  // not resident.
+  bool Pin(const PageKey& key, LineId* line);
+  void Unpin(LineId line);
+  // Line lock (LegoOS lock_pcache), for holders of a pin. Waits while locked.
+  void Lock(LineId line);
+  void Unlock(LineId line);
+  // Write back a resident line without evicting it (flag kWriteback, clear
+  // kDirty so writes meanwhile re-dirty it). Returns false if `key` is not
+  // resident or not dirty; otherwise the line is pinned and *owners filled.
+  // The caller writes the data, then calls EndWriteback.
+  bool BeginWriteback(const PageKey& key, LineId* line, std::vector<Rmap>* owners);
+  void EndWriteback(LineId line, const Status& result);
+
+  // ---- eviction (pcache_evict.cc) ----
+  // Evicts one line of `set` (background reclaim ahead of need). *error gets
+  // the reason of a kFailed outcome.
+  EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr);
+  // Holds off every eviction until the returned lock is released; waits for
+  // the evictions in flight to finish. Fork uses it so that no line moves
+  // to the victim cache or the memory node while the child's share of them
+  // is being set up. The holder must not Fill (that may evict).
+  std::unique_lock<std::shared_mutex> PauseEvictions();
+
+  // ---- accounting and checks (pcache_check.cc for CheckInvariants) ----
+  std::uint64_t lines_used() const;
+  LineInfo Inspect(LineId line);
+  // Checks every set's lists and every line's fields against each other.
+  Status CheckInvariants();
+
+ private:
+  Pcache(const PcacheGeometry& geometry, PcacheOptions options);
+
+  PcacheSet& SetOf(LineId line) { return sets_[geometry_.SetOfLine(line)]; }
+  PcacheLine& Line(LineId line) { return lines_[line]; }
+
+  // *Locked helpers require the set's lock.
+  PcacheLine* FindLocked(std::uint32_t set, const PageKey& key);
+  // Like FindLocked, but waits (releasing the lock) while the page's line is
+  // under reclaim, so the caller sees the outcome of that eviction.
+  PcacheLine* FindSettledLocked(std::uint32_t set, const PageKey& key,
+                                std::unique_lock<std::mutex>& lk);
+  PcacheLine* AllocateLocked(PcacheSet& s, const PageKey& key);
+  void FreeLocked(PcacheSet& s, PcacheLine& line);
+  // Frees the line if it has no mapping left and nobody holds it.
+  bool FreeIfUnusedLocked(PcacheSet& s, PcacheLine& line);
+  Status CheckSetLocked(std::uint32_t set);
+
+  template <typename Fn>
+  void ForEachLineOfSpace(Asid asid, Fn&& fn);  // pcache_rmap.cc
+
+  PcacheLine* PickVictimLocked(PcacheSet& s);
+  Status HandOffData(LineId line, const std::vector<Rmap>& rmaps, bool dirty);
+
+  const PcacheGeometry geometry_;
+  const PcacheOptions options_;
+  std::unique_ptr<StatsRegistry> own_stats_;
+  PcacheCounters counters_;
+  std::unique_ptr<PcacheLine[]> lines_;
+  std::unique_ptr<PcacheSet[]> sets_;
+  std::atomic<std::uint64_t> used_{0};  // valid lines, for lines_used()
+  // Taken shared by every eviction, exclusively by PauseEvictions. Never
+  // acquired under a set lock.
+  std::shared_mutex evict_gate_;
+};
+
+}  // namespace remora

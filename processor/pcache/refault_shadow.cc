@@ -1,0 +1,35 @@
+#include "processor/pcache/refault_shadow.h"
+
+namespace remora {
+
+void RefaultShadow::Evicted(const PageKey& key, bool dirty) {
+  if (ring_.empty()) return;
+  std::lock_guard lk(mu_);
+  const std::uint64_t seq = ++seq_;
+  PageKey& slot = ring_[next_];
+  if (seq > ring_.size()) {
+    // The slot's page was evicted ring_.size() evictions ago: forget it,
+    // unless it was evicted again since (then a newer seq stands for it).
+    auto it = seq_of_.find(slot);
+    if (it != seq_of_.end() && (it->second >> 1) == seq - ring_.size()) seq_of_.erase(it);
+  }
+  slot = key;
+  seq_of_[key] = seq << 1 | (dirty ? 1 : 0);
+  next_ = (next_ + 1) % ring_.size();
+}
+
+bool RefaultShadow::Refault(const PageKey& key, bool* was_dirty) {
+  std::lock_guard lk(mu_);
+  auto it = seq_of_.find(key);
+  if (it == seq_of_.end()) return false;
+  if (was_dirty) *was_dirty = (it->second & 1) != 0;
+  seq_of_.erase(it);
+  return true;
+}
+
+std::size_t RefaultShadow::size() const {
+  std::lock_guard lk(mu_);
+  return seq_of_.size();
+}
+
+}  // namespace remora

@@ -1,0 +1,25 @@
+// One set of the pcache: its lock, its LRU list and its free list.
+//
+// The LRU list runs from most recently used (front) to least recently used
+// (back). Lines under reclaim are on neither list. Sets are cache-line
+// aligned so two sets' locks never share a cache line: different sets never
+// contend, not even falsely.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+
+#include "processor/pcache/line.h"
+
+namespace remora {
+
+struct alignas(64) PcacheSet {
+  std::mutex mu;
+  // Signalled whenever a line of this set is unlocked, unpinned, freed or
+  // finishes reclaim: everyone waiting for a line of this set rechecks.
+  std::condition_variable cv;
+  LineList lru;
+  LineList free;
+};
+
+}  // namespace remora

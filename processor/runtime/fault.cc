@@ -1,0 +1,440 @@
+#include "processor/runtime/fault.h"
+
+#include <linux/userfaultfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <shared_mutex>
+#include <vector>
+
+#include "processor/runtime/process_session.h"
+#include "processor/runtime/processor_manager.h"
+#include "processor/abi/uffd.h"
+
+namespace remora {
+namespace {
+
+alignas(kPageSize) const std::byte kZeroPage[kPageSize] = {};
+
+// Pages read ahead with one zap wait, one read and one install at most.
+constexpr std::uint32_t kReadaheadBatch = 32;
+
+bool ProcessGone(int e) { return e == ESRCH || e == ENOENT; }
+
+// Reads `count` consecutive pages of a file mapping, starting at uva, into
+// buf; past the end of the file reads as zeros.
+Status ReadFilePages(const Vma& vma, std::uint64_t uva, std::size_t count, std::byte* buf) {
+  const std::size_t len = count * kPageSize;
+  std::size_t done = 0;
+  const off_t off = static_cast<off_t>(vma.FileOffsetOf(uva));
+  while (done < len) {
+    ssize_t n = ::pread(vma.file->fd, buf + done, len - done, off + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return {Code::kIoError, std::string("reading a mapped file: ") + std::strerror(errno)};
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  std::memset(buf + done, 0, len - done);
+  return Status::Ok();
+}
+
+// Whether the page being filled was evicted recently (the refault shadow).
+// One that was dirty then is installed writable and dirty (*dirty set): it
+// is about to be written again, and its write-protect fault is saved.
+bool Refaulted(ProcessorManager& m, const PageKey& key, bool* dirty) {
+  bool was_dirty = false;
+  if (!m.shadow().Refault(key, &was_dirty)) return false;
+  if (was_dirty && !*dirty) {
+    *dirty = true;
+    m.counters().refault_writable->Inc();
+  }
+  return true;
+}
+
+// Loads the page of a freshly allocated, locked line and installs it.
+Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKey& key, LineId line,
+            bool write) {
+  Pcache* pcache = m.pcache();
+  // A zap from an earlier eviction of this page must land before the new
+  // page is installed, or it would drop it.
+  Status st = s.zaps().WaitClear(key.uva, key.uva + kPageSize, m.options().zap_timeout);
+  if (!st.ok()) {
+    pcache->AbortFill(line);
+    if (!s.dead()) return st;
+    m.counters().fill_owner_gone->Inc();
+    return Status::Ok();
+  }
+  alignas(kPageSize) thread_local std::byte buf[kPageSize];
+  const std::byte* data = buf;
+  FillSource source;
+  bool dirty = false;
+  VictimCache* victim = m.victim();
+  if (victim != nullptr && victim->Take(key, buf, &dirty)) {
+    source = FillSource::kVictim;
+  } else if (s.Written(key.uva)) {
+    st = m.transport()->ReadPage(key.asid, key.uva, buf);
+    if (!st.ok()) {
+      pcache->AbortFill(line);
+      return {st.code(), "memory node: " + st.message()};
+    }
+    source = FillSource::kMemory;
+  } else if (vma.file) {
+    st = ReadFilePages(vma, key.uva, 1, buf);
+    if (!st.ok()) {
+      pcache->AbortFill(line);
+      return st;
+    }
+    source = FillSource::kFile;
+  } else {
+    data = kZeroPage;
+    source = FillSource::kZero;
+  }
+  if (write) dirty = true;
+  const bool refault = Refaulted(m, key, &dirty);
+  // Clean pages go in write-protected: their first write faults, which is
+  // how a line becomes dirty.
+  const int e = uffd::Copy(s.uffd(), key.uva, data, kPageSize, /*write_protect=*/!dirty);
+  if (e == EEXIST) {
+    // Something is mapped there already (memory touched before it was
+    // registered). Its content is the program's: keep it, and treat it as
+    // dirty so eviction saves it rather than dropping it.
+    (void)uffd::Wake(s.uffd(), key.uva, kPageSize);
+    dirty = true;
+  } else if (e != 0) {
+    pcache->AbortFill(line);
+    if (ProcessGone(e) || s.dead()) {
+      // The program exited, or unmapped the range, while we filled it.
+      m.counters().fill_owner_gone->Inc();
+      return Status::Ok();
+    }
+    return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
+  }
+  pcache->CompleteFill(line, source, dirty);
+  if (refault && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
+  return Status::Ok();
+}
+
+// Loads a run of `n` consecutive pages from `first` into freshly allocated,
+// locked lines and installs them: one zap wait, one read per stretch of
+// pages from the same place (memory node, file), and one UFFDIO_COPY per
+// stretch of pages installed alike (write-protected or not). Every line is
+// completed or aborted on return.
+Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t first,
+               const LineId* lines, std::uint32_t n, bool write, std::byte* bufs) {
+  Pcache* pcache = m.pcache();
+  std::uint32_t installed = 0;  // lines [0, installed) are completed
+  auto abort_rest = [&] {
+    for (std::uint32_t i = installed; i < n; ++i) pcache->AbortFill(lines[i]);
+  };
+  Status st = s.zaps().WaitClear(first, first + n * kPageSize, m.options().zap_timeout);
+  if (!st.ok()) {
+    if (s.dead()) m.counters().fill_owner_gone->Add(n);
+    abort_rest();
+    return s.dead() ? Status::Ok() : st;
+  }
+  FillSource source[kReadaheadBatch];
+  bool dirty[kReadaheadBatch];
+  VictimCache* victim = m.victim();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PageKey key{s.asid(), first + i * kPageSize};
+    std::byte* buf = bufs + i * kPageSize;
+    dirty[i] = false;
+    if (victim != nullptr && victim->Take(key, buf, &dirty[i])) {
+      source[i] = FillSource::kVictim;
+    } else if (s.Written(key.uva)) {
+      source[i] = FillSource::kMemory;
+    } else if (vma.file) {
+      source[i] = FillSource::kFile;
+    } else {
+      source[i] = FillSource::kZero;
+      std::memset(buf, 0, kPageSize);
+    }
+  }
+  // Stretches of memory-node pages and of file pages, each read at once.
+  for (std::uint32_t i = 0; i < n && st.ok();) {
+    std::uint32_t j = i + 1;
+    while (j < n && source[j] == source[i]) ++j;
+    const std::uint64_t uva = first + i * kPageSize;
+    if (source[i] == FillSource::kMemory) {
+      std::uint64_t uvas[kReadaheadBatch];
+      for (std::uint32_t k = i; k < j; ++k) uvas[k - i] = first + k * kPageSize;
+      st = m.transport()->ReadPages(s.asid(), {uvas, j - i}, bufs + i * kPageSize);
+      if (!st.ok()) st = {st.code(), "memory node: " + st.message()};
+    } else if (source[i] == FillSource::kFile) {
+      st = ReadFilePages(vma, uva, j - i, bufs + i * kPageSize);
+    }
+    i = j;
+  }
+  if (!st.ok()) {
+    abort_rest();
+    return st;
+  }
+  if (write) std::fill(dirty, dirty + n, true);
+  bool refault[kReadaheadBatch];
+  for (std::uint32_t i = 0; i < n; ++i)
+    refault[i] = Refaulted(m, {s.asid(), first + i * kPageSize}, &dirty[i]);
+  // Install: clean pages write-protected, dirty ones writable.
+  while (installed < n) {
+    std::uint32_t j = installed + 1;
+    while (j < n && dirty[j] == dirty[installed]) ++j;
+    std::uint64_t copied = 0;
+    const int e = uffd::Copy(s.uffd(), first + installed * kPageSize,
+                             bufs + installed * kPageSize, (j - installed) * kPageSize,
+                             /*write_protect=*/!dirty[installed], &copied);
+    const std::uint32_t done = installed + static_cast<std::uint32_t>(copied / kPageSize);
+    for (; installed < done; ++installed)
+      pcache->CompleteFill(lines[installed], source[installed], dirty[installed]);
+    if (e == 0) continue;
+    if (e == EEXIST) {
+      // Mapped already (see Load): keep the program's page, as dirty.
+      (void)uffd::Wake(s.uffd(), first + installed * kPageSize, kPageSize);
+      pcache->CompleteFill(lines[installed], source[installed], true);
+      ++installed;
+      continue;
+    }
+    const bool gone = ProcessGone(e) || s.dead();
+    if (gone) m.counters().fill_owner_gone->Add(n - installed);
+    abort_rest();
+    if (gone) return Status::Ok();
+    return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const PageKey key{s.asid(), first + i * kPageSize};
+    if (refault[i] && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
+  }
+  return Status::Ok();
+}
+
+// Readahead: after a miss at `page` that continues a sequential run, fill
+// the next pages too (the faulting thread already runs again: UFFDIO_COPY
+// woke it). The window doubles with each sequential miss up to
+// readahead_max and closes on the first non-sequential one. A write run is
+// read ahead writable and dirty: it will be written next. Pages go in runs
+// (LoadRun); lines are allocated in ascending address order, like
+// write-ahead's, and a run never holds two lines of one set.
+void Readahead(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page,
+               bool write) {
+  const std::uint32_t max = m.options().readahead_max;
+  if (max == 0) return;
+  int slot;
+  const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
+  if (window == 0) return;
+  // The fault holds the session's fault gate (ServeFault): the range
+  // cannot go away meanwhile.
+  Pcache* pcache = m.pcache();
+  const std::uint32_t batch =
+      std::max<std::uint32_t>(1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
+  alignas(kPageSize) thread_local std::byte bufs[kReadaheadBatch * kPageSize];
+  const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vma.end);
+  for (std::uint64_t next = page + kPageSize; next < stop && !s.dead();) {
+    LineId lines[kReadaheadBatch];
+    std::uint32_t n = 0;
+    bool failed = false;
+    while (n < batch && next + n * kPageSize < stop) {
+      const PageKey key{s.asid(), next + n * kPageSize};
+      if (pcache->Lookup(key)) break;
+      FillResult fr;
+      if (!pcache->Fill(key, &fr).ok()) {
+        failed = true;
+        break;
+      }
+      if (!fr.allocated) break;
+      lines[n++] = fr.line;
+    }
+    if (n > 0) {
+      if (!LoadRun(m, s, vma, next, lines, n, write, bufs).ok()) break;
+      m.counters().readahead_pages->Add(n);
+      next += n * kPageSize;
+    } else {
+      next += kPageSize;  // resident already: step over it
+    }
+    if (failed) break;
+  }
+  // The pages read ahead were not misses: the next sequential miss is the
+  // one just past the window.
+  s.miss_streams.Advance(slot, page + window * kPageSize);
+}
+
+// Write-ahead: a run of write-protect faults on consecutive pages (a
+// sequential write pass over data that is resident, like Phoenix rewriting
+// its input) un-protects the next resident clean pages too, with one ioctl,
+// marking them dirty. Only lines that are resident, settled and clean are
+// taken, in address order (line locks are taken in ascending order, so two
+// write-ahead runs cannot deadlock; fills hold one line lock and wait for
+// none).
+void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
+  const std::uint32_t max = m.options().readahead_max;
+  if (max == 0) return;
+  int slot;
+  const std::uint32_t window = s.write_streams.OnAccess(page, max, &slot);
+  if (window == 0) return;
+  Pcache* pcache = m.pcache();
+  LineId held[256];
+  std::uint32_t n = 0, reused = 0;
+  for (std::uint32_t i = 1; i <= window && n < 256; ++i) {
+    const PageKey key{s.asid(), page + i * kPageSize};
+    LineId line;
+    if (!pcache->Pin(key, &line)) break;
+    pcache->Lock(line);
+    // A line shared with another process needs a COW fault of its own.
+    WriteOutcome w = WriteOutcome::kShared;
+    if (pcache->Lookup(key) == line) w = pcache->OnWrite(line, key);
+    if (w == WriteOutcome::kShared) {
+      pcache->Unlock(line);
+      pcache->Unpin(line);
+      break;
+    }
+    if (w == WriteOutcome::kReused) ++reused;
+    held[n++] = line;
+  }
+  if (n > 0) {
+    (void)uffd::WriteProtect(s.uffd(), page + kPageSize, n * kPageSize, false);
+    m.counters().write_ahead_pages->Add(n);
+    if (reused > 0) m.counters().pgfault_wp_reuse->Add(reused);
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    pcache->Unlock(held[i]);
+    pcache->Unpin(held[i]);
+  }
+  s.write_streams.Advance(slot, page + window * kPageSize);
+}
+
+Status Fill(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page, bool write) {
+  const PageKey key{s.asid(), page};
+  for (int attempt = 0;; ++attempt) {
+    FillResult fr;
+    Status st = m.pcache()->Fill(key, &fr);
+    if (!st.ok()) return st;
+    if (fr.allocated) {
+      REMORA_RETURN_IF_ERROR(Load(m, s, vma, key, fr.line, write));
+      Readahead(m, s, vma, page, write);
+      return Status::Ok();
+    }
+    // Resident already: normally another fault on the same page filled it
+    // while we waited, and the faulting thread only needs a wake-up.
+    if (s.PagePresent(page) || attempt >= 2) {
+      m.counters().pgfault_already_filled->Inc();
+      int e = uffd::Wake(s.uffd(), page, kPageSize);
+      if (e != 0 && !ProcessGone(e)) return {Code::kIoError, std::string("UFFDIO_WAKE: ") + std::strerror(e)};
+      return Status::Ok();
+    }
+    // The line is resident but the page is not: it was dropped behind our
+    // back (the program discarded memory while touching it). Forget the
+    // line and fill again.
+    m.counters().pgfault_stale_line->Inc();
+    m.pcache()->RemoveRmap(key);
+  }
+}
+
+// COW: the writer's rmap leaves the shared line (pinned and locked by the
+// caller, so it stays for the other mappers) for a new line in the same
+// set. No data moves here: the page the writer maps is still the shared
+// one, and the kernel copies it when the write is retried after the
+// protection is lifted.
+Status BreakCow(ProcessorManager& m, const PageKey& key) {
+  Pcache* pcache = m.pcache();
+  pcache->RemoveRmap(key);
+  FillResult fr;
+  Status st = pcache->Fill(key, &fr);
+  if (!st.ok()) return st;
+  // Not allocated: another thread of the writer faulted on the page
+  // meanwhile and gave it a line (as a fill that found the page present).
+  if (fr.allocated) pcache->CompleteFill(fr.line, FillSource::kCopy, /*dirty=*/true);
+  m.counters().pgfault_wp_cow->Inc();
+  return Status::Ok();
+}
+
+// OnWrite, after dropping the rmaps of mappers that have exited or exec'd
+// but whose teardown has not reached this line yet: a parent writing right
+// after waitpid() on its child is the line's only mapper (a reuse), not a
+// COW against a process that is gone.
+WriteOutcome SettleWrite(ProcessorManager& m, LineId line, const PageKey& key) {
+  Pcache* pcache = m.pcache();
+  const WriteOutcome w = pcache->OnWrite(line, key);
+  if (w != WriteOutcome::kShared) return w;
+  std::vector<Rmap> others;
+  pcache->WalkRmaps(line, [&](const Rmap& r) {
+    if (!(r == key)) others.push_back(r);
+  });
+  bool dropped = false;
+  for (const Rmap& r : others) {
+    std::shared_ptr<ProcessSession> o = m.FindSession(r.asid);
+    if (o && !o->Departed()) continue;
+    pcache->RemoveRmap(r);
+    dropped = true;
+  }
+  return dropped ? pcache->OnWrite(line, key) : w;
+}
+
+Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page) {
+  RuntimeCounters& c = m.counters();
+  ScopedLatency t(c.wp_fault_service_ns);
+  const PageKey key{s.asid(), page};
+  LineId line;
+  // The pin keeps eviction away between marking the line dirty and lifting
+  // the protection: eviction write-protects and copies only idle lines.
+  Pcache* pcache = m.pcache();
+  if (pcache->Pin(key, &line)) {
+    // A pin does not wait for a fill in progress. The page mapped right now
+    // may still be the previous line's, evicted and waiting for its zap:
+    // un-protecting it would let a write land in a page about to be
+    // dropped. The line lock waits the fill out; then the mapped page is
+    // this line's (or the fill failed and the line is not ours any more).
+    pcache->Lock(line);
+    const bool ours = pcache->Lookup(key) == line;
+    Status st;
+    bool shared = false;
+    int e = 0;
+    if (ours) {
+      switch (SettleWrite(m, line, key)) {
+        case WriteOutcome::kShared:
+          shared = true;
+          st = BreakCow(m, key);
+          break;
+        case WriteOutcome::kReused:
+          c.pgfault_wp_reuse->Inc();
+          break;
+        case WriteOutcome::kDirtied:
+          break;
+      }
+      if (st.ok()) e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);
+    }
+    pcache->Unlock(line);
+    pcache->Unpin(line);
+    if (!st.ok()) return st;
+    if (e != 0 && !ProcessGone(e) && !s.dead())
+      return {Code::kIoError, std::string("UFFDIO_WRITEPROTECT: ") + std::strerror(e)};
+    if (ours) {
+      if (!shared) WriteAhead(m, s, page);
+      return Status::Ok();
+    }
+  }
+  // Evicted while the program was writing: its data is in the victim cache
+  // (or on the memory node); serve the write as a missing fault.
+  c.pgfault_concurrent_eviction->Inc();
+  return Fill(m, s, vma, page, /*write=*/true);
+}
+
+}  // namespace
+
+Status HandleFault(ProcessorManager& m, ProcessSession& s, std::uint64_t address,
+                   std::uint64_t flags, const Vma& vma) {
+  RuntimeCounters& c = m.counters();
+  c.pgfault->Inc();
+  const std::uint64_t page = PageDown(address);
+  if (FaultTrace* trace = m.fault_trace()) {
+    trace->Record((flags & (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_WRITE)) != 0, s.asid(), page);
+  }
+  if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+    c.pgfault_wp->Inc();
+    return WriteProtectFault(m, s, vma, page);
+  }
+  c.pgfault_missing->Inc();
+  ScopedLatency t(c.pgfault_service_ns);
+  return Fill(m, s, vma, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+}
+
+}  // namespace remora

@@ -1,0 +1,197 @@
+// One program attached to the processor manager: its address space, its
+// userfaultfd, its managed ranges and the threads that serve it.
+//
+// Threads (all joined before the session ends):
+//   control   the program's control connection (Map/Unmap/Discard, in the
+//             order the program made them) and the agent's ZapAcks; it
+//             also notices the program's exit (both connections close) and
+//             runs the teardown.
+//   fault ×N  poll the uffd and serve faults (fault_handler.cc) on the
+//             thread that read them: the only thread hand-off on the fault
+//             path is the one userfaultfd itself makes.
+//
+// Fork (process_fork.cc): PrepareFork, the uffd FORK event (OnForkEvent, on
+// a fault thread) and FinishFork; between PrepareFork and the end of
+// OnForkEvent the program's faults are held back (deferred), except the
+// forking thread's own before the event (it cannot wait: the event comes
+// only after it enters the kernel).
+//
+// Teardown order (and why): stop the fault threads; RemoveSpace in the
+// pcache, which waits out evictions of our lines in flight (their data
+// reaches the victim cache first); drop our victim entries; destroy the
+// address space on the memory node; close the descriptors. After it the
+// program holds no line, no victim entry and no memory-node page.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <utility>
+#include <unordered_set>
+#include <vector>
+
+#include "processor/runtime/stream_detector.h"
+#include "processor/runtime/vma_table.h"
+#include "processor/runtime/zap_queue.h"
+#include "remora/status.h"
+#include "remora/types.h"
+
+namespace remora {
+
+class FaultReader;
+class ProcessorManager;
+
+class ProcessSession {
+ public:
+  ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid,
+                 int control_fd, int uffd);
+  ~ProcessSession();  // requires Join()
+
+  ProcessSession(const ProcessSession&) = delete;
+  ProcessSession& operator=(const ProcessSession&) = delete;
+
+  // Starts the threads once the agent connected (agent_fd -1: attached
+  // already).
+  void Start(int agent_fd, int fault_threads);
+  // A forked child's agent connection, known before it starts: zaps can be
+  // queued to it from the moment it shares lines.
+  void AttachAgent(int agent_fd);
+  // Waits for every thread of the session (after the program exited).
+  void Join();
+  bool finished() const { return finished_.load(); }
+
+  std::uint64_t id() const { return id_; }
+  Asid asid() const { return asid_; }
+  pid_t pid() const { return pid_.load(std::memory_order_acquire); }
+  // A forked child's pid arrives after its session was made (ForkDone).
+  void SetPid(pid_t pid);
+  int uffd() const { return uffd_; }
+  // True once teardown began: evictions skip the program's pages.
+  bool dead() const { return dead_.load(std::memory_order_acquire); }
+  // The program has exited or exec'd (its control connection is closed),
+  // even if the control thread has not noticed yet. A process's descriptors
+  // close before its parent can reap it, so a parent back from waitpid()
+  // always sees its child as departed.
+  bool Departed() const;
+
+  VmaTable& vmas() { return vmas_; }
+  // Valid once the agent is attached (before any line of the program can
+  // be evicted). Snapshots read zaps_pending() from the moment the session
+  // is registered.
+  ZapQueue& zaps() { return *zaps_.load(std::memory_order_acquire); }
+  std::size_t zaps_pending() const {
+    const ZapQueue* z = zaps_.load(std::memory_order_acquire);
+    return z != nullptr ? z->pending() : 0;
+  }
+
+  // Pages with data on the memory node (or on its way there through the
+  // victim cache). Every other page is zero, or its file's, and fills
+  // without a round trip.
+  bool Written(std::uint64_t uva);
+  void MarkWritten(std::uint64_t uva);
+
+  // Copies the program's page at uva into dst (process_vm_readv). ESRCH or
+  // EFAULT mean the page or the process is gone.
+  int ReadProcessPage(std::uint64_t uva, void* dst);
+  // Whether the page at uva is present in the program's page table.
+  bool PagePresent(std::uint64_t uva);
+
+  // Sequential runs (fault_handler.cc): of misses, for readahead; of
+  // write-protect faults, for un-protecting ahead of a write run.
+  StreamDetector miss_streams;
+  StreamDetector write_streams;
+
+  // Stops the program with `why` (sent to the agent, which exits it with a
+  // clear message). Used when a fault cannot be served.
+  void Fail(const Status& why);
+
+  // ---- fork (process_fork.cc) ----
+  // ForkPrepare: hold back faults, write-protect every registered range,
+  // remember the child's connection ends (owned from here on).
+  // *fresh: nothing is registered, no FORK event will come, and the child
+  // attaches as a new program (the connection ends are closed).
+  Status PrepareFork(int child_control, int child_agent, pid_t tid, bool* fresh);
+  // The FORK event (child_uffd is the manager's descriptor for the child's
+  // uffd): set up the child's session and share everything with it.
+  void OnForkEvent(int child_uffd);
+  // ForkDone: the child's pid (<= 0: the fork failed); starts the child.
+  Status FinishFork(pid_t child_pid);
+  // A zap queued for this program (eviction hook): while a fork is being
+  // set up, the child gets it too (it inherited the page table entry).
+  void NoteZap(std::uint64_t uva);
+
+ private:
+  void ControlLoop();
+  void FaultLoop(int index);
+  // Serves one fault message, or defers it while a fork is being set up.
+  void ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid);
+  void ServeDeferred();
+  // Fork helpers (process_fork.cc).
+  Status ShareWithChild(const std::shared_ptr<ProcessSession>& child);
+  void InheritFrom(ProcessSession& parent);
+  // Ends the fault hold-back and serves what was held.
+  void EndFork();
+  // Forgets the fork state except the faults still held (fork_mu_ held).
+  void ResetForkLocked();
+  void AbandonFork();
+  Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
+  void Teardown();
+
+  ProcessorManager* const manager_;
+  const std::uint64_t id_;
+  const Asid asid_;
+  std::atomic<pid_t> pid_;
+  const int control_fd_;
+  const int uffd_;
+  int agent_fd_ = -1;
+  int stop_fd_ = -1;    // eventfd: tells the fault threads to stop
+  std::unique_ptr<FaultReader> reader_;
+  std::atomic<int> pagemap_fd_{-1};
+
+  VmaTable vmas_;
+  std::unique_ptr<ZapQueue> zap_queue_;  // owns what zaps_ points to
+  std::atomic<ZapQueue*> zaps_{nullptr};
+  std::mutex written_mu_;
+  std::unordered_set<std::uint64_t> written_;
+
+  // Fault gate: held shared while a fault is served (readahead included),
+  // exclusively by Release (munmap, discard: nothing fills pages of a range
+  // being released), to start a fork (no fault is half-served when the
+  // ranges are write-protected) and to end one.
+  std::shared_mutex fault_mu_;
+  // fork_.pending, readable without fork_mu_ under fault_mu_ held shared.
+  std::atomic<bool> fork_pending_{false};
+  // One fork at a time (the shim serialises them). Guarded by fork_mu_;
+  // `pending` changes only with fault_mu_ held exclusively too.
+  struct ForkState {
+    bool pending = false;
+    bool event_seen = false;
+    bool shared = false;  // the child shares the lines (NoteZap stops)
+    bool fresh = false;   // nothing registered: the child attaches anew
+    pid_t tid = 0;
+    int control = -1, agent = -1;      // the child's connection ends
+    std::vector<std::uint64_t> zapped;  // pages the child must drop
+    std::vector<std::uint64_t> served;  // the forking thread's faults meanwhile
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;  // (address, flags)
+    std::shared_ptr<ProcessSession> child;
+    Status error;
+    bool done = false;  // the event was handled (child or error set)
+  };
+  std::mutex fork_mu_;
+  std::condition_variable fork_cv_;
+  ForkState fork_;
+
+  std::atomic<bool> dead_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> failed_{false};
+  std::thread control_;
+  std::vector<std::thread> faulters_;
+};
+
+}  // namespace remora

@@ -1,0 +1,216 @@
+#include "processor/runtime/zap_queue.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+
+#include "processor/abi/runtime_protocol.h"
+#include "remora/types.h"
+
+namespace remora {
+
+ZapQueue::ZapQueue(int agent_fd)
+    : fd_(agent_fd),
+      ack_event_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      timer_fd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {}
+
+ZapQueue::~ZapQueue() {
+  for (int fd : {ack_event_, timer_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void ZapQueue::OnTimer() {
+  std::uint64_t expirations;
+  (void)!::read(timer_fd_, &expirations, sizeof(expirations));
+  (void)Flush();
+}
+
+Status ZapQueue::Zap(std::uint64_t uva) {
+  bool full, first;
+  {
+    std::lock_guard lk(mu_);
+    if (closed_) return {Code::kDisconnected, "agent gone"};
+    pending_[uva] = ++next_seq_;
+    pending_count_.store(pending_.size(), std::memory_order_release);
+    queue_.push_back(uva);
+    queued_count_.store(queue_.size(), std::memory_order_relaxed);
+    full = queue_.size() >= kBatch;
+    first = queue_.size() == 1;
+  }
+  if (full) return Flush();
+  if (first && timer_fd_ >= 0) {
+    // A batch starts: it goes out in kFlushDelay at the latest. (A timer
+    // still armed for an earlier batch is simply re-armed.)
+    itimerspec t{};
+    t.it_value.tv_nsec = std::chrono::nanoseconds(kFlushDelay).count();
+    ::timerfd_settime(timer_fd_, 0, &t, nullptr);
+  }
+  return Status::Ok();
+}
+
+Status ZapQueue::Flush() {
+  std::lock_guard send_lk(send_mu_);
+  for (;;) {
+    rt::ZapMessage m;
+    {
+      std::lock_guard lk(mu_);
+      if (closed_) return {Code::kDisconnected, "agent gone"};
+      if (queue_.empty()) return Status::Ok();
+      const std::size_t n = std::min<std::size_t>(queue_.size(), rt::kZapBatchMax);
+      std::copy(queue_.begin(), queue_.begin() + n, m.uvas);
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+      queued_count_.store(queue_.size(), std::memory_order_relaxed);
+      m.count = static_cast<std::uint32_t>(n);
+      // Sequence numbers are consecutive and queue_ holds the newest ones.
+      m.seq = next_seq_ - queue_.size();
+      sent_ = m.seq;
+    }
+    const std::size_t len = offsetof(rt::ZapMessage, uvas) + m.count * sizeof(std::uint64_t);
+    ssize_t n;
+    do n = ::send(fd_, &m, len, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(len)) {
+      Close();
+      return {Code::kDisconnected, "agent connection closed"};
+    }
+  }
+}
+
+bool ZapQueue::DrainAcks() {
+  for (;;) {
+    rt::ZapAck ack;
+    ssize_t r = ::recv(fd_, &ack, sizeof(ack), MSG_DONTWAIT);
+    if (r == static_cast<ssize_t>(sizeof(ack)) && ack.magic == rt::kMagic &&
+        ack.op == rt::Op::kZapAck) {
+      OnAck(ack.seq);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    Close();  // closed, broken, or not speaking the protocol
+    return false;
+  }
+}
+
+void ZapQueue::OnAck(std::uint64_t seq) {
+  std::lock_guard lk(mu_);
+  if (seq <= acked_) return;
+  acked_ = seq;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second <= seq) it = pending_.erase(it); else ++it;
+  }
+  pending_count_.store(pending_.size(), std::memory_order_release);
+  acked_cv_.notify_all();
+  // The waiter watching the socket may be in poll() while another thread
+  // (the control thread) read this acknowledgement.
+  WakeWatcherLocked();
+}
+
+void ZapQueue::WakeWatcherLocked() {
+  if (!watching_) return;
+  const std::uint64_t one = 1;
+  (void)!::write(ack_event_, &one, sizeof(one));
+}
+
+bool ZapQueue::PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const {
+  *queued = false;
+  if (end - start == kPageSize) {
+    auto it = pending_.find(start);
+    if (it == pending_.end()) return false;
+    *queued = it->second > sent_;
+    return true;
+  }
+  bool any = false;
+  if ((end - start) / kPageSize <= pending_.size()) {
+    for (std::uint64_t uva = start; uva < end; uva += kPageSize) {
+      auto it = pending_.find(uva);
+      if (it == pending_.end()) continue;
+      any = true;
+      if (it->second > sent_) *queued = true;
+    }
+    return any;
+  }
+  for (auto& [uva, seq] : pending_) {
+    if (uva >= start && uva < end) {
+      any = true;
+      if (seq > sent_) *queued = true;
+    }
+  }
+  return any;
+}
+
+Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
+                           std::chrono::milliseconds timeout) {
+  if (pending_count_.load(std::memory_order_acquire) == 0) return Status::Ok();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock lk(mu_);
+  bool queued;
+  while (PendingInLocked(start, end, &queued)) {
+    if (closed_) return {Code::kDisconnected, "agent gone with zaps pending"};
+    if (queued) {  // still in our queue: send it now, then wait
+      lk.unlock();
+      REMORA_RETURN_IF_ERROR(Flush());
+      lk.lock();
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
+      return {Code::kTimeout, "the program's agent did not drop evicted pages in time"};
+    if (watching_) {
+      // Another waiter watches the socket; every acknowledgement, whoever
+      // reads it, wakes us through acked_cv_.
+      acked_cv_.wait_until(lk, std::min(deadline, now + std::chrono::milliseconds(2)));
+      continue;
+    }
+    // Watch the socket ourselves rather than rely on another thread: the
+    // control thread may itself be the one waiting. It may also read the
+    // acknowledgement first; OnAck then signals ack_event_, so the poll
+    // never sleeps past an acknowledgement.
+    watching_ = true;
+    lk.unlock();
+    pollfd p[2] = {{fd_, POLLIN, 0}, {ack_event_, POLLIN, 0}};
+    if (::poll(p, ack_event_ >= 0 ? 2 : 1, 2) > 0) {
+      if (p[1].revents & POLLIN) {
+        std::uint64_t v;
+        (void)!::read(ack_event_, &v, sizeof(v));
+      }
+      if (p[0].revents) DrainAcks();
+    }
+    lk.lock();
+    watching_ = false;
+    acked_cv_.notify_all();  // a waiter on the condition variable may take over
+  }
+  return Status::Ok();
+}
+
+void ZapQueue::Close() {
+  std::lock_guard lk(mu_);
+  closed_ = true;
+  pending_.clear();
+  pending_count_.store(0, std::memory_order_release);
+  queue_.clear();
+  queued_count_.store(0, std::memory_order_relaxed);
+  acked_cv_.notify_all();
+  WakeWatcherLocked();
+}
+
+std::size_t ZapQueue::pending() const {
+  std::lock_guard lk(mu_);
+  return pending_.size();
+}
+
+std::vector<std::uint64_t> ZapQueue::PendingPages() const {
+  std::lock_guard lk(mu_);
+  std::vector<std::uint64_t> out;
+  out.reserve(pending_.size());
+  for (const auto& [uva, seq] : pending_) out.push_back(uva);
+  return out;
+}
+
+}  // namespace remora
