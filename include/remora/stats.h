@@ -8,7 +8,8 @@
 // cache lines. Reading sums the shards, which is rare (snapshots).
 //
 // Counter names follow LegoOS where one applies (nr_pgfault, nr_pcache_fill_*,
-// nr_victim_*, ...); see docs/stats.md for the list.
+// nr_victim_*, ...). Subsystems declare each metric once, in a table
+// (remora/metric_table.h); docs/stats.md lists them all.
 #pragma once
 
 #include <array>
