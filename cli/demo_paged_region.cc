@@ -8,9 +8,10 @@ namespace remora {
 PagedRegion::PagedRegion(const PagedRegionOptions& options)
     : opts_(options),
       sink_(options.transport),
-      nr_pgfault_(options.stats->GetCounter("nr_pgfault", "page faults (pcache misses)")),
-      fault_service_ns_(options.stats->GetHistogram(
-          "fault_service_ns", "ns", "time to serve a pcache miss, fill to ready")) {}
+      nr_pgfault_(GetMetric<Counter>(options.stats,
+                                     RuntimeCounters::Spec(RuntimeCounters::Id::pgfault))),
+      fault_service_ns_(GetMetric<Histogram>(
+          options.stats, PagedRegionMetrics::Spec(PagedRegionMetrics::Id::fault_service_ns))) {}
 
 Status PagedRegion::Create(const PagedRegionOptions& options, std::unique_ptr<PagedRegion>* out) {
   if (!options.transport || !options.stats)

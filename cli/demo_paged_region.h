@@ -21,7 +21,9 @@
 
 #include "processor/pcache/pcache.h"
 #include "processor/pcache/victim_cache.h"
+#include "processor/runtime/runtime_stats.h"
 #include "processor/runtime/transport_writeback_sink.h"
+#include "remora/metric_table.h"
 #include "remora/stats.h"
 #include "remora/status.h"
 #include "remora/transport.h"
@@ -36,6 +38,16 @@ struct PagedRegionOptions {
   std::uint64_t base = 0;          // page aligned
   std::uint64_t length = 0;        // bytes; rounded up to pages
   StatsRegistry* stats = nullptr;  // required; not owned
+};
+
+// The region's own metrics. Its misses are its faults: it counts them in
+// the runtime's nr_pgfault entry, which means the same thing.
+#define REMORA_PAGED_REGION_METRICS(X)                              \
+  X(fault_service_ns, Histogram, "fault_service_ns", "ns",          \
+    "time to serve a pcache miss, fill to ready")
+
+struct PagedRegionMetrics {
+  REMORA_METRIC_TABLE(REMORA_PAGED_REGION_METRICS)
 };
 
 class PagedRegion {

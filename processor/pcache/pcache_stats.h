@@ -1,47 +1,74 @@
-// The pcache's and the victim cache's metrics, looked up once by name so hot
-// paths only bump a sharded counter. Names follow LegoOS where one exists;
-// docs/pcache.md lists what each one means.
+// The pcache's and the victim cache's metrics: one table each (see
+// remora/metric_table.h), looked up once so hot paths only bump a sharded
+// counter. Names follow LegoOS where one exists; docs/stats.md lists each.
 #pragma once
 
-#include "remora/stats.h"
+#include "remora/metric_table.h"
 
 namespace remora {
 
-struct PcacheCounters {
-  explicit PcacheCounters(StatsRegistry* r);
+// nr_pgfault_due_to_concurrent_eviction is the pcache's (a fill that finds
+// its page's line under reclaim waits for it): the runtime binds this entry
+// for the write-protect faults whose line went meanwhile.
+#define REMORA_PCACHE_METRICS(X)                                                                \
+  X(fill_from_memory, Counter, "nr_pcache_fill_from_memory", "lines",                           \
+    "lines filled with data read from a memory node")                                           \
+  X(fill_from_victim, Counter, "nr_pcache_fill_from_victim", "lines",                           \
+    "lines filled from the victim cache")                                                       \
+  X(fill_zerofill, Counter, "nr_pcache_fill_zerofill", "lines",                                 \
+    "lines filled with zeros (page never written back)")                                        \
+  X(fill_copy, Counter, "nr_pcache_fill_copy", "lines",                                         \
+    "lines filled by copying another line (copy-on-write)")                                     \
+  X(fill_from_file, Counter, "nr_pcache_fill_from_file", "lines",                               \
+    "lines filled from the file of a private file mapping")                                     \
+  X(fill_aborted, Counter, "nr_pcache_fill_aborted", "fills",                                   \
+    "fills abandoned after an I/O error")                                                       \
+  X(eviction_triggered, Counter, "nr_pcache_eviction_triggered", "attempts",                    \
+    "eviction attempts (a set had no free line)")                                               \
+  X(eviction_succeed, Counter, "nr_pcache_eviction_succeed", "lines", "lines evicted")          \
+  X(eviction_eagain, Counter, "nr_pcache_eviction_eagain", "attempts",                          \
+    "eviction attempts that found every line busy")                                             \
+  X(eviction_failure, Counter, "nr_pcache_eviction_failure", "attempts",                        \
+    "evictions abandoned (unmap, copy or victim insert failed)")                                \
+  X(eviction_to_victim, Counter, "nr_pcache_eviction_to_victim", "lines",                       \
+    "evicted lines handed to the victim cache")                                                 \
+  X(eviction_writeback_sync, Counter, "nr_pcache_eviction_writeback_sync", "lines",             \
+    "dirty evicted lines written back synchronously (no victim cache)")                         \
+  X(eviction_clean_dropped, Counter, "nr_pcache_eviction_clean_dropped", "lines",               \
+    "clean evicted lines dropped")                                                              \
+  X(second_chance, Counter, "nr_pcache_lru_second_chance", "lines",                             \
+    "referenced lines moved back to MRU instead of being evicted")                              \
+  X(fault_concurrent_eviction, Counter, "nr_pgfault_due_to_concurrent_eviction", "faults",      \
+    "faults on a page whose line was being evicted at that moment")                             \
+  X(lines_used, Gauge, "pcache_lines_used", "lines", "pcache lines holding a page")
 
-  Counter* fill_from_memory;
-  Counter* fill_from_victim;
-  Counter* fill_zerofill;
-  Counter* fill_copy;
-  Counter* fill_from_file;
-  Counter* fill_aborted;
-  Counter* eviction_triggered;
-  Counter* eviction_succeed;
-  Counter* eviction_eagain;
-  Counter* eviction_failure;
-  Counter* eviction_to_victim;
-  Counter* eviction_writeback_sync;  // dirty line written straight to the sink
-  Counter* eviction_clean_dropped;
-  Counter* second_chance;
-  Counter* fault_concurrent_eviction;
-  Gauge* lines_used;
+struct PcacheCounters {
+  explicit PcacheCounters(StatsRegistry* r) { Register(r); }
+  REMORA_METRIC_TABLE(REMORA_PCACHE_METRICS)
 };
 
-struct VictimCounters {
-  explicit VictimCounters(StatsRegistry* r);
+#define REMORA_VICTIM_METRICS(X)                                                                \
+  X(hit, Counter, "nr_victim_hit", "lookups", "victim cache lookups that found the page")      \
+  X(miss, Counter, "nr_victim_miss", "lookups", "victim cache lookups that missed")            \
+  X(insert, Counter, "nr_victim_insert", "lines", "evicted lines stored in the victim cache")  \
+  X(insert_wait, Counter, "nr_victim_insert_wait", "inserts",                                   \
+    "inserts that waited for a flush (cache full of dirty lines)")                              \
+  X(insert_failed, Counter, "nr_victim_insert_failed", "inserts",                               \
+    "inserts refused because write-back kept failing")                                          \
+  X(eviction_succeed, Counter, "nr_victim_eviction_succeed", "entries",                         \
+    "flushed victims dropped to make room")                                                     \
+  X(flush_submitted_dirty, Counter, "nr_victim_flush_submitted_dirty", "pages",                 \
+    "dirty victims submitted for write-back")                                                   \
+  X(flush_finished_dirty, Counter, "nr_victim_flush_finished_dirty", "pages",                   \
+    "dirty victims written back")                                                               \
+  X(flush_failed, Counter, "nr_victim_flush_failed", "pages", "victim write-backs that failed") \
+  X(flush_orphaned, Counter, "nr_victim_flush_orphaned", "pages",                               \
+    "failed write-backs of pages every owner had dropped")                                      \
+  X(entries_used, Gauge, "victim_entries_used", "entries", "victim cache entries holding a page")
 
-  Counter* hit;
-  Counter* miss;
-  Counter* insert;
-  Counter* insert_wait;
-  Counter* insert_failed;
-  Counter* eviction_succeed;
-  Counter* flush_submitted_dirty;
-  Counter* flush_finished_dirty;
-  Counter* flush_failed;
-  Counter* flush_orphaned;
-  Gauge* entries_used;
+struct VictimCounters {
+  explicit VictimCounters(StatsRegistry* r) { Register(r); }
+  REMORA_METRIC_TABLE(REMORA_VICTIM_METRICS)
 };
 
 }  // namespace remora

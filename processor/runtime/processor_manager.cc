@@ -20,10 +20,8 @@ namespace remora {
 ProcessorManager::ProcessorManager(const ProcessorManagerOptions& options)
     : options_(options),
       counters_(options.stats),
-      memory_node_used_pages_(options.stats->GetGauge(
-          "memory_node_used_pages", "pages stored on the memory node (at the last snapshot)")),
-      rmaps_(options.stats->GetGauge(
-          "pcache_rmaps", "reverse maps of the pcache's lines (at the last snapshot)")),
+      memory_node_used_pages_(counters_.memory_node_used_pages),
+      rmaps_(counters_.pcache_rmaps),
       sink_(options.transport) {}
 
 Status ProcessorManager::Create(const ProcessorManagerOptions& options,
@@ -59,9 +57,7 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   const std::size_t per_line = sizeof(PcacheLine) +
                                (lines / 4) * RefaultShadow::kBytesPerEntry / std::max(1u, lines) +
                                sizeof(PcacheSet) / std::max(1u, m->pcache_->geometry().ways());
-  options.stats->GetGauge("pcache_metadata_bytes_per_line",
-                          "manager metadata per pcache line (line, set share, shadow share)")
-      ->Add(static_cast<std::int64_t>(per_line));
+  m->counters_.pcache_metadata_bytes_per_line->Add(static_cast<std::int64_t>(per_line));
   REMORA_RETURN_IF_ERROR(m->Listen());
   m->acceptor_ = std::thread([p = m.get()] { p->AcceptLoop(); });
   *out = std::move(m);
