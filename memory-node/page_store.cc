@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "memory-node/address_space.h"
+#include "memory-node/memnode_stats.h"
 #include "memory-node/page_store.h"
 #include "memory-node/space_errors.h"
 #include "memory-node/shared_page_index.h"
@@ -57,28 +58,7 @@ class PageStoreImpl final : public PageStore {
       own_stats_ = std::make_unique<StatsRegistry>();
       stats = own_stats_.get();
     }
-    m_.pages_used = stats->GetGauge("memnode_pages_used", "pages stored (a COW-shared page once)");
-    m_.spaces = stats->GetGauge("memnode_spaces", "address spaces");
-    m_.index_live = stats->GetGauge("memnode_index_entries", "mappings in the shared page index");
-    m_.backed_free = stats->GetGauge("memnode_free_backed_pages",
-                                     "freed pages whose memory is kept for reuse");
-    m_.pages_written = stats->GetCounter("memnode_pages_written", "pages written back");
-    m_.pages_read = stats->GetCounter("memnode_pages_read", "pages read through the memory node");
-    m_.zero_reads = stats->GetCounter("memnode_pages_read_absent",
-                                      "reads of never-written pages (answered with zeros)");
-    m_.shared_writes = stats->GetCounter("memnode_shared_writes",
-                                         "pages written once for several address spaces");
-    m_.cow_breaks = stats->GetCounter("memnode_cow_breaks",
-                                      "write-backs that copied a page shared after fork");
-    m_.oom = stats->GetCounter("memnode_oom_errors", "writes refused: capacity exhausted");
-    m_.forks = stats->GetCounter("memnode_forks", "address spaces forked");
-    m_.pages_freed = stats->GetCounter("memnode_pages_freed", "slots returned to the pool");
-    m_.punched = stats->GetCounter("memnode_pages_punched",
-                                   "freed pages whose memory went back to the kernel");
-    m_.index_rebuilds = stats->GetCounter("memnode_index_rebuilds",
-                                          "shared index rehashes (growth or tombstones)");
-    m_.index_overflow = stats->GetCounter("memnode_index_overflow",
-                                          "mappings left out of a full shared index");
+    m_.Register(stats);
     reclaimer_ = std::thread([this] { ReclaimLoop(); });
   }
 
@@ -384,15 +364,9 @@ class PageStoreImpl final : public PageStore {
     }
   }
 
-  struct Metrics {
-    Gauge *pages_used, *spaces, *index_live, *backed_free;
-    Counter *pages_written, *pages_read, *zero_reads, *shared_writes, *cow_breaks, *oom, *forks,
-        *pages_freed, *punched, *index_rebuilds, *index_overflow;
-  };
-
   const Options opts_;
   std::unique_ptr<StatsRegistry> own_stats_;
-  Metrics m_{};
+  PageStoreMetrics m_;
   mutable std::mutex mu_;
   std::unique_ptr<SlotPool> pool_;
   std::unique_ptr<SharedPageIndex> index_;

@@ -68,14 +68,7 @@ RdmaMemoryNodeService::RdmaMemoryNodeService(PageStore* store, StatsRegistry* st
       store_(store),
       ep_(endpoint),
       budget_(capacity_pages) {
-  attaches_ = stats->GetCounter("memnode_rdma_attaches", "connections that attached over RDMA");
-  map_pages_ = stats->GetCounter("memnode_rdma_map_pages",
-                                 "page mappings handed to RDMA processors");
-  cow_breaks_ = stats->GetCounter("memnode_rdma_cow_breaks",
-                                  "RDMA frames copied for a writer after fork");
-  frames_used_ = stats->GetGauge("memnode_rdma_frames_used",
-                                 "pages stored in RDMA-registered frames");
-  peers_gauge_ = stats->GetGauge("memnode_rdma_peers", "connections attached over RDMA");
+  rdma_m_.Register(stats);
 }
 
 RdmaMemoryNodeService::~RdmaMemoryNodeService() {
@@ -88,8 +81,8 @@ void RdmaMemoryNodeService::SyncGauges() {
     if (now != *reported) g->Add(now - *reported);
     *reported = now;
   };
-  sync(frames_used_, static_cast<std::int64_t>(budget_.used()), &reported_used_);
-  sync(peers_gauge_, static_cast<std::int64_t>(peers_.size()), &reported_peers_);
+  sync(rdma_m_.frames_used, static_cast<std::int64_t>(budget_.used()), &reported_used_);
+  sync(rdma_m_.peers, static_cast<std::int64_t>(peers_.size()), &reported_peers_);
 }
 
 void RdmaMemoryNodeService::OnClose(StreamServer::Connection& conn,
@@ -133,7 +126,7 @@ Status RdmaMemoryNodeService::Attach(StreamServer::Connection& conn, const wire:
   spdlog::info("{}: attached over RDMA with {} queue pairs (peer GID {})", conn.peer(),
                local.size(), rdma::GidToString(remote[0].gid));
   peers_.emplace(conn.id(), std::move(p));
-  attaches_->Inc();
+  rdma_m_.attaches->Inc();
   SyncGauges();
   return Status::Ok();
 }
@@ -166,7 +159,7 @@ Status RdmaMemoryNodeService::Execute(StreamServer::Connection& conn, const Sess
     return MemoryNodeService::Execute(conn, s, h, payload, reply);
   const std::uint64_t cow_before = it->second->spaces->metrics().cow_breaks;
   Status st = ExecuteAttached(*it->second, s, h, payload, reply);
-  cow_breaks_->Add(it->second->spaces->metrics().cow_breaks - cow_before);
+  rdma_m_.cow_breaks->Add(it->second->spaces->metrics().cow_breaks - cow_before);
   SyncGauges();
   return st;
 }
@@ -191,7 +184,7 @@ Status RdmaMemoryNodeService::ExecuteAttached(Peer& p, const Session& s, const w
       for (std::size_t i = 0; i < uvas.size(); ++i) uvas[i] = wire::GetU64(b + 8 * i);
       std::vector<rdma::Mapping> maps;
       REMORA_RETURN_IF_ERROR(sp.Map(h.asid, uvas, h.arg0 == 1, &maps));
-      map_pages_->Add(maps.size());
+      rdma_m_.map_pages->Add(maps.size());
       reply->body = rdma::EncodeMappings(maps);
       reply->arg1 = maps.size();
       return Status::Ok();

@@ -20,13 +20,12 @@
 #include <memory>
 #include <unordered_map>
 
+#include "memory-node/memnode_stats.h"
 #include "memory-node/rdma_frames.h"
 #include "memory-node/server.h"
 #include "net/rdma/verbs.h"
 
 namespace remora {
-
-class Gauge;
 
 class RdmaMemoryNodeService final : public MemoryNodeService {
  public:
@@ -56,11 +55,7 @@ class RdmaMemoryNodeService final : public MemoryNodeService {
   const rdma::Endpoint* ep_;
   FrameBudget budget_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Peer>> peers_;  // by connection id
-  Counter* attaches_ = nullptr;
-  Counter* map_pages_ = nullptr;
-  Counter* cow_breaks_ = nullptr;
-  Gauge* frames_used_ = nullptr;
-  Gauge* peers_gauge_ = nullptr;
+  RdmaServiceMetrics rdma_m_;
   std::int64_t reported_used_ = 0, reported_peers_ = 0;
 };
 

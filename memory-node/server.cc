@@ -35,21 +35,13 @@ std::string CounterSuffix(std::string_view name) {
 
 MemoryNodeService::MemoryNodeService(PageStore* store, StatsRegistry* stats, Options options)
     : store_(store), stats_(stats), options_(std::move(options)) {
+  m_.Register(stats_);
   for (std::uint16_t t = 0; t < req_counters_.size(); ++t) {
     if (!wire::IsKnownRequestType(t)) continue;
-    std::string name(wire::TypeName(t));
-    req_counters_[t] = stats_->GetCounter("memnode_req_" + name, name + " requests served");
+    req_counters_[t] = m_.requests.Get(wire::TypeName(t));
   }
-  req_unknown_ = stats_->GetCounter("memnode_req_unknown", "requests of an unknown type");
-  for (int c = 1; c <= static_cast<int>(Code::kInternal); ++c) {
-    std::string name = CounterSuffix(CodeName(static_cast<Code>(c)));
-    err_counters_[c] = stats_->GetCounter("memnode_err_" + name, "error replies: " + name);
-  }
-  auth_failures_ = stats_->GetCounter("memnode_auth_failures",
-                                      "peers refused for failing or skipping authentication");
-  auth_timeouts_ = stats_->GetCounter("memnode_auth_timeouts",
-                                      "peers dropped for not authenticating in time");
-  latency_ = stats_->GetHistogram("memnode_request_ns", "ns", "time to serve one request");
+  for (int c = 1; c <= static_cast<int>(Code::kInternal); ++c)
+    err_counters_[c] = m_.errors.Get(CounterSuffix(CodeName(static_cast<Code>(c))));
 }
 
 void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
@@ -71,8 +63,8 @@ void MemoryNodeService::OnClose(StreamServer::Connection& conn,
                                 StreamServer::CloseReason reason) {
   auto* s = static_cast<Session*>(conn.context());
   if (s && !s->authenticated && reason == StreamServer::CloseReason::kDeadline) {
-    auth_timeouts_->Inc();
-    auth_failures_->Inc();
+    m_.auth_timeouts->Inc();
+    m_.auth_failures->Inc();
     spdlog::warn("{}: did not authenticate within {} ms; dropped", conn.peer(),
                  options_.auth_timeout_ms);
   } else if (s && s->authenticated) {
@@ -83,7 +75,7 @@ void MemoryNodeService::OnClose(StreamServer::Connection& conn,
 
 void MemoryNodeService::RefuseAuth(StreamServer::Connection& conn, const wire::Header& h,
                                    const std::string& why) {
-  auth_failures_->Inc();
+  m_.auth_failures->Inc();
   err_counters_[static_cast<int>(Code::kAuthFailed)]->Inc();
   spdlog::warn("{}: authentication refused: {}", conn.peer(), why);
   conn.Send(wire::MakeReply(h, Code::kAuthFailed), why);
@@ -122,7 +114,7 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
 
   std::uint64_t start = MonotonicNs();
   if (h.type < req_counters_.size() && req_counters_[h.type]) req_counters_[h.type]->Inc();
-  else req_unknown_->Inc();
+  else m_.req_unknown->Inc();
 
   Reply reply;
   Status st = wire::ValidateRequest(h);
@@ -139,7 +131,7 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
                   st.ToString());
     conn.Send(wire::MakeReply(h, st.code()), st.message());
   }
-  latency_->Record(MonotonicNs() - start);
+  m_.latency->Record(MonotonicNs() - start);
 }
 
 Status MemoryNodeService::CheckOwner(const Session& s, Asid asid) const {

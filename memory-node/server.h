@@ -29,14 +29,13 @@
 #include <string_view>
 #include <vector>
 
+#include "memory-node/memnode_stats.h"
 #include "net/stream_server.h"
 #include "remora/protocol.h"
 #include "remora/types.h"
 
 namespace remora {
 
-class Counter;
-class Histogram;
 class PageStore;
 class StatsRegistry;
 
@@ -85,10 +84,7 @@ class MemoryNodeService : public StreamServer::Handler {
 
   std::array<Counter*, 32> req_counters_{};   // by MsgType value
   std::array<Counter*, 16> err_counters_{};   // by Code value
-  Counter* req_unknown_ = nullptr;
-  Counter* auth_failures_ = nullptr;
-  Counter* auth_timeouts_ = nullptr;
-  Histogram* latency_ = nullptr;
+  MemoryNodeServiceMetrics m_;
 };
 
 }  // namespace remora

@@ -72,12 +72,7 @@ StreamClient::StreamClient(int fd, Options options) : fd_(fd), options_(std::mov
   (void)net::SetNonBlocking(fd_);
   rbuf_.resize(kInitialReadBuffer);
   if (StatsRegistry* s = options_.stats) {
-    const std::string& p = options_.stats_prefix;
-    requests_ = s->GetCounter(p + "_requests", "requests sent to the memory node");
-    bytes_sent_ = s->GetCounter(p + "_bytes_sent", "bytes sent to the memory node");
-    bytes_received_ = s->GetCounter(p + "_bytes_received", "bytes received from the memory node");
-    timeouts_ = s->GetCounter(p + "_timeouts", "requests that got no reply in time");
-    rtt_ = s->GetHistogram(p + "_rtt_ns", "ns", "request round trip, send to reply");
+    metrics_.Register(s, options_.stats_prefix);
   }
   background_ = std::thread([this] { BackgroundLoop(); });
 }
@@ -192,7 +187,7 @@ Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         st = net::WaitFd(fd_, POLLOUT, deadline_ns);
         if (st.ok()) continue;
-        if (timeouts_) timeouts_->Inc();
+        if (metrics_.timeouts) metrics_.timeouts->Inc();
       } else {
         st = {Code::kDisconnected, std::string("send to memory node: ") + std::strerror(errno)};
       }
@@ -213,8 +208,8 @@ Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_
       iov[idx].iov_len -= left;
     }
   }
-  if (requests_) requests_->Inc();
-  if (bytes_sent_) bytes_sent_->Add(sent);
+  if (metrics_.requests) metrics_.requests->Inc();
+  if (metrics_.bytes_sent) metrics_.bytes_sent->Add(sent);
   return Status::Ok();
 }
 
@@ -228,7 +223,7 @@ Status StreamClient::WaitFor(Pending* p) {
                                        ": no reply from the memory node within " +
                                        std::to_string(options_.timeout_ms) + " ms"};
       p->done = true;
-      if (timeouts_) timeouts_->Inc();
+      if (metrics_.timeouts) metrics_.timeouts->Inc();
       break;
     }
     if (!p->claimed && !reader_active_ && !broken_) {
@@ -304,7 +299,7 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
     }
   }
   rend_ += static_cast<std::size_t>(n);
-  if (bytes_received_) bytes_received_->Add(static_cast<std::uint64_t>(n));
+  if (metrics_.bytes_received) metrics_.bytes_received->Add(static_cast<std::uint64_t>(n));
 
   while (rend_ - rstart_ >= wire::kHeaderSize) {
     wire::Header h = wire::DecodeHeader(rbuf_.data() + rstart_);
@@ -367,7 +362,7 @@ void StreamClient::Deliver(Frame&& f) {
   }
   p->reply.header = h;
   p->reply.fds = std::move(fds);
-  if (rtt_) rtt_->Record(MonotonicNs() - p->start_ns);
+  if (metrics_.rtt) metrics_.rtt->Record(MonotonicNs() - p->start_ns);
   std::lock_guard<std::mutex> l(mu_);
   Finish(p, std::move(st));
 }
@@ -423,7 +418,7 @@ void StreamClient::BackgroundLoop() {
       if (p->async && now >= p->deadline_ns && !sending_.count(it->first)) {
         it = pending_.erase(it);
         --async_outstanding_;
-        if (timeouts_) timeouts_->Inc();
+        if (metrics_.timeouts) metrics_.timeouts->Inc();
         Finish(p, {Code::kTimeout, std::string(wire::TypeName(p->request.type)) +
                                        ": no reply from the memory node in time"});
       } else {

@@ -38,22 +38,19 @@
 #include <unordered_set>
 #include <vector>
 
+#include "net/transport_stats.h"
 #include "remora/protocol.h"
 #include "remora/status.h"
 #include "remora/types.h"
 
 namespace remora {
 
-class Counter;
-class Histogram;
-class StatsRegistry;
-
 class StreamClient {
  public:
   struct Options {
     int timeout_ms = 10000;          // per request
     StatsRegistry* stats = nullptr;  // <prefix>_requests, _bytes_sent, ... if set
-    std::string stats_prefix = "tcp";
+    std::string stats_prefix{kTcpStatsPrefix};
     bool receive_fds = false;        // unix sockets: accept SCM_RIGHTS in replies
   };
 
@@ -138,11 +135,7 @@ class StreamClient {
   std::size_t rstart_ = 0, rend_ = 0;
   std::deque<std::vector<int>> received_fds_;
 
-  Counter* requests_ = nullptr;
-  Counter* bytes_sent_ = nullptr;
-  Counter* bytes_received_ = nullptr;
-  Counter* timeouts_ = nullptr;
-  Histogram* rtt_ = nullptr;
+  StreamClientMetrics metrics_;  // null handles without stats
 
   std::thread background_;
 };

@@ -93,17 +93,7 @@ StreamServer::StreamServer(Handler* handler, Options options)
   ev.data.u64 = kWakeId;
   epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   if (StatsRegistry* s = options_.stats) {
-    const std::string& p = options_.stats_prefix;
-    accepted_ = s->GetCounter(p + "_connections", "connections accepted");
-    open_ = s->GetGauge(p + "_connections_open", "connections currently open");
-    bytes_in_ = s->GetCounter(p + "_bytes_in", "bytes received from peers");
-    bytes_out_ = s->GetCounter(p + "_bytes_out", "bytes sent to peers");
-    violations_ = s->GetCounter(p + "_protocol_violations",
-                                "connections dropped for bad magic, version or size");
-    truncated_ = s->GetCounter(p + "_truncated_messages",
-                               "connections that ended in the middle of a message");
-    deadline_closes_ = s->GetCounter(p + "_deadline_closes",
-                                     "connections dropped for missing a deadline");
+    metrics_.Register(s, options_.stats_prefix);
   }
 }
 
@@ -235,8 +225,8 @@ void StreamServer::Accept(const Listener& l) {
       close(fd);
       continue;
     }
-    if (accepted_) accepted_->Inc();
-    if (open_) open_->Add(1);
+    if (metrics_.accepted) metrics_.accepted->Inc();
+    if (metrics_.open) metrics_.open->Add(1);
     spdlog::debug("connection {} from {}", c->id_, c->peer_);
     Connection& ref = *c;
     conns_[c->id_] = std::move(c);
@@ -254,7 +244,7 @@ bool StreamServer::OnReadable(Connection& c) {
   ssize_t n = recv(c.fd_, c.in_.data() + c.in_end_, c.in_.size() - c.in_end_, 0);
   if (n == 0) {
     bool partial = c.in_end_ > c.in_start_;
-    if (partial && truncated_) truncated_->Inc();
+    if (partial && metrics_.truncated) metrics_.truncated->Inc();
     if (partial) spdlog::warn("{}: closed in the middle of a message", c.peer_);
     CloseConn(c.id_, partial ? CloseReason::kTruncated : CloseReason::kPeerClosed);
     return false;
@@ -266,7 +256,7 @@ bool StreamServer::OnReadable(Connection& c) {
     return false;
   }
   c.in_end_ += static_cast<std::size_t>(n);
-  if (bytes_in_) bytes_in_->Add(static_cast<std::uint64_t>(n));
+  if (metrics_.bytes_in) metrics_.bytes_in->Add(static_cast<std::uint64_t>(n));
   if (!DispatchBuffered(c)) return false;
   return Flush(c);
 }
@@ -278,7 +268,7 @@ bool StreamServer::DispatchBuffered(Connection& c) {
     if (fe == wire::FrameError::kNone && h.payload_len > c.max_payload_)
       fe = wire::FrameError::kTooLarge;
     if (fe != wire::FrameError::kNone) {
-      if (violations_) violations_->Inc();
+      if (metrics_.violations) metrics_.violations->Inc();
       spdlog::warn("{}: {} (type {}, payload_len {}, limit {}); dropping the connection",
                    c.peer_, wire::FrameErrorName(fe), h.type, h.payload_len, c.max_payload_);
       CloseConn(c.id_, CloseReason::kProtocolError);
@@ -348,7 +338,7 @@ bool StreamServer::Flush(Connection& c) {
         CloseConn(c.id_, CloseReason::kIoError);
         return false;
       }
-      if (bytes_out_) bytes_out_->Add(static_cast<std::uint64_t>(n));
+      if (metrics_.bytes_out) metrics_.bytes_out->Add(static_cast<std::uint64_t>(n));
       auto left = static_cast<std::size_t>(n);
       while (left > 0) {
         auto& o = c.out_.front();
@@ -397,8 +387,9 @@ void StreamServer::CloseConn(std::uint64_t id, CloseReason reason) {
   conns_.erase(it);
   epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
   close(c->fd_);
-  if (open_) open_->Sub(1);
-  if (reason == CloseReason::kDeadline && deadline_closes_) deadline_closes_->Inc();
+  if (metrics_.open) metrics_.open->Sub(1);
+  if (reason == CloseReason::kDeadline && metrics_.deadline_closes)
+    metrics_.deadline_closes->Inc();
   spdlog::debug("connection {} ({}) closed: {}", id, c->peer_, CloseReasonName(reason));
   handler_->OnClose(*c, reason);
 }

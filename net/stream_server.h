@@ -31,14 +31,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/transport_stats.h"
 #include "remora/protocol.h"
 #include "remora/status.h"
 
 namespace remora {
-
-class Counter;
-class Gauge;
-class StatsRegistry;
 
 class StreamServer {
  public:
@@ -175,13 +172,7 @@ class StreamServer {
   std::unordered_map<std::uint64_t, std::function<void()>> watches_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> conns_;
 
-  Counter* accepted_ = nullptr;
-  Gauge* open_ = nullptr;
-  Counter* bytes_in_ = nullptr;
-  Counter* bytes_out_ = nullptr;
-  Counter* violations_ = nullptr;
-  Counter* truncated_ = nullptr;
-  Counter* deadline_closes_ = nullptr;
+  StreamServerMetrics metrics_;  // null handles without stats
 };
 
 }  // namespace remora

@@ -44,6 +44,7 @@
 #include "net/rdma/rdma_wire.h"
 #include "net/socket_util.h"
 #include "net/stream_transport.h"
+#include "net/transport_stats.h"
 #include "net/transports.h"
 #include "net/wire.h"
 #include "remora/stats.h"
@@ -146,21 +147,7 @@ class RdmaTransport final : public StreamTransport {
         peer_(opts.address),
         timeout_ms_(opts.timeout_ms) {
     if (StatsRegistry* s = opts.stats) {
-      m_.read_ops = s->GetCounter("rdma_read_ops", "RDMA READs of pages");
-      m_.read_bytes = s->GetCounter("rdma_read_bytes", "bytes read by RDMA READ");
-      m_.write_ops = s->GetCounter("rdma_write_ops", "RDMA WRITEs of pages");
-      m_.write_bytes = s->GetCounter("rdma_write_bytes", "bytes written by RDMA WRITE");
-      m_.zero_reads = s->GetCounter("rdma_absent_reads",
-                                    "pages read as zeros: never written (no transfer)");
-      m_.map_requests = s->GetCounter("rdma_map_requests", "kRdmaMap round trips");
-      m_.map_pages = s->GetCounter("rdma_map_pages", "page mappings fetched");
-      m_.map_hits = s->GetCounter("rdma_map_hits", "page transfers served by a cached mapping");
-      m_.cq_sleeps = s->GetCounter("rdma_cq_sleeps",
-                                   "waits that slept on the completion channel");
-      m_.errors = s->GetCounter("rdma_errors", "failed work completions");
-      m_.timeouts = s->GetCounter("rdma_timeouts", "requests without completion in time");
-      m_.read_ns = s->GetHistogram("rdma_read_ns", "ns", "page read request latency");
-      m_.write_ns = s->GetHistogram("rdma_write_ns", "ns", "page write request latency");
+      m_.Register(s);
     }
   }
 
@@ -237,13 +224,6 @@ class RdmaTransport final : public StreamTransport {
   }
 
  private:
-  struct Metrics {
-    Counter *read_ops = nullptr, *read_bytes = nullptr, *write_ops = nullptr,
-            *write_bytes = nullptr, *zero_reads = nullptr, *map_requests = nullptr,
-            *map_pages = nullptr, *map_hits = nullptr, *cq_sleeps = nullptr, *errors = nullptr,
-            *timeouts = nullptr;
-    Histogram *read_ns = nullptr, *write_ns = nullptr;
-  };
   static void Add(Counter* c, std::uint64_t n) {
     if (c && n) c->Add(n);
   }
@@ -272,7 +252,7 @@ class RdmaTransport final : public StreamTransport {
 
   const std::string peer_;
   const int timeout_ms_;
-  Metrics m_;
+  RdmaTransportMetrics m_;  // null handles without stats
   rdma::Endpoint ep_;
   rdma::VerbsPtr<ibv_pd> pd_;
   std::vector<std::unique_ptr<Lane>> lanes_;
@@ -631,7 +611,8 @@ Status RdmaTransport::Reap(Lane* lane, std::size_t n, const char* op, std::uint6
 
 std::unique_ptr<Transport> NewRdmaTransport(const TransportOptions& opts, Status* status) {
   std::unique_ptr<StreamClient> client;
-  *status = StreamTransport::Dial(opts, /*unix_socket=*/false, "rdma_ctl", &client);
+  *status = StreamTransport::Dial(opts, /*unix_socket=*/false,
+                                  std::string(kRdmaControlStatsPrefix), &client);
   if (!status->ok()) return nullptr;
   auto t = std::make_unique<RdmaTransport>(std::move(client), opts);
   *status = t->Setup(opts);

@@ -34,6 +34,7 @@
 
 #include "net/shm/page_reader.h"
 #include "net/stream_transport.h"
+#include "net/transport_stats.h"
 #include "net/transports.h"
 #include "remora/stats.h"
 
@@ -49,25 +50,20 @@ class ShmTransport final : public StreamTransport {
         reader_(std::move(reader)),
         node_id_(opts.node_id) {
     if (StatsRegistry* s = opts.stats) {
-      onesided_ = s->GetCounter("shm_reads_onesided", "pages read from the shared region");
-      retries_ = s->GetCounter("shm_read_retries",
-                               "one-sided read attempts discarded by the sequence check");
-      fallbacks_ = s->GetCounter("shm_read_fallbacks",
-                                 "page reads answered by the memory node instead");
-      read_ns_ = s->GetHistogram("shm_read_ns", "ns", "page read latency (either path)");
+      metrics_.Register(s);
     }
   }
 
   Status ReadPage(Asid asid, std::uint64_t uva, void* buf, bool* present) override {
-    const std::uint64_t t0 = read_ns_ ? MonotonicNs() : 0;
+    const std::uint64_t t0 = metrics_.read_ns ? MonotonicNs() : 0;
     Status st;
     if (TryOneSided(asid, uva, buf)) {
       if (present) *present = true;
     } else {
-      if (fallbacks_) fallbacks_->Inc();
+      if (metrics_.fallbacks) metrics_.fallbacks->Inc();
       st = StreamTransport::ReadPage(asid, uva, buf, present);
     }
-    if (read_ns_) read_ns_->Record(MonotonicNs() - t0);
+    if (metrics_.read_ns) metrics_.read_ns->Record(MonotonicNs() - t0);
     return st;
   }
 
@@ -85,7 +81,7 @@ class ShmTransport final : public StreamTransport {
       }
     }
     if (missing.empty()) return Status::Ok();
-    if (fallbacks_) fallbacks_->Add(missing.size());
+    if (metrics_.fallbacks) metrics_.fallbacks->Add(missing.size());
     std::vector<std::uint64_t> miss_uvas(missing.size());
     for (std::size_t j = 0; j < missing.size(); ++j) miss_uvas[j] = uvas[missing[j]];
     std::vector<char> tmp(missing.size() * kPageSize);
@@ -107,25 +103,23 @@ class ShmTransport final : public StreamTransport {
     if (!PageAligned(uva) || AsidNode(asid) != node_id_) return false;
     std::uint64_t retries = 0;
     const auto r = reader_->Read(asid, uva, buf, &retries);
-    if (retries && retries_) retries_->Add(retries);
+    if (retries && metrics_.retries) metrics_.retries->Add(retries);
     if (r != ShmPageReader::Result::kFound) return false;
-    if (onesided_) onesided_->Inc();
+    if (metrics_.onesided) metrics_.onesided->Inc();
     return true;
   }
 
   std::unique_ptr<ShmPageReader> reader_;
   const NodeId node_id_;
-  Counter* onesided_ = nullptr;
-  Counter* retries_ = nullptr;
-  Counter* fallbacks_ = nullptr;
-  Histogram* read_ns_ = nullptr;
+  ShmTransportMetrics metrics_;  // null handles without stats
 };
 
 }  // namespace
 
 std::unique_ptr<Transport> NewShmTransport(const TransportOptions& opts, Status* status) {
   std::unique_ptr<StreamClient> client;
-  *status = StreamTransport::Dial(opts, /*unix_socket=*/true, "shm", &client);
+  *status = StreamTransport::Dial(opts, /*unix_socket=*/true, std::string(kShmStatsPrefix),
+                                  &client);
   if (!status->ok()) return nullptr;
 
   StreamClient::Request req;
