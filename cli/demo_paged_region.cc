@@ -62,7 +62,7 @@ Status PagedRegion::FillLine(const PageKey& key, LineId line) {
   if (victim_ && victim_->Take(key, frame, &dirty)) {
     // Dirtiness must be set before the line lock drops: a clean line could be
     // evicted (and dropped) in between, losing the only copy of the page.
-    pcache_->CompleteFill(line, FillSource::kVictim, dirty);
+    pcache_->CompleteFill(line, FillSource::kVictimCache, dirty);
     return Status::Ok();
   }
   bool written;
@@ -72,7 +72,7 @@ Status PagedRegion::FillLine(const PageKey& key, LineId line) {
   }
   if (!written) {
     std::memset(frame, 0, kPageSize);
-    pcache_->CompleteFill(line, FillSource::kZero);
+    pcache_->CompleteFill(line, FillSource::kZeroFill);
     return Status::Ok();
   }
   bool present = false;
@@ -81,7 +81,7 @@ Status PagedRegion::FillLine(const PageKey& key, LineId line) {
     pcache_->AbortFill(line);
     return st;
   }
-  pcache_->CompleteFill(line, FillSource::kMemory);
+  pcache_->CompleteFill(line, FillSource::kMemoryNode);
   return Status::Ok();
 }
 

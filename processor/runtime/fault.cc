@@ -73,14 +73,14 @@ Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKe
   bool dirty = false;
   VictimCache* victim = m.victim();
   if (victim != nullptr && victim->Take(key, buf, &dirty)) {
-    source = FillSource::kVictim;
+    source = FillSource::kVictimCache;
   } else if (s.Written(key.uva)) {
     st = m.transport()->ReadPage(key.asid, key.uva, buf);
     if (!st.ok()) {
       pcache->AbortFill(line);
       return {st.code(), "memory node: " + st.message()};
     }
-    source = FillSource::kMemory;
+    source = FillSource::kMemoryNode;
   } else if (vma.file) {
     st = ReadFilePages(vma, key.uva, 1, buf);
     if (!st.ok()) {
@@ -90,7 +90,7 @@ Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKe
     source = FillSource::kFile;
   } else {
     data = kZeroPage;
-    source = FillSource::kZero;
+    source = FillSource::kZeroFill;
   }
   if (write) dirty = true;
   const bool refault = Refaulted(m, key, &dirty);
@@ -143,13 +143,13 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
     std::byte* buf = bufs + i * kPageSize;
     dirty[i] = false;
     if (victim != nullptr && victim->Take(key, buf, &dirty[i])) {
-      source[i] = FillSource::kVictim;
+      source[i] = FillSource::kVictimCache;
     } else if (s.Written(key.uva)) {
-      source[i] = FillSource::kMemory;
+      source[i] = FillSource::kMemoryNode;
     } else if (vma.file) {
       source[i] = FillSource::kFile;
     } else {
-      source[i] = FillSource::kZero;
+      source[i] = FillSource::kZeroFill;
       std::memset(buf, 0, kPageSize);
     }
   }
@@ -158,7 +158,7 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
     std::uint32_t j = i + 1;
     while (j < n && source[j] == source[i]) ++j;
     const std::uint64_t uva = first + i * kPageSize;
-    if (source[i] == FillSource::kMemory) {
+    if (source[i] == FillSource::kMemoryNode) {
       std::uint64_t uvas[kReadaheadBatch];
       for (std::uint32_t k = i; k < j; ++k) uvas[k - i] = first + k * kPageSize;
       st = m.transport()->ReadPages(s.asid(), {uvas, j - i}, bufs + i * kPageSize);
@@ -342,7 +342,7 @@ Status BreakCow(ProcessorManager& m, const PageKey& key) {
   if (!st.ok()) return st;
   // Not allocated: another thread of the writer faulted on the page
   // meanwhile and gave it a line (as a fill that found the page present).
-  if (fr.allocated) pcache->CompleteFill(fr.line, FillSource::kCopy, /*dirty=*/true);
+  if (fr.allocated) pcache->CompleteFill(fr.line, FillSource::kCowBreak, /*dirty=*/true);
   m.counters().pgfault_wp_cow->Inc();
   return Status::Ok();
 }

@@ -79,14 +79,14 @@ Status PcacheSim::Miss(const PageKey& key) {
   bool dirty = false;
   std::uint64_t version = 0;
   if (victim_ && victim_->Take(key, page_.data(), &dirty)) {
-    source = FillSource::kVictim;
+    source = FillSource::kVictimCache;
     ++r_.victim_hits;
   } else if (store_.Read(key, &version)) {
-    source = FillSource::kMemory;
+    source = FillSource::kMemoryNode;
     ++r_.fills_memory;
     EncodeSimPage(key, version, page_.data());
   } else {
-    source = FillSource::kZero;
+    source = FillSource::kZeroFill;
     ++r_.fills_zero;
     EncodeSimPage(key, 0, page_.data());
   }
