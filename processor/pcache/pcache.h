@@ -191,7 +191,7 @@ class Pcache {
   // A write by `key` to `line`, which the caller holds locked (Pin + Lock):
   // see WriteOutcome. Marks the line dirty and most recently used unless it
   // is shared; with allow_reuse false a kLineForked line is left alone and
-  // reported kShared (write-ahead only takes plain lines).
+  // reported kShared (for callers that only take plain lines).
   WriteOutcome OnWrite(LineId line, const PageKey& key, bool allow_reuse = true);
 
   // ---- rmaps (pcache_rmap.cc) ----

@@ -74,7 +74,7 @@ Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKe
   VictimCache* victim = m.victim();
   if (victim != nullptr && victim->Take(key, buf, &dirty)) {
     source = FillSource::kVictimCache;
-  } else if (s.Written(key.uva)) {
+  } else if (s.HasRemoteCopy(key.uva)) {
     st = m.transport()->ReadPage(key.asid, key.uva, buf);
     if (!st.ok()) {
       pcache->AbortFill(line);
@@ -144,7 +144,7 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
     dirty[i] = false;
     if (victim != nullptr && victim->Take(key, buf, &dirty[i])) {
       source[i] = FillSource::kVictimCache;
-    } else if (s.Written(key.uva)) {
+    } else if (s.HasRemoteCopy(key.uva)) {
       source[i] = FillSource::kMemoryNode;
     } else if (vma.file) {
       source[i] = FillSource::kFile;
@@ -214,7 +214,7 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
 // readahead_max and closes on the first non-sequential one. A write run is
 // read ahead writable and dirty: it will be written next. Pages go in runs
 // (LoadRun); lines are allocated in ascending address order, like
-// write-ahead's, and a run never holds two lines of one set.
+// write-protect fault-around's, and a run never holds two lines of one set.
 void Readahead(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page,
                bool write) {
   const std::uint32_t max = m.options().readahead_max;
@@ -258,18 +258,18 @@ void Readahead(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
   s.miss_streams.Advance(slot, page + window * kPageSize);
 }
 
-// Write-ahead: a run of write-protect faults on consecutive pages (a
-// sequential write pass over data that is resident, like Phoenix rewriting
-// its input) un-protects the next resident clean pages too, with one ioctl,
-// marking them dirty. Only lines that are resident, settled and clean are
-// taken, in address order (line locks are taken in ascending order, so two
-// write-ahead runs cannot deadlock; fills hold one line lock and wait for
-// none).
-void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
+// Write-protect fault-around: a run of write-protect faults on consecutive
+// pages (a sequential write pass over data that is resident, like Phoenix
+// rewriting its input) un-protects the next resident clean pages too, with
+// one ioctl, marking them dirty. Only lines that are resident, settled and
+// clean are taken, in address order (line locks are taken in ascending
+// order, so two fault-around runs cannot deadlock; fills hold one line lock
+// and wait for none).
+void WpFaultAround(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
   int slot;
-  const std::uint32_t window = s.write_streams.OnAccess(page, max, &slot);
+  const std::uint32_t window = s.wp_fault_around_streams.OnAccess(page, max, &slot);
   if (window == 0) return;
   Pcache* pcache = m.pcache();
   LineId held[256];
@@ -299,7 +299,7 @@ void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
     pcache->Unlock(held[i]);
     pcache->Unpin(held[i]);
   }
-  s.write_streams.Advance(slot, page + window * kPageSize);
+  s.wp_fault_around_streams.Advance(slot, page + window * kPageSize);
 }
 
 Status Fill(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page, bool write) {
@@ -408,7 +408,7 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, const Vma& vma,
     if (e != 0 && !ProcessGone(e) && !s.dead())
       return {Code::kIoError, std::string("UFFDIO_WRITEPROTECT: ") + std::strerror(e)};
     if (ours) {
-      if (!shared) WriteAhead(m, s, page);
+      if (!shared) WpFaultAround(m, s, page);
       return Status::Ok();
     }
   }

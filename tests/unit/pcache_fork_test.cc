@@ -195,7 +195,7 @@ TEST(PcacheFork, OnWriteToALineNeverForkedDirtiesIt) {
   EXPECT_TRUE(Has(info.flags, kLineDirty));
   EXPECT_FALSE(Has(info.flags, kLineForked));
   EXPECT_EQ(rig.pcache->OnWrite(line, Page(3, kParent), /*allow_reuse=*/false),
-            WriteOutcome::kDirtied);  // write-ahead takes plain lines
+            WriteOutcome::kDirtied);  // wp fault-around takes plain lines
   UnlockAndUnpin(*rig.pcache, line);
 }
 
