@@ -12,8 +12,9 @@
 //   miss on (asid, uva):
 //     FillResult r;  Fill({asid, uva}, &r)           // may evict a line first
 //     if r.allocated:                                 // we own the line lock
-//       if victim->Take(key, page, &dirty): source = kVictimCache
-//       else read from the memory node, or zero-fill
+//       FillPlan (fill_plan.h) says where the data is: taken from the
+//       victim cache (source kVictimCache, maybe dirty), else the memory
+//       node, the file of a private mapping, or zeros; the caller reads it
 //       map the page; CompleteFill(r.line, source, dirty)  // or AbortFill
 //     else: someone else filled it meanwhile; just map/wake
 //   access seen by sampling page tables:   MarkReferenced(line or key)
@@ -108,7 +109,7 @@ struct PcacheOptions {
   std::chrono::microseconds busy_retry_wait{1000};
 };
 
-// Where a fill's data came from.
+// Where a fill's data came from (FillPlan decides it for a miss).
 //   kMemoryNode   the memory node's copy (the page was written back)
 //   kVictimCache  the victim cache (evicted recently; taken from there)
 //   kZeroFill     nowhere: a page never written back reads as zeros
