@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <shared_mutex>
@@ -12,15 +11,13 @@
 
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
+#include "processor/runtime/readahead.h"
 #include "processor/abi/uffd.h"
 
 namespace remora {
 namespace {
 
 alignas(kPageSize) const std::byte kZeroPage[kPageSize] = {};
-
-// Pages read ahead with one zap wait, one read and one install at most.
-constexpr std::uint32_t kReadaheadBatch = kFillRunMax;
 
 bool ProcessGone(int e) { return e == ESRCH || e == ENOENT; }
 
@@ -165,55 +162,6 @@ Status FillRun(const Fault& vmf, std::uint64_t first, const LineId* lines, std::
 }
 
 namespace {
-
-// Readahead: after a miss that continues a sequential run, fill the next
-// pages too (the faulting thread already runs again: UFFDIO_COPY woke it).
-// The window doubles with each sequential miss up to readahead_max and
-// closes on the first non-sequential one. A write run is read ahead
-// writable and dirty: it will be written next. Pages go in runs (FillRun);
-// lines are allocated in ascending address order, like write-protect
-// fault-around's, and a run never holds two lines of one set.
-void Readahead(const Fault& vmf) {
-  ProcessorManager& m = vmf.manager;
-  ProcessSession& s = vmf.session;
-  const std::uint64_t page = vmf.key.uva;
-  const std::uint32_t max = m.options().readahead_max;
-  if (max == 0) return;
-  int slot;
-  const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
-  if (window == 0) return;
-  Pcache* pcache = m.pcache();
-  const std::uint32_t batch =
-      std::max<std::uint32_t>(1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
-  const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vmf.vma.end);
-  for (std::uint64_t next = page + kPageSize; next < stop && !s.dead();) {
-    LineId lines[kReadaheadBatch];
-    std::uint32_t n = 0;
-    bool failed = false;
-    while (n < batch && next + n * kPageSize < stop) {
-      const PageKey key{s.asid(), next + n * kPageSize};
-      if (pcache->Lookup(key)) break;
-      FillResult fr;
-      if (!pcache->Fill(key, &fr).ok()) {
-        failed = true;
-        break;
-      }
-      if (!fr.allocated) break;
-      lines[n++] = fr.line;
-    }
-    if (n > 0) {
-      if (!FillRun(vmf, next, lines, n).ok()) break;
-      m.counters().readahead_pages->Add(n);
-      next += n * kPageSize;
-    } else {
-      next += kPageSize;  // resident already: step over it
-    }
-    if (failed) break;
-  }
-  // The pages read ahead were not misses: the next sequential miss is the
-  // one just past the window.
-  s.miss_streams.Advance(slot, page + window * kPageSize);
-}
 
 // Write-protect fault-around: a run of write-protect faults on consecutive
 // pages (a sequential write pass over data that is resident, like Phoenix
