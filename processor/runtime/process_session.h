@@ -91,7 +91,7 @@ class ProcessSession {
   }
 
   // Pages with a copy on the memory node (or on its way there through the
-  // victim cache): marked when an eviction hands dirty data off. Every other
+  // victim cache): marked when an eviction copies the page out. Every other
   // page is zero, or its file's, and fills without a round trip.
   bool HasRemoteCopy(std::uint64_t uva);
   void MarkRemoteCopy(std::uint64_t uva);
@@ -102,9 +102,9 @@ class ProcessSession {
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
 
-  // Sequential runs (fault.cc): of misses, for readahead; of write-protect
-  // faults, for write-protect fault-around (un-protecting ahead of a write
-  // run).
+  // Sequential runs: of misses, for read-ahead (readahead.cc); of
+  // write-protect faults, for write-protect fault-around (fault.cc:
+  // un-protecting ahead of a write run).
   StreamDetector miss_streams;
   StreamDetector wp_fault_around_streams;
 
