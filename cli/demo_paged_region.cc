@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "processor/pcache/fill_plan.h"
+
 namespace remora {
 
 PagedRegion::PagedRegion(const PagedRegionOptions& options)
@@ -59,30 +61,34 @@ PagedRegion::~PagedRegion() {
 
 Status PagedRegion::FillLine(const PageKey& key, LineId line) {
   std::byte* frame = frames_.get() + std::size_t{line} * kPageSize;
-  bool dirty = false;
-  if (victim_ && victim_->Take(key, frame, &dirty)) {
-    // Dirtiness must be set before the line lock drops: a clean line could be
-    // evicted (and dropped) in between, losing the only copy of the page.
-    pcache_->CompleteFill(line, FillSource::kVictim, dirty);
-    return Status::Ok();
-  }
-  bool written;
-  {
+  // A run of one page, straight into the line's frame.
+  FillPlan plan;
+  plan.Decide(victim_.get(), key, 1, frame, /*file=*/false, [this](std::uint64_t uva) {
     std::lock_guard lk(written_mu_);
-    written = written_.count(key.uva) != 0;
+    return written_.count(uva) != 0;
+  });
+  switch (plan.source(0)) {
+    case FillSource::kMemoryNode: {
+      bool present = false;
+      Status st = opts_.transport->ReadPage(key.asid, key.uva, frame, &present);
+      if (!st.ok()) {
+        pcache_->AbortFill(line);
+        return st;
+      }
+      break;
+    }
+    case FillSource::kZeroFill:
+      std::memset(frame, 0, kPageSize);
+      break;
+    case FillSource::kVictimCache:  // in the frame already
+    case FillSource::kFile:         // no file behind the region
+    case FillSource::kCowBreak:     // never planned
+      break;
   }
-  if (!written) {
-    std::memset(frame, 0, kPageSize);
-    pcache_->CompleteFill(line, FillSource::kZero);
-    return Status::Ok();
-  }
-  bool present = false;
-  Status st = opts_.transport->ReadPage(key.asid, key.uva, frame, &present);
-  if (!st.ok()) {
-    pcache_->AbortFill(line);
-    return st;
-  }
-  pcache_->CompleteFill(line, FillSource::kMemory);
+  // Dirtiness (a victim entry not written back yet) must be set before the
+  // line lock drops: a clean line could be evicted (and dropped) in
+  // between, losing the only copy of the page.
+  pcache_->CompleteFill(line, plan.source(0), plan.dirty(0));
   return Status::Ok();
 }
 

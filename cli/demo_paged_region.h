@@ -4,10 +4,11 @@
 // This is the whole miss path of Remora without the kernel in the middle:
 // where the runtime learns of a miss from a userfaultfd fault, PagedRegion
 // learns of it from a Read/Write call; the rest — fill from the victim cache,
-// from the memory node, or zero-fill for a page never written back; eviction
-// of the set's LRU line; write-back of dirty lines through the victim cache's
-// flush thread — is the same code. `remora demo` runs a workload on it, and
-// benchmarks use it to measure the pcache without fault costs.
+// from the memory node, or zero-fill for a page never written back (FillPlan
+// decides, as for the runtime); eviction of the set's LRU line; write-back of
+// dirty lines through the victim cache's flush thread — is the same code.
+// `remora demo` runs a workload on it, and benchmarks use it to measure the
+// pcache without fault costs.
 //
 // Page data of resident lines lives in a frame array indexed by line id.
 // Hits pin the line while copying, so a concurrent eviction waits; several

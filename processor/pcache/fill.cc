@@ -62,10 +62,10 @@ void Pcache::CompleteFill(LineId line, FillSource source, bool dirty) {
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.Test(kLineLocked));
   switch (source) {
-    case FillSource::kMemory: counters_.fill_from_memory->Inc(); break;
-    case FillSource::kVictim: counters_.fill_from_victim->Inc(); break;
-    case FillSource::kZero: counters_.fill_zerofill->Inc(); break;
-    case FillSource::kCopy: counters_.fill_copy->Inc(); break;
+    case FillSource::kMemoryNode: counters_.fill_from_memory->Inc(); break;
+    case FillSource::kVictimCache: counters_.fill_from_victim->Inc(); break;
+    case FillSource::kZeroFill: counters_.fill_zerofill->Inc(); break;
+    case FillSource::kCowBreak: counters_.fill_copy->Inc(); break;
     case FillSource::kFile: counters_.fill_from_file->Inc(); break;
   }
   if (dirty) l.Set(kLineDirty);

@@ -12,8 +12,9 @@
 //   miss on (asid, uva):
 //     FillResult r;  Fill({asid, uva}, &r)           // may evict a line first
 //     if r.allocated:                                 // we own the line lock
-//       if victim->Take(key, page, &dirty): source = kVictim
-//       else read from the memory node, or zero-fill
+//       FillPlan (fill_plan.h) says where the data is: taken from the
+//       victim cache (source kVictimCache, maybe dirty), else the memory
+//       node, the file of a private mapping, or zeros; the caller reads it
 //       map the page; CompleteFill(r.line, source, dirty)  // or AbortFill
 //     else: someone else filled it meanwhile; just map/wake
 //   access seen by sampling page tables:   MarkReferenced(line or key)
@@ -26,7 +27,7 @@
 //   first write (wp fault) with the line locked: OnWrite(line, key) says
 //           kDirtied / kReused (no other mapper left) / kShared; for kShared
 //           break COW: RemoveRmap(writer key); Fill(writer key);
-//           CompleteFill(new line, kCopy, true)
+//           CompleteFill(new line, kCowBreak, true)
 //   unmap/exit: RemoveRmap(key) / RemoveSpace(asid), then victim->Drop*(...)
 //
 // Replacement approximates LRU with the information a runtime actually has.
@@ -108,9 +109,16 @@ struct PcacheOptions {
   std::chrono::microseconds busy_retry_wait{1000};
 };
 
-// Where a fill's data came from. kCopy: another line's data (copy-on-write).
-// kFile: the file a private file mapping was made from (never written back).
-enum class FillSource { kMemory, kVictim, kZero, kCopy, kFile };
+// Where a fill's data came from (FillPlan decides it for a miss).
+//   kMemoryNode   the memory node's copy (the page was written back)
+//   kVictimCache  the victim cache (evicted recently; taken from there)
+//   kZeroFill     nowhere: a page never written back reads as zeros
+//   kCowBreak     a write to a line shared after fork gets a line of its own;
+//                 no data moves: the kernel copies the page when the write is
+//                 retried
+//   kFile         the file a private file mapping was made from (never
+//                 written back)
+enum class FillSource { kMemoryNode, kVictimCache, kZeroFill, kCowBreak, kFile };
 
 struct FillResult {
   LineId line = 0;
@@ -184,7 +192,7 @@ class Pcache {
   // A write by `key` to `line`, which the caller holds locked (Pin + Lock):
   // see WriteOutcome. Marks the line dirty and most recently used unless it
   // is shared; with allow_reuse false a kLineForked line is left alone and
-  // reported kShared (write-ahead only takes plain lines).
+  // reported kShared (for callers that only take plain lines).
   WriteOutcome OnWrite(LineId line, const PageKey& key, bool allow_reuse = true);
 
   // ---- rmaps (pcache_rmap.cc) ----

@@ -86,7 +86,7 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
       // into the very eviction we are running; check first.
       if (!s->PagePresent(uva)) continue;
       if (s->ReadProcessPage(uva, dst) == 0) {
-        for (auto& [o, ouva] : ctx.owners) o->MarkWritten(ouva);
+        for (auto& [o, ouva] : ctx.owners) o->MarkRemoteCopy(ouva);
         return Status::Ok();
       }
     }

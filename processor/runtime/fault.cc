@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <shared_mutex>
@@ -12,15 +11,13 @@
 
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
+#include "processor/runtime/readahead.h"
 #include "processor/abi/uffd.h"
 
 namespace remora {
 namespace {
 
 alignas(kPageSize) const std::byte kZeroPage[kPageSize] = {};
-
-// Pages read ahead with one zap wait, one read and one install at most.
-constexpr std::uint32_t kReadaheadBatch = 32;
 
 bool ProcessGone(int e) { return e == ESRCH || e == ENOENT; }
 
@@ -54,147 +51,103 @@ bool Refaulted(ProcessorManager& m, const PageKey& key, bool* dirty) {
   return true;
 }
 
-// Loads the page of a freshly allocated, locked line and installs it.
-Status Load(ProcessorManager& m, ProcessSession& s, const Vma& vma, const PageKey& key, LineId line,
-            bool write) {
-  Pcache* pcache = m.pcache();
-  // A zap from an earlier eviction of this page must land before the new
-  // page is installed, or it would drop it.
-  Status st = s.zaps().WaitClear(key.uva, key.uva + kPageSize, m.options().zap_timeout);
-  if (!st.ok()) {
-    pcache->AbortFill(line);
-    if (!s.dead()) return st;
-    m.counters().fill_owner_gone->Inc();
-    return Status::Ok();
-  }
-  alignas(kPageSize) thread_local std::byte buf[kPageSize];
-  const std::byte* data = buf;
-  FillSource source;
-  bool dirty = false;
-  VictimCache* victim = m.victim();
-  if (victim != nullptr && victim->Take(key, buf, &dirty)) {
-    source = FillSource::kVictim;
-  } else if (s.Written(key.uva)) {
-    st = m.transport()->ReadPage(key.asid, key.uva, buf);
-    if (!st.ok()) {
-      pcache->AbortFill(line);
-      return {st.code(), "memory node: " + st.message()};
-    }
-    source = FillSource::kMemory;
-  } else if (vma.file) {
-    st = ReadFilePages(vma, key.uva, 1, buf);
-    if (!st.ok()) {
-      pcache->AbortFill(line);
-      return st;
-    }
-    source = FillSource::kFile;
+// Reads a stretch of `count` pages from the memory node into buf: a lone
+// page (a missing fault's) with ReadPage, the cheapest request; more with
+// one ReadPages.
+Status ReadMemoryNodePages(ProcessorManager& m, Asid asid, std::uint64_t uva, std::uint32_t count,
+                           std::byte* buf) {
+  Status st;
+  if (count == 1) {
+    st = m.transport()->ReadPage(asid, uva, buf);
   } else {
-    data = kZeroPage;
-    source = FillSource::kZero;
+    std::uint64_t uvas[kFillRunMax];
+    for (std::uint32_t k = 0; k < count; ++k) uvas[k] = uva + k * kPageSize;
+    st = m.transport()->ReadPages(asid, {uvas, count}, buf);
   }
-  if (write) dirty = true;
-  const bool refault = Refaulted(m, key, &dirty);
-  // Clean pages go in write-protected: their first write faults, which is
-  // how a line becomes dirty.
-  const int e = uffd::Copy(s.uffd(), key.uva, data, kPageSize, /*write_protect=*/!dirty);
-  if (e == EEXIST) {
-    // Something is mapped there already (memory touched before it was
-    // registered). Its content is the program's: keep it, and treat it as
-    // dirty so eviction saves it rather than dropping it.
-    (void)uffd::Wake(s.uffd(), key.uva, kPageSize);
-    dirty = true;
-  } else if (e != 0) {
-    pcache->AbortFill(line);
-    if (ProcessGone(e) || s.dead()) {
-      // The program exited, or unmapped the range, while we filled it.
-      m.counters().fill_owner_gone->Inc();
-      return Status::Ok();
-    }
-    return {Code::kIoError, std::string("UFFDIO_COPY: ") + std::strerror(e)};
-  }
-  pcache->CompleteFill(line, source, dirty);
-  if (refault && pcache->MarkReferenced(key)) m.counters().refault_activate->Inc();
-  return Status::Ok();
+  if (!st.ok()) return {st.code(), "memory node: " + st.message()};
+  return st;
 }
 
-// Loads a run of `n` consecutive pages from `first` into freshly allocated,
-// locked lines and installs them: one zap wait, one read per stretch of
-// pages from the same place (memory node, file), and one UFFDIO_COPY per
-// stretch of pages installed alike (write-protected or not). Every line is
-// completed or aborted on return.
-Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t first,
-               const LineId* lines, std::uint32_t n, bool write, std::byte* bufs) {
+}  // namespace
+
+Status FillRun(const Fault& vmf, std::uint64_t first, const LineId* lines, std::uint32_t n) {
+  ProcessorManager& m = vmf.manager;
+  ProcessSession& s = vmf.session;
   Pcache* pcache = m.pcache();
   std::uint32_t installed = 0;  // lines [0, installed) are completed
   auto abort_rest = [&] {
     for (std::uint32_t i = installed; i < n; ++i) pcache->AbortFill(lines[i]);
   };
+  // A zap from an earlier eviction of these pages must land before the new
+  // pages are installed, or it would drop them.
   Status st = s.zaps().WaitClear(first, first + n * kPageSize, m.options().zap_timeout);
   if (!st.ok()) {
     if (s.dead()) m.counters().fill_owner_gone->Add(n);
     abort_rest();
     return s.dead() ? Status::Ok() : st;
   }
-  FillSource source[kReadaheadBatch];
-  bool dirty[kReadaheadBatch];
-  VictimCache* victim = m.victim();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const PageKey key{s.asid(), first + i * kPageSize};
-    std::byte* buf = bufs + i * kPageSize;
-    dirty[i] = false;
-    if (victim != nullptr && victim->Take(key, buf, &dirty[i])) {
-      source[i] = FillSource::kVictim;
-    } else if (s.Written(key.uva)) {
-      source[i] = FillSource::kMemory;
-    } else if (vma.file) {
-      source[i] = FillSource::kFile;
-    } else {
-      source[i] = FillSource::kZero;
-      std::memset(buf, 0, kPageSize);
+  // The run's pages, per fault thread (a fault's run and its read-ahead's
+  // runs follow each other, never overlap).
+  alignas(kPageSize) thread_local std::byte bufs[kFillRunMax * kPageSize];
+  FillPlan plan;
+  plan.Decide(m.victim(), {s.asid(), first}, n, bufs, vmf.vma.file != nullptr,
+              [&s](std::uint64_t uva) { return s.HasRemoteCopy(uva); });
+  // Victim pages are in bufs already; read the rest, a stretch at a time.
+  const std::byte* data = bufs;
+  for (const FillPlan::Stretch& x : plan.stretches()) {
+    const std::uint64_t uva = first + x.first * kPageSize;
+    std::byte* at = bufs + x.first * kPageSize;
+    switch (x.source) {
+      case FillSource::kMemoryNode:
+        st = ReadMemoryNodePages(m, s.asid(), uva, x.count, at);
+        break;
+      case FillSource::kFile:
+        st = ReadFilePages(vmf.vma, uva, x.count, at);
+        break;
+      case FillSource::kZeroFill:
+        // A lone zero page goes in straight from the shared zero page.
+        if (n == 1) data = kZeroPage;
+        else std::memset(at, 0, x.count * kPageSize);
+        break;
+      case FillSource::kVictimCache:
+      case FillSource::kCowBreak:  // never planned
+        break;
     }
-  }
-  // Stretches of memory-node pages and of file pages, each read at once.
-  for (std::uint32_t i = 0; i < n && st.ok();) {
-    std::uint32_t j = i + 1;
-    while (j < n && source[j] == source[i]) ++j;
-    const std::uint64_t uva = first + i * kPageSize;
-    if (source[i] == FillSource::kMemory) {
-      std::uint64_t uvas[kReadaheadBatch];
-      for (std::uint32_t k = i; k < j; ++k) uvas[k - i] = first + k * kPageSize;
-      st = m.transport()->ReadPages(s.asid(), {uvas, j - i}, bufs + i * kPageSize);
-      if (!st.ok()) st = {st.code(), "memory node: " + st.message()};
-    } else if (source[i] == FillSource::kFile) {
-      st = ReadFilePages(vma, uva, j - i, bufs + i * kPageSize);
-    }
-    i = j;
+    if (!st.ok()) break;
   }
   if (!st.ok()) {
     abort_rest();
     return st;
   }
-  if (write) std::fill(dirty, dirty + n, true);
-  bool refault[kReadaheadBatch];
-  for (std::uint32_t i = 0; i < n; ++i)
+  bool dirty[kFillRunMax];
+  bool refault[kFillRunMax];
+  for (std::uint32_t i = 0; i < n; ++i) {
+    dirty[i] = vmf.write || plan.dirty(i);
     refault[i] = Refaulted(m, {s.asid(), first + i * kPageSize}, &dirty[i]);
-  // Install: clean pages write-protected, dirty ones writable.
+  }
+  // Install: clean pages write-protected (their first write faults, which
+  // is how a line becomes dirty), dirty ones writable.
   while (installed < n) {
     std::uint32_t j = installed + 1;
     while (j < n && dirty[j] == dirty[installed]) ++j;
     std::uint64_t copied = 0;
     const int e = uffd::Copy(s.uffd(), first + installed * kPageSize,
-                             bufs + installed * kPageSize, (j - installed) * kPageSize,
+                             data + installed * kPageSize, (j - installed) * kPageSize,
                              /*write_protect=*/!dirty[installed], &copied);
     const std::uint32_t done = installed + static_cast<std::uint32_t>(copied / kPageSize);
     for (; installed < done; ++installed)
-      pcache->CompleteFill(lines[installed], source[installed], dirty[installed]);
+      pcache->CompleteFill(lines[installed], plan.source(installed), dirty[installed]);
     if (e == 0) continue;
     if (e == EEXIST) {
-      // Mapped already (see Load): keep the program's page, as dirty.
+      // Something is mapped there already (memory touched before it was
+      // registered). Its content is the program's: keep it, and treat it as
+      // dirty so eviction saves it rather than dropping it.
       (void)uffd::Wake(s.uffd(), first + installed * kPageSize, kPageSize);
-      pcache->CompleteFill(lines[installed], source[installed], true);
+      pcache->CompleteFill(lines[installed], plan.source(installed), true);
       ++installed;
       continue;
     }
+    // The program exited, or unmapped the range, while we filled it.
     const bool gone = ProcessGone(e) || s.dead();
     if (gone) m.counters().fill_owner_gone->Add(n - installed);
     abort_rest();
@@ -208,68 +161,23 @@ Status LoadRun(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint
   return Status::Ok();
 }
 
-// Readahead: after a miss at `page` that continues a sequential run, fill
-// the next pages too (the faulting thread already runs again: UFFDIO_COPY
-// woke it). The window doubles with each sequential miss up to
-// readahead_max and closes on the first non-sequential one. A write run is
-// read ahead writable and dirty: it will be written next. Pages go in runs
-// (LoadRun); lines are allocated in ascending address order, like
-// write-ahead's, and a run never holds two lines of one set.
-void Readahead(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page,
-               bool write) {
-  const std::uint32_t max = m.options().readahead_max;
-  if (max == 0) return;
-  int slot;
-  const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
-  if (window == 0) return;
-  // The fault holds the session's fault gate (ServeFault): the range
-  // cannot go away meanwhile.
-  Pcache* pcache = m.pcache();
-  const std::uint32_t batch =
-      std::max<std::uint32_t>(1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
-  alignas(kPageSize) thread_local std::byte bufs[kReadaheadBatch * kPageSize];
-  const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vma.end);
-  for (std::uint64_t next = page + kPageSize; next < stop && !s.dead();) {
-    LineId lines[kReadaheadBatch];
-    std::uint32_t n = 0;
-    bool failed = false;
-    while (n < batch && next + n * kPageSize < stop) {
-      const PageKey key{s.asid(), next + n * kPageSize};
-      if (pcache->Lookup(key)) break;
-      FillResult fr;
-      if (!pcache->Fill(key, &fr).ok()) {
-        failed = true;
-        break;
-      }
-      if (!fr.allocated) break;
-      lines[n++] = fr.line;
-    }
-    if (n > 0) {
-      if (!LoadRun(m, s, vma, next, lines, n, write, bufs).ok()) break;
-      m.counters().readahead_pages->Add(n);
-      next += n * kPageSize;
-    } else {
-      next += kPageSize;  // resident already: step over it
-    }
-    if (failed) break;
-  }
-  // The pages read ahead were not misses: the next sequential miss is the
-  // one just past the window.
-  s.miss_streams.Advance(slot, page + window * kPageSize);
-}
+namespace {
 
-// Write-ahead: a run of write-protect faults on consecutive pages (a
-// sequential write pass over data that is resident, like Phoenix rewriting
-// its input) un-protects the next resident clean pages too, with one ioctl,
-// marking them dirty. Only lines that are resident, settled and clean are
-// taken, in address order (line locks are taken in ascending order, so two
-// write-ahead runs cannot deadlock; fills hold one line lock and wait for
-// none).
-void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
+// Write-protect fault-around: a run of write-protect faults on consecutive
+// pages (a sequential write pass over data that is resident, like Phoenix
+// rewriting its input) un-protects the next resident clean pages too, with
+// one ioctl, marking them dirty. Only lines that are resident, settled and
+// clean are taken, in address order (line locks are taken in ascending
+// order, so two fault-around runs cannot deadlock; fills hold one line lock
+// and wait for none).
+void WpFaultAround(const Fault& vmf) {
+  ProcessorManager& m = vmf.manager;
+  ProcessSession& s = vmf.session;
+  const std::uint64_t page = vmf.key.uva;
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
   int slot;
-  const std::uint32_t window = s.write_streams.OnAccess(page, max, &slot);
+  const std::uint32_t window = s.wp_fault_around_streams.OnAccess(page, max, &slot);
   if (window == 0) return;
   Pcache* pcache = m.pcache();
   LineId held[256];
@@ -299,18 +207,22 @@ void WriteAhead(ProcessorManager& m, ProcessSession& s, std::uint64_t page) {
     pcache->Unlock(held[i]);
     pcache->Unpin(held[i]);
   }
-  s.write_streams.Advance(slot, page + window * kPageSize);
+  s.wp_fault_around_streams.Advance(slot, page + window * kPageSize);
 }
 
-Status Fill(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page, bool write) {
-  const PageKey key{s.asid(), page};
+// The missing fault: a line for the page, filled as a run of one, then
+// read-ahead.
+Status MissingFault(const Fault& vmf) {
+  ProcessorManager& m = vmf.manager;
+  ProcessSession& s = vmf.session;
+  const std::uint64_t page = vmf.key.uva;
   for (int attempt = 0;; ++attempt) {
     FillResult fr;
-    Status st = m.pcache()->Fill(key, &fr);
+    Status st = m.pcache()->Fill(vmf.key, &fr);
     if (!st.ok()) return st;
     if (fr.allocated) {
-      REMORA_RETURN_IF_ERROR(Load(m, s, vma, key, fr.line, write));
-      Readahead(m, s, vma, page, write);
+      REMORA_RETURN_IF_ERROR(FillRun(vmf, page, &fr.line, 1));
+      Readahead(vmf);
       return Status::Ok();
     }
     // Resident already: normally another fault on the same page filled it
@@ -325,7 +237,7 @@ Status Fill(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_
     // back (the program discarded memory while touching it). Forget the
     // line and fill again.
     m.counters().pgfault_stale_line->Inc();
-    m.pcache()->RemoveRmap(key);
+    m.pcache()->RemoveRmap(vmf.key);
   }
 }
 
@@ -334,15 +246,16 @@ Status Fill(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_
 // set. No data moves here: the page the writer maps is still the shared
 // one, and the kernel copies it when the write is retried after the
 // protection is lifted.
-Status BreakCow(ProcessorManager& m, const PageKey& key) {
+Status BreakCow(const Fault& vmf) {
+  ProcessorManager& m = vmf.manager;
   Pcache* pcache = m.pcache();
-  pcache->RemoveRmap(key);
+  pcache->RemoveRmap(vmf.key);
   FillResult fr;
-  Status st = pcache->Fill(key, &fr);
+  Status st = pcache->Fill(vmf.key, &fr);
   if (!st.ok()) return st;
   // Not allocated: another thread of the writer faulted on the page
   // meanwhile and gave it a line (as a fill that found the page present).
-  if (fr.allocated) pcache->CompleteFill(fr.line, FillSource::kCopy, /*dirty=*/true);
+  if (fr.allocated) pcache->CompleteFill(fr.line, FillSource::kCowBreak, /*dirty=*/true);
   m.counters().pgfault_wp_cow->Inc();
   return Status::Ok();
 }
@@ -351,7 +264,9 @@ Status BreakCow(ProcessorManager& m, const PageKey& key) {
 // but whose teardown has not reached this line yet: a parent writing right
 // after waitpid() on its child is the line's only mapper (a reuse), not a
 // COW against a process that is gone.
-WriteOutcome SettleWrite(ProcessorManager& m, LineId line, const PageKey& key) {
+WriteOutcome SettleWrite(const Fault& vmf, LineId line) {
+  ProcessorManager& m = vmf.manager;
+  const PageKey& key = vmf.key;
   Pcache* pcache = m.pcache();
   const WriteOutcome w = pcache->OnWrite(line, key);
   if (w != WriteOutcome::kShared) return w;
@@ -369,30 +284,32 @@ WriteOutcome SettleWrite(ProcessorManager& m, LineId line, const PageKey& key) {
   return dropped ? pcache->OnWrite(line, key) : w;
 }
 
-Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, const Vma& vma, std::uint64_t page) {
+Status WriteProtectFault(const Fault& vmf) {
+  ProcessorManager& m = vmf.manager;
+  ProcessSession& s = vmf.session;
+  const std::uint64_t page = vmf.key.uva;
   RuntimeCounters& c = m.counters();
   ScopedLatency t(c.wp_fault_service_ns);
-  const PageKey key{s.asid(), page};
   LineId line;
   // The pin keeps eviction away between marking the line dirty and lifting
   // the protection: eviction write-protects and copies only idle lines.
   Pcache* pcache = m.pcache();
-  if (pcache->Pin(key, &line)) {
+  if (pcache->Pin(vmf.key, &line)) {
     // A pin does not wait for a fill in progress. The page mapped right now
     // may still be the previous line's, evicted and waiting for its zap:
     // un-protecting it would let a write land in a page about to be
     // dropped. The line lock waits the fill out; then the mapped page is
     // this line's (or the fill failed and the line is not ours any more).
     pcache->Lock(line);
-    const bool ours = pcache->Lookup(key) == line;
+    const bool ours = pcache->Lookup(vmf.key) == line;
     Status st;
     bool shared = false;
     int e = 0;
     if (ours) {
-      switch (SettleWrite(m, line, key)) {
+      switch (SettleWrite(vmf, line)) {
         case WriteOutcome::kShared:
           shared = true;
-          st = BreakCow(m, key);
+          st = BreakCow(vmf);
           break;
         case WriteOutcome::kReused:
           c.pgfault_wp_reuse->Inc();
@@ -408,14 +325,14 @@ Status WriteProtectFault(ProcessorManager& m, ProcessSession& s, const Vma& vma,
     if (e != 0 && !ProcessGone(e) && !s.dead())
       return {Code::kIoError, std::string("UFFDIO_WRITEPROTECT: ") + std::strerror(e)};
     if (ours) {
-      if (!shared) WriteAhead(m, s, page);
+      if (!shared) WpFaultAround(vmf);
       return Status::Ok();
     }
   }
   // Evicted while the program was writing: its data is in the victim cache
   // (or on the memory node); serve the write as a missing fault.
   c.pgfault_concurrent_eviction->Inc();
-  return Fill(m, s, vma, page, /*write=*/true);
+  return MissingFault(vmf);
 }
 
 }  // namespace
@@ -424,17 +341,17 @@ Status HandleFault(ProcessorManager& m, ProcessSession& s, std::uint64_t address
                    std::uint64_t flags, const Vma& vma) {
   RuntimeCounters& c = m.counters();
   c.pgfault->Inc();
-  const std::uint64_t page = PageDown(address);
-  if (FaultTrace* trace = m.fault_trace()) {
-    trace->Record((flags & (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_WRITE)) != 0, s.asid(), page);
-  }
-  if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+  const bool wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
+  const Fault vmf{m, s, vma, {s.asid(), PageDown(address)}, flags,
+                  /*write=*/wp || (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0};
+  if (FaultTrace* trace = m.fault_trace()) trace->Record(vmf.write, s.asid(), vmf.key.uva);
+  if (wp) {
     c.pgfault_wp->Inc();
-    return WriteProtectFault(m, s, vma, page);
+    return WriteProtectFault(vmf);
   }
   c.pgfault_missing->Inc();
   ScopedLatency t(c.pgfault_service_ns);
-  return Fill(m, s, vma, page, (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0);
+  return MissingFault(vmf);
 }
 
 }  // namespace remora

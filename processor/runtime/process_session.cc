@@ -70,12 +70,12 @@ void ProcessSession::Join() {
   if (control_.joinable()) control_.join();
 }
 
-bool ProcessSession::Written(std::uint64_t uva) {
+bool ProcessSession::HasRemoteCopy(std::uint64_t uva) {
   std::lock_guard lk(written_mu_);
   return written_.count(uva) != 0;
 }
 
-void ProcessSession::MarkWritten(std::uint64_t uva) {
+void ProcessSession::MarkRemoteCopy(std::uint64_t uva) {
   std::lock_guard lk(written_mu_);
   written_.insert(uva);
 }

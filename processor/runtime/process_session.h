@@ -90,11 +90,11 @@ class ProcessSession {
     return z != nullptr ? z->pending() : 0;
   }
 
-  // Pages with data on the memory node (or on its way there through the
-  // victim cache). Every other page is zero, or its file's, and fills
-  // without a round trip.
-  bool Written(std::uint64_t uva);
-  void MarkWritten(std::uint64_t uva);
+  // Pages with a copy on the memory node (or on its way there through the
+  // victim cache): marked when an eviction copies the page out. Every other
+  // page is zero, or its file's, and fills without a round trip.
+  bool HasRemoteCopy(std::uint64_t uva);
+  void MarkRemoteCopy(std::uint64_t uva);
 
   // Copies the program's page at uva into dst (process_vm_readv). ESRCH or
   // EFAULT mean the page or the process is gone.
@@ -102,10 +102,11 @@ class ProcessSession {
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
 
-  // Sequential runs (fault_handler.cc): of misses, for readahead; of
-  // write-protect faults, for un-protecting ahead of a write run.
+  // Sequential runs: of misses, for read-ahead (readahead.cc); of
+  // write-protect faults, for write-protect fault-around (fault.cc:
+  // un-protecting ahead of a write run).
   StreamDetector miss_streams;
-  StreamDetector write_streams;
+  StreamDetector wp_fault_around_streams;
 
   // Stops the program with `why` (sent to the agent, which exits it with a
   // clear message). Used when a fault cannot be served.

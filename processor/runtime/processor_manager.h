@@ -11,6 +11,7 @@
 //   processor/shim/shim_mmap.cc     the range was registered at mmap time
 //   processor/runtime/process_session.cc    a fault thread reads the uffd message
 //   processor/runtime/fault.cc      Fill() a line, load the data, UFFDIO_COPY
+//   processor/pcache/fill_plan.h    where the data is: victim cache, memory node, ...
 //   processor/pcache/fill.cc        the set has no free line: EvictOne()
 //   processor/pcache/evict.cc       pick the LRU line, call the hooks below
 //   processor/runtime/evict_hooks.cc        write-protect, copy out, queue the zap

@@ -1,5 +1,7 @@
 #include "processor/sim/pcache_sim.h"
 
+#include "processor/pcache/fill_plan.h"
+
 namespace remora {
 
 Status ParseSimPolicy(const std::string& s, SimPolicy* policy) {
@@ -75,27 +77,35 @@ Status PcacheSim::Miss(const PageKey& key) {
   REMORA_RETURN_IF_ERROR(pcache_->Fill(key, &fill));
   if (!fill.allocated) return {Code::kInternal, "sim: missed page was resident"};
 
-  FillSource source;
-  bool dirty = false;
+  // A run of one page; the store answers "has a copy" and "which version"
+  // at once.
   std::uint64_t version = 0;
-  if (victim_ && victim_->Take(key, page_.data(), &dirty)) {
-    source = FillSource::kVictim;
-    ++r_.victim_hits;
-  } else if (store_.Read(key, &version)) {
-    source = FillSource::kMemory;
-    ++r_.fills_memory;
-    EncodeSimPage(key, version, page_.data());
-  } else {
-    source = FillSource::kZero;
-    ++r_.fills_zero;
-    EncodeSimPage(key, 0, page_.data());
+  FillPlan plan;
+  plan.Decide(victim_.get(), key, 1, page_.data(), /*file=*/false,
+              [&](std::uint64_t) { return store_.Read(key, &version); });
+  const FillSource source = plan.source(0);
+  switch (source) {
+    case FillSource::kVictimCache:
+      ++r_.victim_hits;
+      break;
+    case FillSource::kMemoryNode:
+      ++r_.fills_memory;
+      EncodeSimPage(key, version, page_.data());
+      break;
+    case FillSource::kZeroFill:
+      ++r_.fills_zero;
+      EncodeSimPage(key, 0, page_.data());
+      break;
+    case FillSource::kFile:      // no files in a trace
+    case FillSource::kCowBreak:  // never planned
+      break;
   }
   // Whatever the source, the page must be the latest version written.
   auto it = latest_.find(key);
   const std::uint64_t expected = it == latest_.end() ? 0 : it->second;
   if (!DecodeSimPage(key, page_.data(), &version) || version != expected) ++r_.data_errors;
   frames_[fill.line] = {key, expected};
-  pcache_->CompleteFill(fill.line, source, dirty);
+  pcache_->CompleteFill(fill.line, source, plan.dirty(0));
   return Status::Ok();
 }
 

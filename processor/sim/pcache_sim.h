@@ -5,7 +5,8 @@
 //            or Touch (policy lru: as if every access were seen)
 //   miss  -> Fill, which may evict (unmap + dirty data to the victim cache);
 //            then data from the victim cache, else from the store (a
-//            "memory node" fed by the flush thread), else zero-fill
+//            "memory node" fed by the flush thread), else zero-fill: the
+//            order FillPlan decides for the runtime too
 //   write -> SetDirty
 //
 // Every access also goes through an exact LRU of the same geometry

@@ -60,9 +60,9 @@ void Access(PcacheRig& rig, Worker& w, const PageKey& key, bool write, bool hint
     if (r.allocated) {
       auto& frame = rig.frames[r.line];
       bool dirty = false;
-      FillSource src = FillSource::kZero;
-      if (rig.victim->Take(key, frame.data(), &dirty)) src = FillSource::kVictim;
-      else if (rig.sink.Read(key, frame.data())) src = FillSource::kMemory;
+      FillSource src = FillSource::kZeroFill;
+      if (rig.victim->Take(key, frame.data(), &dirty)) src = FillSource::kVictimCache;
+      else if (rig.sink.Read(key, frame.data())) src = FillSource::kMemoryNode;
       else frame.fill(std::byte{0});
       if (!HasStamp(frame.data(), key, w.version[key.uva])) ++w.bad;
       rig.pcache->CompleteFill(r.line, src, dirty);

@@ -136,12 +136,12 @@ TEST(PcacheEvict, BusyWhenEveryLineIsLocked) {
   EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 0);
   EXPECT_TRUE(rig.Unmapped().empty());
 
-  rig.pcache->CompleteFill(filling[2], FillSource::kZero);
+  rig.pcache->CompleteFill(filling[2], FillSource::kZeroFill);
   ASSERT_TRUE(rig.pcache->Fill(Page(4), &r).ok());
   EXPECT_TRUE(r.allocated);
   EXPECT_EQ(rig.Unmapped().back().second, Page(2));  // the only idle line
-  rig.pcache->CompleteFill(r.line, FillSource::kZero);
-  for (LineId l : {filling[0], filling[1], filling[3]}) rig.pcache->CompleteFill(l, FillSource::kZero);
+  rig.pcache->CompleteFill(r.line, FillSource::kZeroFill);
+  for (LineId l : {filling[0], filling[1], filling[3]}) rig.pcache->CompleteFill(l, FillSource::kZeroFill);
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 
@@ -265,7 +265,7 @@ TEST(PcacheEvict, ConcurrentFillsOfOnePageShareTheLine) {
     return r;
   });
   EXPECT_EQ(second.wait_for(50ms), std::future_status::timeout);  // waits for the data
-  rig.pcache->CompleteFill(first.line, FillSource::kMemory);
+  rig.pcache->CompleteFill(first.line, FillSource::kMemoryNode);
   FillResult r = second.get();
   EXPECT_FALSE(r.allocated);
   EXPECT_EQ(r.line, first.line);
@@ -285,7 +285,7 @@ TEST(PcacheEvict, AbortedFillFreesTheLineAndWaitersRetry) {
   rig.pcache->AbortFill(first.line);
   FillResult r = second.get();
   EXPECT_TRUE(r.allocated);  // the waiter now owns a fresh fill
-  rig.pcache->CompleteFill(r.line, FillSource::kZero);
+  rig.pcache->CompleteFill(r.line, FillSource::kZeroFill);
   EXPECT_EQ(rig.Count("nr_pcache_fill_aborted"), 1);
   EXPECT_EQ(rig.pcache->lines_used(), 1u);
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());

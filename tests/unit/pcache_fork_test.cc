@@ -195,7 +195,7 @@ TEST(PcacheFork, OnWriteToALineNeverForkedDirtiesIt) {
   EXPECT_TRUE(Has(info.flags, kLineDirty));
   EXPECT_FALSE(Has(info.flags, kLineForked));
   EXPECT_EQ(rig.pcache->OnWrite(line, Page(3, kParent), /*allow_reuse=*/false),
-            WriteOutcome::kDirtied);  // write-ahead takes plain lines
+            WriteOutcome::kDirtied);  // wp fault-around takes plain lines
   UnlockAndUnpin(*rig.pcache, line);
 }
 
@@ -272,7 +272,7 @@ LineId BreakCow(PcacheRig& rig, LineId old, const PageKey& key) {
   if (!st.ok()) throw std::runtime_error(st.ToString());
   EXPECT_TRUE(r.allocated);
   rig.frames[r.line] = rig.frames[old];
-  rig.pcache->CompleteFill(r.line, FillSource::kCopy, /*dirty=*/true);
+  rig.pcache->CompleteFill(r.line, FillSource::kCowBreak, /*dirty=*/true);
   return r.line;
 }
 
@@ -409,7 +409,7 @@ TEST(PcacheFork, PauseEvictionsHoldsOffAFillThatMustEvict) {
   }  // released here
   FillResult r = fill.get();
   ASSERT_TRUE(r.allocated);
-  rig.pcache->CompleteFill(r.line, FillSource::kZero);
+  rig.pcache->CompleteFill(r.line, FillSource::kZeroFill);
   EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 1);
   ASSERT_EQ(rig.Unmapped().size(), 1u);
   EXPECT_EQ(rig.Unmapped()[0].second, Page(0, kParent));
@@ -513,7 +513,7 @@ class CountingRig {
     FillResult r;
     if (!pcache->Fill(key, &r).ok() || !r.allocated) throw std::runtime_error("fill");
     frames[r.line].fill(fill);
-    pcache->CompleteFill(r.line, FillSource::kZero, /*dirty=*/true);
+    pcache->CompleteFill(r.line, FillSource::kZeroFill, /*dirty=*/true);
     return r.line;
   }
 

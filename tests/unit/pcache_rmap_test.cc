@@ -101,7 +101,7 @@ TEST(PcacheRmap, CopyOnWriteGivesTheWriterItsOwnLineInTheSameSet) {
   EXPECT_EQ(g.SetOfLine(r.line), g.SetOfLine(shared));
   rig.frames[r.line] = rig.frames[shared];
   rig.frames[r.line].fill(std::byte{0x22});  // the child's write
-  rig.pcache->CompleteFill(r.line, FillSource::kCopy, /*dirty=*/true);
+  rig.pcache->CompleteFill(r.line, FillSource::kCowBreak, /*dirty=*/true);
   rig.pcache->Unpin(pinned);
   EXPECT_EQ(rig.Count("nr_pcache_fill_copy"), 1);
 
@@ -171,7 +171,7 @@ TEST(PcacheRmap, MappingDroppedDuringFillFreesTheLineAtCompletion) {
   ASSERT_TRUE(rig.pcache->Fill(Page(2, kParent), &r).ok());
   EXPECT_EQ(rig.pcache->RemoveSpace(kParent), 1u);  // the process exited meanwhile
   EXPECT_EQ(rig.pcache->lines_used(), 1u);
-  rig.pcache->CompleteFill(r.line, FillSource::kMemory);
+  rig.pcache->CompleteFill(r.line, FillSource::kMemoryNode);
   EXPECT_EQ(rig.pcache->lines_used(), 0u);
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }

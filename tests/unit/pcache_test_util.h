@@ -73,9 +73,9 @@ class PcacheRig {
     if (!st.ok()) throw std::runtime_error(st.ToString());
     if (r.allocated) {
       bool dirty = false;
-      FillSource src = FillSource::kZero;
-      if (victim && victim->Take(key, frames[r.line].data(), &dirty)) src = FillSource::kVictim;
-      else if (sink.Read(key, frames[r.line].data())) src = FillSource::kMemory;
+      FillSource src = FillSource::kZeroFill;
+      if (victim && victim->Take(key, frames[r.line].data(), &dirty)) src = FillSource::kVictimCache;
+      else if (sink.Read(key, frames[r.line].data())) src = FillSource::kMemoryNode;
       else frames[r.line].fill(std::byte{0});
       pcache->CompleteFill(r.line, src, dirty);
     }

@@ -1,0 +1,62 @@
+#include "processor/runtime/readahead.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "processor/runtime/process_session.h"
+#include "processor/runtime/processor_manager.h"
+
+namespace remora {
+namespace {
+
+// Pages read ahead with one zap wait, one read and one install at most.
+constexpr std::uint32_t kReadaheadBatch = kFillRunMax;
+
+}  // namespace
+
+// Lines are allocated in ascending address order, like write-protect
+// fault-around's (fault.cc), and a run never holds two lines of one set:
+// a batch is at most one page per set.
+void Readahead(const Fault& vmf) {
+  ProcessorManager& m = vmf.manager;
+  ProcessSession& s = vmf.session;
+  const std::uint64_t page = vmf.key.uva;
+  const std::uint32_t max = m.options().readahead_max;
+  if (max == 0) return;
+  int slot;
+  const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
+  if (window == 0) return;
+  Pcache* pcache = m.pcache();
+  const std::uint32_t batch =
+      std::max<std::uint32_t>(1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
+  const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vmf.vma.end);
+  for (std::uint64_t next = page + kPageSize; next < stop && !s.dead();) {
+    LineId lines[kReadaheadBatch];
+    std::uint32_t n = 0;
+    bool failed = false;
+    while (n < batch && next + n * kPageSize < stop) {
+      const PageKey key{s.asid(), next + n * kPageSize};
+      if (pcache->Lookup(key)) break;
+      FillResult fr;
+      if (!pcache->Fill(key, &fr).ok()) {
+        failed = true;
+        break;
+      }
+      if (!fr.allocated) break;
+      lines[n++] = fr.line;
+    }
+    if (n > 0) {
+      if (!FillRun(vmf, next, lines, n).ok()) break;
+      m.counters().readahead_pages->Add(n);
+      next += n * kPageSize;
+    } else {
+      next += kPageSize;  // resident already: step over it
+    }
+    if (failed) break;
+  }
+  // The pages read ahead were not misses: the next sequential miss is the
+  // one just past the window.
+  s.miss_streams.Advance(slot, page + window * kPageSize);
+}
+
+}  // namespace remora
