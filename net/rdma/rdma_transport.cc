@@ -40,7 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "net/rdma/verbs.h"
+#include "net/rdma/rdma_verbs.h"
 #include "net/rdma/rdma_wire.h"
 #include "net/socket_util.h"
 #include "net/stream_transport.h"
