@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "memory-node/page_store.h"
-#include "net/shm/page_reader.h"
+#include "net/shm/shm_page_reader.h"
 #include "remora/stats.h"
 
 namespace remora {

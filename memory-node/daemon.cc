@@ -14,7 +14,7 @@
 #include "memory-node/rdma_service.h"
 #include "memory-node/server.h"
 #include "net/auth.h"
-#include "net/rdma/verbs.h"
+#include "net/rdma/rdma_verbs.h"
 #include "net/socket_util.h"
 #include "net/stream_server.h"
 #include "remora/stats.h"

@@ -23,7 +23,7 @@
 #include "memory-node/memnode_stats.h"
 #include "memory-node/rdma_frames.h"
 #include "memory-node/server.h"
-#include "net/rdma/verbs.h"
+#include "net/rdma/rdma_verbs.h"
 
 namespace remora {
 

@@ -1,6 +1,6 @@
 // SharedPageIndex: the memory node's side of the shared page index — a hash
 // table (asid, uva) -> slot in a memfd that processors on this machine map
-// read-only and search without asking the memory node (net/shm/page_reader.h
+// read-only and search without asking the memory node (net/shm/shm_page_reader.h
 // has the reader protocol, net/shm/shm_format.h the format and the rules the
 // writer keeps).
 //

@@ -11,7 +11,7 @@ namespace remora {
 std::unique_ptr<Transport> NewTcpTransport(const TransportOptions& opts, Status* status);
 // Shared memory: path of the memory node's unix socket. net/shm/shm_transport.cc
 std::unique_ptr<Transport> NewShmTransport(const TransportOptions& opts, Status* status);
-// RDMA verbs: "host:port" of the memory node's TCP control listener. net/rdma/rdma_transport.cc
+// RDMA verbs: "host:port" of the memory node's TCP control listener. net/rdma/rdma_transport.h
 std::unique_ptr<Transport> NewRdmaTransport(const TransportOptions& opts, Status* status);
 
 }  // namespace remora

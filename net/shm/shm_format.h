@@ -11,7 +11,7 @@
 //    linear probing, keyed by (asid, uva), mapping to a slot.
 //
 // Both sides of this format live in this header (the memory node's writer is
-// memory-node/shared_page_index.h, the processor's reader net/shm/page_reader.h)
+// memory-node/shared_page_index.h, the processor's reader net/shm/shm_page_reader.h)
 // so they cannot drift apart.
 //
 // Consistency: one global sequence counter `IndexHeader::seq`. The writer

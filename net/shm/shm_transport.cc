@@ -32,7 +32,7 @@
 #include <memory>
 #include <vector>
 
-#include "net/shm/page_reader.h"
+#include "net/shm/shm_page_reader.h"
 #include "net/stream_transport.h"
 #include "net/transport_stats.h"
 #include "net/transports.h"

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "net/auth.h"
-#include "net/rdma/verbs.h"
+#include "net/rdma/rdma_verbs.h"
 #include "net/rdma/rdma_wire.h"
 #include "net/stream_transport.h"
 #include "net/wire.h"

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "net/shm/page_reader.h"
+#include "net/shm/shm_page_reader.h"
 #include "remora/stats.h"
 
 namespace remora {

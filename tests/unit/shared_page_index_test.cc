@@ -11,7 +11,7 @@
 
 #include "memory-node/range_set.h"
 #include "memory-node/slot_pool.h"
-#include "net/shm/page_reader.h"
+#include "net/shm/shm_page_reader.h"
 
 namespace remora {
 namespace {

@@ -1,4 +1,4 @@
-#include "net/rdma/verbs.h"
+#include "net/rdma/rdma_verbs.h"
 
 #include <sys/random.h>
 

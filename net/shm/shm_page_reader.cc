@@ -1,4 +1,4 @@
-#include "net/shm/page_reader.h"
+#include "net/shm/shm_page_reader.h"
 
 #include <sys/mman.h>
 #include <sys/stat.h>
