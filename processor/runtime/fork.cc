@@ -231,13 +231,15 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
   }
   if (!fork_.pending && !fork_.done) return Status::Ok();  // nothing in progress
   if (child_pid <= 0) {
-    // The fork failed: no event comes. Let the held-back faults go.
+    // The fork failed: no event comes. End the hold-back (EndFork clears
+    // fork_pending_ too, or every later fault would be deferred for good)
+    // and let the held-back faults go.
     CloseFd(&fork_.control);
     CloseFd(&fork_.agent);
     const bool was_pending = fork_.pending;
     ResetForkLocked();
     lk.unlock();
-    if (was_pending) ServeDeferred();
+    if (was_pending) EndFork();
     return Status::Ok();
   }
   // The fork returned, so the kernel queued the event; a fault thread may
