@@ -102,7 +102,13 @@ bool ProcessSession::PagePresent(std::uint64_t uva) {
 }
 
 void ProcessSession::Fail(const Status& why) {
-  if (failed_.exchange(true)) return;
+  // Once, and not for a program whose teardown began (its control thread
+  // is done with it; ServeFault checks dead() before failing for the same
+  // reason).
+  SessionState state = state_.load();
+  do {
+    if (state == SessionState::kFailed || state == SessionState::kDead) return;
+  } while (!state_.compare_exchange_weak(state, SessionState::kFailed));
   manager_->counters().pgfault_failed->Inc();
   spdlog::error("processor manager: stopping pid {}: {}", pid(), why.ToString());
   if (agent_fd_ >= 0) {
@@ -241,7 +247,7 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
 }
 
 void ProcessSession::Teardown() {
-  dead_.store(true, std::memory_order_release);
+  state_.store(SessionState::kDead, std::memory_order_release);
   std::uint64_t one = 1;
   (void)!::write(stop_fd_, &one, sizeof(one));
   reader_->Interrupt();
@@ -256,7 +262,6 @@ void ProcessSession::Teardown() {
   Status st = manager_->transport()->DestroySpace(asid_);
   if (!st.ok()) spdlog::warn("processor manager: destroying the space of pid {}: {}", pid(), st.ToString());
   for (const Vma& v : vmas_.All()) vmas_.Remove(v.start, v.end);
-  finished_.store(true);
 }
 
 // ---- fault threads ----
@@ -293,16 +298,21 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
   // node no longer has). The program is woken to retry: the access then
   // either finds the memory unmapped or (discard) faults again.
   std::shared_lock gate(fault_mu_);
-  if (fork_pending_.load(std::memory_order_relaxed)) {
+  // kAttached: no fork is pending (that state is left only under the gate
+  // held exclusively). Otherwise a fork may hold faults back: kForkPending,
+  // or a fork cut across by Fail or Teardown, which fork_.pending tells.
+  if (state_.load(std::memory_order_relaxed) != SessionState::kAttached) {
     std::lock_guard lk(fork_mu_);
-    if (fork_.event_seen || tid == 0 || tid != fork_.tid) {
-      fork_.deferred.emplace_back(address, flags);
-      manager_->counters().pgfault_deferred->Inc();
-      return;
+    if (fork_.pending) {
+      if (fork_.event_seen || tid == 0 || tid != fork_.tid) {
+        fork_.deferred.emplace_back(address, flags);
+        manager_->counters().pgfault_deferred->Inc();
+        return;
+      }
+      // The forking thread itself, before the fork reached the kernel
+      // (an atfork handler touching memory): it cannot wait for the fork.
+      fork_.served.push_back(PageDown(address));
     }
-    // The forking thread itself, before the fork reached the kernel
-    // (an atfork handler touching memory): it cannot wait for the fork.
-    fork_.served.push_back(PageDown(address));
   }
   std::optional<Vma> vma = vmas_.Find(PageDown(address));
   if (!vma) {
