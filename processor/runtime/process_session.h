@@ -1,16 +1,18 @@
 // One program attached to the processor manager: its address space, its
 // userfaultfd, its managed ranges and the threads that serve it.
 //
-// Threads (all joined before the session ends):
-//   control   the program's control connection (Map/Unmap/Discard, in the
-//             order the program made them) and the agent's ZapAcks; it
-//             also notices the program's exit (both connections close) and
-//             runs the teardown.
-//   fault ×N  poll the uffd and serve faults (fault_handler.cc) on the
-//             thread that read them: the only thread hand-off on the fault
-//             path is the one userfaultfd itself makes.
+// Threads (all joined before the session ends), one file each:
+//   control   (control_server.cc) the program's control connection
+//             (Map/Unmap/Discard/Fork*, in the order the program made them)
+//             and the agent's ZapAcks; it also notices the program's exit
+//             (both connections close) and runs the teardown.
+//   fault ×N  (fault_threads.cc) poll the uffd and serve faults (fault.cc)
+//             on the thread that read them: the only thread hand-off on the
+//             fault path is the one userfaultfd itself makes.
+// process_session.cc has the rest: starting, failing, tearing down, and
+// reading the program's pages.
 //
-// Fork (process_fork.cc): PrepareFork, the uffd FORK event (OnForkEvent, on
+// Fork (fork.cc): PrepareFork, the uffd FORK event (OnForkEvent, on
 // a fault thread) and FinishFork; between PrepareFork and the end of
 // OnForkEvent the program's faults are held back (deferred), except the
 // forking thread's own before the event (it cannot wait: the event comes
@@ -126,7 +128,7 @@ class ProcessSession {
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
 
-  // Sequential runs (fault_handler.cc): of misses, for readahead; of
+  // Sequential runs (fault.cc): of misses, for readahead; of
   // write-protect faults, for un-protecting ahead of a write run.
   StreamDetector miss_streams;
   StreamDetector write_streams;
@@ -135,7 +137,7 @@ class ProcessSession {
   // clear message). Used when a fault cannot be served.
   void Fail(const Status& why);
 
-  // ---- fork (process_fork.cc) ----
+  // ---- fork (fork.cc) ----
   // ForkPrepare: hold back faults, write-protect every registered range,
   // remember the child's connection ends (owned from here on).
   // *fresh: nothing is registered, no FORK event will come, and the child
@@ -151,12 +153,15 @@ class ProcessSession {
   void NoteZap(std::uint64_t uva);
 
  private:
+  // The control thread (control_server.cc).
   void ControlLoop();
+  Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
+  // The fault threads (fault_threads.cc).
   void FaultLoop(int index);
   // Serves one fault message, or defers it while a fork is being set up.
   void ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid);
   void ServeDeferred();
-  // Fork helpers (process_fork.cc).
+  // Fork helpers (fork.cc).
   Status ShareWithChild(const std::shared_ptr<ProcessSession>& child);
   void InheritFrom(ProcessSession& parent);
   // Ends the fault hold-back and serves what was held.
@@ -168,7 +173,7 @@ class ProcessSession {
   // Forgets the fork state except the faults still held (fork_mu_ held).
   void ResetForkLocked();
   void AbandonFork();
-  Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
+  // The end of the control thread, once the program is gone.
   void Teardown();
 
   ProcessorManager* const manager_;
