@@ -9,8 +9,8 @@
 
 namespace remora {
 
-// CLOCK over the LRU list. Walk from the LRU end; a busy line (locked,
-// pinned, under write-back) is stepped over; a referenced line gets a second
+// CLOCK over the LRU list. Walk from the LRU end; a busy line (locked or
+// pinned) is stepped over; a referenced line gets a second
 // chance: its bit is cleared and it moves to the MRU end, where the walk will
 // meet it again after the older lines. Every idle line is looked at most
 // twice, so the walk ends; it returns null only if every line is busy.

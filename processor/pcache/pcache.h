@@ -149,7 +149,7 @@ struct PcacheOptions {
   WritebackSink* sink = nullptr;   // used instead when victim is null; not owned
   bool victim_clean = false;       // also keep clean evicted lines in the victim cache
   StatsRegistry* stats = nullptr;  // a private registry if null
-  // When every line of a set is busy (locked, pinned, being written back),
+  // When every line of a set is busy (locked, pinned, being evicted),
   // Fill tries eviction this many times, waiting up to busy_retry_wait for a
   // line of the set to change in between, and then fails with kBusy.
   int busy_evict_attempts = 64;
@@ -168,8 +168,8 @@ struct FillResult {
   bool allocated = false;
 };
 
-// kSucceed: a line was freed. kBusy: every line was locked, pinned, under
-// write-back or already being evicted (LegoOS's eagain). kFailed: wrprotect,
+// kSucceed: a line was freed. kBusy: every line was locked, pinned or
+// already being evicted (LegoOS's eagain). kFailed: wrprotect,
 // copy_out or the victim cache failed; the line stays. kEmpty: the set holds
 // no page (not counted as an eviction attempt).
 enum class EvictOutcome { kSucceed, kBusy, kFailed, kEmpty };
@@ -264,12 +264,6 @@ class Pcache {
   // Line lock (LegoOS lock_pcache), for holders of a pin. Waits while locked.
   void Lock(LineId line);
   void Unlock(LineId line);
-  // Write back a resident line without evicting it (flag kWriteback, clear
-  // kDirty so writes meanwhile re-dirty it). Returns false if `key` is not
-  // resident or not dirty; otherwise the line is pinned and *owners filled.
-  // The caller writes the data, then calls EndWriteback.
-  bool BeginWriteback(const PageKey& key, LineId* line, std::vector<Rmap>* owners);
-  void EndWriteback(LineId line, const Status& result);
 
   // ---- eviction (pcache_evict.cc) ----
   // Evicts one line of `set` (background reclaim ahead of need). *error gets
