@@ -229,12 +229,6 @@ class RdmaTransport final : public StreamTransport {
     }
     return Status::Ok();
   }
-  // Completes before returning: the write is one RDMA WRITE, there is
-  // nothing to overlap it with on this thread.
-  void WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
-                      std::function<void(Status)> done) override {
-    done(WritePage(asid, uva, buf));
-  }
 
  private:
   struct Metrics {
