@@ -36,9 +36,9 @@ Status PagedRegion::Create(const PagedRegionOptions& options, std::unique_ptr<Pa
   PagedRegion* self = r.get();
   // No process maps these lines: unmapping is only the pcache's own rmap
   // removal, and the data is in the frame array.
-  po.hooks.unmap = [](LineId, const Rmap&, bool, bool*) { return Status::Ok(); };
-  po.hooks.copy_out = [self](LineId line, void* dst) {
-    std::memcpy(dst, self->frames_.get() + std::size_t{line} * kPageSize, kPageSize);
+  po.hooks.wrprotect = [](EvictionContext&, std::size_t) { return Status::Ok(); };
+  po.hooks.copy_out = [self](const EvictionContext& ctx, void* dst) {
+    std::memcpy(dst, self->frames_.get() + std::size_t{ctx.line()} * kPageSize, kPageSize);
     return Status::Ok();
   };
   REMORA_RETURN_IF_ERROR(Pcache::Create(options.pcache, std::move(po), &r->pcache_));

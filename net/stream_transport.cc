@@ -190,17 +190,4 @@ Status StreamTransport::WritePageShared(std::span<const Asid> asids, std::uint64
   return client_->Call(r);
 }
 
-void StreamTransport::WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
-                                     std::function<void(Status)> done) {
-  // The iovec must outlive the send, which CallAsync completes before it
-  // returns; the page itself is the caller's (valid until `done`).
-  iovec data = Iov(buf, kPageSize);
-  StreamClient::Request r;
-  r.type = MsgType::kWritePage;
-  r.asid = asid;
-  r.arg0 = uva;
-  r.payload = {&data, 1};
-  client_->CallAsync(r, [done = std::move(done)](Status st, StreamClient::Reply*) { done(st); });
-}
-
 }  // namespace remora

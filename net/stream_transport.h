@@ -6,8 +6,7 @@
 // does not serve from the shared region itself (control, and writes).
 //
 // Batched reads and writes go out as one kReadPages / kWritePages message per
-// wire::kMaxBatchPages pages. WritePageAsync returns as soon as the request is
-// on the socket; its callback runs on the client's background thread.
+// wire::kMaxBatchPages pages.
 #pragma once
 
 #include <memory>
@@ -48,8 +47,6 @@ class StreamTransport : public Transport {
   Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
   Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
                          const void* buf) override;
-  void WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
-                      std::function<void(Status)> done) override;
 
  private:
   Status Simple(wire::MsgType type, Asid asid, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0);

@@ -24,11 +24,6 @@ Status Transport::WritePages(Asid asid, std::span<const std::uint64_t> uvas, con
   return Status::Ok();
 }
 
-void Transport::WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
-                               std::function<void(Status)> done) {
-  done(WritePage(asid, uva, buf));
-}
-
 Status ParseTransportKind(const std::string& s, TransportKind* kind) {
   if (s == "tcp") *kind = TransportKind::kTcp;
   else if (s == "shm") *kind = TransportKind::kShm;

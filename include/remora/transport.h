@@ -72,10 +72,6 @@ class Transport {
   // parent and child after fork): stored once, referenced by every asid.
   virtual Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
                                  const void* buf) = 0;
-  // Asynchronous write-back for flush workers. `buf` must stay valid until
-  // `done` runs; `done` may run on a transport thread.
-  virtual void WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
-                              std::function<void(Status)> done);
 };
 
 enum class TransportKind { kTcp, kShm, kRdma };

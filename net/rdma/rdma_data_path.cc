@@ -90,11 +90,6 @@ Status RdmaTransport::WritePages(Asid asid, std::span<const std::uint64_t> uvas,
   return Status::Ok();
 }
 
-void RdmaTransport::WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
-                                   std::function<void(Status)> done) {
-  done(WritePage(asid, uva, buf));
-}
-
 void RdmaTransport::Forget(Asid asid, std::uint64_t start, std::uint64_t end) {
   std::lock_guard<std::mutex> l(cache_mu_);
   auto it = cache_.find(asid);

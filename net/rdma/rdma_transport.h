@@ -136,10 +136,6 @@ class RdmaTransport final : public StreamTransport {
   Status ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
                    bool* present) override;
   Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
-  // Completes before returning: the write is one RDMA WRITE, there is
-  // nothing to overlap it with on this thread.
-  void WritePageAsync(Asid asid, std::uint64_t uva, const void* buf,
-                      std::function<void(Status)> done) override;
 
  private:
   // One queue pair and what only its current user touches. Destroyed in

@@ -14,8 +14,7 @@
 //  * Synchronous write-protect (UFFDIO_REGISTER_MODE_WP without WP_ASYNC) is
 //    what lets eviction freeze a page: after UFFDIO_WRITEPROTECT returns, a
 //    writer blocks in the kernel until the manager answers. WP_ASYNC cannot
-//    freeze writers, so the runtime does not use it (its constant is here
-//    for completeness, like the others newer than 6.1).
+//    freeze writers, so the runtime does not use it.
 #pragma once
 
 #include <errno.h>
@@ -27,20 +26,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-
-// Newer than the 6.1 UAPI headers; the values are the kernel's ABI.
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-#ifndef UFFD_FEATURE_POISON
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
-#ifndef UFFD_FEATURE_MOVE
-#define UFFD_FEATURE_MOVE (1 << 16)
-#endif
 
 namespace remora::uffd {
 

@@ -1,5 +1,6 @@
 // Eviction: choose the least recently used line of a set (second chance for
-// referenced lines), unmap it through its rmaps, hand dirty data on, free it.
+// referenced lines), write-protect it through its rmaps, hand dirty data on,
+// zap it, free it.
 #include <cassert>
 #include <iterator>
 
@@ -8,8 +9,8 @@
 
 namespace remora {
 
-// CLOCK over the LRU list. Walk from the LRU end; a busy line (locked,
-// pinned, under write-back) is stepped over; a referenced line gets a second
+// CLOCK over the LRU list. Walk from the LRU end; a busy line (locked or
+// pinned) is stepped over; a referenced line gets a second
 // chance: its bit is cleared and it moves to the MRU end, where the walk will
 // meet it again after the older lines. Every idle line is looked at most
 // twice, so the walk ends; it returns null only if every line is busy.
@@ -46,8 +47,7 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
   // Held for the whole eviction: PauseEvictions waits for it.
   std::shared_lock gate(evict_gate_);
   PcacheLine* victim;
-  std::vector<Rmap> rmaps;
-  bool dirty;
+  EvictionContext ctx;
   {
     std::lock_guard lk(s.mu);
     if (s.free.size() == geometry_.ways()) return EvictOutcome::kEmpty;
@@ -61,28 +61,25 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
     // it, so nobody else changes its rmaps or dirty bit until it is freed.
     victim->Set(kLineReclaim);
     s.lru.erase(s.lru.iterator_to(*victim));
-    victim->rmaps.CopyTo(&rmaps);
-    dirty = victim->Test(kLineDirty);
+    ctx.line_ = victim->id;
+    victim->rmaps.Walk([&](const Rmap& r) { ctx.rmaps_.push_back(r); });
+    ctx.held_.resize(ctx.rmaps_.size());
+    ctx.dirty_ = victim->Test(kLineDirty);
   }
 
-  // The rmap walk: unmap the page from every process that maps it.
-  const LineId id = victim->id;
+  // The rmap walk: write-protect the page in every process that maps it.
   Status st;
-  for (const Rmap& r : rmaps) {
-    bool dirtied = false;
-    if (options_.hooks.unmap) st = options_.hooks.unmap(id, r, dirty, &dirtied);
-    if (!st.ok()) break;
-    dirty = dirty || dirtied;
+  for (std::size_t i = 0; i < ctx.rmaps_.size() && st.ok(); ++i) {
+    if (options_.hooks.wrprotect) st = options_.hooks.wrprotect(ctx, i);
   }
-  if (st.ok()) st = HandOffData(id, rmaps, dirty);
-  if (st.ok() && options_.hooks.zap) options_.hooks.zap(id, rmaps);
+  if (st.ok()) st = HandOffData(ctx);
+  if (st.ok() && options_.hooks.zap) options_.hooks.zap(ctx);
 
   std::lock_guard lk(s.mu);
   if (!st.ok()) {
     // Keep the line (and its data): put it back as most recently used so the
-    // next attempt picks another line.
+    // next attempt picks another line. Its dirty bit was never cleared.
     victim->Clear(kLineReclaim);
-    if (dirty) victim->Set(kLineDirty);
     s.lru.push_front(*victim);
     counters_.eviction_failure->Inc();
     s.cv.notify_all();
@@ -96,22 +93,22 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
 
 // Runs without any set lock: the victim cache may block until its flush
 // thread made room, and the sink does I/O.
-Status Pcache::HandOffData(LineId line, const std::vector<Rmap>& rmaps, bool dirty) {
+Status Pcache::HandOffData(const EvictionContext& ctx) {
   const bool keep_clean = options_.victim_clean && options_.victim != nullptr;
-  if (rmaps.empty() || (!dirty && !keep_clean)) {
+  if (ctx.rmaps().empty() || (!ctx.dirty() && !keep_clean)) {
     // Clean: the memory node (or zero-fill) has the same data.
     counters_.eviction_clean_dropped->Inc();
     return Status::Ok();
   }
-  auto copy = [&](void* dst) { return options_.hooks.copy_out(line, dst); };
+  auto copy = [&](void* dst) { return options_.hooks.copy_out(ctx, dst); };
   if (options_.victim != nullptr) {
-    REMORA_RETURN_IF_ERROR(options_.victim->Insert(rmaps, dirty, copy));
+    REMORA_RETURN_IF_ERROR(options_.victim->Insert(ctx.rmaps(), ctx.dirty(), copy));
     counters_.eviction_to_victim->Inc();
     return Status::Ok();
   }
   alignas(64) std::byte buf[kPageSize];
   REMORA_RETURN_IF_ERROR(copy(buf));
-  REMORA_RETURN_IF_ERROR(options_.sink->WriteBack(rmaps, buf));
+  REMORA_RETURN_IF_ERROR(options_.sink->WriteBack(ctx.rmaps(), buf));
   counters_.eviction_writeback_sync->Inc();
   return Status::Ok();
 }

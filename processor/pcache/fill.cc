@@ -49,7 +49,7 @@ Status Pcache::Fill(const PageKey& key, FillResult* out) {
       if (++busy_attempts >= options_.busy_evict_attempts) {
         return {Code::kBusy, "pcache set " + std::to_string(set) + ": all " +
                                  std::to_string(geometry_.ways()) +
-                                 " lines busy (locked, pinned or under write-back)"};
+                                 " lines busy (locked, pinned or being evicted)"};
       }
       s.cv.wait_for(lk, options_.busy_retry_wait);
     }

@@ -1,5 +1,4 @@
-// Holding a line across I/O: pins (refcount), the line lock, and write-back
-// of a line that stays resident.
+// Holding a line across I/O: pins (refcount) and the line lock.
 #include <cassert>
 
 #include "processor/pcache/pcache.h"
@@ -40,32 +39,6 @@ void Pcache::Unlock(LineId line) {
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.Test(kLineLocked));
   l.Clear(kLineLocked);
-  if (!FreeIfUnusedLocked(s, l)) s.cv.notify_all();
-}
-
-bool Pcache::BeginWriteback(const PageKey& key, LineId* line, std::vector<Rmap>* owners) {
-  const std::uint32_t set = geometry_.SetIndex(key.uva);
-  std::unique_lock lk(sets_[set].mu);
-  PcacheLine* l = FindSettledLocked(set, key, lk);
-  if (l == nullptr || !l->Test(kLineDirty) || l->Test(kLineWriteback)) return false;
-  // Clear dirty now: a write during the write-back dirties the line again.
-  l->Clear(kLineDirty);
-  l->Set(kLineWriteback);
-  ++l->refcount;
-  *line = l->id;
-  owners->clear();
-  l->rmaps.CopyTo(owners);
-  return true;
-}
-
-void Pcache::EndWriteback(LineId line, const Status& result) {
-  PcacheSet& s = SetOf(line);
-  std::lock_guard lk(s.mu);
-  PcacheLine& l = Line(line);
-  assert(l.Test(kLineValid) && l.Test(kLineWriteback) && l.refcount > 1);
-  l.Clear(kLineWriteback);
-  if (!result.ok()) l.Set(kLineDirty);  // the memory node still has old data
-  --l.refcount;
   if (!FreeIfUnusedLocked(s, l)) s.cv.notify_all();
 }
 

@@ -11,7 +11,7 @@
 //
 // kLocked is the line lock held across I/O (LegoOS lock_pcache): set while a
 // fill copies data in, or while a caller that pinned the line copies it.
-// Eviction skips locked, pinned and written-back lines; waiting for them
+// Eviction skips locked and pinned lines; waiting for them
 // happens on the set's condition variable, never with the set lock held.
 #pragma once
 
@@ -28,11 +28,10 @@ enum LineFlag : std::uint16_t {
   kLineDirty = 1 << 1,       // differs from the memory node's copy
   kLineLocked = 1 << 2,      // line lock: data I/O in progress
   kLineReclaim = 1 << 3,     // being evicted
-  kLineWriteback = 1 << 4,   // data being written back while staying resident
-  kLineReferenced = 1 << 5,  // accessed since it was last considered for eviction
+  kLineReferenced = 1 << 4,  // accessed since it was last considered for eviction
   // Shared by a fork and not written since: the first write by a mapper is
   // a COW if others still map the line, a reuse if it is the last one.
-  kLineForked = 1 << 6,
+  kLineForked = 1 << 5,
 };
 
 struct PcacheLine {
@@ -50,7 +49,7 @@ struct PcacheLine {
   std::uint32_t mapcount() const { return rmaps.size(); }
   // Nobody but the cache holds it: eviction or freeing may proceed.
   bool Idle() const {
-    return refcount == 1 && !Test(kLineLocked | kLineWriteback | kLineReclaim);
+    return refcount == 1 && !Test(kLineLocked | kLineReclaim);
   }
 };
 

@@ -75,7 +75,7 @@ PcacheLine* Pcache::AllocateLocked(PcacheSet& s, const PageKey& key) {
 
 void Pcache::FreeLocked(PcacheSet& s, PcacheLine& l) {
   assert(l.Test(kLineValid) && l.refcount == 1);
-  assert(!l.Test(kLineLocked | kLineWriteback));
+  assert(!l.Test(kLineLocked));
   if (!l.Test(kLineReclaim)) s.lru.erase(s.lru.iterator_to(l));
   l.rmaps.Clear();
   l.flags = 0;

@@ -39,10 +39,11 @@
 //
 // Eviction (EvictOne, or Fill when a set has no free line): pick the victim
 // under the set lock and mark it kReclaim; then, without the lock, call
-// hooks.unmap once per rmap (the rmap walk that zaps the page in every
+// hooks.wrprotect once per rmap (the rmap walk that freezes the page in every
 // process), and if the line is dirty, hand its data (hooks.copy_out) to the
-// victim cache — or write it to the sink when there is none; finally free the
-// line. Clean lines are dropped unless victim_clean is set. Outcomes are
+// victim cache — or write it to the sink when there is none; hooks.zap drops
+// the pages; finally free the line. One EvictionContext carries the
+// eviction through the hooks. Clean lines are dropped unless victim_clean is set. Outcomes are
 // counted: nr_pcache_eviction_{triggered,succeed,eagain,failure}.
 //
 // Locking. Each set has its own mutex, so different sets never contend. Lock
@@ -64,7 +65,10 @@
 #include <memory>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <vector>
+
+#include <boost/container/small_vector.hpp>
 
 #include "processor/pcache/geometry.h"
 #include "processor/pcache/line.h"
@@ -79,21 +83,65 @@ namespace remora {
 
 class VictimCache;
 
+// One eviction of one line: made by the pcache for each victim it picks and
+// handed to every hook of that eviction, so the steps share what they learn
+// without any state of their own. It lives on the evicting thread's stack and
+// keeps up to kInline rmaps in place, so an eviction allocates nothing unless
+// the line is shared by more mappings than that.
+class EvictionContext {
+ public:
+  static constexpr std::size_t kInline = 2;  // as RmapList: one owner, or a fork's two
+
+  EvictionContext() = default;
+  EvictionContext(const EvictionContext&) = delete;
+  EvictionContext& operator=(const EvictionContext&) = delete;
+
+  LineId line() const { return line_; }
+  // Every mapping of the line when it was picked. Fixed for the eviction:
+  // under reclaim nobody adds or removes one.
+  std::span<const Rmap> rmaps() const { return {rmaps_.data(), rmaps_.size()}; }
+  // The line holds data the memory node does not have (kLineDirty).
+  bool dirty() const { return dirty_; }
+
+  // The hooks' slot for rmaps()[i], opaque to the pcache: what wrprotect
+  // found out about that mapping, for copy_out and zap to use (the runtime
+  // keeps the process whose page it froze here; empty if it froze nothing).
+  // Released with the context, whatever the outcome of the eviction.
+  std::shared_ptr<void>& held(std::size_t i) { return held_[i]; }
+  const std::shared_ptr<void>& held(std::size_t i) const { return held_[i]; }
+
+ private:
+  friend class Pcache;
+
+  LineId line_ = 0;
+  bool dirty_ = false;
+  boost::container::small_vector<Rmap, kInline> rmaps_;
+  boost::container::small_vector<std::shared_ptr<void>, kInline> held_;  // parallel to rmaps_
+};
+
+// How eviction reaches the data and the mappings of a line. The steps, in
+// order, on the evicting thread (LegoOS: pcache_wrprotect, flush,
+// try_to_unmap; Linux: folio_mkclean, then the unmap):
+//   wrprotect  once per rmap: stop writes to that mapping's page, so that
+//              what copy_out reads is final. Called for clean lines too (a
+//              clean page is write-protected already in the runtime, which
+//              then only notes the owner).
+//   copy_out   the data goes somewhere (dirty, or victim_clean).
+//   zap        the data is safe (handed off, or clean): drop the pages.
+// An error from wrprotect or copy_out aborts the eviction; the line stays
+// resident with its data and dirty bit, and zap is not called.
 struct EvictHooks {
-  // Stops `rmap` from using the page of `line` (zap it, or write-protect it
-  // and zap later). `dirty`: the line is known dirty (a clean line's page is
-  // already write-protected in the runtime). Set *dirtied if the mapping wrote the page and the pcache
-  // may not know yet (async dirty tracking). Must leave the data readable by
-  // copy_out. An error aborts the eviction; the line stays resident.
-  std::function<Status(LineId line, const Rmap& rmap, bool dirty, bool* dirtied)> unmap;
-  // Copies the line's kPageSize bytes into dst. Called after every unmap
-  // succeeded, only when the data goes somewhere (dirty, or victim_clean).
-  std::function<Status(LineId line, void* dst)> copy_out;
-  // Called once the data is safe (handed off, or clean), before the line is
-  // freed: drop the pages now. The runtime queues zaps for the programs'
-  // agent threads here; what is queued before the line is freed is visible
-  // to the next fill of the page, which waits for it.
-  std::function<void(LineId line, const std::vector<Rmap>& rmaps)> zap;
+  // Write-protects the page of ctx.rmaps()[i]; may fill ctx.held(i). Must
+  // leave the data readable by copy_out.
+  std::function<Status(EvictionContext& ctx, std::size_t i)> wrprotect;
+  // Copies the line's kPageSize bytes into dst. Called after every
+  // wrprotect succeeded, only when the data goes somewhere. Required.
+  std::function<Status(const EvictionContext& ctx, void* dst)> copy_out;
+  // Called once the data is safe, before the line is freed: drop the pages
+  // now. The runtime queues zaps for the programs' agent threads here; what
+  // is queued before the line is freed is visible to the next fill of the
+  // page, which waits for it.
+  std::function<void(const EvictionContext& ctx)> zap;
 };
 
 struct PcacheOptions {
@@ -102,7 +150,7 @@ struct PcacheOptions {
   WritebackSink* sink = nullptr;   // used instead when victim is null; not owned
   bool victim_clean = false;       // also keep clean evicted lines in the victim cache
   StatsRegistry* stats = nullptr;  // a private registry if null
-  // When every line of a set is busy (locked, pinned, being written back),
+  // When every line of a set is busy (locked, pinned, being evicted),
   // Fill tries eviction this many times, waiting up to busy_retry_wait for a
   // line of the set to change in between, and then fails with kBusy.
   int busy_evict_attempts = 64;
@@ -128,8 +176,8 @@ struct FillResult {
   bool allocated = false;
 };
 
-// kSucceed: a line was freed. kBusy: every line was locked, pinned, under
-// write-back or already being evicted (LegoOS's eagain). kFailed: unmap,
+// kSucceed: a line was freed. kBusy: every line was locked, pinned or
+// already being evicted (LegoOS's eagain). kFailed: wrprotect,
 // copy_out or the victim cache failed; the line stays. kEmpty: the set holds
 // no page (not counted as an eviction attempt).
 enum class EvictOutcome { kSucceed, kBusy, kFailed, kEmpty };
@@ -224,12 +272,6 @@ class Pcache {
   // Line lock (LegoOS lock_pcache), for holders of a pin. Waits while locked.
   void Lock(LineId line);
   void Unlock(LineId line);
-  // Write back a resident line without evicting it (flag kWriteback, clear
-  // kDirty so writes meanwhile re-dirty it). Returns false if `key` is not
-  // resident or not dirty; otherwise the line is pinned and *owners filled.
-  // The caller writes the data, then calls EndWriteback.
-  bool BeginWriteback(const PageKey& key, LineId* line, std::vector<Rmap>* owners);
-  void EndWriteback(LineId line, const Status& result);
 
   // ---- eviction (pcache_evict.cc) ----
   // Evicts one line of `set` (background reclaim ahead of need). *error gets
@@ -269,7 +311,7 @@ class Pcache {
   void ForEachLineOfSpace(Asid asid, Fn&& fn);  // pcache_rmap.cc
 
   PcacheLine* PickVictimLocked(PcacheSet& s);
-  Status HandOffData(LineId line, const std::vector<Rmap>& rmaps, bool dirty);
+  Status HandOffData(const EvictionContext& ctx);
 
   const PcacheGeometry geometry_;
   const PcacheOptions options_;

@@ -96,8 +96,7 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
       return {Code::kBusy, "a fork is already in progress"};
     }
     ResetForkLocked();
-    fork_.pending = true;
-    fork_pending_.store(true, std::memory_order_relaxed);
+    SetForkPendingLocked(true);
     fork_.tid = tid;
     fork_.control = child_control;
     fork_.agent = child_agent;
@@ -157,8 +156,7 @@ void ProcessSession::OnForkEvent(int child_uffd) {
     std::lock_guard lk(fork_mu_);
     if (st.ok()) fork_.child = child; else fork_.error = st;
     fork_.done = true;
-    fork_.pending = false;
-    fork_pending_.store(false, std::memory_order_relaxed);
+    SetForkPendingLocked(false);
   }
   fork_cv_.notify_all();
   // A failed child is simply dropped: its connections close and the child
@@ -204,6 +202,15 @@ void ProcessSession::InheritFrom(ProcessSession& parent) {
   written_ = parent.written_;
 }
 
+void ProcessSession::SetForkPendingLocked(bool pending) {
+  fork_.pending = pending;
+  // Relaxed, as the faults that read it hold fault_mu_ (shared) and we hold
+  // it exclusively. A failed or dead session stays so: the exchange fails.
+  SessionState from = pending ? SessionState::kAttached : SessionState::kForkPending;
+  state_.compare_exchange_strong(from, pending ? SessionState::kForkPending : SessionState::kAttached,
+                                 std::memory_order_relaxed);
+}
+
 void ProcessSession::ResetForkLocked() {
   // Faults held back and not served yet stay: their threads wait for them.
   auto deferred = std::move(fork_.deferred);
@@ -215,8 +222,7 @@ void ProcessSession::EndFork() {
   {
     std::unique_lock gate(fault_mu_);
     std::lock_guard lk(fork_mu_);
-    fork_.pending = false;
-    fork_pending_.store(false, std::memory_order_relaxed);
+    SetForkPendingLocked(false);
   }
   ServeDeferred();
 }
@@ -231,13 +237,15 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
   }
   if (!fork_.pending && !fork_.done) return Status::Ok();  // nothing in progress
   if (child_pid <= 0) {
-    // The fork failed: no event comes. Let the held-back faults go.
+    // The fork failed: no event comes. End the hold-back (EndFork leaves
+    // kForkPending too, or every later fault would be deferred for good)
+    // and let the held-back faults go.
     CloseFd(&fork_.control);
     CloseFd(&fork_.agent);
     const bool was_pending = fork_.pending;
     ResetForkLocked();
     lk.unlock();
-    if (was_pending) ServeDeferred();
+    if (was_pending) EndFork();
     return Status::Ok();
   }
   // The fork returned, so the kernel queued the event; a fault thread may

@@ -1,16 +1,18 @@
 // One program attached to the processor manager: its address space, its
 // userfaultfd, its managed ranges and the threads that serve it.
 //
-// Threads (all joined before the session ends):
-//   control   the program's control connection (Map/Unmap/Discard, in the
-//             order the program made them) and the agent's ZapAcks; it
-//             also notices the program's exit (both connections close) and
-//             runs the teardown.
-//   fault ×N  poll the uffd and serve faults (fault_handler.cc) on the
-//             thread that read them: the only thread hand-off on the fault
-//             path is the one userfaultfd itself makes.
+// Threads (all joined before the session ends), one file each:
+//   control   (control_server.cc) the program's control connection
+//             (Map/Unmap/Discard/Fork*, in the order the program made them)
+//             and the agent's ZapAcks; it also notices the program's exit
+//             (both connections close) and runs the teardown.
+//   fault ×N  (fault_threads.cc) poll the uffd and serve faults (fault.cc)
+//             on the thread that read them: the only thread hand-off on the
+//             fault path is the one userfaultfd itself makes.
+// process_session.cc has the rest: starting, failing, tearing down, and
+// reading the program's pages.
 //
-// Fork (process_fork.cc): PrepareFork, the uffd FORK event (OnForkEvent, on
+// Fork (fork.cc): PrepareFork, the uffd FORK event (OnForkEvent, on
 // a fault thread) and FinishFork; between PrepareFork and the end of
 // OnForkEvent the program's faults are held back (deferred), except the
 // forking thread's own before the event (it cannot wait: the event comes
@@ -21,6 +23,29 @@
 // reaches the victim cache first); drop our victim entries; destroy the
 // address space on the memory node; close the descriptors. After it the
 // program holds no line, no victim entry and no memory-node page.
+//
+// Lifecycle (SessionState, one atomic; a state never comes back once left,
+// except the fork hold-back):
+//
+//   kAttached -> kForkPending              PrepareFork
+//   kForkPending -> kAttached              OnForkEvent, EndFork
+//   kAttached, kForkPending -> kFailed     Fail (the first call)
+//   any -> kDead                           Teardown (the control thread)
+//
+//   kAttached     registered with the manager: evictions treat it as an
+//                 owner and its faults are served (a forked child is
+//                 attached before its threads start).
+//   kForkPending  a fork is being set up: faults are held back (deferred).
+//                 Entered and left only with fault_mu_ held exclusively, so
+//                 a fault served under it held shared sees one value.
+//   kFailed       Fail() stopped the program (once): its connections are
+//                 shut down and the control thread is about to tear down.
+//   kDead         teardown began: evictions skip the program's pages and a
+//                 fill that finds the program gone is not a failure. Final.
+//
+// A fork's hold-back outlives kForkPending when the session fails or dies
+// meanwhile: in those states fork_.pending (under fork_mu_) says whether
+// faults are still held back.
 #pragma once
 
 #include <sys/types.h>
@@ -47,6 +72,8 @@ namespace remora {
 class FaultReader;
 class ProcessorManager;
 
+enum class SessionState : std::uint8_t { kAttached, kForkPending, kFailed, kDead };
+
 class ProcessSession {
  public:
   ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid,
@@ -64,7 +91,6 @@ class ProcessSession {
   void AttachAgent(int agent_fd);
   // Waits for every thread of the session (after the program exited).
   void Join();
-  bool finished() const { return finished_.load(); }
 
   std::uint64_t id() const { return id_; }
   Asid asid() const { return asid_; }
@@ -72,8 +98,8 @@ class ProcessSession {
   // A forked child's pid arrives after its session was made (ForkDone).
   void SetPid(pid_t pid);
   int uffd() const { return uffd_; }
-  // True once teardown began: evictions skip the program's pages.
-  bool dead() const { return dead_.load(std::memory_order_acquire); }
+  // True once teardown began (kDead): evictions skip the program's pages.
+  bool dead() const { return state_.load(std::memory_order_acquire) == SessionState::kDead; }
   // The program has exited or exec'd (its control connection is closed),
   // even if the control thread has not noticed yet. A process's descriptors
   // close before its parent can reap it, so a parent back from waitpid()
@@ -112,7 +138,7 @@ class ProcessSession {
   // clear message). Used when a fault cannot be served.
   void Fail(const Status& why);
 
-  // ---- fork (process_fork.cc) ----
+  // ---- fork (fork.cc) ----
   // ForkPrepare: hold back faults, write-protect every registered range,
   // remember the child's connection ends (owned from here on).
   // *fresh: nothing is registered, no FORK event will come, and the child
@@ -128,20 +154,27 @@ class ProcessSession {
   void NoteZap(std::uint64_t uva);
 
  private:
+  // The control thread (control_server.cc).
   void ControlLoop();
+  Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
+  // The fault threads (fault_threads.cc).
   void FaultLoop(int index);
   // Serves one fault message, or defers it while a fork is being set up.
   void ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid);
   void ServeDeferred();
-  // Fork helpers (process_fork.cc).
+  // Fork helpers (fork.cc).
   Status ShareWithChild(const std::shared_ptr<ProcessSession>& child);
   void InheritFrom(ProcessSession& parent);
   // Ends the fault hold-back and serves what was held.
   void EndFork();
+  // fork_.pending and the state with it (fault_mu_ held exclusively and
+  // fork_mu_): kAttached <-> kForkPending. A failed or dead session keeps
+  // its state; fork_.pending alone then says faults are held back.
+  void SetForkPendingLocked(bool pending);
   // Forgets the fork state except the faults still held (fork_mu_ held).
   void ResetForkLocked();
   void AbandonFork();
-  Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
+  // The end of the control thread, once the program is gone.
   void Teardown();
 
   ProcessorManager* const manager_;
@@ -166,10 +199,9 @@ class ProcessSession {
   // being released), to start a fork (no fault is half-served when the
   // ranges are write-protected) and to end one.
   std::shared_mutex fault_mu_;
-  // fork_.pending, readable without fork_mu_ under fault_mu_ held shared.
-  std::atomic<bool> fork_pending_{false};
   // One fork at a time (the shim serialises them). Guarded by fork_mu_;
-  // `pending` changes only with fault_mu_ held exclusively too.
+  // `pending` changes only with fault_mu_ held exclusively too, and with it
+  // the state between kAttached and kForkPending (SetForkPending).
   struct ForkState {
     bool pending = false;
     bool event_seen = false;
@@ -188,9 +220,9 @@ class ProcessSession {
   std::condition_variable fork_cv_;
   ForkState fork_;
 
-  std::atomic<bool> dead_{false};
-  std::atomic<bool> finished_{false};
-  std::atomic<bool> failed_{false};
+  // The lifecycle (see the top of this file). kForkPending mirrors
+  // fork_.pending, readable without fork_mu_ under fault_mu_ held shared.
+  std::atomic<SessionState> state_{SessionState::kAttached};
   std::thread control_;
   std::vector<std::thread> faulters_;
 };

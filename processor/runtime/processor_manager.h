@@ -9,7 +9,7 @@
 //
 // Following a miss (the files, in order):
 //   processor/shim/shim_mmap.cc     the range was registered at mmap time
-//   processor/runtime/process_session.cc    a fault thread reads the uffd message
+//   processor/runtime/fault_threads.cc      a fault thread reads the uffd message
 //   processor/runtime/fault.cc      Fill() a line, load the data, UFFDIO_COPY
 //   processor/pcache/fill_plan.h    where the data is: victim cache, memory node, ...
 //   processor/pcache/fill.cc        the set has no free line: EvictOne()

@@ -26,7 +26,9 @@ Status PcacheSim::Create(const SimOptions& options, std::unique_ptr<PcacheSim>* 
   }
   PcacheOptions po;
   // The simulated program's pages need no unmapping; the data is the frame.
-  po.hooks.copy_out = [s = sim.get()](LineId line, void* dst) { return s->HookCopyOut(line, dst); };
+  po.hooks.copy_out = [s = sim.get()](const EvictionContext& ctx, void* dst) {
+    return s->HookCopyOut(ctx.line(), dst);
+  };
   po.victim = sim->victim_.get();
   po.sink = &sim->store_;
   po.victim_clean = options.victim_clean;

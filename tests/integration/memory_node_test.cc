@@ -4,9 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -200,33 +198,6 @@ TEST_P(MemoryNodeTest, SeveralClientsAtOnce) {
     std::uint64_t uva = kBase + static_cast<std::uint64_t>(((c + 1) % 4) * 1000 + 49) * kPageSize;
     ExpectPage(clients[c].get(), a, uva, Pattern(a, uva, 9));
   }
-}
-
-TEST_P(MemoryNodeTest, AsyncWritesCompleteAndLand) {
-  Asid a = NewSpace();
-  constexpr int kPages = 300;
-  std::vector<std::vector<char>> pages;
-  for (int i = 0; i < kPages; ++i)
-    pages.push_back(Pattern(a, kBase + static_cast<std::uint64_t>(i) * kPageSize, 4));
-  std::mutex mu;
-  std::condition_variable cv;
-  int done = 0, failed = 0;
-  for (int i = 0; i < kPages; ++i) {
-    t_->WritePageAsync(a, kBase + static_cast<std::uint64_t>(i) * kPageSize, pages[i].data(),
-                       [&](Status st) {
-                         std::lock_guard<std::mutex> l(mu);
-                         ++done;
-                         if (!st.ok()) ++failed;
-                         cv.notify_all();
-                       });
-  }
-  {
-    std::unique_lock<std::mutex> l(mu);
-    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(20), [&] { return done == kPages; }));
-  }
-  EXPECT_EQ(failed, 0);
-  for (int i = 0; i < kPages; i += 13)
-    ExpectPage(t_.get(), a, kBase + static_cast<std::uint64_t>(i) * kPageSize, pages[i]);
 }
 
 TEST_P(MemoryNodeTest, ForkedSpacesAreCopyOnWriteBothWays) {

@@ -1,7 +1,7 @@
 // Several threads faulting, writing, hinting and evicting at once, on
 // different and on the same sets. Each thread behaves like a program plus
 // the runtime: it writes a page only while it holds a pin on its line (the
-// runtime's unmap hook is what stops a real program), and checks at every
+// runtime's wrprotect hook is what stops a real program), and checks at every
 // fill that the page came back with the last data written to it.
 #include <gtest/gtest.h>
 

@@ -18,15 +18,15 @@ using testing::Page;
 using testing::PcacheRig;
 using testing::RigConfig;
 
-TEST(PcacheEvict, SucceedUnmapsAndFreesTheLine) {
+TEST(PcacheEvict, SucceedWrprotectsAndFreesTheLine) {
   PcacheRig rig;
   for (int p = 0; p < 4; ++p) rig.Load(Page(p));
   EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
   EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 1);
   EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 1);
   EXPECT_EQ(rig.pcache->lines_used(), 3u);
-  ASSERT_EQ(rig.Unmapped().size(), 1u);
-  EXPECT_EQ(rig.Unmapped()[0].second, Page(0));
+  ASSERT_EQ(rig.Wrprotected().size(), 1u);
+  EXPECT_EQ(rig.Wrprotected()[0].second, Page(0));
   EXPECT_FALSE(rig.pcache->Lookup(Page(0)));
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
@@ -104,21 +104,6 @@ TEST(PcacheEvict, WithoutVictimCacheDirtyDataIsWrittenAtEviction) {
   EXPECT_EQ(rig.Count("nr_pcache_fill_from_memory"), 1);
 }
 
-TEST(PcacheEvict, DirtiedReportedByUnmapIsWrittenBack) {
-  PcacheRig rig;
-  LineId line = rig.Load(Page(0));
-  rig.frames[line].fill(std::byte{0x77});  // written behind the pcache's back
-  rig.unmap_hook = [](LineId, const Rmap&, bool* dirtied) {
-    *dirtied = true;
-    return Status::Ok();
-  };
-  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
-  ASSERT_TRUE(rig.victim->Flush().ok());
-  std::array<std::byte, kPageSize> got;
-  ASSERT_TRUE(rig.sink.Read(Page(0), got.data()));
-  EXPECT_TRUE(AllBytes(got.data(), std::byte{0x77}));
-}
-
 TEST(PcacheEvict, BusyWhenEveryLineIsLocked) {
   PcacheRig rig;  // 3 busy attempts before kBusy
   std::vector<LineId> filling;
@@ -134,50 +119,41 @@ TEST(PcacheEvict, BusyWhenEveryLineIsLocked) {
   EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 3);
   EXPECT_EQ(rig.Count("nr_pcache_eviction_eagain"), 3);
   EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 0);
-  EXPECT_TRUE(rig.Unmapped().empty());
+  EXPECT_TRUE(rig.Wrprotected().empty());
 
   rig.pcache->CompleteFill(filling[2], FillSource::kZeroFill);
   ASSERT_TRUE(rig.pcache->Fill(Page(4), &r).ok());
   EXPECT_TRUE(r.allocated);
-  EXPECT_EQ(rig.Unmapped().back().second, Page(2));  // the only idle line
+  EXPECT_EQ(rig.Wrprotected().back().second, Page(2));  // the only idle line
   rig.pcache->CompleteFill(r.line, FillSource::kZeroFill);
   for (LineId l : {filling[0], filling[1], filling[3]}) rig.pcache->CompleteFill(l, FillSource::kZeroFill);
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 
-TEST(PcacheEvict, BusyWhenPinnedOrUnderWriteback) {
+TEST(PcacheEvict, BusyWhenPinned) {
   PcacheRig rig;
   std::vector<LineId> pins;
   for (int p = 0; p < 4; ++p) rig.Load(Page(p), p);  // all dirty
-  for (int p = 0; p < 2; ++p) {
+  for (int p = 0; p < 4; ++p) {
     LineId l;
     ASSERT_TRUE(rig.pcache->Pin(Page(p), &l));
     pins.push_back(l);
   }
-  std::vector<Rmap> owners;
-  LineId wb2, wb3;
-  ASSERT_TRUE(rig.pcache->BeginWriteback(Page(2), &wb2, &owners));
-  EXPECT_EQ(owners, std::vector<Rmap>{Page(2)});
-  ASSERT_TRUE(rig.pcache->BeginWriteback(Page(3), &wb3, &owners));
-  EXPECT_FALSE(rig.pcache->BeginWriteback(Page(3), &wb3, &owners));  // already going
   EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kBusy);
   EXPECT_EQ(rig.Count("nr_pcache_eviction_eagain"), 1);
 
-  // A failed write-back leaves the line dirty; a good one leaves it clean.
-  rig.pcache->EndWriteback(wb2, Status(Code::kIoError, "lost"));
-  rig.pcache->EndWriteback(wb3, Status::Ok());
-  EXPECT_TRUE(rig.pcache->Inspect(wb2).flags & kLineDirty);
-  EXPECT_FALSE(rig.pcache->Inspect(wb3).flags & kLineDirty);
+  rig.pcache->Unpin(pins[3]);
+  rig.pcache->Unpin(pins[2]);
   EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
-  EXPECT_EQ(rig.Unmapped().back().second, Page(2));  // oldest idle line
-  for (LineId l : pins) rig.pcache->Unpin(l);
+  EXPECT_EQ(rig.Wrprotected().back().second, Page(2));  // oldest idle line
+  for (LineId l : {pins[0], pins[1]}) rig.pcache->Unpin(l);
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 
-TEST(PcacheEvict, UnmapFailureKeepsTheLine) {
+TEST(PcacheEvict, WrprotectFailureKeepsTheLine) {
   PcacheRig rig;
   for (int p = 0; p < 4; ++p) rig.Load(Page(p), 0x10 + p);
-  rig.unmap_hook = [](LineId, const Rmap& r, bool*) {
+  rig.wrprotect_hook = [](LineId, const Rmap& r) {
     return r == Page(0) ? Status(Code::kDisconnected, "agent gone") : Status::Ok();
   };
   Status why;
@@ -190,14 +166,14 @@ TEST(PcacheEvict, UnmapFailureKeepsTheLine) {
   EXPECT_EQ(rig.victim->used(), 0u);
   // It went back as most recently used: the next eviction takes page 1.
   EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
-  EXPECT_EQ(rig.Unmapped().back().second, Page(1));
+  EXPECT_EQ(rig.Wrprotected().back().second, Page(1));
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 
 TEST(PcacheEvict, FillReportsEvictionFailure) {
   PcacheRig rig;
   for (int p = 0; p < 4; ++p) rig.Load(Page(p));
-  rig.unmap_hook = [](LineId, const Rmap&, bool*) { return Status(Code::kTimeout, "slow"); };
+  rig.wrprotect_hook = [](LineId, const Rmap&) { return Status(Code::kTimeout, "slow"); };
   FillResult r;
   EXPECT_EQ(rig.pcache->Fill(Page(4), &r).code(), Code::kTimeout);
   EXPECT_EQ(rig.pcache->lines_used(), 4u);
@@ -232,15 +208,15 @@ TEST(PcacheEvict, VictimInsertFailureKeepsDirtyData) {
 TEST(PcacheEvict, FaultWaitsForConcurrentEvictionOfSamePage) {
   PcacheRig rig;
   rig.Load(Page(0), 0xcd);
-  std::promise<void> in_unmap, release;
+  std::promise<void> in_wrprotect, release;
   std::shared_future<void> release_f = release.get_future().share();
-  rig.unmap_hook = [&](LineId, const Rmap&, bool*) {
-    in_unmap.set_value();
+  rig.wrprotect_hook = [&](LineId, const Rmap&) {
+    in_wrprotect.set_value();
     release_f.wait();
     return Status::Ok();
   };
   std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
-  in_unmap.get_future().wait();
+  in_wrprotect.get_future().wait();
   EXPECT_FALSE(rig.pcache->Lookup(Page(0)));  // under reclaim: not a hit
   auto fault = std::async(std::launch::async, [&] { return rig.Load(Page(0)); });
   EXPECT_EQ(fault.wait_for(50ms), std::future_status::timeout);  // waits for the eviction

@@ -228,8 +228,8 @@ TEST(PcacheFork, OnWriteMakesTheLineMostRecentlyUsed) {
     UnlockAndUnpin(*rig.pcache, line);
     EXPECT_FALSE(Has(rig.pcache->Inspect(line).flags, kLineReferenced));  // recency is in the list
     EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
-    ASSERT_EQ(rig.Unmapped().size(), 1u);
-    EXPECT_EQ(rig.Unmapped()[0].second, Page(1, kParent));
+    ASSERT_EQ(rig.Wrprotected().size(), 1u);
+    EXPECT_EQ(rig.Wrprotected()[0].second, Page(1, kParent));
     EXPECT_EQ(rig.pcache->Lookup(Page(0, kParent)), line);
   }
   // A reuse too.
@@ -242,8 +242,8 @@ TEST(PcacheFork, OnWriteMakesTheLineMostRecentlyUsed) {
     EXPECT_EQ(rig.pcache->OnWrite(line, Page(0, kParent)), WriteOutcome::kReused);
     UnlockAndUnpin(*rig.pcache, line);
     EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
-    ASSERT_EQ(rig.Unmapped().size(), 1u);
-    EXPECT_EQ(rig.Unmapped()[0].second, Page(1, kParent));
+    ASSERT_EQ(rig.Wrprotected().size(), 1u);
+    EXPECT_EQ(rig.Wrprotected()[0].second, Page(1, kParent));
   }
   // A shared line is not written: it keeps its place and goes first.
   {
@@ -254,9 +254,9 @@ TEST(PcacheFork, OnWriteMakesTheLineMostRecentlyUsed) {
     EXPECT_EQ(rig.pcache->OnWrite(line, Page(0, kChild)), WriteOutcome::kShared);
     UnlockAndUnpin(*rig.pcache, line);
     EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
-    ASSERT_EQ(rig.Unmapped().size(), 2u);
-    EXPECT_EQ(rig.Unmapped()[0].second, Page(0, kParent));
-    EXPECT_EQ(rig.Unmapped()[1].second, Page(0, kChild));
+    ASSERT_EQ(rig.Wrprotected().size(), 2u);
+    EXPECT_EQ(rig.Wrprotected()[0].second, Page(0, kParent));
+    EXPECT_EQ(rig.Wrprotected()[1].second, Page(0, kChild));
   }
 }
 
@@ -329,7 +329,7 @@ TEST(PcacheFork, CopyOnWriteInAFullSetEvictsAnotherLineNeverThePinnedOne) {
 
   // The oldest idle line (page 1, shared too) made room: unmapped in both.
   EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 1);
-  auto unmapped = rig.Unmapped();
+  auto unmapped = rig.Wrprotected();
   ASSERT_EQ(unmapped.size(), 2u);
   for (const auto& [line, r] : unmapped) {
     EXPECT_NE(line, old);
@@ -404,30 +404,30 @@ TEST(PcacheFork, PauseEvictionsHoldsOffAFillThatMustEvict) {
     });
     EXPECT_EQ(fill.wait_for(100ms), std::future_status::timeout);
     EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 0);
-    EXPECT_TRUE(rig.Unmapped().empty());
+    EXPECT_TRUE(rig.Wrprotected().empty());
     EXPECT_EQ(rig.pcache->lines_used(), 4u);
   }  // released here
   FillResult r = fill.get();
   ASSERT_TRUE(r.allocated);
   rig.pcache->CompleteFill(r.line, FillSource::kZeroFill);
   EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 1);
-  ASSERT_EQ(rig.Unmapped().size(), 1u);
-  EXPECT_EQ(rig.Unmapped()[0].second, Page(0, kParent));
+  ASSERT_EQ(rig.Wrprotected().size(), 1u);
+  EXPECT_EQ(rig.Wrprotected()[0].second, Page(0, kParent));
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 
 TEST(PcacheFork, PauseEvictionsWaitsForAnEvictionInFlight) {
   PcacheRig rig;
   rig.Load(Page(0, kParent), 0x21);
-  std::promise<void> in_unmap, release;
+  std::promise<void> in_wrprotect, release;
   std::shared_future<void> release_f = release.get_future().share();
-  rig.unmap_hook = [&](LineId, const Rmap&, bool*) {
-    in_unmap.set_value();
+  rig.wrprotect_hook = [&](LineId, const Rmap&) {
+    in_wrprotect.set_value();
     release_f.wait();
     return Status::Ok();
   };
   std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
-  in_unmap.get_future().wait();
+  in_wrprotect.get_future().wait();
 
   // What the pauser sees the moment it holds the pause.
   auto pauser = std::async(std::launch::async, [&] {
@@ -448,15 +448,15 @@ TEST(PcacheFork, ShareSpaceWaitsForAnEvictionInFlight) {
   PcacheRig rig;
   rig.Load(Page(0, kParent), 0x21);
   rig.Load(Page(1, kParent));
-  std::promise<void> in_unmap, release;
+  std::promise<void> in_wrprotect, release;
   std::shared_future<void> release_f = release.get_future().share();
-  rig.unmap_hook = [&](LineId, const Rmap&, bool*) {
-    in_unmap.set_value();
+  rig.wrprotect_hook = [&](LineId, const Rmap&) {
+    in_wrprotect.set_value();
     release_f.wait();
     return Status::Ok();
   };
   std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
-  in_unmap.get_future().wait();  // page 0 is under reclaim
+  in_wrprotect.get_future().wait();  // page 0 is under reclaim
 
   auto share = std::async(std::launch::async, [&] {
     return rig.pcache->ShareSpace(kParent, kChild);
@@ -486,20 +486,20 @@ class CountingRig {
       if (!VictimCache::Create(vo, &victim).ok()) throw std::runtime_error("victim cache");
     }
     PcacheOptions po;
-    po.hooks.unmap = [this](LineId line, const Rmap& r, bool, bool*) {
+    po.hooks.wrprotect = [this](EvictionContext& ctx, std::size_t i) {
       std::lock_guard lk(mu);
-      unmapped.emplace_back(line, r);
+      wrprotected.emplace_back(ctx.line(), ctx.rmaps()[i]);
       return Status::Ok();
     };
-    po.hooks.copy_out = [this](LineId line, void* dst) {
+    po.hooks.copy_out = [this](const EvictionContext& ctx, void* dst) {
       std::lock_guard lk(mu);
       ++copy_outs;
-      std::memcpy(dst, frames[line].data(), kPageSize);
+      std::memcpy(dst, frames[ctx.line()].data(), kPageSize);
       return Status::Ok();
     };
-    po.hooks.zap = [this](LineId, const std::vector<Rmap>& rmaps) {
+    po.hooks.zap = [this](const EvictionContext& ctx) {
       std::lock_guard lk(mu);
-      zaps.push_back(rmaps);
+      zaps.emplace_back(ctx.rmaps().begin(), ctx.rmaps().end());
     };
     po.victim = victim.get();
     po.sink = &sink;
@@ -524,7 +524,7 @@ class CountingRig {
   std::vector<std::array<std::byte, kPageSize>> frames;
 
   std::mutex mu;
-  std::vector<std::pair<LineId, Rmap>> unmapped;
+  std::vector<std::pair<LineId, Rmap>> wrprotected;
   int copy_outs = 0;
   std::vector<std::vector<Rmap>> zaps;
 };
@@ -539,9 +539,9 @@ TEST(PcacheFork, EvictingASharedDirtyLineToTheVictimCache) {
   const std::vector<Rmap> both{Page(5, kParent), Page(5, kChild)};
   {
     std::lock_guard lk(rig.mu);
-    ASSERT_EQ(rig.unmapped.size(), 2u);  // one unmap per rmap
-    EXPECT_EQ(rig.unmapped[0], std::make_pair(line, Page(5, kParent)));
-    EXPECT_EQ(rig.unmapped[1], std::make_pair(line, Page(5, kChild)));
+    ASSERT_EQ(rig.wrprotected.size(), 2u);  // one wrprotect per rmap
+    EXPECT_EQ(rig.wrprotected[0], std::make_pair(line, Page(5, kParent)));
+    EXPECT_EQ(rig.wrprotected[1], std::make_pair(line, Page(5, kChild)));
     EXPECT_EQ(rig.copy_outs, 1);  // the data is copied once
     ASSERT_EQ(rig.zaps.size(), 1u);
     EXPECT_EQ(rig.zaps[0], both);
@@ -575,9 +575,9 @@ TEST(PcacheFork, EvictingASharedDirtyLineWithoutAVictimCache) {
   const std::vector<Rmap> both{Page(5, kParent), Page(5, kChild)};
   {
     std::lock_guard lk(rig.mu);
-    ASSERT_EQ(rig.unmapped.size(), 2u);
-    EXPECT_EQ(rig.unmapped[0], std::make_pair(line, Page(5, kParent)));
-    EXPECT_EQ(rig.unmapped[1], std::make_pair(line, Page(5, kChild)));
+    ASSERT_EQ(rig.wrprotected.size(), 2u);
+    EXPECT_EQ(rig.wrprotected[0], std::make_pair(line, Page(5, kParent)));
+    EXPECT_EQ(rig.wrprotected[1], std::make_pair(line, Page(5, kChild)));
     EXPECT_EQ(rig.copy_outs, 1);
     ASSERT_EQ(rig.zaps.size(), 1u);
     EXPECT_EQ(rig.zaps[0], both);

@@ -19,7 +19,7 @@ class PcacheLru : public ::testing::Test {
   }
   // The page whose line was unmapped by the last eviction.
   std::uint64_t LastEvictedVpn() {
-    auto u = rig.Unmapped();
+    auto u = rig.Wrprotected();
     return u.empty() ? ~0ull : u.back().second.uva >> kPageShift;
   }
   PcacheRig rig;
@@ -107,8 +107,8 @@ TEST(PcacheFreeList, AccountsLinesPerSet) {
   // Set 0 is full: page 8 evicts there, set 1 keeps its free lines.
   rig.Load(Page(8));
   EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"), 1);
-  ASSERT_EQ(rig.Unmapped().size(), 1u);
-  EXPECT_EQ(rig.Unmapped()[0].second, Page(0));
+  ASSERT_EQ(rig.Wrprotected().size(), 1u);
+  EXPECT_EQ(rig.Wrprotected()[0].second, Page(0));
   EXPECT_EQ(rig.pcache->lines_used(), 5u);
   rig.Load(Page(3));
   EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 1);

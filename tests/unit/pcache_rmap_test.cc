@@ -59,7 +59,7 @@ TEST(PcacheRmap, EvictingASharedLineUnmapsEveryMappingAndWritesOnce) {
   bool found;
   ASSERT_TRUE(rig.pcache->AddRmap(Page(5, kParent), Page(5, kChild), &found).ok());
   EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
-  auto unmapped = rig.Unmapped();
+  auto unmapped = rig.Wrprotected();
   ASSERT_EQ(unmapped.size(), 2u);
   EXPECT_EQ(unmapped[0].second, Page(5, kParent));
   EXPECT_EQ(unmapped[1].second, Page(5, kChild));

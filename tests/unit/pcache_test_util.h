@@ -1,6 +1,6 @@
 // A pcache wired the way the runtime wires it, for unit tests: a victim cache
 // writing into an in-memory sink, a frame array (one 4 KiB frame per line
-// id) holding the data, and hooks that record every unmap.
+// id) holding the data, and hooks that record every wrprotect.
 #pragma once
 
 #include <array>
@@ -41,17 +41,18 @@ class PcacheRig {
       if (!st.ok()) throw std::runtime_error(st.ToString());
     }
     PcacheOptions po;
-    po.hooks.unmap = [this](LineId line, const Rmap& r, bool, bool* dirtied) {
-      std::function<Status(LineId, const Rmap&, bool*)> hook;
+    po.hooks.wrprotect = [this](EvictionContext& ctx, std::size_t i) {
+      const Rmap& r = ctx.rmaps()[i];
+      std::function<Status(LineId, const Rmap&)> hook;
       {
         std::lock_guard lk(mu);
-        unmapped.emplace_back(line, r);
-        hook = unmap_hook;
+        wrprotected.emplace_back(ctx.line(), r);
+        hook = wrprotect_hook;
       }
-      return hook ? hook(line, r, dirtied) : Status::Ok();
+      return hook ? hook(ctx.line(), r) : Status::Ok();
     };
-    po.hooks.copy_out = [this](LineId line, void* dst) {
-      std::memcpy(dst, frames[line].data(), kPageSize);
+    po.hooks.copy_out = [this](const EvictionContext& ctx, void* dst) {
+      std::memcpy(dst, frames[ctx.line()].data(), kPageSize);
       return Status::Ok();
     };
     po.victim = victim.get();
@@ -88,9 +89,9 @@ class PcacheRig {
 
   std::int64_t Count(const std::string& name) const { return stats.Snapshot().Counter(name); }
 
-  std::vector<std::pair<LineId, Rmap>> Unmapped() {
+  std::vector<std::pair<LineId, Rmap>> Wrprotected() {
     std::lock_guard lk(mu);
-    return unmapped;
+    return wrprotected;
   }
 
   // Declaration order is destruction order reversed: the pcache goes first,
@@ -102,9 +103,9 @@ class PcacheRig {
   std::vector<std::array<std::byte, kPageSize>> frames;
 
   std::mutex mu;
-  std::vector<std::pair<LineId, Rmap>> unmapped;
+  std::vector<std::pair<LineId, Rmap>> wrprotected;
   // Set before the pcache is used concurrently; called without `mu`.
-  std::function<Status(LineId, const Rmap&, bool*)> unmap_hook;
+  std::function<Status(LineId, const Rmap&)> wrprotect_hook;
 };
 
 inline PageKey Page(std::uint64_t vpn, Asid asid = 1) { return {asid, vpn << kPageShift}; }

@@ -1,0 +1,150 @@
+// A session's control thread: the server of the program's control
+// connection (runtime_protocol.h). It answers the requests in the order the
+// program made them — Map (register a range, a private file mapping's
+// descriptor with it), Unmap and Discard (Release), ForkPrepare and ForkDone
+// (fork.cc) — flushes the zap queue on its timer, reads the agent's
+// ZapAcks, and notices the program's end (either connection closing), after
+// which it tears the session down. Hello is the manager's (it makes the
+// session, processor_manager.cc).
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "processor/abi/runtime_protocol.h"
+#include "processor/runtime/process_session.h"
+#include "processor/runtime/processor_manager.h"
+#include "processor/runtime/runtime_socket.h"
+
+namespace remora {
+
+void ProcessSession::ControlLoop() {
+  const ZapQueue* zq = zaps_.load(std::memory_order_acquire);
+  pollfd fds[3] = {{control_fd_, POLLIN, 0}, {agent_fd_, POLLIN, 0},
+                   {zq != nullptr ? zq->timer_fd() : -1, POLLIN, 0}};
+  for (;;) {
+    int n = ::poll(fds, 3, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    // The agent gone means the program is exiting (or broken).
+    if (fds[1].revents && !zaps().DrainAcks()) break;
+    if (fds[2].revents) zaps().OnTimer();  // a batch of zaps waited long enough
+    if (fds[0].revents) {
+      rt::Request req;
+      int fds[2];
+      ssize_t r = RecvWithFds(control_fd_, &req, sizeof(req), fds, 2);
+      int& fd = fds[0];
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
+      if (r < 0) continue;
+      Status st;
+      std::uint32_t reply_flags = 0;
+      if (r != static_cast<ssize_t>(sizeof(req)) || req.magic != rt::kMagic) {
+        st = {Code::kBadRequest, "malformed request"};
+      } else {
+        switch (req.op) {
+          case rt::Op::kMap: {
+            Vma v;
+            v.start = req.start;
+            v.end = req.start + req.len;
+            if (!PageAligned(req.start) || !PageAligned(req.len) || req.len == 0 ||
+                v.end < v.start) {
+              st = {Code::kBadRequest, "misaligned range"};
+              break;
+            }
+            if (req.flags & rt::kMapFile) {
+              if (fd < 0) {
+                st = {Code::kBadRequest, "file mapping without a descriptor"};
+                break;
+              }
+              v.file = std::make_shared<FileBacking>(fd);
+              fd = -1;
+              v.file_offset = req.file_offset;
+            }
+            st = manager_->transport()->RegisterRange(asid_, v.start, req.len);
+            if (st.ok()) {
+              vmas_.Insert(v);
+              manager_->counters().ranges_mapped->Inc();
+            }
+            break;
+          }
+          case rt::Op::kUnmap:
+            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), true);
+            break;
+          case rt::Op::kDiscard:
+            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), false);
+            break;
+          case rt::Op::kForkPrepare: {
+            if (fds[0] < 0 || fds[1] < 0) {
+              st = {Code::kBadRequest, "fork without the child's connections"};
+              break;
+            }
+            bool fresh = false;
+            st = PrepareFork(fds[0], fds[1], req.tid, &fresh);
+            if (fresh) reply_flags |= rt::kReplyFreshChild;
+            fds[0] = fds[1] = -1;  // owned by the fork now, whatever the outcome
+            break;
+          }
+          case rt::Op::kForkDone:
+            st = FinishFork(static_cast<pid_t>(req.child_pid));
+            break;
+          default:
+            st = {Code::kBadRequest, "unexpected request"};
+        }
+      }
+      for (int f : fds) {
+        if (f >= 0) ::close(f);
+      }
+      if (!st.ok()) spdlog::warn("processor manager: pid {}: {}", pid(), st.ToString());
+      if (!SendReply(control_fd_, st.code(), id_, asid_, "", reply_flags).ok()) break;
+    }
+  }
+  Teardown();
+  manager_->Retire(id_);
+}
+
+// Frees the pages of [start, start+len): lines, victim entries, zaps still
+// queued there, and the memory node's copies. `unmap` also forgets the range.
+Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unmap) {
+  std::unique_lock gate(fault_mu_);  // no fault is being served meanwhile
+  const std::uint64_t end = start + len;
+  std::vector<Vma> pieces = unmap ? vmas_.Remove(start, end) : vmas_.Overlapping(start, end);
+  Pcache* pcache = manager_->pcache();
+  VictimCache* victim = manager_->victim();
+  Status result;
+  for (const Vma& v : pieces) {
+    for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) {
+      const PageKey key{asid_, uva};
+      pcache->RemoveRmap(key);
+      if (victim) victim->Drop(key);
+    }
+    {
+      std::lock_guard lk(written_mu_);
+      if (written_.size() < (v.end - v.start) / kPageSize) {
+        for (auto it = written_.begin(); it != written_.end();) {
+          if (*it >= v.start && *it < v.end) it = written_.erase(it); else ++it;
+        }
+      } else {
+        for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) written_.erase(uva);
+      }
+    }
+    // A zap still queued for this memory must land before the program
+    // unmaps it, or it could hit whatever is mapped there next.
+    Status st = zaps().WaitClear(v.start, v.end, manager_->options().zap_timeout);
+    if (st.ok()) {
+      st = unmap ? manager_->transport()->UnregisterRange(asid_, v.start, v.end - v.start)
+                 : manager_->transport()->DiscardRange(asid_, v.start, v.end - v.start);
+    }
+    if (!st.ok() && result.ok()) result = st;
+  }
+  (unmap ? manager_->counters().ranges_unmapped : manager_->counters().ranges_discarded)->Inc();
+  return result;
+}
+
+}  // namespace remora
