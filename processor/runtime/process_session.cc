@@ -71,12 +71,12 @@ void ProcessSession::Join() {
 }
 
 bool ProcessSession::Written(std::uint64_t uva) {
-  std::lock_guard lk(written_mu_);
+  MutexLock lk(written_mu_);
   return written_.count(uva) != 0;
 }
 
 void ProcessSession::MarkWritten(std::uint64_t uva) {
-  std::lock_guard lk(written_mu_);
+  MutexLock lk(written_mu_);
   written_.insert(uva);
 }
 
@@ -205,7 +205,7 @@ void ProcessSession::ControlLoop() {
 // Frees the pages of [start, start+len): lines, victim entries, zaps still
 // queued there, and the memory node's copies. `unmap` also forgets the range.
 Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unmap) {
-  std::unique_lock gate(fault_mu_);  // no fault is being served meanwhile
+  WriterMutexLock gate(fault_mu_);  // no fault is being served meanwhile
   const std::uint64_t end = start + len;
   std::vector<Vma> pieces = unmap ? vmas_.Remove(start, end) : vmas_.Overlapping(start, end);
   Pcache* pcache = manager_->pcache();
@@ -218,7 +218,7 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
       if (victim) victim->Drop(key);
     }
     {
-      std::lock_guard lk(written_mu_);
+      MutexLock lk(written_mu_);
       if (written_.size() < (v.end - v.start) / kPageSize) {
         for (auto it = written_.begin(); it != written_.end();) {
           if (*it >= v.start && *it < v.end) it = written_.erase(it); else ++it;
@@ -292,9 +292,9 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
   // outlive the mapping, and its eviction would write to a range the memory
   // node no longer has). The program is woken to retry: the access then
   // either finds the memory unmapped or (discard) faults again.
-  std::shared_lock gate(fault_mu_);
+  ReaderMutexLock gate(fault_mu_);
   if (fork_pending_.load(std::memory_order_relaxed)) {
-    std::lock_guard lk(fork_mu_);
+    MutexLock lk(fork_mu_);
     if (fork_.event_seen || tid == 0 || tid != fork_.tid) {
       fork_.deferred.emplace_back(address, flags);
       manager_->counters().pgfault_deferred->Inc();
@@ -317,7 +317,7 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
 void ProcessSession::ServeDeferred() {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;
   {
-    std::lock_guard lk(fork_mu_);
+    MutexLock lk(fork_mu_);
     deferred.swap(fork_.deferred);
   }
   for (const auto& [address, flags] : deferred) ServeFault(address, flags, 0);
