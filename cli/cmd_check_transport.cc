@@ -275,7 +275,7 @@ CommandRegistration reg("check-transport", [](CLI::App& app) {
   sub->add_option("--qps", a->qps, "rdma: queue pairs (default 4)")->check(CLI::Range(1, 16));
   sub->add_flag("--stats", a->stats, "print the transport's counters to stderr");
   AddLogLevelOption(sub);
-  sub->callback([sub, a] { SetExitCode(Run(*a)); });
+  sub->callback([a] { SetExitCode(Run(*a)); });
 });
 
 }  // namespace

@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
+  clang                   # scripts/check-thread-safety.sh (-Wthread-safety)
   libboost-dev            # Boost.Intrusive (header-only)
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev

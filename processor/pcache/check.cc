@@ -15,15 +15,14 @@ Status Broken(std::uint32_t set, LineId line, const std::string& what) {
 }  // namespace
 
 Status Pcache::CheckSetLocked(std::uint32_t set) {
-  const PcacheSet& s = sets_[set];
   const LineId first = geometry_.FirstLineOfSet(set);
   const LineId end = first + geometry_.ways();
-  for (const PcacheLine& l : s.free) {
+  for (const PcacheLine& l : sets_[set].free) {
     if (l.id < first || l.id >= end) return Broken(set, l.id, "on another set's free list");
     if (l.flags != 0 || l.refcount != 0 || !l.rmaps.empty())
       return Broken(set, l.id, "free line with state");
   }
-  for (const PcacheLine& l : s.lru) {
+  for (const PcacheLine& l : sets_[set].lru) {
     if (l.id < first || l.id >= end) return Broken(set, l.id, "on another set's LRU list");
     if (!l.Test(kLineValid) || l.Test(kLineReclaim))
       return Broken(set, l.id, "LRU line not valid or under reclaim");
@@ -46,7 +45,7 @@ Status Pcache::CheckSetLocked(std::uint32_t set) {
     });
     if (!bad.empty()) return Broken(set, id, bad);
   }
-  if (s.free.size() + s.lru.size() + reclaiming != geometry_.ways()) {
+  if (sets_[set].free.size() + sets_[set].lru.size() + reclaiming != geometry_.ways()) {
     return Broken(set, first, "free + LRU + reclaim != ways (a line leaked)");
   }
   return Status::Ok();
@@ -55,7 +54,7 @@ Status Pcache::CheckSetLocked(std::uint32_t set) {
 Status Pcache::CheckInvariants() {
   std::uint64_t used = 0;
   for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
-    std::lock_guard lk(sets_[set].mu);
+    MutexLock lk(sets_[set].mu);
     REMORA_RETURN_IF_ERROR(CheckSetLocked(set));
     used += geometry_.ways() - sets_[set].free.size();
   }

@@ -37,19 +37,19 @@ PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
   return nullptr;
 }
 
-std::unique_lock<std::shared_mutex> Pcache::PauseEvictions() {
-  return std::unique_lock<std::shared_mutex>(evict_gate_);
+std::unique_lock<SharedMutex> Pcache::PauseEvictions() {
+  return std::unique_lock<SharedMutex>(evict_gate_);
 }
 
 EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
   assert(set < geometry_.nr_sets());
   PcacheSet& s = sets_[set];
   // Held for the whole eviction: PauseEvictions waits for it.
-  std::shared_lock gate(evict_gate_);
+  ReaderMutexLock gate(evict_gate_);
   PcacheLine* victim;
   EvictionContext ctx;
   {
-    std::lock_guard lk(s.mu);
+    MutexLock lk(s.mu);
     if (s.free.size() == geometry_.ways()) return EvictOutcome::kEmpty;
     counters_.eviction_triggered->Inc();
     victim = PickVictimLocked(s);
@@ -75,7 +75,7 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
   if (st.ok()) st = HandOffData(ctx);
   if (st.ok() && options_.hooks.zap) options_.hooks.zap(ctx);
 
-  std::lock_guard lk(s.mu);
+  MutexLock lk(s.mu);
   if (!st.ok()) {
     // Keep the line (and its data): put it back as most recently used so the
     // next attempt picks another line. Its dirty bit was never cleared.

@@ -11,10 +11,10 @@ namespace remora {
 Status Pcache::Fill(const PageKey& key, FillResult* out) {
   assert(PageAligned(key.uva));
   const std::uint32_t set = geometry_.SetIndex(key.uva);
-  PcacheSet& s = sets_[set];
+  // The set is named sets_[set] throughout, the name FindLocked requires.
   int busy_attempts = 0;
   bool counted_wait = false;
-  std::unique_lock lk(s.mu);
+  MutexLock lk(sets_[set].mu);
   for (;;) {
     if (PcacheLine* l = FindLocked(set, key)) {
       if (l->Test(kLineReclaim)) {
@@ -22,18 +22,18 @@ Status Pcache::Fill(const PageKey& key, FillResult* out) {
         // cache). Wait for that to finish, then fill it back from there.
         if (!counted_wait) counters_.fault_concurrent_eviction->Inc();
         counted_wait = true;
-        s.cv.wait(lk);
+        sets_[set].cv.wait(sets_[set].mu);
         continue;
       }
       if (l->Test(kLineLocked)) {  // another fault is filling it
-        s.cv.wait(lk);
+        sets_[set].cv.wait(sets_[set].mu);
         continue;
       }
       *out = {l->id, false};
       return Status::Ok();
     }
-    if (!s.free.empty()) {
-      *out = {AllocateLocked(s, key)->id, true};
+    if (!sets_[set].free.empty()) {
+      *out = {AllocateLocked(sets_[set], key)->id, true};
       return Status::Ok();
     }
     // Evict without the set lock: eviction calls the hooks and may wait for
@@ -51,14 +51,14 @@ Status Pcache::Fill(const PageKey& key, FillResult* out) {
                                  std::to_string(geometry_.ways()) +
                                  " lines busy (locked, pinned or being evicted)"};
       }
-      s.cv.wait_for(lk, options_.busy_retry_wait);
+      sets_[set].cv.wait_for(sets_[set].mu, options_.busy_retry_wait);
     }
   }
 }
 
 void Pcache::CompleteFill(LineId line, FillSource source, bool dirty) {
   PcacheSet& s = SetOf(line);
-  std::lock_guard lk(s.mu);
+  MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.Test(kLineLocked));
   switch (source) {
@@ -77,7 +77,7 @@ void Pcache::CompleteFill(LineId line, FillSource source, bool dirty) {
 
 void Pcache::AbortFill(LineId line) {
   PcacheSet& s = SetOf(line);
-  std::lock_guard lk(s.mu);
+  MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.Test(kLineLocked));
   counters_.fill_aborted->Inc();

@@ -7,8 +7,8 @@ namespace remora {
 
 bool Pcache::Pin(const PageKey& key, LineId* line) {
   const std::uint32_t set = geometry_.SetIndex(key.uva);
-  std::unique_lock lk(sets_[set].mu);
-  PcacheLine* l = FindSettledLocked(set, key, lk);
+  MutexLock lk(sets_[set].mu);
+  PcacheLine* l = FindSettledLocked(set, key);
   if (l == nullptr) return false;
   ++l->refcount;
   *line = l->id;
@@ -17,7 +17,7 @@ bool Pcache::Pin(const PageKey& key, LineId* line) {
 
 void Pcache::Unpin(LineId line) {
   PcacheSet& s = SetOf(line);
-  std::lock_guard lk(s.mu);
+  MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.refcount > 1);
   --l.refcount;
@@ -26,16 +26,16 @@ void Pcache::Unpin(LineId line) {
 
 void Pcache::Lock(LineId line) {
   PcacheSet& s = SetOf(line);
-  std::unique_lock lk(s.mu);
+  MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.refcount > 1);  // only pin holders may lock
-  s.cv.wait(lk, [&] { return !l.Test(kLineLocked); });
+  s.cv.wait(s.mu, [&] { return !l.Test(kLineLocked); });
   l.Set(kLineLocked);
 }
 
 void Pcache::Unlock(LineId line) {
   PcacheSet& s = SetOf(line);
-  std::lock_guard lk(s.mu);
+  MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.Test(kLineLocked));
   l.Clear(kLineLocked);

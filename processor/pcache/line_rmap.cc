@@ -18,8 +18,8 @@ Status Pcache::AddRmap(const PageKey& existing, const Rmap& added, bool* found) 
   if (geometry_.SetIndex(added.uva) != set) {
     return {Code::kInvalidArgument, "a line can only be mapped at addresses of its own set"};
   }
-  std::unique_lock lk(sets_[set].mu);
-  PcacheLine* l = FindSettledLocked(set, existing, lk);
+  MutexLock lk(sets_[set].mu);
+  PcacheLine* l = FindSettledLocked(set, existing);
   if (l == nullptr) return Status::Ok();
   *found = true;
   if (PcacheLine* other = FindLocked(set, added)) {
@@ -32,12 +32,11 @@ Status Pcache::AddRmap(const PageKey& existing, const Rmap& added, bool* found) 
 
 RemoveResult Pcache::RemoveRmap(const PageKey& key) {
   const std::uint32_t set = geometry_.SetIndex(key.uva);
-  PcacheSet& s = sets_[set];
-  std::unique_lock lk(s.mu);
-  PcacheLine* l = FindSettledLocked(set, key, lk);
+  MutexLock lk(sets_[set].mu);
+  PcacheLine* l = FindSettledLocked(set, key);
   if (l == nullptr) return RemoveResult::kNotMapped;
   l->rmaps.Remove(key);
-  return FreeIfUnusedLocked(s, *l) ? RemoveResult::kFreed : RemoveResult::kRemoved;
+  return FreeIfUnusedLocked(sets_[set], *l) ? RemoveResult::kFreed : RemoveResult::kRemoved;
 }
 
 // Calls fn(set, line) for every line mapped by `asid`, with the set's lock
@@ -48,7 +47,7 @@ template <typename Fn>
 void Pcache::ForEachLineOfSpace(Asid asid, Fn&& fn) {
   for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
     PcacheSet& s = sets_[set];
-    std::unique_lock lk(s.mu);
+    MutexLock lk(s.mu);
     const LineId first = geometry_.FirstLineOfSet(set);
     for (LineId id = first; id < first + geometry_.ways();) {
       PcacheLine& l = lines_[id];
@@ -57,7 +56,7 @@ void Pcache::ForEachLineOfSpace(Asid asid, Fn&& fn) {
         continue;
       }
       if (l.Test(kLineReclaim)) {
-        s.cv.wait(lk);
+        s.cv.wait(s.mu);
         continue;  // recheck the same line
       }
       fn(s, l);
@@ -69,6 +68,9 @@ void Pcache::ForEachLineOfSpace(Asid asid, Fn&& fn) {
 std::size_t Pcache::RemoveSpace(Asid asid) {
   std::size_t removed = 0;
   ForEachLineOfSpace(asid, [&](PcacheSet& s, PcacheLine& l) {
+    // Called with the set locked; the analysis cannot carry that into a
+    // callback's parameter (clang 14 misplaces REQUIRES on a lambda's).
+    s.mu.AssertHeld();
     removed += l.rmaps.RemoveSpace(asid);
     FreeIfUnusedLocked(s, l);
   });
@@ -103,7 +105,7 @@ std::size_t Pcache::ShareSpace(Asid parent, Asid child) {
 std::uint64_t Pcache::CountRmaps() {
   std::uint64_t n = 0;
   for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
-    std::lock_guard lk(sets_[set].mu);
+    MutexLock lk(sets_[set].mu);
     const LineId first = geometry_.FirstLineOfSet(set);
     for (LineId id = first; id < first + geometry_.ways(); ++id) n += lines_[id].mapcount();
   }
@@ -111,7 +113,7 @@ std::uint64_t Pcache::CountRmaps() {
 }
 
 void Pcache::WalkRmaps(LineId line, const std::function<void(const Rmap&)>& fn) {
-  std::lock_guard lk(SetOf(line).mu);
+  MutexLock lk(SetOf(line).mu);
   Line(line).rmaps.Walk(fn);
 }
 

@@ -21,6 +21,8 @@ Status Pcache::Create(const PcacheConfig& config, PcacheOptions options,
   return Status::Ok();
 }
 
+// The constructor fills the sets' free lists without their locks: nobody
+// else can see the cache yet. (The analysis skips constructors.)
 Pcache::Pcache(const PcacheGeometry& geometry, PcacheOptions options)
     : geometry_(geometry),
       options_(std::move(options)),
@@ -50,12 +52,11 @@ PcacheLine* Pcache::FindLocked(std::uint32_t set, const PageKey& key) {
   return nullptr;
 }
 
-PcacheLine* Pcache::FindSettledLocked(std::uint32_t set, const PageKey& key,
-                                      std::unique_lock<std::mutex>& lk) {
+PcacheLine* Pcache::FindSettledLocked(std::uint32_t set, const PageKey& key) {
   for (;;) {
     PcacheLine* l = FindLocked(set, key);
     if (l == nullptr || !l->Test(kLineReclaim)) return l;
-    sets_[set].cv.wait(lk);
+    sets_[set].cv.wait(sets_[set].mu);
   }
 }
 
@@ -96,7 +97,7 @@ bool Pcache::FreeIfUnusedLocked(PcacheSet& s, PcacheLine& l) {
 
 std::optional<LineId> Pcache::Lookup(const PageKey& key) {
   const std::uint32_t set = geometry_.SetIndex(key.uva);
-  std::lock_guard lk(sets_[set].mu);
+  MutexLock lk(sets_[set].mu);
   PcacheLine* l = FindLocked(set, key);
   if (l == nullptr || l->Test(kLineReclaim)) return std::nullopt;
   return l->id;
@@ -105,14 +106,14 @@ std::optional<LineId> Pcache::Lookup(const PageKey& key) {
 // A hint about a line id that may have been reused since the caller saw it is
 // harmless: at worst another page gets one undeserved second chance.
 void Pcache::MarkReferenced(LineId line) {
-  std::lock_guard lk(SetOf(line).mu);
+  MutexLock lk(SetOf(line).mu);
   PcacheLine& l = Line(line);
   if (l.Test(kLineValid)) l.Set(kLineReferenced);
 }
 
 bool Pcache::MarkReferenced(const PageKey& key) {
   const std::uint32_t set = geometry_.SetIndex(key.uva);
-  std::lock_guard lk(sets_[set].mu);
+  MutexLock lk(sets_[set].mu);
   PcacheLine* l = FindLocked(set, key);
   if (l == nullptr || l->Test(kLineReclaim)) return false;
   l->Set(kLineReferenced);
@@ -121,7 +122,7 @@ bool Pcache::MarkReferenced(const PageKey& key) {
 
 void Pcache::Touch(LineId line) {
   PcacheSet& s = SetOf(line);
-  std::lock_guard lk(s.mu);
+  MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   if (!l.Test(kLineValid) || l.Test(kLineReclaim)) return;
   s.lru.erase(s.lru.iterator_to(l));
@@ -131,8 +132,8 @@ void Pcache::Touch(LineId line) {
 
 bool Pcache::SetDirty(const PageKey& key) {
   const std::uint32_t set = geometry_.SetIndex(key.uva);
-  std::unique_lock lk(sets_[set].mu);
-  PcacheLine* l = FindSettledLocked(set, key, lk);
+  MutexLock lk(sets_[set].mu);
+  PcacheLine* l = FindSettledLocked(set, key);
   if (l == nullptr) return false;
   l->Set(kLineDirty);
   return true;
@@ -140,7 +141,7 @@ bool Pcache::SetDirty(const PageKey& key) {
 
 WriteOutcome Pcache::OnWrite(LineId line, const PageKey& key, bool allow_reuse) {
   PcacheSet& s = SetOf(line);
-  std::lock_guard lk(s.mu);
+  MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.rmaps.Contains(key));
   (void)key;
@@ -160,7 +161,7 @@ WriteOutcome Pcache::OnWrite(LineId line, const PageKey& key, bool allow_reuse) 
 std::uint64_t Pcache::lines_used() const { return used_.load(std::memory_order_relaxed); }
 
 LineInfo Pcache::Inspect(LineId line) {
-  std::lock_guard lk(SetOf(line).mu);
+  MutexLock lk(SetOf(line).mu);
   const PcacheLine& l = Line(line);
   LineInfo info{l.id, l.flags, l.refcount, l.mapcount(), {}};
   l.rmaps.CopyTo(&info.rmaps);

@@ -46,13 +46,17 @@
 // eviction through the hooks. Clean lines are dropped unless victim_clean is set. Outcomes are
 // counted: nr_pcache_eviction_{triggered,succeed,eagain,failure}.
 //
-// Locking. Each set has its own mutex, so different sets never contend. Lock
-// order: set lock -> line fields (guarded by that set lock). Nothing else is
-// ever acquired under a set lock except stats counters: no I/O, no hooks, no
-// victim cache call. The victim cache lock is likewise never held while
+// Locking. Each set has its own mutex, so different sets never contend. Order
+// within the pcache: evict gate (shared per eviction) -> set lock -> line
+// fields (guarded by that set lock). Nothing else is ever acquired under a
+// set lock except stats counters: no I/O, no hooks, no victim cache call, no
+// second set lock. The victim cache lock is likewise never held while
 // calling the pcache, so the two are never nested. The line lock (kLocked) is
 // a flag, not a mutex: it is held across I/O and waited for on the set's
-// condition variable with the set lock released.
+// condition variable with the set lock released; it comes before the evict
+// gate (a holder may Fill, and Fill may evict). The set lock's fields are
+// GUARDED_BY it and the *Locked helpers REQUIRE it (see the private section);
+// the processor manager's global order is in processor_manager.h.
 //
 // Hooks run with no pcache lock held but with the line under reclaim, so they
 // must not call back into this pcache for a page of the line being evicted.
@@ -64,12 +68,12 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <vector>
 
 #include <boost/container/small_vector.hpp>
 
+#include "common/mutex.h"
 #include "processor/pcache/geometry.h"
 #include "processor/pcache/line.h"
 #include "processor/pcache/set.h"
@@ -276,12 +280,14 @@ class Pcache {
   // ---- eviction (pcache_evict.cc) ----
   // Evicts one line of `set` (background reclaim ahead of need). *error gets
   // the reason of a kFailed outcome.
-  EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr);
+  EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr) EXCLUDES(sets_[set].mu);
   // Holds off every eviction until the returned lock is released; waits for
   // the evictions in flight to finish. Fork uses it so that no line moves
   // to the victim cache or the memory node while the child's share of them
   // is being set up. The holder must not Fill (that may evict).
-  std::unique_lock<std::shared_mutex> PauseEvictions();
+  // (A std::unique_lock: the caller keeps it for a scope of its own, which
+  // the analysis does not follow.)
+  std::unique_lock<SharedMutex> PauseEvictions() EXCLUDES(evict_gate_);
 
   // ---- accounting and checks (pcache_check.cc for CheckInvariants) ----
   std::uint64_t lines_used() const;
@@ -295,22 +301,28 @@ class Pcache {
   PcacheSet& SetOf(LineId line) { return sets_[geometry_.SetOfLine(line)]; }
   PcacheLine& Line(LineId line) { return lines_[line]; }
 
-  // *Locked helpers require the set's lock.
-  PcacheLine* FindLocked(std::uint32_t set, const PageKey& key);
+  // *Locked helpers require the set's lock, named the way their callers
+  // name the set: sets_[set].mu for a set index, s.mu for a PcacheSet&. (The
+  // analysis compares lock expressions and does not see through references,
+  // so a caller locks the set under the same name it passes on.) A line's
+  // fields are guarded by its set's lock too, which an attribute on
+  // PcacheLine cannot name: they are only touched inside *Locked helpers or
+  // with the set's MutexLock in scope.
+  PcacheLine* FindLocked(std::uint32_t set, const PageKey& key) REQUIRES(sets_[set].mu);
   // Like FindLocked, but waits (releasing the lock) while the page's line is
   // under reclaim, so the caller sees the outcome of that eviction.
-  PcacheLine* FindSettledLocked(std::uint32_t set, const PageKey& key,
-                                std::unique_lock<std::mutex>& lk);
-  PcacheLine* AllocateLocked(PcacheSet& s, const PageKey& key);
-  void FreeLocked(PcacheSet& s, PcacheLine& line);
+  PcacheLine* FindSettledLocked(std::uint32_t set, const PageKey& key) REQUIRES(sets_[set].mu);
+  PcacheLine* AllocateLocked(PcacheSet& s, const PageKey& key) REQUIRES(s.mu);
+  void FreeLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);
   // Frees the line if it has no mapping left and nobody holds it.
-  bool FreeIfUnusedLocked(PcacheSet& s, PcacheLine& line);
-  Status CheckSetLocked(std::uint32_t set);
+  bool FreeIfUnusedLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);
+  Status CheckSetLocked(std::uint32_t set) REQUIRES(sets_[set].mu);
 
   template <typename Fn>
   void ForEachLineOfSpace(Asid asid, Fn&& fn);  // pcache_rmap.cc
 
-  PcacheLine* PickVictimLocked(PcacheSet& s);
+  PcacheLine* PickVictimLocked(PcacheSet& s) REQUIRES(s.mu);
+  // Runs with no set lock held (not expressible as EXCLUDES: any set).
   Status HandOffData(const EvictionContext& ctx);
 
   const PcacheGeometry geometry_;
@@ -321,8 +333,9 @@ class Pcache {
   std::unique_ptr<PcacheSet[]> sets_;
   std::atomic<std::uint64_t> used_{0};  // valid lines, for lines_used()
   // Taken shared by every eviction, exclusively by PauseEvictions. Never
-  // acquired under a set lock.
-  std::shared_mutex evict_gate_;
+  // acquired under a set lock; held across the eviction's hooks and I/O.
+  // It guards no field: it is a gate, ordered before every set lock.
+  SharedMutex evict_gate_;
 };
 
 }  // namespace remora

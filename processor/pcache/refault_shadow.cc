@@ -3,8 +3,8 @@
 namespace remora {
 
 void RefaultShadow::Evicted(const PageKey& key, bool dirty) {
+  MutexLock lk(mu_);
   if (ring_.empty()) return;
-  std::lock_guard lk(mu_);
   const std::uint64_t seq = ++seq_;
   PageKey& slot = ring_[next_];
   if (seq > ring_.size()) {
@@ -19,7 +19,7 @@ void RefaultShadow::Evicted(const PageKey& key, bool dirty) {
 }
 
 bool RefaultShadow::Refault(const PageKey& key, bool* was_dirty) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   auto it = seq_of_.find(key);
   if (it == seq_of_.end()) return false;
   if (was_dirty) *was_dirty = (it->second & 1) != 0;
@@ -28,7 +28,7 @@ bool RefaultShadow::Refault(const PageKey& key, bool* was_dirty) {
 }
 
 std::size_t RefaultShadow::size() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return seq_of_.size();
 }
 

@@ -17,10 +17,10 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include "common/mutex.h"
 #include "remora/types.h"
 
 namespace remora {
@@ -35,19 +35,20 @@ class RefaultShadow {
 
   // Remembers an evicted page and whether it was dirty (forgetting the
   // oldest one when full).
-  void Evicted(const PageKey& key, bool dirty = false);
+  void Evicted(const PageKey& key, bool dirty = false) EXCLUDES(mu_);
   // True (and forgets it) if `key` was evicted within the last `capacity`
   // evictions; *was_dirty then says whether it was dirty at that eviction.
-  bool Refault(const PageKey& key, bool* was_dirty = nullptr);
-  std::size_t size() const;
+  bool Refault(const PageKey& key, bool* was_dirty = nullptr) EXCLUDES(mu_);
+  std::size_t size() const EXCLUDES(mu_);
 
  private:
-  mutable std::mutex mu_;
-  std::vector<PageKey> ring_;
-  std::size_t next_ = 0;
-  std::uint64_t seq_ = 0;
+  // A leaf lock (the zap hook and fills take it, nothing else under it).
+  mutable Mutex mu_;
+  std::vector<PageKey> ring_ GUARDED_BY(mu_);
+  std::size_t next_ GUARDED_BY(mu_) = 0;
+  std::uint64_t seq_ GUARDED_BY(mu_) = 0;
   // key -> eviction seq << 1 | dirty
-  std::unordered_map<PageKey, std::uint64_t, PageKeyHash> seq_of_;
+  std::unordered_map<PageKey, std::uint64_t, PageKeyHash> seq_of_ GUARDED_BY(mu_);
 };
 
 }  // namespace remora

@@ -6,20 +6,18 @@
 // contend, not even falsely.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-
+#include "common/mutex.h"
 #include "processor/pcache/line.h"
 
 namespace remora {
 
 struct alignas(64) PcacheSet {
-  std::mutex mu;
+  Mutex mu;
   // Signalled whenever a line of this set is unlocked, unpinned, freed or
   // finishes reclaim: everyone waiting for a line of this set rechecks.
-  std::condition_variable cv;
-  LineList lru;
-  LineList free;
+  CondVar cv;
+  LineList lru GUARDED_BY(mu);
+  LineList free GUARDED_BY(mu);
 };
 
 }  // namespace remora

@@ -38,7 +38,7 @@ VictimCache::VictimCache(const VictimCacheOptions& options)
 
 VictimCache::~VictimCache() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     stop_ = true;
   }
   flush_cv_.notify_all();
@@ -60,7 +60,7 @@ Status VictimCache::Insert(std::span<const Rmap> owners, bool dirty, const void*
 
 Status VictimCache::Insert(std::span<const Rmap> owners, bool dirty, const CopyFn& copy) {
   assert(!owners.empty());
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   const std::uint64_t failures_at_start = failures_;
   bool waited = false;
   std::uint32_t index;
@@ -79,7 +79,7 @@ Status VictimCache::Insert(std::span<const Rmap> owners, bool dirty, const CopyF
       ++flush_urgent_;
     }
     flush_cv_.notify_one();
-    changed_.wait(lk);
+    changed_.wait(mu_);
   }
   if (waited) --flush_urgent_;
   // The reserved entry is invisible to lookups and to the flush thread, so
@@ -145,7 +145,7 @@ void VictimCache::PublishLocked(std::uint32_t index, std::span<const Rmap> owner
 }
 
 bool VictimCache::Take(const PageKey& key, void* dst, bool* dirty) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   auto it = index_.find(key);
   if (it == index_.end()) {
     counters_.miss->Inc();
@@ -163,7 +163,7 @@ bool VictimCache::Take(const PageKey& key, void* dst, bool* dirty) {
 }
 
 bool VictimCache::Contains(const PageKey& key) const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return index_.count(key) != 0;
 }
 
@@ -209,7 +209,7 @@ void VictimCache::FreeLocked(std::uint32_t index) {
 }
 
 void VictimCache::ShareSpace(Asid parent, Asid child, bool redirty_flushed) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   bool queued = false;
   for (std::uint32_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
@@ -238,7 +238,7 @@ void VictimCache::ShareSpace(Asid parent, Asid child, bool redirty_flushed) {
 }
 
 std::size_t VictimCache::DropSpace(Asid asid) {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   std::vector<std::pair<std::uint32_t, Rmap>> victims;
   for (;;) {
     // As in Drop: writes in flight for the space finish before it goes.
@@ -250,14 +250,14 @@ std::size_t VictimCache::DropSpace(Asid asid) {
       in_flight = in_flight || entries_[index].state == VictimState::kWriteback;
     }
     if (!in_flight) break;
-    changed_.wait(lk);
+    changed_.wait(mu_);
   }
   for (const auto& [index, owner] : victims) RemoveOwnerLocked(index, owner);
   return victims.size();
 }
 
 bool VictimCache::Drop(const PageKey& key) {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   for (;;) {
     auto it = index_.find(key);
     if (it == index_.end()) return false;
@@ -265,7 +265,7 @@ bool VictimCache::Drop(const PageKey& key) {
     // the range on the memory node, and fail there (taking the rest of
     // its batch with it); let it finish first.
     if (entries_[it->second].state == VictimState::kWriteback) {
-      changed_.wait(lk);
+      changed_.wait(mu_);
       continue;
     }
     RemoveOwnerLocked(it->second, key);
@@ -274,12 +274,12 @@ bool VictimCache::Drop(const PageKey& key) {
 }
 
 Status VictimCache::Flush() {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   const std::uint64_t failures_at_start = failures_;
   retry_at_ = {};  // a caller asking to flush does not wait out the back-off
   ++flush_urgent_;
   flush_cv_.notify_one();
-  changed_.wait(lk, [&] {
+  changed_.wait(mu_, [&]() REQUIRES(mu_) {
     return (dirty_queue_.empty() && in_writeback_ == 0) || failures_ != failures_at_start;
   });
   --flush_urgent_;
@@ -290,17 +290,17 @@ Status VictimCache::Flush() {
 }
 
 std::size_t VictimCache::used() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return entries_.size() - free_.size();
 }
 
 std::size_t VictimCache::dirty() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return dirty_queue_.size() + in_writeback_;
 }
 
 std::vector<VictimEntryInfo> VictimCache::Entries() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   std::vector<VictimEntryInfo> out;
   for (const Entry& e : entries_) {
     if (e.state == VictimState::kFree) continue;

@@ -13,23 +13,23 @@
 namespace remora {
 
 void VictimCache::FlushLoop() {
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   for (;;) {
     if (dirty_queue_.empty()) {
       if (stop_) return;
-      flush_cv_.wait(lk);
+      flush_cv_.wait(mu_);
       continue;
     }
     // After a failure, back off before the next attempt (unless stopping:
     // then each remaining page gets one last try).
     if (!stop_ && std::chrono::steady_clock::now() < retry_at_) {
-      flush_cv_.wait_until(lk, retry_at_);
+      flush_cv_.wait_until(mu_, retry_at_);
       continue;
     }
     // Gather a batch unless someone needs the room (or a flush) now.
     if (!stop_ && flush_urgent_ == 0 && dirty_queue_.size() < batch_target_ &&
         std::chrono::steady_clock::now() < gather_until_) {
-      flush_cv_.wait_until(lk, gather_until_);
+      flush_cv_.wait_until(mu_, gather_until_);
       continue;
     }
     std::uint32_t batch[kFlushBatch];

@@ -112,7 +112,7 @@ void ProcessSession::ControlLoop() {
 // Frees the pages of [start, start+len): lines, victim entries, zaps still
 // queued there, and the memory node's copies. `unmap` also forgets the range.
 Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unmap) {
-  std::unique_lock gate(fault_mu_);  // no fault is being served meanwhile
+  WriterMutexLock gate(fault_mu_);  // no fault is being served meanwhile
   const std::uint64_t end = start + len;
   std::vector<Vma> pieces = unmap ? vmas_.Remove(start, end) : vmas_.Overlapping(start, end);
   Pcache* pcache = manager_->pcache();
@@ -125,7 +125,7 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
       if (victim) victim->Drop(key);
     }
     {
-      std::lock_guard lk(written_mu_);
+      MutexLock lk(written_mu_);
       if (written_.size() < (v.end - v.start) / kPageSize) {
         for (auto it = written_.begin(); it != written_.end();) {
           if (*it >= v.start && *it < v.end) it = written_.erase(it); else ++it;

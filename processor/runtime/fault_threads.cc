@@ -51,12 +51,12 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
   // outlive the mapping, and its eviction would write to a range the memory
   // node no longer has). The program is woken to retry: the access then
   // either finds the memory unmapped or (discard) faults again.
-  std::shared_lock gate(fault_mu_);
+  ReaderMutexLock gate(fault_mu_);
   // kAttached: no fork is pending (that state is left only under the gate
   // held exclusively). Otherwise a fork may hold faults back: kForkPending,
   // or a fork cut across by Fail or Teardown, which fork_.pending tells.
   if (state_.load(std::memory_order_relaxed) != SessionState::kAttached) {
-    std::lock_guard lk(fork_mu_);
+    MutexLock lk(fork_mu_);
     if (fork_.pending) {
       if (fork_.event_seen || tid == 0 || tid != fork_.tid) {
         fork_.deferred.emplace_back(address, flags);
@@ -81,7 +81,7 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
 void ProcessSession::ServeDeferred() {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;
   {
-    std::lock_guard lk(fork_mu_);
+    MutexLock lk(fork_mu_);
     deferred.swap(fork_.deferred);
   }
   for (const auto& [address, flags] : deferred) ServeFault(address, flags, 0);

@@ -24,7 +24,7 @@ FaultTrace::~FaultTrace() {
 }
 
 void FaultTrace::Record(bool write, Asid asid, std::uint64_t page) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   if (std::fprintf(f_, "%c %" PRIx64 " %" PRIu64 "\n", write ? 'w' : 'r', page,
                    static_cast<std::uint64_t>(asid)) < 0) {
     failed_ = true;

@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "common/mutex.h"
 #include "remora/status.h"
 #include "remora/types.h"
 
@@ -37,9 +37,10 @@ class FaultTrace {
  private:
   explicit FaultTrace(std::FILE* f) : f_(f) {}
 
-  std::mutex mu_;
-  std::FILE* f_;
-  bool failed_ = false;
+  // A leaf lock, held across the buffered write of one line.
+  Mutex mu_;
+  std::FILE* f_ PT_GUARDED_BY(mu_);
+  bool failed_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace remora

@@ -81,15 +81,15 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
   if (*fresh) {
     ::close(child_control);
     ::close(child_agent);
-    std::lock_guard lk(fork_mu_);
+    MutexLock lk(fork_mu_);
     fork_.fresh = true;
     return Status::Ok();
   }
   {
     // Exclusive: no fault of ours is half-served (a page about to be
     // installed writable) while the ranges are write-protected below.
-    std::unique_lock gate(fault_mu_);
-    std::lock_guard lk(fork_mu_);
+    WriterMutexLock gate(fault_mu_);
+    MutexLock lk(fork_mu_);
     if (fork_.pending || fork_.child) {
       ::close(child_control);
       ::close(child_agent);
@@ -116,7 +116,7 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
   }
   if (!st.ok()) {
     {
-      std::lock_guard lk(fork_mu_);
+      MutexLock lk(fork_mu_);
       CloseFd(&fork_.control);
       CloseFd(&fork_.agent);
     }
@@ -129,7 +129,7 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
 void ProcessSession::OnForkEvent(int child_uffd) {
   int control, agent;
   {
-    std::lock_guard lk(fork_mu_);
+    MutexLock lk(fork_mu_);
     if (!fork_.pending || fork_.event_seen) {
       StopUnpreparedChild(child_uffd, pid());
       return;
@@ -152,8 +152,8 @@ void ProcessSession::OnForkEvent(int child_uffd) {
     // The hold-back ends together with the fork: once FinishFork sees
     // `done` the program may fork again, and that fork's PrepareFork must
     // not be undone by this one's end.
-    std::unique_lock gate(fault_mu_);
-    std::lock_guard lk(fork_mu_);
+    WriterMutexLock gate(fault_mu_);
+    MutexLock lk(fork_mu_);
     if (st.ok()) fork_.child = child; else fork_.error = st;
     fork_.done = true;
     SetForkPendingLocked(false);
@@ -177,7 +177,7 @@ Status ProcessSession::ShareWithChild(const std::shared_ptr<ProcessSession>& chi
     if (manager_->victim()) manager_->victim()->ShareSpace(asid_, child->asid(), true);
     pcache->ShareSpace(asid_, child->asid());
     child->InheritFrom(*this);
-    std::lock_guard lk(fork_mu_);
+    MutexLock lk(fork_mu_);
     zapped.swap(fork_.zapped);
     for (std::uint64_t uva : fork_.served) {
       // The forking thread's own writes in the window may have left a page
@@ -198,7 +198,9 @@ Status ProcessSession::ShareWithChild(const std::shared_ptr<ProcessSession>& chi
 
 void ProcessSession::InheritFrom(ProcessSession& parent) {
   for (const Vma& v : parent.vmas_.All()) vmas_.Insert(v);
-  std::scoped_lock lk(parent.written_mu_, written_mu_);
+  // Parent's lock first: the child is not started, nobody else takes both.
+  MutexLock parent_lk(parent.written_mu_);
+  MutexLock lk(written_mu_);
   written_ = parent.written_;
 }
 
@@ -220,15 +222,15 @@ void ProcessSession::ResetForkLocked() {
 
 void ProcessSession::EndFork() {
   {
-    std::unique_lock gate(fault_mu_);
-    std::lock_guard lk(fork_mu_);
+    WriterMutexLock gate(fault_mu_);
+    MutexLock lk(fork_mu_);
     SetForkPendingLocked(false);
   }
   ServeDeferred();
 }
 
 Status ProcessSession::FinishFork(pid_t child_pid) {
-  std::unique_lock lk(fork_mu_);
+  MutexLock lk(fork_mu_);
   if (fork_.fresh) {
     // The child attaches as a new program (Hello) on its own.
     ResetForkLocked();
@@ -250,13 +252,14 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
   }
   // The fork returned, so the kernel queued the event; a fault thread may
   // still be setting the child up.
-  if (!fork_cv_.wait_for(lk, std::chrono::seconds(10), [&] { return fork_.done; })) {
+  if (!fork_cv_.wait_for(fork_mu_, std::chrono::seconds(10),
+                         [&]() REQUIRES(fork_mu_) { return fork_.done; })) {
     CloseFd(&fork_.control);
     CloseFd(&fork_.agent);
     lk.unlock();
     EndFork();
     {
-      std::lock_guard relock(fork_mu_);
+      MutexLock relock(fork_mu_);
       ResetForkLocked();
     }
     manager_->counters().fork_failed->Inc();
@@ -285,12 +288,12 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
 }
 
 void ProcessSession::NoteZap(std::uint64_t uva) {
-  std::lock_guard lk(fork_mu_);
+  MutexLock lk(fork_mu_);
   if (fork_.pending && !fork_.shared) fork_.zapped.push_back(uva);
 }
 
 void ProcessSession::AbandonFork() {
-  std::unique_lock lk(fork_mu_);
+  MutexLock lk(fork_mu_);
   std::shared_ptr<ProcessSession> child = std::move(fork_.child);
   CloseFd(&fork_.control);
   CloseFd(&fork_.agent);

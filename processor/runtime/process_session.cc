@@ -71,12 +71,12 @@ void ProcessSession::Join() {
 }
 
 bool ProcessSession::HasRemoteCopy(std::uint64_t uva) {
-  std::lock_guard lk(written_mu_);
+  MutexLock lk(written_mu_);
   return written_.count(uva) != 0;
 }
 
 void ProcessSession::MarkRemoteCopy(std::uint64_t uva) {
-  std::lock_guard lk(written_mu_);
+  MutexLock lk(written_mu_);
   written_.insert(uva);
 }
 

@@ -51,16 +51,14 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <thread>
 #include <utility>
 #include <unordered_set>
 #include <vector>
 
+#include "common/mutex.h"
 #include "processor/runtime/stream_detector.h"
 #include "processor/runtime/vma_table.h"
 #include "processor/runtime/zap_queue.h"
@@ -119,8 +117,8 @@ class ProcessSession {
   // Pages with a copy on the memory node (or on its way there through the
   // victim cache): marked when an eviction copies the page out. Every other
   // page is zero, or its file's, and fills without a round trip.
-  bool HasRemoteCopy(std::uint64_t uva);
-  void MarkRemoteCopy(std::uint64_t uva);
+  bool HasRemoteCopy(std::uint64_t uva) EXCLUDES(written_mu_);
+  void MarkRemoteCopy(std::uint64_t uva) EXCLUDES(written_mu_);
 
   // Copies the program's page at uva into dst (process_vm_readv). ESRCH or
   // EFAULT mean the page or the process is gone.
@@ -143,37 +141,39 @@ class ProcessSession {
   // remember the child's connection ends (owned from here on).
   // *fresh: nothing is registered, no FORK event will come, and the child
   // attaches as a new program (the connection ends are closed).
-  Status PrepareFork(int child_control, int child_agent, pid_t tid, bool* fresh);
+  Status PrepareFork(int child_control, int child_agent, pid_t tid, bool* fresh)
+      EXCLUDES(fault_mu_, fork_mu_);
   // The FORK event (child_uffd is the manager's descriptor for the child's
   // uffd): set up the child's session and share everything with it.
-  void OnForkEvent(int child_uffd);
+  void OnForkEvent(int child_uffd) EXCLUDES(fault_mu_, fork_mu_);
   // ForkDone: the child's pid (<= 0: the fork failed); starts the child.
-  Status FinishFork(pid_t child_pid);
+  Status FinishFork(pid_t child_pid) EXCLUDES(fault_mu_, fork_mu_);
   // A zap queued for this program (eviction hook): while a fork is being
   // set up, the child gets it too (it inherited the page table entry).
-  void NoteZap(std::uint64_t uva);
+  void NoteZap(std::uint64_t uva) EXCLUDES(fork_mu_);
 
  private:
   // The control thread (control_server.cc).
   void ControlLoop();
-  Status Release(std::uint64_t start, std::uint64_t len, bool unmap);
+  Status Release(std::uint64_t start, std::uint64_t len, bool unmap) EXCLUDES(fault_mu_);
   // The fault threads (fault_threads.cc).
   void FaultLoop(int index);
   // Serves one fault message, or defers it while a fork is being set up.
-  void ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid);
-  void ServeDeferred();
+  void ServeFault(std::uint64_t address, std::uint64_t flags, pid_t tid)
+      EXCLUDES(fault_mu_, fork_mu_);
+  void ServeDeferred() EXCLUDES(fault_mu_, fork_mu_);
   // Fork helpers (fork.cc).
-  Status ShareWithChild(const std::shared_ptr<ProcessSession>& child);
-  void InheritFrom(ProcessSession& parent);
+  Status ShareWithChild(const std::shared_ptr<ProcessSession>& child) EXCLUDES(fork_mu_);
+  void InheritFrom(ProcessSession& parent) EXCLUDES(written_mu_);
   // Ends the fault hold-back and serves what was held.
-  void EndFork();
+  void EndFork() EXCLUDES(fault_mu_, fork_mu_);
   // fork_.pending and the state with it (fault_mu_ held exclusively and
   // fork_mu_): kAttached <-> kForkPending. A failed or dead session keeps
   // its state; fork_.pending alone then says faults are held back.
-  void SetForkPendingLocked(bool pending);
+  void SetForkPendingLocked(bool pending) REQUIRES(fork_mu_);
   // Forgets the fork state except the faults still held (fork_mu_ held).
-  void ResetForkLocked();
-  void AbandonFork();
+  void ResetForkLocked() REQUIRES(fork_mu_);
+  void AbandonFork() EXCLUDES(fork_mu_);
   // The end of the control thread, once the program is gone.
   void Teardown();
 
@@ -191,14 +191,17 @@ class ProcessSession {
   VmaTable vmas_;
   std::unique_ptr<ZapQueue> zap_queue_;  // owns what zaps_ points to
   std::atomic<ZapQueue*> zaps_{nullptr};
-  std::mutex written_mu_;
-  std::unordered_set<std::uint64_t> written_;
+  // A leaf lock.
+  Mutex written_mu_;
+  std::unordered_set<std::uint64_t> written_ GUARDED_BY(written_mu_);
 
   // Fault gate: held shared while a fault is served (readahead included),
   // exclusively by Release (munmap, discard: nothing fills pages of a range
   // being released), to start a fork (no fault is half-served when the
-  // ranges are write-protected) and to end one.
-  std::shared_mutex fault_mu_;
+  // ranges are write-protected) and to end one. Held across I/O (the
+  // fault's reads from the memory node, Release's calls to it); guards no
+  // field of its own (fork_.pending changes only with it held exclusively).
+  SharedMutex fault_mu_ ACQUIRED_BEFORE(fork_mu_);
   // One fork at a time (the shim serialises them). Guarded by fork_mu_;
   // `pending` changes only with fault_mu_ held exclusively too, and with it
   // the state between kAttached and kForkPending (SetForkPending).
@@ -216,9 +219,9 @@ class ProcessSession {
     Status error;
     bool done = false;  // the event was handled (child or error set)
   };
-  std::mutex fork_mu_;
-  std::condition_variable fork_cv_;
-  ForkState fork_;
+  Mutex fork_mu_;
+  CondVar fork_cv_;
+  ForkState fork_ GUARDED_BY(fork_mu_);
 
   // The lifecycle (see the top of this file). kForkPending mirrors
   // fork_.pending, readable without fork_mu_ under fault_mu_ held shared.

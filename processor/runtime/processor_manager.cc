@@ -101,7 +101,7 @@ ProcessorManager::~ProcessorManager() {
   // their agents stop them, and the sessions tear down.
   std::vector<std::shared_ptr<ProcessSession>> live;
   {
-    std::shared_lock lk(sessions_mu_);
+    ReaderMutexLock lk(sessions_mu_);
     for (auto& [id, s] : by_id_) live.push_back(s);
   }
   for (auto& s : live) s->Fail({Code::kDisconnected, "the processor manager is shutting down"});
@@ -168,7 +168,7 @@ void ProcessorManager::Accept(int fd) {
     case rt::Op::kAgentHello: {
       std::shared_ptr<ProcessSession> s;
       {
-        std::shared_lock lk(sessions_mu_);
+        ReaderMutexLock lk(sessions_mu_);
         auto it = by_id_.find(req.session);
         if (it != by_id_.end()) s = it->second;
       }
@@ -188,14 +188,14 @@ void ProcessorManager::Accept(int fd) {
 }
 
 void ProcessorManager::NewSessionIds(std::uint64_t* id, Asid* asid) {
-  std::unique_lock lk(sessions_mu_);
+  WriterMutexLock lk(sessions_mu_);
   *id = ++next_id_;
   *asid = MakeAsid(options_.node_id, ++next_local_asid_);
 }
 
 void ProcessorManager::Register(std::shared_ptr<ProcessSession> session) {
   {
-    std::unique_lock lk(sessions_mu_);
+    WriterMutexLock lk(sessions_mu_);
     by_asid_[session->asid()] = session;
     by_id_[session->id()] = std::move(session);
   }
@@ -204,7 +204,7 @@ void ProcessorManager::Register(std::shared_ptr<ProcessSession> session) {
 }
 
 void ProcessorManager::Retire(std::uint64_t id) {
-  std::unique_lock lk(sessions_mu_);
+  WriterMutexLock lk(sessions_mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
   by_asid_.erase(it->second->asid());
@@ -218,31 +218,32 @@ void ProcessorManager::Retire(std::uint64_t id) {
 void ProcessorManager::ReapRetired() {
   std::vector<std::shared_ptr<ProcessSession>> done;
   {
-    std::unique_lock lk(sessions_mu_);
+    WriterMutexLock lk(sessions_mu_);
     done.swap(retired_);
   }
   for (auto& s : done) s->Join();
 }
 
 std::size_t ProcessorManager::sessions() const {
-  std::shared_lock lk(sessions_mu_);
+  ReaderMutexLock lk(sessions_mu_);
   return by_id_.size();
 }
 
 bool ProcessorManager::WaitIdle(std::chrono::milliseconds timeout) {
-  std::unique_lock lk(sessions_mu_);
-  return idle_cv_.wait_for(lk, timeout, [&] { return by_id_.empty(); });
+  WriterMutexLock lk(sessions_mu_);
+  return idle_cv_.wait_for(sessions_mu_, timeout,
+                           [&]() REQUIRES(sessions_mu_) { return by_id_.empty(); });
 }
 
 std::shared_ptr<ProcessSession> ProcessorManager::FindSession(Asid asid) const {
-  std::shared_lock lk(sessions_mu_);
+  ReaderMutexLock lk(sessions_mu_);
   auto it = by_asid_.find(asid);
   return it == by_asid_.end() ? nullptr : it->second;
 }
 
 StatsSnapshot ProcessorManager::Snapshot() {
   {
-    std::lock_guard lk(snapshot_mu_);
+    MutexLock lk(snapshot_mu_);
     MemoryNodeInfo info;
     if (options_.transport->Info(&info).ok()) {
       const auto used = static_cast<std::int64_t>(info.used_pages);
@@ -253,7 +254,7 @@ StatsSnapshot ProcessorManager::Snapshot() {
     // programs beyond the pcache's capacity (the asynchronous zap's overshoot).
     std::int64_t pending = 0;
     {
-      std::shared_lock lk(sessions_mu_);
+      ReaderMutexLock lk(sessions_mu_);
       for (auto& [id, s] : by_id_) pending += static_cast<std::int64_t>(s->zaps_pending());
     }
     counters_.zaps_pending->Add(pending - zaps_pending_reported_);

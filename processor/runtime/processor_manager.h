@@ -17,6 +17,48 @@
 //   processor/runtime/evict_hooks.cc        write-protect, copy out, queue the zap
 //   processor/pcache/victim_cache.cc       dirty data waits for the flush thread
 //   net/*_transport.cc              the page goes to / comes from the memory node
+//
+// Locking. The one global order of the manager's locks: a thread holding
+// one of them may only take those below it. Every mutex is a common/mutex.h
+// wrapper, every field one guards is GUARDED_BY it, and the clang build
+// (scripts/check-thread-safety.sh) checks that each is held where its data
+// is touched; the order itself is checked by review (ACQUIRED_BEFORE marks
+// the pairs within one class).
+//
+//    1  ProcessorManager::snapshot_mu_   across the memory node's Info (I/O)
+//    2  ProcessSession::fault_mu_        fault gate: shared per fault,
+//                                        exclusive by Release and fork;
+//                                        across I/O (fills, Release's calls)
+//    3  line lock (kLineLocked flag)     across I/O (the fill's read, the
+//                                        UFFDIO_COPY); several only in
+//                                        ascending address order; a holder
+//                                        may Fill (COW, readahead), and so
+//                                        evict: eviction skips locked lines,
+//                                        it never waits for one
+//    4  Pcache::evict_gate_              shared per eviction, exclusive by
+//                                        PauseEvictions (fork); across the
+//                                        hooks and the fork's ForkSpace (I/O)
+//    5  line under reclaim (kLineReclaim flag)  the evicting thread's, across
+//                                        the hooks (I/O); key lookups wait
+//                                        for it to end
+//    6  ProcessorManager::sessions_mu_   FindSession (hooks), Register
+//    7  ProcessSession::fork_mu_         NoteZap (zap hook); across uffd
+//                                        ioctls only
+//    8  ZapQueue::send_mu_               across the send to the agent
+//    9  ZapQueue::mu_                    never across I/O
+//   leaves: nothing is taken under them, and none is held with another:
+//       PcacheSet::mu (set locks)        one at a time; never across I/O, a
+//                                        hook or a victim cache call
+//       VictimCache::mu_                 never across I/O or a page copy: the
+//                                        flush thread writes back without it
+//       ProcessSession::written_mu_      (a parent's before its new child's)
+//       VmaTable::mu_, StreamDetector::mu_, RefaultShadow::mu_,
+//       FaultTrace::mu_ (across one buffered fprintf), StatsRegistry::mu_
+//       (registration and snapshots; counters are atomics, taken anywhere)
+//
+// Waiting counts as holding: a thread waits for a line lock (Pcache::Lock,
+// Fill) or for a reclaim to end only while holding locks above that flag.
+// docs/runtime.md ("Locking") has the same order with the reasons.
 #pragma once
 
 #include <atomic>
@@ -24,13 +66,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "common/mutex.h"
 #include "processor/pcache/pcache.h"
 #include "processor/runtime/fault_trace.h"
 #include "processor/pcache/refault_shadow.h"
@@ -85,38 +126,40 @@ class ProcessorManager {
   FaultTrace* fault_trace() { return fault_trace_.get(); }
 
   // Programs attached right now.
-  std::size_t sessions() const;
+  std::size_t sessions() const EXCLUDES(sessions_mu_);
   // Waits until no program is attached (all torn down) or the timeout.
-  bool WaitIdle(std::chrono::milliseconds timeout);
+  bool WaitIdle(std::chrono::milliseconds timeout) EXCLUDES(sessions_mu_);
 
   // The node-wide snapshot, with the memory node's page count refreshed.
-  StatsSnapshot Snapshot();
+  StatsSnapshot Snapshot() EXCLUDES(snapshot_mu_, sessions_mu_);
 
   // For the eviction hooks: the live session of an address space, if any.
-  std::shared_ptr<ProcessSession> FindSession(Asid asid) const;
+  std::shared_ptr<ProcessSession> FindSession(Asid asid) const EXCLUDES(sessions_mu_);
   // Called by a session's control thread when its teardown is done.
-  void Retire(std::uint64_t id);
+  void Retire(std::uint64_t id) EXCLUDES(sessions_mu_);
   // A new session's id and address space id.
-  void NewSessionIds(std::uint64_t* id, Asid* asid);
+  void NewSessionIds(std::uint64_t* id, Asid* asid) EXCLUDES(sessions_mu_);
   // Makes a session visible (FindSession, sessions()) and counts it.
-  void Register(std::shared_ptr<ProcessSession> session);
+  void Register(std::shared_ptr<ProcessSession> session) EXCLUDES(sessions_mu_);
 
  private:
   explicit ProcessorManager(const ProcessorManagerOptions& options);
   Status Listen();
   void AcceptLoop();
   void Accept(int fd);
-  void ReapRetired();
+  // Joins retired sessions: without sessions_mu_, which their threads take.
+  void ReapRetired() EXCLUDES(sessions_mu_);
   EvictHooks MakeEvictHooks();  // evict_hooks.cc
 
   const ProcessorManagerOptions options_;
   RuntimeCounters counters_;
   Gauge* memory_node_used_pages_;
   Gauge* rmaps_;
-  std::int64_t rmaps_reported_ = 0;
-  std::int64_t memory_node_used_reported_ = 0;
-  std::int64_t zaps_pending_reported_ = 0;
-  std::mutex snapshot_mu_;
+  // One snapshot at a time; held across the memory node's Info round trip.
+  Mutex snapshot_mu_ ACQUIRED_BEFORE(sessions_mu_);
+  std::int64_t rmaps_reported_ GUARDED_BY(snapshot_mu_) = 0;
+  std::int64_t memory_node_used_reported_ GUARDED_BY(snapshot_mu_) = 0;
+  std::int64_t zaps_pending_reported_ GUARDED_BY(snapshot_mu_) = 0;
 
   TransportWritebackSink sink_;
   std::unique_ptr<VictimCache> victim_;
@@ -128,13 +171,17 @@ class ProcessorManager {
   int stop_fd_ = -1;
   std::thread acceptor_;
 
-  mutable std::shared_mutex sessions_mu_;
-  std::unordered_map<Asid, std::shared_ptr<ProcessSession>> by_asid_;
-  std::unordered_map<std::uint64_t, std::shared_ptr<ProcessSession>> by_id_;
-  std::vector<std::shared_ptr<ProcessSession>> retired_;
+  // Never held across I/O or a call into a session that locks.
+  mutable SharedMutex sessions_mu_;
+  std::unordered_map<Asid, std::shared_ptr<ProcessSession>> by_asid_ GUARDED_BY(sessions_mu_);
+  std::unordered_map<std::uint64_t, std::shared_ptr<ProcessSession>> by_id_
+      GUARDED_BY(sessions_mu_);
+  std::vector<std::shared_ptr<ProcessSession>> retired_ GUARDED_BY(sessions_mu_);
+  // Waits on sessions_mu_ itself (held exclusively), which it unlocks and
+  // relocks through SharedMutex's lock()/unlock().
   std::condition_variable_any idle_cv_;
-  std::uint64_t next_id_ = 0;
-  std::uint32_t next_local_asid_ = 0;
+  std::uint64_t next_id_ GUARDED_BY(sessions_mu_) = 0;
+  std::uint32_t next_local_asid_ GUARDED_BY(sessions_mu_) = 0;
 };
 
 }  // namespace remora

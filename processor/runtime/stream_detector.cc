@@ -7,7 +7,7 @@
 namespace remora {
 
 std::uint32_t StreamDetector::OnAccess(std::uint64_t page, std::uint32_t max, int* slot) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   ++clock_;
   int lru = 0;
   for (int i = 0; i < kStreams; ++i) {
@@ -27,7 +27,7 @@ std::uint32_t StreamDetector::OnAccess(std::uint64_t page, std::uint32_t max, in
 }
 
 void StreamDetector::Advance(int slot, std::uint64_t last) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   Stream& s = streams_[slot];
   if (s.next <= last) s.next = last + kPageSize;
 }

@@ -10,7 +10,8 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
+
+#include "common/mutex.h"
 
 namespace remora {
 
@@ -31,9 +32,9 @@ class StreamDetector {
     std::uint32_t window = 0;
     std::uint64_t used = 0;  // for LRU replacement
   };
-  std::mutex mu_;
-  Stream streams_[kStreams];
-  std::uint64_t clock_ = 0;
+  Mutex mu_;  // a leaf lock
+  Stream streams_[kStreams] GUARDED_BY(mu_);
+  std::uint64_t clock_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace remora

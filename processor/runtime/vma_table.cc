@@ -20,13 +20,13 @@ Vma Clip(const Vma& v, std::uint64_t start, std::uint64_t end) {
 }  // namespace
 
 void VmaTable::Insert(const Vma& vma) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   RemoveLocked(vma.start, vma.end);
   by_start_[vma.start] = vma;
 }
 
 std::vector<Vma> VmaTable::Remove(std::uint64_t start, std::uint64_t end) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return RemoveLocked(start, end);
 }
 
@@ -52,7 +52,7 @@ std::vector<Vma> VmaTable::RemoveLocked(std::uint64_t start, std::uint64_t end) 
 }
 
 std::vector<Vma> VmaTable::Overlapping(std::uint64_t start, std::uint64_t end) const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   std::vector<Vma> out;
   auto it = by_start_.upper_bound(start);
   if (it != by_start_.begin()) --it;
@@ -63,7 +63,7 @@ std::vector<Vma> VmaTable::Overlapping(std::uint64_t start, std::uint64_t end) c
 }
 
 std::optional<Vma> VmaTable::Find(std::uint64_t uva) const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   auto it = by_start_.upper_bound(uva);
   if (it == by_start_.begin()) return std::nullopt;
   --it;
@@ -72,14 +72,14 @@ std::optional<Vma> VmaTable::Find(std::uint64_t uva) const {
 }
 
 std::vector<Vma> VmaTable::All() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   std::vector<Vma> out;
   for (auto& [s, v] : by_start_) out.push_back(v);
   return out;
 }
 
 std::size_t VmaTable::size() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return by_start_.size();
 }
 

@@ -10,9 +10,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace remora {
 
@@ -41,20 +42,20 @@ class VmaTable {
  public:
   // Adds a range; an overlapping part of an older range is replaced (the
   // kernel replaced that mapping too).
-  void Insert(const Vma& vma);
+  void Insert(const Vma& vma) EXCLUDES(mu_);
   // Removes [start, end) and returns the removed pieces.
-  std::vector<Vma> Remove(std::uint64_t start, std::uint64_t end);
+  std::vector<Vma> Remove(std::uint64_t start, std::uint64_t end) EXCLUDES(mu_);
   // The pieces of [start, end) that are managed.
-  std::vector<Vma> Overlapping(std::uint64_t start, std::uint64_t end) const;
-  std::optional<Vma> Find(std::uint64_t uva) const;
-  std::vector<Vma> All() const;
-  std::size_t size() const;
+  std::vector<Vma> Overlapping(std::uint64_t start, std::uint64_t end) const EXCLUDES(mu_);
+  std::optional<Vma> Find(std::uint64_t uva) const EXCLUDES(mu_);
+  std::vector<Vma> All() const EXCLUDES(mu_);
+  std::size_t size() const EXCLUDES(mu_);
 
  private:
-  std::vector<Vma> RemoveLocked(std::uint64_t start, std::uint64_t end);
+  std::vector<Vma> RemoveLocked(std::uint64_t start, std::uint64_t end) REQUIRES(mu_);
 
-  mutable std::mutex mu_;
-  std::map<std::uint64_t, Vma> by_start_;
+  mutable Mutex mu_;  // a leaf lock
+  std::map<std::uint64_t, Vma> by_start_ GUARDED_BY(mu_);
 };
 
 }  // namespace remora

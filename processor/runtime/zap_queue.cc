@@ -35,7 +35,7 @@ void ZapQueue::OnTimer() {
 Status ZapQueue::Zap(std::uint64_t uva) {
   bool full, first;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (closed_) return {Code::kDisconnected, "agent gone"};
     pending_[uva] = ++next_seq_;
     pending_count_.store(pending_.size(), std::memory_order_release);
@@ -56,11 +56,11 @@ Status ZapQueue::Zap(std::uint64_t uva) {
 }
 
 Status ZapQueue::Flush() {
-  std::lock_guard send_lk(send_mu_);
+  MutexLock send_lk(send_mu_);
   for (;;) {
     rt::ZapMessage m;
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       if (closed_) return {Code::kDisconnected, "agent gone"};
       if (queue_.empty()) return Status::Ok();
       const std::size_t n = std::min<std::size_t>(queue_.size(), rt::kZapBatchMax);
@@ -99,7 +99,7 @@ bool ZapQueue::DrainAcks() {
 }
 
 void ZapQueue::OnAck(std::uint64_t seq) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   if (seq <= acked_) return;
   acked_ = seq;
   for (auto it = pending_.begin(); it != pending_.end();) {
@@ -149,7 +149,7 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
                            std::chrono::milliseconds timeout) {
   if (pending_count_.load(std::memory_order_acquire) == 0) return Status::Ok();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::unique_lock lk(mu_);
+  MutexLock lk(mu_);
   bool queued;
   while (PendingInLocked(start, end, &queued)) {
     if (closed_) return {Code::kDisconnected, "agent gone with zaps pending"};
@@ -165,7 +165,7 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
     if (watching_) {
       // Another waiter watches the socket; every acknowledgement, whoever
       // reads it, wakes us through acked_cv_.
-      acked_cv_.wait_until(lk, std::min(deadline, now + std::chrono::milliseconds(2)));
+      acked_cv_.wait_until(mu_, std::min(deadline, now + std::chrono::milliseconds(2)));
       continue;
     }
     // Watch the socket ourselves rather than rely on another thread: the
@@ -190,7 +190,7 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
 }
 
 void ZapQueue::Close() {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   closed_ = true;
   pending_.clear();
   pending_count_.store(0, std::memory_order_release);
@@ -201,12 +201,12 @@ void ZapQueue::Close() {
 }
 
 std::size_t ZapQueue::pending() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return pending_.size();
 }
 
 std::vector<std::uint64_t> ZapQueue::PendingPages() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   std::vector<std::uint64_t> out;
   out.reserve(pending_.size());
   for (const auto& [uva, seq] : pending_) out.push_back(uva);

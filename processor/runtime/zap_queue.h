@@ -26,13 +26,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <atomic>
 #include <cstdint>
 #include <vector>
-#include <mutex>
 #include <unordered_map>
 
+#include "common/mutex.h"
 #include "remora/status.h"
 
 namespace remora {
@@ -49,56 +48,59 @@ class ZapQueue {
 
   // Queues a zap of the page at uva (sending the batch if it is full).
   // kDisconnected if the agent is gone (the program is exiting).
-  Status Zap(std::uint64_t uva);
+  Status Zap(std::uint64_t uva) EXCLUDES(mu_);
   // Sends what is queued.
-  Status Flush();
+  Status Flush() EXCLUDES(send_mu_, mu_);
   // Readable when queued zaps have waited kFlushDelay; then call OnTimer.
   int timer_fd() const { return timer_fd_; }
-  void OnTimer();
+  void OnTimer() EXCLUDES(send_mu_, mu_);
   bool has_queued() const { return queued_count_.load(std::memory_order_relaxed) != 0; }
   // The agent dropped every page up to seq.
-  void OnAck(std::uint64_t seq);
+  void OnAck(std::uint64_t seq) EXCLUDES(mu_);
   // Reads every acknowledgement waiting on the agent connection (without
   // blocking). False if the agent is gone. Any thread may call it: waiters
   // do, so that a wait never depends on another thread reading acks (the
   // control thread itself waits for zaps when a program unmaps memory).
-  bool DrainAcks();
+  bool DrainAcks() EXCLUDES(mu_);
   // Waits until no zap of a page in [start, end) is pending. kTimeout or
   // kDisconnected if the agent does not answer.
-  Status WaitClear(std::uint64_t start, std::uint64_t end, std::chrono::milliseconds timeout);
+  Status WaitClear(std::uint64_t start, std::uint64_t end, std::chrono::milliseconds timeout)
+      EXCLUDES(send_mu_, mu_);
   // The agent is gone: pending zaps will never be acknowledged.
-  void Close();
+  void Close() EXCLUDES(mu_);
 
-  std::size_t pending() const;
+  std::size_t pending() const EXCLUDES(mu_);
   // The pages with a zap queued or not yet acknowledged.
-  std::vector<std::uint64_t> PendingPages() const;
+  std::vector<std::uint64_t> PendingPages() const EXCLUDES(mu_);
 
  private:
-  bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const;
+  bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const REQUIRES(mu_);
   // Signals ack_event_ if a WaitClear is watching the socket (mu_ held).
-  void WakeWatcherLocked();
+  void WakeWatcherLocked() REQUIRES(mu_);
 
   const int fd_;
   // Signalled by OnAck while a waiter watches the socket (watching_).
   const int ack_event_;
   const int timer_fd_;  // armed when a batch starts (kFlushDelay)
-  std::mutex send_mu_;
-  mutable std::mutex mu_;
-  std::condition_variable acked_cv_;
-  std::uint64_t next_seq_ = 0;
-  std::uint64_t acked_ = 0;
-  std::uint64_t sent_ = 0;  // highest sequence number handed to the socket
-  std::vector<std::uint64_t> queue_;  // not yet sent, in sequence order
+  // Held across a send (blocking I/O); guards no field, only the order of
+  // sends.
+  Mutex send_mu_ ACQUIRED_BEFORE(mu_);
+  mutable Mutex mu_;
+  CondVar acked_cv_;
+  std::uint64_t next_seq_ GUARDED_BY(mu_) = 0;
+  std::uint64_t acked_ GUARDED_BY(mu_) = 0;
+  std::uint64_t sent_ GUARDED_BY(mu_) = 0;  // highest sequence number handed to the socket
+  std::vector<std::uint64_t> queue_ GUARDED_BY(mu_);  // not yet sent, in sequence order
   std::atomic<std::size_t> queued_count_{0};
   // pending_.size(), for WaitClear's lock-free fast path. Stored under mu_
   // (release); a zap queued before a line was freed is visible to whoever
   // allocates that line next (the set lock orders the two).
   std::atomic<std::size_t> pending_count_{0};
-  bool closed_ = false;
+  bool closed_ GUARDED_BY(mu_) = false;
   // One WaitClear at a time polls the agent socket; the others wait on
-  // acked_cv_. Guarded by mu_.
-  bool watching_ = false;
-  std::unordered_map<std::uint64_t, std::uint64_t> pending_;  // uva -> latest seq
+  // acked_cv_.
+  bool watching_ GUARDED_BY(mu_) = false;
+  std::unordered_map<std::uint64_t, std::uint64_t> pending_ GUARDED_BY(mu_);  // uva -> latest seq
 };
 
 }  // namespace remora
