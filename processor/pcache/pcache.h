@@ -217,7 +217,7 @@ class Pcache {
 
   const PcacheGeometry& geometry() const { return geometry_; }
 
-  // ---- fill (pcache_fill.cc) ----
+  // ---- fill (fill.cc) ----
   // Finds the line of `key` or allocates one for it, evicting the set's LRU
   // line if no line is free. Waits while the page is being filled or evicted
   // by another thread. kBusy after busy_evict_attempts eviction attempts found
@@ -247,7 +247,7 @@ class Pcache {
   // reported kShared (for callers that only take plain lines).
   WriteOutcome OnWrite(LineId line, const PageKey& key, bool allow_reuse = true);
 
-  // ---- rmaps (pcache_rmap.cc) ----
+  // ---- rmaps (line_rmap.cc) ----
   // Maps the line of `existing` also at `added` (fork). `added` must fall in
   // the same set. *found = false if `existing` is not resident.
   Status AddRmap(const PageKey& existing, const Rmap& added, bool* found);
@@ -268,7 +268,7 @@ class Pcache {
   // not call into the pcache.
   void WalkRmaps(LineId line, const std::function<void(const Rmap&)>& fn);
 
-  // ---- holding a line across I/O (pcache_hold.cc) ----
+  // ---- holding a line across I/O (hold.cc) ----
   // Pin: the line cannot be evicted or freed until Unpin. False if `key` is
   // not resident.
   bool Pin(const PageKey& key, LineId* line);
@@ -277,7 +277,7 @@ class Pcache {
   void Lock(LineId line);
   void Unlock(LineId line);
 
-  // ---- eviction (pcache_evict.cc) ----
+  // ---- eviction (evict.cc) ----
   // Evicts one line of `set` (background reclaim ahead of need). *error gets
   // the reason of a kFailed outcome.
   EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr) EXCLUDES(sets_[set].mu);
@@ -289,7 +289,7 @@ class Pcache {
   // the analysis does not follow.)
   std::unique_lock<SharedMutex> PauseEvictions() EXCLUDES(evict_gate_);
 
-  // ---- accounting and checks (pcache_check.cc for CheckInvariants) ----
+  // ---- accounting and checks (check.cc for CheckInvariants) ----
   std::uint64_t lines_used() const;
   LineInfo Inspect(LineId line);
   // Checks every set's lists and every line's fields against each other.
@@ -319,7 +319,7 @@ class Pcache {
   Status CheckSetLocked(std::uint32_t set) REQUIRES(sets_[set].mu);
 
   template <typename Fn>
-  void ForEachLineOfSpace(Asid asid, Fn&& fn);  // pcache_rmap.cc
+  void ForEachLineOfSpace(Asid asid, Fn&& fn);  // line_rmap.cc
 
   PcacheLine* PickVictimLocked(PcacheSet& s) REQUIRES(s.mu);
   // Runs with no set lock held (not expressible as EXCLUDES: any set).

@@ -12,7 +12,7 @@
 // Every access also goes through an exact LRU of the same geometry
 // (LruReference), so the result reports both miss ratios; with
 // SimOptions::belady, also the optimum (BeladyMin). Page contents are
-// versioned patterns (pcache_sim_store.h) checked at every fill: data_errors
+// versioned patterns (sim_store.h) checked at every fill: data_errors
 // counts pages that came back wrong.
 #pragma once
 
@@ -84,7 +84,7 @@ class PcacheSim {
   Status Miss(const PageKey& key);
   Status HookCopyOut(LineId line, void* dst);
 
-  // What a line holds: the simulator's page data (see pcache_sim_store.h).
+  // What a line holds: the simulator's page data (see sim_store.h).
   struct Frame {
     PageKey key;
     std::uint64_t version = 0;
