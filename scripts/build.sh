@@ -4,6 +4,12 @@
 # The compiler's output goes to build/build.log; warnings and errors are shown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache, when present, makes rebuilds and the second (clang) build tree quick;
+# CMake takes the launcher from these variables at configure time.
+if command -v ccache >/dev/null; then
+  export CMAKE_C_COMPILER_LAUNCHER=${CMAKE_C_COMPILER_LAUNCHER:-ccache}
+  export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}
+fi
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 mkdir -p "$BUILD_DIR"

@@ -8,6 +8,12 @@
 # The compiler's output goes to the build directory's build.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache, when present, makes rebuilds and the second (clang) build tree quick;
+# CMake takes the launcher from these variables at configure time.
+if command -v ccache >/dev/null; then
+  export CMAKE_C_COMPILER_LAUNCHER=${CMAKE_C_COMPILER_LAUNCHER:-ccache}
+  export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}
+fi
 BUILD_DIR=${TSA_BUILD_DIR:-build-tsa}
 JOBS=${JOBS:-$(nproc)}
 CXX_CLANG=${CLANGXX:-clang++}

@@ -5,7 +5,9 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
+  ccache                  # rebuilds after a change or in a second build tree are quick
   clang                   # scripts/check-thread-safety.sh (-Wthread-safety)
+  clang-format            # scripts/check-format.sh (.clang-format)
   libboost-dev            # Boost.Intrusive (header-only)
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
