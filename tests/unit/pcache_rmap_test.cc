@@ -19,45 +19,27 @@ constexpr Asid kParent = 10, kChild = 11;
 TEST(PcacheRmap, ForkSharesTheLine) {
   PcacheRig rig;
   LineId line = rig.Load(Page(5, kParent), 0x42);
-  bool found = false;
-  ASSERT_TRUE(rig.pcache->AddRmap(Page(5, kParent), Page(5, kChild), &found).ok());
-  EXPECT_TRUE(found);
+  EXPECT_EQ(rig.pcache->ShareSpace(kParent, kChild), 1u);
   EXPECT_EQ(rig.pcache->Lookup(Page(5, kChild)), line);
   EXPECT_EQ(rig.pcache->Lookup(Page(5, kParent)), line);
   LineInfo info = rig.pcache->Inspect(line);
   EXPECT_EQ(info.mapcount, 2u);
   EXPECT_EQ(info.refcount, 1u);
+  EXPECT_TRUE(info.flags & kLineForked);
   std::vector<Rmap> walked;
   rig.pcache->WalkRmaps(line, [&](const Rmap& r) { walked.push_back(r); });
   EXPECT_EQ(walked, (std::vector<Rmap>{Page(5, kParent), Page(5, kChild)}));
-  // Adding it again is harmless; a page not resident is reported.
-  ASSERT_TRUE(rig.pcache->AddRmap(Page(5, kParent), Page(5, kChild), &found).ok());
+  // Sharing again is harmless; a page that is not resident is not shared.
+  EXPECT_EQ(rig.pcache->ShareSpace(kParent, kChild), 1u);
   EXPECT_EQ(rig.pcache->Inspect(line).mapcount, 2u);
-  ASSERT_TRUE(rig.pcache->AddRmap(Page(6, kParent), Page(6, kChild), &found).ok());
-  EXPECT_FALSE(found);
+  EXPECT_FALSE(rig.pcache->Lookup(Page(6, kChild)));
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
-}
-
-TEST(PcacheRmap, MappingMustStayInTheLinesSet) {
-  PcacheRig rig(RigConfig{.capacity = 8 * kPageSize, .ways = 4});  // 2 sets
-  rig.Load(Page(2, kParent));
-  bool found;
-  Status st = rig.pcache->AddRmap(Page(2, kParent), Page(3, kChild), &found);
-  EXPECT_EQ(st.code(), Code::kInvalidArgument);
-  // Same set, other address: allowed (a moved mapping).
-  EXPECT_TRUE(rig.pcache->AddRmap(Page(2, kParent), Page(4, kChild), &found).ok());
-  EXPECT_TRUE(found);
-  // A page already held by another line cannot be mapped a second time.
-  rig.Load(Page(6, kChild));
-  st = rig.pcache->AddRmap(Page(2, kParent), Page(6, kChild), &found);
-  EXPECT_EQ(st.code(), Code::kInvalidArgument);
 }
 
 TEST(PcacheRmap, EvictingASharedLineUnmapsEveryMappingAndWritesOnce) {
   PcacheRig rig;
   rig.Load(Page(5, kParent), 0x42);
-  bool found;
-  ASSERT_TRUE(rig.pcache->AddRmap(Page(5, kParent), Page(5, kChild), &found).ok());
+  ASSERT_EQ(rig.pcache->ShareSpace(kParent, kChild), 1u);
   EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);
   auto unmapped = rig.Wrprotected();
   ASSERT_EQ(unmapped.size(), 2u);
@@ -85,8 +67,7 @@ TEST(PcacheRmap, EvictingASharedLineUnmapsEveryMappingAndWritesOnce) {
 TEST(PcacheRmap, CopyOnWriteGivesTheWriterItsOwnLineInTheSameSet) {
   PcacheRig rig(RigConfig{.capacity = 16 * kPageSize, .ways = 4});  // 4 sets
   LineId shared = rig.Load(Page(9, kParent), 0x11);
-  bool found;
-  ASSERT_TRUE(rig.pcache->AddRmap(Page(9, kParent), Page(9, kChild), &found).ok());
+  ASSERT_EQ(rig.pcache->ShareSpace(kParent, kChild), 1u);
 
   // The child writes: keep the shared line while copying out of it.
   LineId pinned;
@@ -115,8 +96,7 @@ TEST(PcacheRmap, CopyOnWriteGivesTheWriterItsOwnLineInTheSameSet) {
 TEST(PcacheRmap, LastUnmapFreesUnlessPinned) {
   PcacheRig rig;
   LineId line = rig.Load(Page(1, kParent));
-  bool found;
-  ASSERT_TRUE(rig.pcache->AddRmap(Page(1, kParent), Page(1, kChild), &found).ok());
+  ASSERT_EQ(rig.pcache->ShareSpace(kParent, kChild), 1u);
   EXPECT_EQ(rig.pcache->RemoveRmap(Page(1, kParent)), RemoveResult::kRemoved);
   LineId pinned;
   ASSERT_TRUE(rig.pcache->Pin(Page(1, kChild), &pinned));
@@ -145,9 +125,12 @@ TEST(PcacheRmap, LockIsHeldAcrossIoByPinHolders) {
 TEST(PcacheRmap, RemoveSpaceLeavesNoLineBehind) {
   PcacheRig rig(RigConfig{.capacity = 32 * kPageSize, .ways = 4});  // 8 sets
   for (int p = 0; p < 12; ++p) rig.Load(Page(p, kParent), p % 2 ? p : -1);
-  bool found;
-  for (int p = 0; p < 12; p += 3)
-    ASSERT_TRUE(rig.pcache->AddRmap(Page(p, kParent), Page(p, kChild), &found).ok());
+  // The child of a fork keeps every third page and unmaps the others.
+  ASSERT_EQ(rig.pcache->ShareSpace(kParent, kChild), 12u);
+  for (int p = 0; p < 12; ++p) {
+    if (p % 3 == 0) continue;
+    ASSERT_EQ(rig.pcache->RemoveRmap(Page(p, kChild)), RemoveResult::kRemoved);
+  }
   for (int p = 20; p < 24; ++p) rig.Load(Page(p, kChild));
   EXPECT_EQ(rig.pcache->lines_used(), 16u);
 
