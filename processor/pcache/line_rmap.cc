@@ -7,29 +7,6 @@
 
 namespace remora {
 
-Status Pcache::AddRmap(const PageKey& existing, const Rmap& added, bool* found) {
-  *found = false;
-  if (!PageAligned(added.uva) || !PageAligned(existing.uva)) {
-    return {Code::kInvalidArgument, "rmap addresses must be page aligned"};
-  }
-  const std::uint32_t set = geometry_.SetIndex(existing.uva);
-  // Lookups scan only the set of a page's uva, so every mapping of a line
-  // must index the line's own set.
-  if (geometry_.SetIndex(added.uva) != set) {
-    return {Code::kInvalidArgument, "a line can only be mapped at addresses of its own set"};
-  }
-  MutexLock lk(sets_[set].mu);
-  PcacheLine* l = FindSettledLocked(set, existing);
-  if (l == nullptr) return Status::Ok();
-  *found = true;
-  if (PcacheLine* other = FindLocked(set, added)) {
-    if (other == l) return Status::Ok();  // already shared
-    return {Code::kInvalidArgument, "page is already mapped by another pcache line"};
-  }
-  l->rmaps.Add(added);
-  return Status::Ok();
-}
-
 RemoveResult Pcache::RemoveRmap(const PageKey& key) {
   const std::uint32_t set = geometry_.SetIndex(key.uva);
   MutexLock lk(sets_[set].mu);

@@ -248,9 +248,6 @@ class Pcache {
   WriteOutcome OnWrite(LineId line, const PageKey& key, bool allow_reuse = true);
 
   // ---- rmaps (line_rmap.cc) ----
-  // Maps the line of `existing` also at `added` (fork). `added` must fall in
-  // the same set. *found = false if `existing` is not resident.
-  Status AddRmap(const PageKey& existing, const Rmap& added, bool* found);
   // Unmaps `key`; the line is freed when its last mapping goes and nobody
   // holds it. No write-back: the caller is dropping the page.
   RemoveResult RemoveRmap(const PageKey& key);
