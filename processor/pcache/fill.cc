@@ -8,20 +8,21 @@
 
 namespace remora {
 
-Status Pcache::Fill(const PageKey& key, FillResult* out) {
+Status Pcache::Fill(const PageKey& key, FillResult* out, FillIntent intent) {
   assert(PageAligned(key.uva));
   const std::uint32_t set = geometry_.SetIndex(key.uva);
   // The set is named sets_[set] throughout, the name FindLocked requires.
   int busy_attempts = 0;
-  bool counted_wait = false;
+  // Once per fault; a speculative fill has no fault to count.
+  bool count_wait = intent == FillIntent::kFault;
   MutexLock lk(sets_[set].mu);
   for (;;) {
     if (PcacheLine* l = FindLocked(set, key)) {
       if (l->Test(kLineReclaim)) {
         // The page is on its way out (unmapped, data going to the victim
         // cache). Wait for that to finish, then fill it back from there.
-        if (!counted_wait) counters_.fault_concurrent_eviction->Inc();
-        counted_wait = true;
+        if (count_wait) counters_.fault_concurrent_eviction->Inc();
+        count_wait = false;
         sets_[set].cv.wait(sets_[set].mu);
         continue;
       }

@@ -172,6 +172,13 @@ struct PcacheOptions {
 //                 written back)
 enum class FillSource { kMemoryNode, kVictimCache, kZeroFill, kCowBreak, kFile };
 
+// Why a line is filled, for the statistics only.
+//   kFault      a fault on the page (the default)
+//   kReadahead  speculative: the page did not fault, read-ahead expects it
+//               to. A wait for the page's eviction is not counted in
+//               nr_pgfault_due_to_concurrent_eviction, which counts faults.
+enum class FillIntent { kFault, kReadahead };
+
 struct FillResult {
   LineId line = 0;
   // True: the line was allocated for the caller, holds the line lock and is
@@ -221,8 +228,9 @@ class Pcache {
   // Finds the line of `key` or allocates one for it, evicting the set's LRU
   // line if no line is free. Waits while the page is being filled or evicted
   // by another thread. kBusy after busy_evict_attempts eviction attempts found
-  // every line busy; an eviction failure's error otherwise.
-  Status Fill(const PageKey& key, FillResult* out);
+  // every line busy; an eviction failure's error otherwise. `intent` only
+  // decides what is counted (see FillIntent).
+  Status Fill(const PageKey& key, FillResult* out, FillIntent intent = FillIntent::kFault);
   // Ends a fill: counts the source, drops the line lock. `dirty` marks data
   // the memory node does not have yet (a victim hit that was not flushed);
   // it must be set here, before the line can be evicted.

@@ -7,9 +7,10 @@
 
 namespace remora {
 
-// nr_pgfault_due_to_concurrent_eviction is the pcache's (a fill that finds
-// its page's line under reclaim waits for it): the runtime binds this entry
-// for the write-protect faults whose line went meanwhile.
+// nr_pgfault_due_to_concurrent_eviction is the pcache's (a fault's fill that
+// finds its page's line under reclaim waits for it; a read-ahead fill is not
+// counted): the runtime binds this entry for the write-protect faults whose
+// line went meanwhile.
 #define REMORA_PCACHE_METRICS(X)                                                                \
   X(fill_from_memory, Counter, "nr_pcache_fill_from_memory", "lines",                           \
     "lines filled with data read from a memory node")                                           \

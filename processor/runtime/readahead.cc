@@ -38,7 +38,7 @@ void Readahead(const Fault& vmf) {
       const PageKey key{s.asid(), next + n * kPageSize};
       if (pcache->Lookup(key)) break;
       FillResult fr;
-      if (!pcache->Fill(key, &fr).ok()) {
+      if (!pcache->Fill(key, &fr, FillIntent::kReadahead).ok()) {
         failed = true;
         break;
       }

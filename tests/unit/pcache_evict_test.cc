@@ -230,6 +230,48 @@ TEST(PcacheEvict, FaultWaitsForConcurrentEvictionOfSamePage) {
   EXPECT_EQ(rig.Count("nr_pcache_fill_from_victim"), 1);
 }
 
+// nr_pgfault_due_to_concurrent_eviction counts faults: a read-ahead fill
+// waits out the eviction of its page like a fault's but is not counted.
+TEST(PcacheEvict, OnlyAFaultWaitingForAnEvictionIsCounted) {
+  PcacheRig rig;
+  rig.Load(Page(0), 0xcd);
+  std::promise<void> in_wrprotect, release;
+  std::shared_future<void> release_f = release.get_future().share();
+  rig.wrprotect_hook = [&](LineId, const Rmap&) {
+    in_wrprotect.set_value();
+    release_f.wait();
+    return Status::Ok();
+  };
+  std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
+  in_wrprotect.get_future().wait();
+
+  std::atomic<bool> readahead_started{false};
+  auto readahead = std::async(std::launch::async, [&] {
+    readahead_started = true;
+    return rig.Load(Page(0), -1, FillIntent::kReadahead);
+  });
+  while (!readahead_started) std::this_thread::yield();
+  EXPECT_EQ(readahead.wait_for(50ms), std::future_status::timeout);  // waits for the eviction
+  EXPECT_EQ(rig.Count("nr_pgfault_due_to_concurrent_eviction"), 0);
+
+  auto fault = std::async(std::launch::async, [&] { return rig.Load(Page(0)); });
+  for (int i = 0; i < 5000 && rig.Count("nr_pgfault_due_to_concurrent_eviction") == 0; ++i)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(rig.Count("nr_pgfault_due_to_concurrent_eviction"), 1);
+  EXPECT_EQ(readahead.wait_for(0ms), std::future_status::timeout);  // still waiting
+  release.set_value();
+  evictor.join();
+
+  // One of them filled the page back from the victim cache, the other found
+  // it filled.
+  LineId line = readahead.get();
+  EXPECT_EQ(fault.get(), line);
+  EXPECT_TRUE(AllBytes(rig.frames[line].data(), std::byte{0xcd}));
+  EXPECT_EQ(rig.Count("nr_pcache_fill_from_victim"), 1);
+  EXPECT_EQ(rig.Count("nr_pgfault_due_to_concurrent_eviction"), 1);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+}
+
 TEST(PcacheEvict, ConcurrentFillsOfOnePageShareTheLine) {
   PcacheRig rig;
   FillResult first;

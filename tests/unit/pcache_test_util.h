@@ -68,9 +68,10 @@ class PcacheRig {
 
   // A full miss as the runtime does it: fill, take the data from the victim
   // cache or the sink or zeros, then (optionally) write `byte` all over it.
-  LineId Load(const PageKey& key, int byte = -1) {
+  // With FillIntent::kReadahead it is a read-ahead of the page instead.
+  LineId Load(const PageKey& key, int byte = -1, FillIntent intent = FillIntent::kFault) {
     FillResult r;
-    Status st = pcache->Fill(key, &r);
+    Status st = pcache->Fill(key, &r, intent);
     if (!st.ok()) throw std::runtime_error(st.ToString());
     if (r.allocated) {
       bool dirty = false;
