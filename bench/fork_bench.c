@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
   if (json) printf("{\"reps\": %u, \"cases\": {", reps);
   for (unsigned s = 0; s < nsizes; s++) {
     unsigned long n = sizes[s];
-    volatile char* mem = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    volatile char* mem =
+        mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
       fprintf(stderr, "fork_bench: mmap of %lu pages: %s\n", n, strerror(errno));
       return 1;
@@ -124,8 +125,10 @@ int main(int argc, char** argv) {
     uint64_t ignored_f, ignored_c;
     for (unsigned r = 0; r <= reps; r++) {
       for (unsigned long p = 0; p < n; p++) mem[p * PAGE] = (char)(r + p);
-      if (r == 0) one_fork(fds, &ignored_f, &ignored_c);  /* warm-up */
-      else one_fork(fds, &fork_ns[r - 1], &child_ns[r - 1]);
+      if (r == 0)
+        one_fork(fds, &ignored_f, &ignored_c); /* warm-up */
+      else
+        one_fork(fds, &fork_ns[r - 1], &child_ns[r - 1]);
     }
     uint64_t fmin = fork_ns[0], cmin = child_ns[0];
     for (unsigned r = 1; r < reps; r++) {
@@ -134,13 +137,16 @@ int main(int argc, char** argv) {
     }
     uint64_t fmed = median(fork_ns, reps), cmed = median(child_ns, reps);
     if (json) {
-      printf("%s\"%lu\": {\"fork_p50_ns\": %llu, \"fork_min_ns\": %llu, \"child_p50_ns\": %llu, "
-             "\"child_min_ns\": %llu}",
-             s ? ", " : "", n, (unsigned long long)fmed, (unsigned long long)fmin, (unsigned long long)cmed,
-             (unsigned long long)cmin);
+      printf(
+          "%s\"%lu\": {\"fork_p50_ns\": %llu, \"fork_min_ns\": %llu, \"child_p50_ns\": %llu, "
+          "\"child_min_ns\": %llu}",
+          s ? ", " : "", n, (unsigned long long)fmed, (unsigned long long)fmin,
+          (unsigned long long)cmed, (unsigned long long)cmin);
     } else {
-      printf("%7lu pages (%5lu MiB): fork p50 %8.1f us (min %8.1f), child running p50 %8.1f us (min %8.1f)\n",
-             n, n * PAGE >> 20, fmed / 1e3, fmin / 1e3, cmed / 1e3, cmin / 1e3);
+      printf(
+          "%7lu pages (%5lu MiB): fork p50 %8.1f us (min %8.1f), child running p50 %8.1f us (min "
+          "%8.1f)\n",
+          n, n * PAGE >> 20, fmed / 1e3, fmin / 1e3, cmed / 1e3, cmin / 1e3);
     }
     fflush(stdout);
     munmap((void*)mem, n * PAGE);

@@ -47,7 +47,8 @@ struct phase {
 };
 
 static uint64_t* local_buffer(size_t n) {
-  uint64_t* p = mmap(NULL, n * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  uint64_t* p =
+      mmap(NULL, n * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     perror("miss_bench: mmap");
     exit(1);
@@ -126,7 +127,8 @@ int main(int argc, char** argv) {
   ph[2].v = local_buffer(big / 2);
   ph[3].v = local_buffer(big / 2);
 
-  char* fresh = mmap(NULL, zero_n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char* fresh =
+      mmap(NULL, zero_n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   char* region = mmap(NULL, big * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (fresh == MAP_FAILED || region == MAP_FAILED) {
     perror("miss_bench: mmap");
@@ -139,20 +141,26 @@ int main(int argc, char** argv) {
   read_pages(&ph[2], region, 0, big / 2);
   read_pages(&ph[3], region, big / 2, big / 2);
 
-  if (json) printf("{\"pcache_pages\": %zu, \"phases\": {", lines);
-  else printf("%-20s %8s %10s %10s %10s %10s  (ns per touch)\n", "phase", "count", "p50", "p90", "p99", "mean");
+  if (json)
+    printf("{\"pcache_pages\": %zu, \"phases\": {", lines);
+  else
+    printf("%-20s %8s %10s %10s %10s %10s  (ns per touch)\n", "phase", "count", "p50", "p90", "p99",
+           "mean");
   for (int i = 0; i < 4; i++) {
     double sum = 0;
     for (size_t k = 0; k < ph[i].n; k++) sum += (double)ph[i].v[k];
     qsort(ph[i].v, ph[i].n, sizeof(uint64_t), cmp_u64);
-    uint64_t p50 = ph[i].v[ph[i].n / 2], p90 = ph[i].v[ph[i].n * 9 / 10], p99 = ph[i].v[ph[i].n * 99 / 100];
+    uint64_t p50 = ph[i].v[ph[i].n / 2], p90 = ph[i].v[ph[i].n * 9 / 10],
+             p99 = ph[i].v[ph[i].n * 99 / 100];
     if (json)
-      printf("%s\"%s\": {\"count\": %zu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"mean\": %.1f}",
-             i ? ", " : "", ph[i].name, ph[i].n, (unsigned long long)p50, (unsigned long long)p90,
-             (unsigned long long)p99, sum / (double)ph[i].n);
+      printf(
+          "%s\"%s\": {\"count\": %zu, \"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"mean\": %.1f}",
+          i ? ", " : "", ph[i].name, ph[i].n, (unsigned long long)p50, (unsigned long long)p90,
+          (unsigned long long)p99, sum / (double)ph[i].n);
     else
-      printf("%-20s %8zu %10llu %10llu %10llu %10.0f\n", ph[i].name, ph[i].n, (unsigned long long)p50,
-             (unsigned long long)p90, (unsigned long long)p99, sum / (double)ph[i].n);
+      printf("%-20s %8zu %10llu %10llu %10llu %10.0f\n", ph[i].name, ph[i].n,
+             (unsigned long long)p50, (unsigned long long)p90, (unsigned long long)p99,
+             sum / (double)ph[i].n);
   }
   if (json) printf("}}\n");
   munmap(region, big * PAGE);

@@ -46,8 +46,10 @@ double NsPer(std::uint64_t n, F&& f) {
 int Main(int argc, char** argv) {
   std::uint64_t pages = 65536;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--pages" && i + 1 < argc) pages = std::strtoull(argv[++i], 0, 10);
-    else Die("usage: page_store_bench [--pages N]");
+    if (std::string(argv[i]) == "--pages" && i + 1 < argc)
+      pages = std::strtoull(argv[++i], 0, 10);
+    else
+      Die("usage: page_store_bench [--pages N]");
   }
   StatsRegistry stats;
   Status st;
@@ -118,11 +120,12 @@ int Main(int argc, char** argv) {
     Check(store->WritePage(a, order[writes++ % hot], page.data()));
   stop = true;
   rd.join();
-  std::printf("  under a writer at %.0f writes/s: %llu one-sided reads, %.2f%% retried, "
-              "%.3f%% fell back\n",
-              static_cast<double>(writes) / 0.5, static_cast<unsigned long long>(reads.load()),
-              100.0 * static_cast<double>(retries.load()) / static_cast<double>(reads.load()),
-              100.0 * static_cast<double>(busy.load()) / static_cast<double>(reads.load()));
+  std::printf(
+      "  under a writer at %.0f writes/s: %llu one-sided reads, %.2f%% retried, "
+      "%.3f%% fell back\n",
+      static_cast<double>(writes) / 0.5, static_cast<unsigned long long>(reads.load()),
+      100.0 * static_cast<double>(retries.load()) / static_cast<double>(reads.load()),
+      100.0 * static_cast<double>(busy.load()) / static_cast<double>(reads.load()));
   StatsSnapshot s = stats.Snapshot();
   std::printf("  punched %lld pages, %lld index rebuilds\n",
               static_cast<long long>(s.Counter("memnode_pages_punched")),

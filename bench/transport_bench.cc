@@ -27,9 +27,9 @@
 // Targets: TCP page read <= 1.3x the echo; shm page read (one-sided memcpy
 // from the shared region) < 0.1x the echo.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <dirent.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -59,11 +59,11 @@ namespace {
 struct Config {
   bool json = false;
   std::string pin = "none";
-  int iters = 20000;     // latency samples per measurement
-  double seconds = 1.0;  // per throughput measurement
-  int threads = 4;       // the "several threads" case
-  int batch = 32;        // pages per batched read
-  int rounds = 10;       // interleaved slices per case
+  int iters = 20000;           // latency samples per measurement
+  double seconds = 1.0;        // per throughput measurement
+  int threads = 4;             // the "several threads" case
+  int batch = 32;              // pages per batched read
+  int rounds = 10;             // interleaved slices per case
   std::uint64_t pages = 2048;  // working set, read and written at random
 };
 
@@ -78,7 +78,8 @@ void PinThread(pid_t tid, int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
-  if (sched_setaffinity(tid, sizeof set, &set) != 0) Die("cannot pin to CPU " + std::to_string(cpu));
+  if (sched_setaffinity(tid, sizeof set, &set) != 0)
+    Die("cannot pin to CPU " + std::to_string(cpu));
 }
 
 // Every thread of `pid`; threads it creates later inherit the mask.
@@ -174,8 +175,7 @@ class EchoServer {
 
 class EchoClient {
  public:
-  EchoClient(std::uint16_t port, std::uint32_t req, std::uint32_t rep)
-      : req_(req, 'r'), rep_(rep) {
+  EchoClient(std::uint16_t port, std::uint32_t req, std::uint32_t rep) : req_(req, 'r'), rep_(rep) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -213,7 +213,7 @@ struct Result {
   int batch = 1;
   double median_ns = 0, p99_ns = 0;
   double pages_per_s = 0;
-  double ratio = 0;      // latency: median / baseline median; throughput: rate / baseline rate
+  double ratio = 0;  // latency: median / baseline median; throughput: rate / baseline rate
 };
 
 // One operation of a measurement; `rng` is the calling thread's.
@@ -333,11 +333,11 @@ std::string Us(double ns) {
 }
 
 void PrintTable(const std::vector<Result>& rs, const Config& cfg, const std::string& load) {
-  std::printf("Transport benchmark: %d latency samples and %.1f s of throughput per case, "
-              "in %d interleaved rounds; %u CPUs, pin %s, load average %s (start) %s (end)\n\n",
-              cfg.iters, cfg.seconds, cfg.rounds, std::thread::hardware_concurrency(),
-              cfg.pin.c_str(),
-              load.c_str(), LoadAverage().c_str());
+  std::printf(
+      "Transport benchmark: %d latency samples and %.1f s of throughput per case, "
+      "in %d interleaved rounds; %u CPUs, pin %s, load average %s (start) %s (end)\n\n",
+      cfg.iters, cfg.seconds, cfg.rounds, std::thread::hardware_concurrency(), cfg.pin.c_str(),
+      load.c_str(), LoadAverage().c_str());
   std::printf("%-40s %10s %10s %12s  %s\n", "round trip (1 thread)", "median us", "p99 us",
               "x baseline", "baseline");
   for (const auto& r : rs)
@@ -356,20 +356,22 @@ void PrintJson(const std::vector<Result>& rs, const Config& cfg, const std::stri
                const std::vector<std::pair<std::string, std::int64_t>>& counters) {
   utsname u{};
   uname(&u);
-  std::printf("{\n  \"config\": {\"iters\": %d, \"seconds\": %.2f, \"threads\": %d, \"batch\": %d, "
-              "\"rounds\": %d, \"pin\": \"%s\", \"pages\": %llu, \"cpus\": %u, \"kernel\": \"%s\", "
-              "\"loadavg_start\": %s, \"loadavg_end\": %s},\n",
-              cfg.iters, cfg.seconds, cfg.threads, cfg.batch, cfg.rounds, cfg.pin.c_str(),
-              static_cast<unsigned long long>(cfg.pages), std::thread::hardware_concurrency(),
-              u.release, load.c_str(), LoadAverage().c_str());
+  std::printf(
+      "{\n  \"config\": {\"iters\": %d, \"seconds\": %.2f, \"threads\": %d, \"batch\": %d, "
+      "\"rounds\": %d, \"pin\": \"%s\", \"pages\": %llu, \"cpus\": %u, \"kernel\": \"%s\", "
+      "\"loadavg_start\": %s, \"loadavg_end\": %s},\n",
+      cfg.iters, cfg.seconds, cfg.threads, cfg.batch, cfg.rounds, cfg.pin.c_str(),
+      static_cast<unsigned long long>(cfg.pages), std::thread::hardware_concurrency(), u.release,
+      load.c_str(), LoadAverage().c_str());
   std::printf("  \"results\": [\n");
   for (std::size_t i = 0; i < rs.size(); ++i) {
     const Result& r = rs[i];
-    std::printf("    {\"group\": \"%s\", \"name\": \"%s\", \"baseline\": \"%s\", \"threads\": %d, "
-                "\"batch\": %d, \"median_ns\": %.0f, \"p99_ns\": %.0f, \"pages_per_s\": %.0f, "
-                "\"ratio\": %.4f}%s\n",
-                r.group.c_str(), r.name.c_str(), r.baseline.c_str(), r.threads, r.batch,
-                r.median_ns, r.p99_ns, r.pages_per_s, r.ratio, i + 1 < rs.size() ? "," : "");
+    std::printf(
+        "    {\"group\": \"%s\", \"name\": \"%s\", \"baseline\": \"%s\", \"threads\": %d, "
+        "\"batch\": %d, \"median_ns\": %.0f, \"p99_ns\": %.0f, \"pages_per_s\": %.0f, "
+        "\"ratio\": %.4f}%s\n",
+        r.group.c_str(), r.name.c_str(), r.baseline.c_str(), r.threads, r.batch, r.median_ns,
+        r.p99_ns, r.pages_per_s, r.ratio, i + 1 < rs.size() ? "," : "");
   }
   std::printf("  ],\n  \"client_counters\": {");
   for (std::size_t i = 0; i < counters.size(); ++i)
@@ -386,19 +388,25 @@ Config ParseArgs(int argc, char** argv) {
       if (i + 1 >= argc) Die("missing value after " + a);
       return argv[++i];
     };
-    if (a == "--json") c.json = true;
-    else if (a == "--iters") c.iters = std::max(100, std::atoi(next()));
-    else if (a == "--seconds") c.seconds = std::max(0.1, std::atof(next()));
-    else if (a == "--threads") c.threads = std::max(1, std::atoi(next()));
-    else if (a == "--batch") c.batch = std::clamp(std::atoi(next()), 1, 256);
-    else if (a == "--rounds") c.rounds = std::max(1, std::atoi(next()));
+    if (a == "--json")
+      c.json = true;
+    else if (a == "--iters")
+      c.iters = std::max(100, std::atoi(next()));
+    else if (a == "--seconds")
+      c.seconds = std::max(0.1, std::atof(next()));
+    else if (a == "--threads")
+      c.threads = std::max(1, std::atoi(next()));
+    else if (a == "--batch")
+      c.batch = std::clamp(std::atoi(next()), 1, 256);
+    else if (a == "--rounds")
+      c.rounds = std::max(1, std::atoi(next()));
     else if (a == "--pin") {
       c.pin = next();
       if (c.pin != "none" && c.pin != "same" && c.pin != "cross") Die("--pin none|same|cross");
-    }
-    else if (a == "-h" || a == "--help") {
-      std::printf("usage: transport_bench [--json] [--iters N] [--seconds S] [--threads T] "
-                  "[--batch B] [--rounds R] [--pin none|same|cross]\n");
+    } else if (a == "-h" || a == "--help") {
+      std::printf(
+          "usage: transport_bench [--json] [--iters N] [--seconds S] [--threads T] "
+          "[--batch B] [--rounds R] [--pin none|same|cross]\n");
       std::exit(0);
     } else {
       Die("unknown argument " + a);
@@ -414,7 +422,7 @@ int Main(int argc, char** argv) {
   const int server_cpu = cfg.pin == "none" ? -1 : cfg.pin == "same" ? 0 : 1;
   if (server_cpu >= static_cast<int>(std::thread::hardware_concurrency()))
     Die("--pin cross needs two CPUs");
-  EchoServer echo(server_cpu);  // forked before any thread exists
+  EchoServer echo(server_cpu);                    // forked before any thread exists
   if (client_cpu >= 0) PinThread(0, client_cpu);  // inherited by every later thread
 
   Node node;
@@ -471,8 +479,8 @@ int Main(int argc, char** argv) {
   const std::uint32_t kBatchBytes = kPage * static_cast<std::uint32_t>(cfg.batch);
   const std::string echo_read = "echo tcp 4K->4K";
   const std::string echo_write = "echo tcp 4K->48B";
-  const std::string echo_batch = "echo tcp " + std::to_string(cfg.batch) + "x4K->" +
-                                 std::to_string(cfg.batch) + "x4K";
+  const std::string echo_batch =
+      "echo tcp " + std::to_string(cfg.batch) + "x4K->" + std::to_string(cfg.batch) + "x4K";
 
   // Latency, one thread.
   std::vector<LatencyCase> lat = {
@@ -498,8 +506,8 @@ int Main(int argc, char** argv) {
     add("tcp WritePage", echo_write, [&](int) { return write_op(node.tcp.get()); });
     add("shm WritePage (unix socket)", echo_write, [&](int) { return write_op(node.shm.get()); });
   }
-  tput.push_back({echo_batch, "", 1, cfg.batch,
-                  [&](int) { return echo_op(kBatchBytes, kBatchBytes); }, 0, 0});
+  tput.push_back(
+      {echo_batch, "", 1, cfg.batch, [&](int) { return echo_op(kBatchBytes, kBatchBytes); }, 0, 0});
   tput.push_back({"tcp ReadPages", echo_batch, 1, cfg.batch,
                   [&](int) { return batch_op(node.tcp.get()); }, 0, 0});
   tput.push_back({"shm ReadPages (one-sided)", echo_batch, 1, cfg.batch,
@@ -523,9 +531,8 @@ int Main(int argc, char** argv) {
   };
   for (auto& c : lat) {
     rs.push_back(Summarize(c));
-    rs.back().ratio = c.baseline.empty()
-                          ? 1.0
-                          : rs.back().median_ns / find("latency", c.baseline, 1).median_ns;
+    rs.back().ratio =
+        c.baseline.empty() ? 1.0 : rs.back().median_ns / find("latency", c.baseline, 1).median_ns;
   }
   for (auto& c : tput) {
     rs.push_back(Summarize(c));
@@ -546,12 +553,14 @@ int Main(int argc, char** argv) {
   } else {
     PrintTable(rs, cfg, load);
     std::printf("\nshm client:");
-    for (const auto& [k, v] : counters) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
+    for (const auto& [k, v] : counters)
+      std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
     const double tcp_x = find("latency", "tcp ReadPage", 1).ratio;
     const double shm_x = find("latency", "shm ReadPage (one-sided)", 1).ratio;
-    std::printf("\n\ntargets: tcp ReadPage <= 1.3x echo: %.3fx %s; shm ReadPage < 0.1x echo: "
-                "%.3fx %s\n",
-                tcp_x, tcp_x <= 1.3 ? "met" : "MISSED", shm_x, shm_x < 0.1 ? "met" : "MISSED");
+    std::printf(
+        "\n\ntargets: tcp ReadPage <= 1.3x echo: %.3fx %s; shm ReadPage < 0.1x echo: "
+        "%.3fx %s\n",
+        tcp_x, tcp_x <= 1.3 ? "met" : "MISSED", shm_x, shm_x < 0.1 ? "met" : "MISSED");
   }
   Check(node.tcp->DestroySpace(asid), "destroy space");
   return 0;

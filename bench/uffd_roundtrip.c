@@ -127,7 +127,8 @@ static void handler_process(int sock) {
   char cbuf[CMSG_SPACE(sizeof(int))];
   char b;
   struct iovec iov = {.iov_base = &b, .iov_len = 1};
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
   if (recvmsg(sock, &mh, 0) != 1) die("recvmsg uffd");
   struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
   if (!cm || cm->cmsg_type != SCM_RIGHTS) die("no uffd received");
@@ -209,12 +210,17 @@ int main(int argc, char** argv) {
   size_t pages = 4096;
   int rounds = 5, json = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--pages") && i + 1 < argc) pages = strtoul(argv[++i], NULL, 10);
-    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--pin") && i + 1 < argc) pin = argv[++i];
-    else if (!strcmp(argv[i], "--json")) json = 1;
+    if (!strcmp(argv[i], "--pages") && i + 1 < argc)
+      pages = strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+      rounds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--pin") && i + 1 < argc)
+      pin = argv[++i];
+    else if (!strcmp(argv[i], "--json"))
+      json = 1;
     else {
-      fprintf(stderr, "usage: uffd_roundtrip [--pages N] [--rounds R] [--pin none|same|cross] [--json]\n");
+      fprintf(stderr,
+              "usage: uffd_roundtrip [--pages N] [--rounds R] [--pin none|same|cross] [--json]\n");
       return 2;
     }
   }
@@ -241,7 +247,8 @@ int main(int argc, char** argv) {
     char cbuf[CMSG_SPACE(sizeof(int))];
     memset(cbuf, 0, sizeof cbuf);
     struct iovec iov = {.iov_base = &b, .iov_len = 1};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
@@ -251,8 +258,10 @@ int main(int argc, char** argv) {
   }
   pin_to(fault_cpu());
 
-  struct samples cases[5] = {{.name = "kernel_first_touch"}, {.name = "copy_thread"},
-                             {.name = "zero_thread"},        {.name = "copy_process"},
+  struct samples cases[5] = {{.name = "kernel_first_touch"},
+                             {.name = "copy_thread"},
+                             {.name = "zero_thread"},
+                             {.name = "copy_process"},
                              {.name = "zero_process"}};
   for (int r = 0; r < rounds; r++) {
     sweep(&cases[0], pages, 0, 0, -1);
@@ -264,9 +273,11 @@ int main(int argc, char** argv) {
   close(sv[0]);
   waitpid(helper, NULL, 0);
 
-  if (json) printf("{\"pages\": %zu, \"rounds\": %d, \"pin\": \"%s\", \"cases\": {", pages, rounds, pin);
-  else printf("%-20s %10s %10s %10s %10s  (ns per fault, %zu pages x %d rounds, pin %s)\n", "case",
-              "p50", "p90", "p99", "mean", pages, rounds, pin);
+  if (json)
+    printf("{\"pages\": %zu, \"rounds\": %d, \"pin\": \"%s\", \"cases\": {", pages, rounds, pin);
+  else
+    printf("%-20s %10s %10s %10s %10s  (ns per fault, %zu pages x %d rounds, pin %s)\n", "case",
+           "p50", "p90", "p99", "mean", pages, rounds, pin);
   for (int c = 0; c < 5; c++) {
     struct samples* s = &cases[c];
     double sum = 0;

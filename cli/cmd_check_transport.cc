@@ -73,7 +73,8 @@ struct Failure {
 
 std::uint64_t NowMs() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now().time_since_epoch()).count());
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
 }
 
 class Checker {
@@ -109,9 +110,9 @@ class Checker {
       if (!Ok(t_->ReadPages(asid_, {uvas.data(), n}, buf.data(), present.get()), "read absent"))
         return;
       for (std::size_t j = 0; j < n; ++j)
-        if (present[j] || std::any_of(buf.begin() + j * kPageSize,
-                                      buf.begin() + (j + 1) * kPageSize,
-                                      [](char c) { return c != 0; }))
+        if (present[j] ||
+            std::any_of(buf.begin() + j * kPageSize, buf.begin() + (j + 1) * kPageSize,
+                        [](char c) { return c != 0; }))
           return fail.Set(3, "a never-written page is not an absent zero page");
     }
     for (std::uint64_t round = 1; !fail.failed(); ++round) {
@@ -136,8 +137,7 @@ class Checker {
         const std::size_t n = std::min<std::size_t>(b, a_.pages - i);
         for (std::size_t j = 0; j < n; ++j) uvas[j] = first + (i + j) * kPageSize;
         if (round % 2 == 1) {
-          if (!Ok(t_->ReadPages(asid_, {uvas.data(), n}, buf.data(), present.get()),
-                  "read pages"))
+          if (!Ok(t_->ReadPages(asid_, {uvas.data(), n}, buf.data(), present.get()), "read pages"))
             return;
         } else {
           for (std::size_t j = 0; j < n; ++j)
@@ -222,7 +222,8 @@ int Run(const Args& a) {
     const std::uint64_t deadline =
         a.duration_s > 0 ? NowMs() + static_cast<std::uint64_t>(a.duration_s * 1000) : 0;
     std::vector<std::thread> ths;
-    for (int i = 0; i < a.threads; ++i) ths.emplace_back([&c, i, deadline] { c.Thread(i, deadline); });
+    for (int i = 0; i < a.threads; ++i)
+      ths.emplace_back([&c, i, deadline] { c.Thread(i, deadline); });
     for (auto& th : ths) th.join();
     if (!c.fail.failed()) c.ForkCheck(asid | 1);
     MemoryNodeInfo after;
@@ -234,14 +235,15 @@ int Run(const Args& a) {
   StatsSnapshot snap = stats.Snapshot();
   if (a.stats) std::fputs(snap.ToTable().c_str(), stderr);
   const std::string p = t->Name();
-  std::printf("check-transport %s: %llu pages verified by %d threads in %llu ms; "
-              "%s_read_ops=%llu %s_read_bytes=%llu %s_write_ops=%llu %s_write_bytes=%llu\n",
-              p.c_str(), static_cast<unsigned long long>(c.pages_checked.load()), a.threads,
-              static_cast<unsigned long long>(NowMs() - t0), p.c_str(),
-              static_cast<unsigned long long>(snap.Counter(p + "_read_ops")), p.c_str(),
-              static_cast<unsigned long long>(snap.Counter(p + "_read_bytes")), p.c_str(),
-              static_cast<unsigned long long>(snap.Counter(p + "_write_ops")), p.c_str(),
-              static_cast<unsigned long long>(snap.Counter(p + "_write_bytes")));
+  std::printf(
+      "check-transport %s: %llu pages verified by %d threads in %llu ms; "
+      "%s_read_ops=%llu %s_read_bytes=%llu %s_write_ops=%llu %s_write_bytes=%llu\n",
+      p.c_str(), static_cast<unsigned long long>(c.pages_checked.load()), a.threads,
+      static_cast<unsigned long long>(NowMs() - t0), p.c_str(),
+      static_cast<unsigned long long>(snap.Counter(p + "_read_ops")), p.c_str(),
+      static_cast<unsigned long long>(snap.Counter(p + "_read_bytes")), p.c_str(),
+      static_cast<unsigned long long>(snap.Counter(p + "_write_ops")), p.c_str(),
+      static_cast<unsigned long long>(snap.Counter(p + "_write_bytes")));
   std::fflush(stdout);
   if (c.fail.exit_code != 0) {
     std::fprintf(stderr, "remora check-transport: FAILED: %s\n", c.fail.what.c_str());
@@ -262,7 +264,8 @@ CommandRegistration reg("check-transport", [](CLI::App& app) {
   sub->add_option("--node-id", a->node_id, "processor node id to connect as (default 1)");
   sub->add_option("--threads", a->threads, "threads, each with its own pages (default 4)")
       ->check(CLI::Range(1, 64));
-  sub->add_option("--pages", a->pages, "pages per thread (default 512)")->check(CLI::Range(1, 1 << 20));
+  sub->add_option("--pages", a->pages, "pages per thread (default 512)")
+      ->check(CLI::Range(1, 1 << 20));
   sub->add_option("--rounds", a->rounds, "write/read-back rounds (default 3)")
       ->check(CLI::Range(1, 1 << 20));
   sub->add_option("--duration-s", a->duration_s, "run rounds for this long instead");

@@ -5,11 +5,11 @@
 #include <fstream>
 
 #include "cli/command.h"
-#include "cli/demo_wordcount.h"
-#include "common/size.h"
-#include "cli/local_memory_node.h"
-#include "net/auth.h"
 #include "cli/demo_paged_region.h"
+#include "cli/demo_wordcount.h"
+#include "cli/local_memory_node.h"
+#include "common/size.h"
+#include "net/auth.h"
 #include "remora/stats.h"
 #include "remora/transport.h"
 
@@ -101,8 +101,8 @@ int RunDemo(const DemoArgs& a) {
     std::fprintf(stderr,
                  "remora demo: word count over %s of text in remote memory (%s), pcache %s "
                  "(%u-way), victim cache %u entries\n",
-                 FormatSize(data).c_str(), transport->Name().c_str(),
-                 FormatSize(pcache).c_str(), a.ways, a.victim);
+                 FormatSize(data).c_str(), transport->Name().c_str(), FormatSize(pcache).c_str(),
+                 a.ways, a.victim);
 
   WordCountResult r;
   st = RunWordCount(region.get(), ro.base, data, a.seed, &r);
@@ -125,17 +125,18 @@ int RunDemo(const DemoArgs& a) {
   auto snap = stats.Snapshot();
   std::printf("words: %llu (%llu distinct); top:", static_cast<unsigned long long>(r.words),
               static_cast<unsigned long long>(r.distinct));
-  for (const auto& [w, c] : r.top) std::printf(" %s=%llu", w.c_str(), static_cast<unsigned long long>(c));
+  for (const auto& [w, c] : r.top)
+    std::printf(" %s=%llu", w.c_str(), static_cast<unsigned long long>(c));
   std::printf("\n");
   std::printf("counts match local run: %s; %llu updates; final bytes match local run: %s\n",
               r.counts_match ? "yes" : "NO", static_cast<unsigned long long>(r.updates),
               r.bytes_match ? "yes" : "NO");
-  std::printf("memory node pages: peak %llu written back, %llu after release; pcache lines "
-              "after release: %llu; victim entries: %llu\n",
-              static_cast<unsigned long long>(peak_pages),
-              static_cast<unsigned long long>(after.used_pages - before.used_pages),
-              static_cast<unsigned long long>(lines_left),
-              static_cast<unsigned long long>(victims_left));
+  std::printf(
+      "memory node pages: peak %llu written back, %llu after release; pcache lines "
+      "after release: %llu; victim entries: %llu\n",
+      static_cast<unsigned long long>(peak_pages),
+      static_cast<unsigned long long>(after.used_pages - before.used_pages),
+      static_cast<unsigned long long>(lines_left), static_cast<unsigned long long>(victims_left));
   if (!a.quiet) {
     std::fprintf(stderr, "phases: generate %.2fs, count %.2fs, update %.2fs, verify %.2fs\n",
                  r.seconds_generate, r.seconds_count, r.seconds_update, r.seconds_verify);
@@ -163,12 +164,15 @@ CommandRegistration reg("demo", [](CLI::App& app) {
       "demo", "Run a word count with its memory on a memory node behind a small pcache");
   sub->add_option("--data", a->data, "size of the text (working set)")->capture_default_str();
   sub->add_option("--pcache", a->pcache, "pcache capacity (default: a quarter of --data)");
-  sub->add_option("--ways", a->ways, "pcache associativity")->check(CLI::Range(1, 64))
+  sub->add_option("--ways", a->ways, "pcache associativity")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  sub->add_option("--victim", a->victim, "victim cache entries")->check(CLI::Range(0, 4096))
+  sub->add_option("--victim", a->victim, "victim cache entries")
+      ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   sub->add_option("--transport", a->transport, "shm | tcp")
-      ->check(CLI::IsMember({"shm", "tcp"}))->capture_default_str();
+      ->check(CLI::IsMember({"shm", "tcp"}))
+      ->capture_default_str();
   sub->add_option("--memory-node", a->memory_node,
                   "use this memory node (HOST:PORT, or the unix socket for shm) instead of "
                   "starting one");

@@ -48,7 +48,8 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   auto f = std::make_shared<Flags>();
   sub->add_option("--config", f->config_file, "TOML file with a [memory_node] table")
       ->check(CLI::ExistingFile);
-  sub->add_option("--listen", f->listen, "TCP HOST:PORT to listen on (port 0: any free port; default 0.0.0.0:7400)");
+  sub->add_option("--listen", f->listen,
+                  "TCP HOST:PORT to listen on (port 0: any free port; default 0.0.0.0:7400)");
   sub->add_option("--capacity", f->capacity, "memory offered, e.g. 4G (default 1G)");
   sub->add_option("--secret-file", f->secret_file,
                   "shared secret; without it one is generated and written next to the node");
@@ -61,8 +62,9 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   sub->add_option("--transport", f->transport,
                   "tcp (default) or rdma: also let processors attach over RDMA verbs")
       ->check(CLI::IsMember({"tcp", "rdma"}));
-  sub->add_option("--device", f->device, "rdma: device to serve on, e.g. mlx5_0 or rxe0 "
-                                         "(default: the first one)");
+  sub->add_option("--device", f->device,
+                  "rdma: device to serve on, e.g. mlx5_0 or rxe0 "
+                  "(default: the first one)");
   sub->add_option("--rdma-port", f->rdma_port, "rdma: port of the device (default 1)")
       ->check(CLI::Range(1, 255));
   sub->add_option("--gid-index", f->gid_index,

@@ -38,7 +38,8 @@ struct RunArgs {
 std::string ShimPath() {
   const std::string self = SelfExecutable();
   const std::string dir = self.substr(0, self.rfind('/'));
-  for (const std::string& p : {dir + "/libremora_shim.so", dir + "/../lib/remora/libremora_shim.so"}) {
+  for (const std::string& p :
+       {dir + "/libremora_shim.so", dir + "/../lib/remora/libremora_shim.so"}) {
     if (::access(p.c_str(), R_OK) == 0) return p;
   }
   return "";
@@ -174,7 +175,8 @@ int Run(CLI::App* sub, RunArgs& a) {
     // The program's teardown (lines, victim entries, memory-node pages)
     // finishes after its exit: wait for it so the counters show the end state.
     if (!stack->manager->WaitIdle(std::chrono::seconds(30)))
-      std::fprintf(stderr, "remora run: programs still attached after 30 s (children left running?)\n");
+      std::fprintf(stderr,
+                   "remora run: programs still attached after 30 s (children left running?)\n");
     final_snap = stack->manager->Snapshot();
     description = stack->description;
     stack.reset();
@@ -186,15 +188,18 @@ int Run(CLI::App* sub, RunArgs& a) {
     std::string json;
     for (int i = 0; i < 300; ++i) {
       StatsSnapshot now;
-      if (!ProcessorStatsJson(socket, &json).ok() || !StatsSnapshot::FromJson(json, &now).ok()) break;
+      if (!ProcessorStatsJson(socket, &json).ok() || !StatsSnapshot::FromJson(json, &now).ok())
+        break;
       final_snap = Delta(before, now);
       if (now.Counter("processes_attached") <= base) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     description = "processor manager at " + socket;
     if (final_snap.counters.empty()) {
-      std::fprintf(stderr, "remora run: program exited with status %d; no counters: the processor "
-                           "manager at %s did not answer\n", status, socket.c_str());
+      std::fprintf(stderr,
+                   "remora run: program exited with status %d; no counters: the processor "
+                   "manager at %s did not answer\n",
+                   status, socket.c_str());
       return status;
     }
   }

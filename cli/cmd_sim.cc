@@ -54,8 +54,9 @@ std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& 
     s += fmt::format("  {:<16}{}\n", name, value);
   };
   s += fmt::format("remora sim: {}\n", trace == "-" ? "<stdin>" : trace);
-  row("pcache", fmt::format("{} = {} sets x {} ways, policy {}", FormatSize(o.pcache.capacity_bytes),
-                            r.sets, r.ways, SimPolicyName(o.policy)));
+  row("pcache",
+      fmt::format("{} = {} sets x {} ways, policy {}", FormatSize(o.pcache.capacity_bytes), r.sets,
+                  r.ways, SimPolicyName(o.policy)));
   row("victim cache", o.victim_entries ? fmt::format("{} entries{}", o.victim_entries,
                                                      o.victim_clean ? " (clean lines too)" : "")
                                        : std::string("none (synchronous write-back)"));
@@ -65,7 +66,8 @@ std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& 
   row("exact LRU", fmt::format("{}   miss ratio {:.4f}", r.lru_misses, r.lru_miss_ratio()));
   if (r.has_min) {
     row("optimal (MIN)", fmt::format("{}   miss ratio {:.4f}   (Belady, fully associative: no "
-                                     "policy misses less)", r.min_misses, r.min_miss_ratio()));
+                                     "policy misses less)",
+                                     r.min_misses, r.min_miss_ratio()));
   }
   row("evictions", fmt::format("{}", r.evictions));
   row("fills", fmt::format("{} from victim, {} from memory, {} zero-filled", r.victim_hits,

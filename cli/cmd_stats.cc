@@ -87,8 +87,9 @@ CommandRegistration reg("stats", [](CLI::App& app) {
   auto args = std::make_shared<StatsArgs>();
   auto* sub = app.add_subcommand(
       "stats", "Print a running processor manager's or memory node's counters and histograms");
-  auto* pm = sub->add_option("--processor", args->processor,
-                             "processor manager socket (default: " + DefaultProcessorSocket() + ")");
+  auto* pm =
+      sub->add_option("--processor", args->processor,
+                      "processor manager socket (default: " + DefaultProcessorSocket() + ")");
   auto* mn = sub->add_option("--memory-node", args->memory_node, "memory node HOST:PORT (TCP)");
   auto* shm = sub->add_option("--shm", args->shm, "memory node unix socket (shared memory)");
   mn->excludes(shm);

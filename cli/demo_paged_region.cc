@@ -10,8 +10,8 @@ namespace remora {
 PagedRegion::PagedRegion(const PagedRegionOptions& options)
     : opts_(options),
       sink_(options.transport),
-      nr_pgfault_(GetMetric<Counter>(options.stats,
-                                     RuntimeCounters::Spec(RuntimeCounters::Id::pgfault))),
+      nr_pgfault_(
+          GetMetric<Counter>(options.stats, RuntimeCounters::Spec(RuntimeCounters::Id::pgfault))),
       fault_service_ns_(GetMetric<Histogram>(
           options.stats, PagedRegionMetrics::Spec(PagedRegionMetrics::Id::fault_service_ns))) {}
 
@@ -149,8 +149,10 @@ Status PagedRegion::ForEachPage(std::uint64_t uva, std::size_t len, bool write, 
 
 Status PagedRegion::Read(std::uint64_t uva, void* dst, std::size_t len) {
   auto* out = static_cast<std::byte*>(dst);
-  return ForEachPage(uva, len, false, [out](const std::byte* frame, std::size_t done,
-                                            std::size_t n) { std::memcpy(out + done, frame, n); });
+  return ForEachPage(uva, len, false,
+                     [out](const std::byte* frame, std::size_t done, std::size_t n) {
+                       std::memcpy(out + done, frame, n);
+                     });
 }
 
 Status PagedRegion::Write(std::uint64_t uva, const void* src, std::size_t len) {

@@ -43,8 +43,8 @@ struct PagedRegionOptions {
 
 // The region's own metrics. Its misses are its faults: it counts them in
 // the runtime's nr_pgfault entry, which means the same thing.
-#define REMORA_PAGED_REGION_METRICS(X)                              \
-  X(fault_service_ns, Histogram, "fault_service_ns", "ns",          \
+#define REMORA_PAGED_REGION_METRICS(X)                     \
+  X(fault_service_ns, Histogram, "fault_service_ns", "ns", \
     "time to serve a pcache miss, fill to ready")
 
 struct PagedRegionMetrics {

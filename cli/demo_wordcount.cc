@@ -20,7 +20,7 @@ double Since(Clock::time_point t) {
 class TextGenerator {
  public:
   explicit TextGenerator(std::uint64_t seed) : rng_(seed) {
-    static const char* syll[] = {"ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po",
+    static const char* syll[] = {"ka", "lo", "mi", "ne", "ru", "sa", "to", "vi",  "ze", "po",
                                  "da", "fe", "gu", "hi", "jo", "be", "ci", "qua", "xe", "wo"};
     std::mt19937_64 vr(seed ^ 0x5eed);
     for (int i = 0; i < 4000; ++i) {
@@ -95,8 +95,8 @@ Status RunWordCount(PagedRegion* region, std::uint64_t base, std::uint64_t bytes
     if (pos < bytes) local[pos++] = (gen.rng()() % 12 == 0) ? '\n' : ' ';
   }
   for (std::uint64_t off = 0; off < bytes; off += kPageSize)
-    REMORA_RETURN_IF_ERROR(
-        region->Write(base + off, local.data() + off, std::min<std::uint64_t>(kPageSize, bytes - off)));
+    REMORA_RETURN_IF_ERROR(region->Write(base + off, local.data() + off,
+                                         std::min<std::uint64_t>(kPageSize, bytes - off)));
   r->seconds_generate = Since(t);
 
   // count: through the region, and the same over local memory.

@@ -75,14 +75,18 @@ std::unique_ptr<LocalMemoryNode> LocalMemoryNode::Start(const LocalMemoryNodeOpt
       return nullptr;
     }
   }
-  std::vector<std::string> argv = {opts.remora_binary.empty() ? SelfExecutable()
-                                                              : opts.remora_binary,
-                                   "memory-node",  "--listen",
-                                   "127.0.0.1:0",  "--shm-socket",
-                                   node->dir_ + "/memnode.sock",
-                                   "--capacity",   opts.capacity,
-                                   "--secret-file", node->secret_file_,
-                                   "--exit-with-parent"};
+  std::vector<std::string> argv = {
+      opts.remora_binary.empty() ? SelfExecutable() : opts.remora_binary,
+      "memory-node",
+      "--listen",
+      "127.0.0.1:0",
+      "--shm-socket",
+      node->dir_ + "/memnode.sock",
+      "--capacity",
+      opts.capacity,
+      "--secret-file",
+      node->secret_file_,
+      "--exit-with-parent"};
   argv.insert(argv.end(), opts.extra_args.begin(), opts.extra_args.end());
 
   int p[2];
@@ -108,7 +112,8 @@ std::unique_ptr<LocalMemoryNode> LocalMemoryNode::Start(const LocalMemoryNodeOpt
 
   // Wait for the ready line; a daemon that exits first is an error.
   std::string line;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.ready_timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.ready_timeout_ms);
   bool ready = false;
   while (!ready && std::chrono::steady_clock::now() < deadline) {
     pollfd pfd{p[0], POLLIN, 0};

@@ -22,17 +22,16 @@
 namespace remora {
 
 struct LocalMemoryNodeOptions {
-  std::string remora_binary;        // path of the `remora` executable
+  std::string remora_binary;  // path of the `remora` executable
   std::string capacity = "1G";
-  std::string secret;               // empty: generate one
+  std::string secret;  // empty: generate one
   std::vector<std::string> extra_args;
   int ready_timeout_ms = 20000;
 };
 
 class LocalMemoryNode {
  public:
-  static std::unique_ptr<LocalMemoryNode> Start(const LocalMemoryNodeOptions& opts,
-                                                Status* status);
+  static std::unique_ptr<LocalMemoryNode> Start(const LocalMemoryNodeOptions& opts, Status* status);
   ~LocalMemoryNode();
 
   pid_t pid() const { return pid_; }

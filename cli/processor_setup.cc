@@ -13,29 +13,36 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_option("--config", a->config, "TOML file with a [processor] table")
       ->check(CLI::ExistingFile);
   sub->add_option("--pcache", a->pcache, "pcache capacity (e.g. 64M)")->capture_default_str();
-  sub->add_option("--ways", a->ways, "pcache associativity")->check(CLI::Range(1, 64))
+  sub->add_option("--ways", a->ways, "pcache associativity")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   sub->add_option("--victim", a->victim, "victim cache entries (0: none)")
-      ->check(CLI::Range(0, 65536))->capture_default_str();
+      ->check(CLI::Range(0, 65536))
+      ->capture_default_str();
   sub->add_option("--memory-node", a->memory_node,
                   "memory node to use: HOST:PORT (tcp), or its unix socket (shm); default: "
                   "start a local one");
   sub->add_option("--transport", a->transport, "shm | tcp")
-      ->check(CLI::IsMember({"shm", "tcp", "rdma"}))->capture_default_str();
+      ->check(CLI::IsMember({"shm", "tcp", "rdma"}))
+      ->capture_default_str();
   sub->add_option("--secret-file", a->secret_file, "shared secret of --memory-node")
       ->check(CLI::ExistingFile);
   sub->add_option("--memory-capacity", a->memory_capacity,
                   "capacity of the local memory node (without --memory-node)")
       ->capture_default_str();
   sub->add_option("--fault-threads", a->fault_threads, "fault-serving threads per program")
-      ->check(CLI::Range(1, 64))->capture_default_str();
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   sub->add_option("--readahead", a->readahead,
                   "pages filled ahead of a sequential run of misses (0: off)")
-      ->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
   sub->add_option("--timeout-ms", a->timeout_ms, "memory-node request timeout")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   sub->add_option("--node-id", a->node_id, "this processor node's id (cluster-unique)")
-      ->check(CLI::Range(1u, 0xffffffffu))->capture_default_str();
+      ->check(CLI::Range(1u, 0xffffffffu))
+      ->capture_default_str();
   sub->add_option("--fault-trace", a->fault_trace,
                   "write every fault served to FILE ('r|w ADDR ASID' per line: a trace for "
                   "remora sim)");
@@ -48,10 +55,14 @@ Status Take(const toml::table& t, CLI::App* sub, const char* key, const char* op
   const toml::node* n = t.get(key);
   if (n == nullptr || sub->count(option) > 0) return Status::Ok();
   if constexpr (std::is_same_v<T, std::string>) {
-    if (auto v = n->value<std::string>()) { *out = *v; return Status::Ok(); }
+    if (auto v = n->value<std::string>()) {
+      *out = *v;
+      return Status::Ok();
+    }
   } else {
     if (auto v = n->value<std::int64_t>()) {
-      if (*v < 0 || *v > 0xffffffffll) return {Code::kInvalidArgument, fmt::format("{} out of range", key)};
+      if (*v < 0 || *v > 0xffffffffll)
+        return {Code::kInvalidArgument, fmt::format("{} out of range", key)};
       *out = static_cast<T>(*v);
       return Status::Ok();
     }
@@ -72,12 +83,15 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   const toml::table* t = root["processor"].as_table();
   if (t == nullptr) return {Code::kInvalidArgument, a->config + ": no [processor] table"};
   for (auto& [k, v] : *t) {
-    static const char* known[] = {"pcache", "ways", "victim", "memory_node", "transport",
-                                  "secret_file", "memory_capacity", "fault_threads", "readahead",
-                                  "timeout_ms", "node_id", "socket", "fault_trace"};
+    static const char* known[] = {"pcache",     "ways",        "victim",          "memory_node",
+                                  "transport",  "secret_file", "memory_capacity", "fault_threads",
+                                  "readahead",  "timeout_ms",  "node_id",         "socket",
+                                  "fault_trace"};
     bool ok = false;
     for (const char* name : known) ok = ok || k.str() == name;
-    if (!ok) return {Code::kInvalidArgument, fmt::format("{}: unknown key [processor] {}", a->config, k.str())};
+    if (!ok)
+      return {Code::kInvalidArgument,
+              fmt::format("{}: unknown key [processor] {}", a->config, k.str())};
   }
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "pcache", "--pcache", &a->pcache));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "ways", "--ways", &a->ways));
@@ -85,7 +99,8 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "memory_node", "--memory-node", &a->memory_node));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "transport", "--transport", &a->transport));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "secret_file", "--secret-file", &a->secret_file));
-  REMORA_RETURN_IF_ERROR(Take(*t, sub, "memory_capacity", "--memory-capacity", &a->memory_capacity));
+  REMORA_RETURN_IF_ERROR(
+      Take(*t, sub, "memory_capacity", "--memory-capacity", &a->memory_capacity));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "fault_threads", "--fault-threads", &a->fault_threads));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "readahead", "--readahead", &a->readahead));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "timeout_ms", "--timeout-ms", &a->timeout_ms));
@@ -122,8 +137,7 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
     node_desc = fmt::format("local memory node ({})", a.transport);
   } else {
     topt.address = a.memory_node;
-    if (a.secret_file.empty())
-      return {Code::kInvalidArgument, "--memory-node needs --secret-file"};
+    if (a.secret_file.empty()) return {Code::kInvalidArgument, "--memory-node needs --secret-file"};
     REMORA_RETURN_IF_ERROR(auth::LoadSecretFile(a.secret_file, &topt.secret));
     node_desc = fmt::format("memory node {} ({})", a.memory_node, a.transport);
   }
@@ -149,9 +163,9 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   st = ProcessorManager::Create(mo, &stack->manager);
   if (!st.ok()) return st;
   const auto& g = stack->manager->pcache()->geometry();
-  stack->description = fmt::format("pcache {} ({}-way, {} sets), victim cache {} entries, {}",
-                                   FormatSize(pcache_bytes), g.ways(), g.nr_sets(), a.victim,
-                                   node_desc);
+  stack->description =
+      fmt::format("pcache {} ({}-way, {} sets), victim cache {} entries, {}",
+                  FormatSize(pcache_bytes), g.ways(), g.nr_sets(), a.victim, node_desc);
   *out = std::move(stack);
   return Status::Ok();
 }

@@ -18,19 +18,19 @@
 namespace remora::cli {
 
 struct ProcessorArgs {
-  std::string config;                // TOML file with a [processor] table
+  std::string config;  // TOML file with a [processor] table
   std::string pcache = "64M";
   std::uint32_t ways = 8;
   std::uint32_t victim = 64;
-  std::string memory_node;           // empty: start a local one (shared memory)
-  std::string transport = "shm";     // shm | tcp (rdma where built)
+  std::string memory_node;        // empty: start a local one (shared memory)
+  std::string transport = "shm";  // shm | tcp (rdma where built)
   std::string secret_file;
   std::string memory_capacity = "4G";  // of the local memory node
   int fault_threads = 2;
-  std::uint32_t readahead = 32;      // pages, on sequential misses (0: off)
+  std::uint32_t readahead = 32;  // pages, on sequential misses (0: off)
   int timeout_ms = 10000;
   NodeId node_id = 1;
-  std::string fault_trace;           // record every fault served here
+  std::string fault_trace;  // record every fault served here
 };
 
 // Adds the options above to `sub`. Values given on the command line win

@@ -43,7 +43,8 @@ Status ProcessorStatsJson(const std::string& path, std::string* json) {
   std::vector<char> buf(4 << 20);
   ssize_t n = -1;
   if (::send(fd, &req, sizeof(req), MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(req))) {
-    do n = ::recv(fd, buf.data(), buf.size(), 0); while (n < 0 && errno == EINTR);
+    do n = ::recv(fd, buf.data(), buf.size(), 0);
+    while (n < 0 && errno == EINTR);
   }
   ::close(fd);
   rt::Reply reply;

@@ -4,21 +4,36 @@ namespace remora {
 
 std::string_view CodeName(Code c) {
   switch (c) {
-    case Code::kOk: return "ok";
-    case Code::kNoSuchSpace: return "no-such-space";
-    case Code::kSpaceExists: return "space-exists";
-    case Code::kOutOfMemory: return "out-of-memory";
-    case Code::kBadRequest: return "bad-request";
-    case Code::kNotRegistered: return "not-registered";
-    case Code::kPermissionDenied: return "permission-denied";
-    case Code::kAuthFailed: return "auth-failed";
-    case Code::kTimeout: return "timeout";
-    case Code::kDisconnected: return "disconnected";
-    case Code::kIoError: return "io-error";
-    case Code::kInvalidArgument: return "invalid-argument";
-    case Code::kUnsupported: return "unsupported";
-    case Code::kBusy: return "busy";
-    case Code::kInternal: return "internal";
+    case Code::kOk:
+      return "ok";
+    case Code::kNoSuchSpace:
+      return "no-such-space";
+    case Code::kSpaceExists:
+      return "space-exists";
+    case Code::kOutOfMemory:
+      return "out-of-memory";
+    case Code::kBadRequest:
+      return "bad-request";
+    case Code::kNotRegistered:
+      return "not-registered";
+    case Code::kPermissionDenied:
+      return "permission-denied";
+    case Code::kAuthFailed:
+      return "auth-failed";
+    case Code::kTimeout:
+      return "timeout";
+    case Code::kDisconnected:
+      return "disconnected";
+    case Code::kIoError:
+      return "io-error";
+    case Code::kInvalidArgument:
+      return "invalid-argument";
+    case Code::kUnsupported:
+      return "unsupported";
+    case Code::kBusy:
+      return "busy";
+    case Code::kInternal:
+      return "internal";
   }
   return "unknown";
 }

@@ -14,8 +14,7 @@ Status Bad(const std::string& path, const std::string& msg) {
   return {Code::kInvalidArgument, path + ": " + msg};
 }
 
-Status GetString(const toml::table& t, const char* key, const std::string& path,
-                 std::string* out) {
+Status GetString(const toml::table& t, const char* key, const std::string& path, std::string* out) {
   const toml::node* n = t.get(key);
   if (!n) return Status::Ok();
   auto v = n->value<std::string>();
@@ -50,11 +49,9 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   const toml::table* t = root["memory_node"].as_table();
   if (!t) return Bad(path, "no [memory_node] table");
 
-  static const std::set<std::string> kKnown = {"listen",    "capacity",        "secret_file",
-                                               "shm_socket", "node_id",        "log_level",
-                                               "auth_timeout_ms", "transport",
-                                               "rdma_device",    "rdma_port",
-                                               "rdma_gid_index"};
+  static const std::set<std::string> kKnown = {
+      "listen",          "capacity",  "secret_file", "shm_socket", "node_id",       "log_level",
+      "auth_timeout_ms", "transport", "rdma_device", "rdma_port",  "rdma_gid_index"};
   for (const auto& [key, value] : *t)
     if (!kKnown.count(std::string(key.str())))
       return Bad(path, "unknown key memory_node." + std::string(key.str()));

@@ -60,8 +60,8 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   }
   std::string secret;
   bool generated = config.secret_file.empty();
-  Status st = generated ? auth::GenerateSecret(&secret)
-                        : auth::LoadSecretFile(config.secret_file, &secret);
+  Status st =
+      generated ? auth::GenerateSecret(&secret) : auth::LoadSecretFile(config.secret_file, &secret);
   if (!st.ok()) {
     spdlog::error("{}", st.ToString());
     return 1;

@@ -50,9 +50,10 @@ Status CreateSharedFile(const std::string& name, std::uint64_t bytes, SharedFile
     // a memfd, and a writable one would let any local client corrupt every
     // stored page and the index the node itself reads. Offer no shared
     // memory then: kAttachShm is refused and clients use TCP.
-    spdlog::warn("memory node: cannot reopen {} read-only via {} ({}); the shared-memory "
-                 "transport is disabled, use TCP",
-                 name, self, std::strerror(errno));
+    spdlog::warn(
+        "memory node: cannot reopen {} read-only via {} ({}); the shared-memory "
+        "transport is disabled, use TCP",
+        name, self, std::strerror(errno));
   }
   *out = f;
   return Status::Ok();

@@ -9,8 +9,8 @@
 namespace remora {
 
 struct SharedFile {
-  int fd = -1;     // read-write, for the memory node
-  int ro_fd = -1;  // read-only, handed to processors
+  int fd = -1;           // read-write, for the memory node
+  int ro_fd = -1;        // read-only, handed to processors
   char* base = nullptr;  // the memory node's read-write MAP_SHARED mapping
   std::uint64_t bytes = 0;
 };

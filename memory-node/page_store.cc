@@ -33,9 +33,9 @@
 #include "memory-node/address_space.h"
 #include "memory-node/memnode_stats.h"
 #include "memory-node/page_store.h"
-#include "memory-node/space_errors.h"
 #include "memory-node/shared_page_index.h"
 #include "memory-node/slot_pool.h"
+#include "memory-node/space_errors.h"
 #include "net/shm/shm_format.h"
 #include "remora/stats.h"
 
@@ -78,8 +78,7 @@ class PageStoreImpl final : public PageStore {
 
   Status CreateSpace(Asid asid) override {
     std::lock_guard<std::mutex> l(mu_);
-    if (spaces_.count(asid))
-      return SpaceExists(asid);
+    if (spaces_.count(asid)) return SpaceExists(asid);
     spaces_.emplace(asid, std::make_unique<AddressSpace>());
     SyncGauges();
     return Status::Ok();
@@ -101,8 +100,7 @@ class PageStoreImpl final : public PageStore {
     std::lock_guard<std::mutex> l(mu_);
     auto pit = spaces_.find(parent);
     if (pit == spaces_.end()) return NoSuchSpace(parent);
-    if (spaces_.count(child))
-      return SpaceExists(child);
+    if (spaces_.count(child)) return SpaceExists(child);
     auto copy = std::make_unique<AddressSpace>(*pit->second);
     for (const auto& [uva, slot] : copy->pages) pool_->Ref(slot);
     // Index the child's mappings; nothing is freed, so batching is only for
@@ -199,9 +197,7 @@ class PageStoreImpl final : public PageStore {
     return info;
   }
 
-  std::vector<int> ShmFds() const override {
-    return {pool_->readonly_fd(), index_->readonly_fd()};
-  }
+  std::vector<int> ShmFds() const override { return {pool_->readonly_fd(), index_->readonly_fd()}; }
 
   std::string ShmLayout() const override {
     shm::Layout l{};
@@ -228,8 +224,8 @@ class PageStoreImpl final : public PageStore {
     *as = FindSpace(asid);
     if (!*as) return NoSuchSpace(asid);
     if (!(*as)->ranges.Contains(uva))
-      return {Code::kNotRegistered, "address outside every registered range of space " +
-                                        std::to_string(asid)};
+      return {Code::kNotRegistered,
+              "address outside every registered range of space " + std::to_string(asid)};
     return Status::Ok();
   }
 
@@ -259,8 +255,8 @@ class PageStoreImpl final : public PageStore {
     if (static_cast<std::int64_t>(pool_->used()) + 1 - freed >
         static_cast<std::int64_t>(opts_.capacity_pages)) {
       m_.oom->Inc();
-      return {Code::kOutOfMemory, "memory node full (capacity " +
-                                      std::to_string(opts_.capacity_pages) + " pages)"};
+      return {Code::kOutOfMemory,
+              "memory node full (capacity " + std::to_string(opts_.capacity_pages) + " pages)"};
     }
     Slot slot;
     [[maybe_unused]] bool ok = pool_->Allocate(&slot);

@@ -23,12 +23,11 @@ class VerbsRegistrar final : public FrameRegistrar {
  public:
   explicit VerbsRegistrar(ibv_pd* pd) : pd_(pd) {}
   Status Register(char* base, std::size_t len, std::uint32_t* rkey, void** handle) override {
-    ibv_mr* mr = ibv_reg_mr(pd_, base, len,
-                            IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
-                                IBV_ACCESS_REMOTE_WRITE);
+    ibv_mr* mr = ibv_reg_mr(
+        pd_, base, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE);
     if (!mr)
-      return {Code::kIoError, std::string("cannot register page frames for RDMA: ") +
-                                  std::strerror(errno)};
+      return {Code::kIoError,
+              std::string("cannot register page frames for RDMA: ") + std::strerror(errno)};
     *rkey = mr->rkey;
     *handle = mr;
     return Status::Ok();
@@ -104,15 +103,14 @@ Status RdmaMemoryNodeService::Attach(StreamServer::Connection& conn, const wire:
   auto p = std::make_unique<Peer>();
   p->pd.reset(ibv_alloc_pd(ep_->ctx.get()));
   if (!p->pd) return {Code::kIoError, std::string("ibv_alloc_pd: ") + std::strerror(errno)};
-  p->cq.reset(ibv_create_cq(ep_->ctx.get(), static_cast<int>(2 * remote.size()), nullptr,
-                            nullptr, 0));
+  p->cq.reset(
+      ibv_create_cq(ep_->ctx.get(), static_cast<int>(2 * remote.size()), nullptr, nullptr, 0));
   if (!p->cq) return {Code::kIoError, std::string("ibv_create_cq: ") + std::strerror(errno)};
   std::vector<rdma::QpInfo> local;
   for (const rdma::QpInfo& r : remote) {
     rdma::VerbsPtr<ibv_qp> qp;
     REMORA_RETURN_IF_ERROR(rdma::CreateRcQp(*ep_, p->pd.get(), p->cq.get(), 1,
-                                            IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE,
-                                            &qp));
+                                            IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE, &qp));
     const std::uint32_t psn = rdma::RandomPsn();
     REMORA_RETURN_IF_ERROR(rdma::ConnectRcQp(*ep_, qp.get(), psn, r));
     local.push_back(rdma::LocalQpInfo(*ep_, qp.get(), psn));
@@ -171,14 +169,19 @@ Status RdmaMemoryNodeService::ExecuteAttached(Peer& p, const Session& s, const w
   const auto type = static_cast<MsgType>(h.type);
   if (type != MsgType::kWritePageShared) REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
   switch (type) {
-    case MsgType::kCreateSpace: return sp.CreateSpace(h.asid);
-    case MsgType::kDestroySpace: return sp.DestroySpace(h.asid);
+    case MsgType::kCreateSpace:
+      return sp.CreateSpace(h.asid);
+    case MsgType::kDestroySpace:
+      return sp.DestroySpace(h.asid);
     case MsgType::kForkSpace:
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.arg0));
       return sp.ForkSpace(h.asid, h.arg0);
-    case MsgType::kRegisterRange: return sp.RegisterRange(h.asid, h.arg0, h.arg1);
-    case MsgType::kUnregisterRange: return sp.UnregisterRange(h.asid, h.arg0, h.arg1);
-    case MsgType::kDiscardRange: return sp.DiscardRange(h.asid, h.arg0, h.arg1);
+    case MsgType::kRegisterRange:
+      return sp.RegisterRange(h.asid, h.arg0, h.arg1);
+    case MsgType::kUnregisterRange:
+      return sp.UnregisterRange(h.asid, h.arg0, h.arg1);
+    case MsgType::kDiscardRange:
+      return sp.DiscardRange(h.asid, h.arg0, h.arg1);
     case MsgType::kRdmaMap: {
       std::vector<std::uint64_t> uvas(h.arg1);
       for (std::size_t i = 0; i < uvas.size(); ++i) uvas[i] = wire::GetU64(b + 8 * i);
@@ -197,7 +200,8 @@ Status RdmaMemoryNodeService::ExecuteAttached(Peer& p, const Session& s, const w
       reply->arg1 = present ? 1 : 0;
       return Status::Ok();
     }
-    case MsgType::kWritePage: return sp.WritePage(h.asid, h.arg0, b);
+    case MsgType::kWritePage:
+      return sp.WritePage(h.asid, h.arg0, b);
     case MsgType::kReadPages: {
       const std::size_t n = h.arg1;
       reply->body.assign(wire::ReadPagesReplyLen(n), '\0');
@@ -215,8 +219,8 @@ Status RdmaMemoryNodeService::ExecuteAttached(Peer& p, const Session& s, const w
     case MsgType::kWritePages: {
       const std::size_t n = h.arg1;
       for (std::size_t i = 0; i < n; ++i)
-        REMORA_RETURN_IF_ERROR(sp.WritePage(h.asid, wire::GetU64(b + 8 * i),
-                                            b + 8 * n + i * kPageSize));
+        REMORA_RETURN_IF_ERROR(
+            sp.WritePage(h.asid, wire::GetU64(b + 8 * i), b + 8 * n + i * kPageSize));
       return Status::Ok();
     }
     case MsgType::kWritePageShared: {
@@ -227,7 +231,8 @@ Status RdmaMemoryNodeService::ExecuteAttached(Peer& p, const Session& s, const w
       }
       return sp.WritePageShared(asids, h.arg0, b + 8 * asids.size());
     }
-    default: break;
+    default:
+      break;
   }
   return {Code::kBadRequest, "unexpected message type " + std::to_string(h.type)};
 }

@@ -46,8 +46,8 @@ class RdmaMemoryNodeService final : public MemoryNodeService {
   struct Peer;
   Status Attach(StreamServer::Connection& conn, const wire::Header& h, std::string_view payload,
                 Reply* reply);
-  Status ExecuteAttached(Peer& p, const Session& s, const wire::Header& h,
-                         std::string_view payload, Reply* reply);
+  Status ExecuteAttached(Peer& p, const Session& s, const wire::Header& h, std::string_view payload,
+                         Reply* reply);
   Status Info(Reply* reply) const;
   void SyncGauges();
 

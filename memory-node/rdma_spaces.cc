@@ -13,8 +13,7 @@ RdmaSpaces::~RdmaSpaces() {
 }
 
 Status RdmaSpaces::CreateSpace(Asid asid) {
-  if (spaces_.count(asid))
-    return SpaceExists(asid);
+  if (spaces_.count(asid)) return SpaceExists(asid);
   spaces_.emplace(asid, std::make_unique<Space>());
   return Status::Ok();
 }
@@ -30,8 +29,7 @@ Status RdmaSpaces::DestroySpace(Asid asid) {
 Status RdmaSpaces::ForkSpace(Asid parent, Asid child) {
   auto it = spaces_.find(parent);
   if (it == spaces_.end()) return NoSuchSpace(parent);
-  if (spaces_.count(child))
-    return SpaceExists(child);
+  if (spaces_.count(child)) return SpaceExists(child);
   auto copy = std::make_unique<Space>(*it->second);
   for (const auto& [uva, f] : copy->pages) frames_->Ref(f);
   spaces_.emplace(child, std::move(copy));
@@ -149,8 +147,10 @@ Status RdmaSpaces::ReadPage(Asid asid, std::uint64_t uva, void* out, bool* prese
   REMORA_RETURN_IF_ERROR(Check(asid, uva, &sp));
   auto it = sp->pages.find(uva);
   *present = it != sp->pages.end();
-  if (*present) std::memcpy(out, frames_->Data(it->second), kPageSize);
-  else std::memset(out, 0, kPageSize);
+  if (*present)
+    std::memcpy(out, frames_->Data(it->second), kPageSize);
+  else
+    std::memset(out, 0, kPageSize);
   return Status::Ok();
 }
 

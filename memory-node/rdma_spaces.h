@@ -39,8 +39,8 @@ namespace remora {
 class RdmaSpaces {
  public:
   struct Metrics {
-    std::uint64_t cow_breaks = 0;     // frames copied for a writer after fork
-    std::uint64_t pages_mapped = 0;   // pages answered by Map
+    std::uint64_t cow_breaks = 0;    // frames copied for a writer after fork
+    std::uint64_t pages_mapped = 0;  // pages answered by Map
   };
 
   explicit RdmaSpaces(RdmaFrames* frames) : frames_(frames) {}

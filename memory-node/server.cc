@@ -59,8 +59,7 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
   conn.set_context(std::move(s));
 }
 
-void MemoryNodeService::OnClose(StreamServer::Connection& conn,
-                                StreamServer::CloseReason reason) {
+void MemoryNodeService::OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) {
   auto* s = static_cast<Session*>(conn.context());
   if (s && !s->authenticated && reason == StreamServer::CloseReason::kDeadline) {
     m_.auth_timeouts->Inc();
@@ -85,8 +84,8 @@ void MemoryNodeService::RefuseAuth(StreamServer::Connection& conn, const wire::H
 void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
                                      const wire::Header& h, std::string_view payload) {
   if (h.type != static_cast<std::uint16_t>(MsgType::kAuth))
-    return RefuseAuth(conn, h, "authenticate first (got " + std::string(wire::TypeName(h.type)) +
-                                   ")");
+    return RefuseAuth(conn, h,
+                      "authenticate first (got " + std::string(wire::TypeName(h.type)) + ")");
   if (!wire::ValidateRequest(h).ok()) return RefuseAuth(conn, h, "malformed auth message");
   if (h.arg0 > UINT32_MAX) return RefuseAuth(conn, h, "node id out of range");
   const auto* p = reinterpret_cast<const std::uint8_t*>(payload.data());
@@ -113,8 +112,10 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
   if (!s->authenticated) return Authenticate(conn, *s, h, payload);
 
   std::uint64_t start = MonotonicNs();
-  if (h.type < req_counters_.size() && req_counters_[h.type]) req_counters_[h.type]->Inc();
-  else m_.req_unknown->Inc();
+  if (h.type < req_counters_.size() && req_counters_[h.type])
+    req_counters_[h.type]->Inc();
+  else
+    m_.req_unknown->Inc();
 
   Reply reply;
   Status st = wire::ValidateRequest(h);
@@ -136,10 +137,9 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
 
 Status MemoryNodeService::CheckOwner(const Session& s, Asid asid) const {
   if (AsidNode(asid) == s.node_id) return Status::Ok();
-  return {Code::kPermissionDenied, "address space " + std::to_string(asid) +
-                                       " belongs to processor node " +
-                                       std::to_string(AsidNode(asid)) + ", not to node " +
-                                       std::to_string(s.node_id)};
+  return {Code::kPermissionDenied,
+          "address space " + std::to_string(asid) + " belongs to processor node " +
+              std::to_string(AsidNode(asid)) + ", not to node " + std::to_string(s.node_id)};
 }
 
 Status MemoryNodeService::Execute(StreamServer::Connection& conn, const Session& s,
@@ -221,8 +221,7 @@ Status MemoryNodeService::Execute(StreamServer::Connection& conn, const Session&
   return {Code::kBadRequest, "unexpected message type " + std::to_string(h.type)};
 }
 
-Status MemoryNodeService::ReadPages(const wire::Header& h, const std::uint8_t* uvas,
-                                    Reply* reply) {
+Status MemoryNodeService::ReadPages(const wire::Header& h, const std::uint8_t* uvas, Reply* reply) {
   REMORA_RETURN_IF_ERROR(wire::ValidateBatchUvas(h, uvas));
   const std::size_t n = h.arg1;
   reply->body.assign(wire::ReadPagesReplyLen(n), '\0');
@@ -246,8 +245,8 @@ Status MemoryNodeService::WritePages(const wire::Header& h, const std::uint8_t* 
   for (std::size_t i = 0; i < n; ++i) {
     Status st = store_->WritePage(h.asid, wire::GetU64(payload + 8 * i), pages + i * kPageSize);
     if (!st.ok())
-      return {st.code(), "page " + std::to_string(i) + " of " + std::to_string(n) + ": " +
-                             st.message()};
+      return {st.code(),
+              "page " + std::to_string(i) + " of " + std::to_string(n) + ": " + st.message()};
   }
   return Status::Ok();
 }

@@ -42,8 +42,8 @@ class StatsRegistry;
 class MemoryNodeService : public StreamServer::Handler {
  public:
   struct Options {
-    std::string secret;        // shared with every processor node
-    NodeId node_id = 0;        // this memory node's id (kHello, kInfo)
+    std::string secret;  // shared with every processor node
+    NodeId node_id = 0;  // this memory node's id (kHello, kInfo)
     int auth_timeout_ms = 5000;
   };
 
@@ -82,8 +82,8 @@ class MemoryNodeService : public StreamServer::Handler {
   StatsRegistry* stats_;
   Options options_;
 
-  std::array<Counter*, 32> req_counters_{};   // by MsgType value
-  std::array<Counter*, 16> err_counters_{};   // by Code value
+  std::array<Counter*, 32> req_counters_{};  // by MsgType value
+  std::array<Counter*, 16> err_counters_{};  // by Code value
   MemoryNodeServiceMetrics m_;
 };
 

@@ -26,7 +26,8 @@ std::unique_ptr<SharedPageIndex> SharedPageIndex::Create(std::uint64_t initial_e
                                                          std::uint64_t max_entries,
                                                          Status* status) {
   max_entries = RoundUpPow2(std::max<std::uint64_t>(max_entries, 64));
-  initial_entries = std::min(RoundUpPow2(std::max<std::uint64_t>(initial_entries, 64)), max_entries);
+  initial_entries =
+      std::min(RoundUpPow2(std::max<std::uint64_t>(initial_entries, 64)), max_entries);
   SharedFile file;
   *status = CreateSharedFile("remora-page-index", shm::IndexBytes(max_entries), &file);
   if (!status->ok()) return nullptr;

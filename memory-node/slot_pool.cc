@@ -23,9 +23,8 @@ std::unique_ptr<SlotPool> SlotPool::Create(const Options& opts, Status* status) 
   if (!status->ok()) return nullptr;
   p->nslots_ = opts.nslots;
   p->refs_.assign(opts.nslots, 0);
-  p->high_ = opts.backed_free_high
-                 ? opts.backed_free_high
-                 : std::clamp<std::uint64_t>(opts.nslots / 64, 64, 8192);
+  p->high_ = opts.backed_free_high ? opts.backed_free_high
+                                   : std::clamp<std::uint64_t>(opts.nslots / 64, 64, 8192);
   p->low_ = opts.backed_free_low ? std::min(opts.backed_free_low, p->high_) : p->high_ / 2;
   return p;
 }

@@ -102,8 +102,8 @@ class SlotPool {
   std::uint64_t nslots_ = 0, used_ = 0;
   std::uint64_t high_ = 0, low_ = 0;
   std::vector<std::uint32_t> refs_;
-  std::deque<Slot> backed_free_;  // back = most recently freed (hot)
-  std::vector<Slot> holes_;       // punched: no memory behind them
+  std::deque<Slot> backed_free_;      // back = most recently freed (hot)
+  std::vector<Slot> holes_;           // punched: no memory behind them
   std::uint64_t next_untouched_ = 0;  // slots >= this were never used
   std::uint64_t in_flight_ = 0;       // taken for punching, not yet finished
   std::uint64_t punched_total_ = 0;

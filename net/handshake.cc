@@ -18,8 +18,7 @@ Status ReadMessage(int fd, std::uint64_t deadline, std::size_t max_payload, wire
   *h = wire::DecodeHeader(hb);
   if (wire::CheckFrame(*h) != wire::FrameError::kNone || h->payload_len > max_payload)
     return {Code::kDisconnected, "peer is not a compatible memory node (" +
-                                     std::string(wire::FrameErrorName(wire::CheckFrame(*h))) +
-                                     ")"};
+                                     std::string(wire::FrameErrorName(wire::CheckFrame(*h))) + ")"};
   payload->resize(h->payload_len);
   return ReadFull(fd, payload->data(), payload->size(), deadline);
 }
@@ -41,8 +40,8 @@ Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int ti
   REMORA_RETURN_IF_ERROR(auth::NewNonce(&client_nonce));
 
   std::uint8_t msg[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];
-  wire::Header req = wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, 0,
-                                       wire::kMacLen + wire::kNonceLen);
+  wire::Header req =
+      wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, 0, wire::kMacLen + wire::kNonceLen);
   wire::EncodeHeader(req, msg);
   auth::Mac proof = auth::ClientProof(secret, server_nonce);
   std::memcpy(msg + wire::kHeaderSize, proof.data(), proof.size());

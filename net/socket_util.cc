@@ -107,8 +107,7 @@ Status ConnectTcp(const std::string& host_port, int timeout_ms, int* out) {
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-  if (rc != 0)
-    return {Code::kInvalidArgument, "cannot resolve " + host + ": " + gai_strerror(rc)};
+  if (rc != 0) return {Code::kInvalidArgument, "cannot resolve " + host + ": " + gai_strerror(rc)};
   std::uint64_t deadline = DeadlineAfterMs(timeout_ms);
   Status last{Code::kIoError, "no address for " + host_port};
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
@@ -154,10 +153,9 @@ Status ListenTcp(const std::string& host_port, int* out, std::string* bound) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* res = nullptr;
-  int rc = getaddrinfo(host == "*" ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
-                       &res);
-  if (rc != 0)
-    return {Code::kInvalidArgument, "cannot resolve " + host + ": " + gai_strerror(rc)};
+  int rc =
+      getaddrinfo(host == "*" ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) return {Code::kInvalidArgument, "cannot resolve " + host + ": " + gai_strerror(rc)};
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     freeaddrinfo(res);
@@ -166,8 +164,10 @@ Status ListenTcp(const std::string& host_port, int* out, std::string* bound) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   Status st;
-  if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) st = Errno("bind " + host_port);
-  else if (listen(fd, 128) != 0) st = Errno("listen " + host_port);
+  if (bind(fd, res->ai_addr, res->ai_addrlen) != 0)
+    st = Errno("bind " + host_port);
+  else if (listen(fd, 128) != 0)
+    st = Errno("listen " + host_port);
   freeaddrinfo(res);
   if (!st.ok()) {
     close(fd);
@@ -210,9 +210,12 @@ Status ListenUnix(const std::string& path, int* out) {
   mode_t old_mask = umask(077);
   int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   umask(old_mask);
-  if (rc != 0) s = Errno("bind " + path);
-  else if (chmod(path.c_str(), 0600) != 0) s = Errno("chmod " + path);
-  else if (listen(fd, 128) != 0) s = Errno("listen " + path);
+  if (rc != 0)
+    s = Errno("bind " + path);
+  else if (chmod(path.c_str(), 0600) != 0)
+    s = Errno("chmod " + path);
+  else if (listen(fd, 128) != 0)
+    s = Errno("listen " + path);
   if (!s.ok()) {
     close(fd);
     return s;

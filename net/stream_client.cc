@@ -118,8 +118,10 @@ Status StreamClient::Call(const Request& req, Reply* reply) {
     return st;
   }
   st = WaitFor(&p);
-  if (reply) *reply = std::move(p.reply);
-  else CloseAll(p.reply.fds);
+  if (reply)
+    *reply = std::move(p.reply);
+  else
+    CloseAll(p.reply.fds);
   return st;
 }
 
@@ -195,9 +197,8 @@ Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_
       // everything after it, or the peer has not read anything for a whole
       // timeout; both ways the connection is done for, and failing everyone
       // now beats making every later caller wait out its own timeout.
-      Break({Code::kDisconnected, st.code() == Code::kTimeout
-                                      ? "memory node stopped taking requests"
-                                      : st.message()});
+      Break({Code::kDisconnected,
+             st.code() == Code::kTimeout ? "memory node stopped taking requests" : st.message()});
       return st;
     }
     sent += static_cast<std::size_t>(n);
@@ -236,8 +237,10 @@ Status StreamClient::WaitFor(Pending* p) {
       continue;
     }
     p->waiting = true;
-    if (p->claimed) p->cv.wait(l);
-    else p->cv.wait_until(l, ToTimePoint(p->deadline_ns));
+    if (p->claimed)
+      p->cv.wait(l);
+    else
+      p->cv.wait_until(l, ToTimePoint(p->deadline_ns));
     p->waiting = false;
   }
   HandOffReading();
@@ -277,8 +280,8 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
   ssize_t n = recvmsg(fd_, &m, MSG_CMSG_CLOEXEC);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    Break({Code::kDisconnected, std::string("connection to memory node lost: ") +
-                                    std::strerror(errno)});
+    Break({Code::kDisconnected,
+           std::string("connection to memory node lost: ") + std::strerror(errno)});
     return;
   }
   if (n == 0) {
@@ -328,8 +331,8 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
 void StreamClient::Deliver(Frame&& f) {
   const wire::Header& h = f.header;
   std::vector<int> fds;
-  if (wire::BaseType(h) == static_cast<std::uint16_t>(wire::MsgType::kAttachShm) &&
-      h.status == 0 && !received_fds_.empty()) {
+  if (wire::BaseType(h) == static_cast<std::uint16_t>(wire::MsgType::kAttachShm) && h.status == 0 &&
+      !received_fds_.empty()) {
     fds = std::move(received_fds_.front());
     received_fds_.pop_front();
   }

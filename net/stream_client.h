@@ -51,7 +51,7 @@ class StreamClient {
     int timeout_ms = 10000;          // per request
     StatsRegistry* stats = nullptr;  // <prefix>_requests, _bytes_sent, ... if set
     std::string stats_prefix{kTcpStatsPrefix};
-    bool receive_fds = false;        // unix sockets: accept SCM_RIGHTS in replies
+    bool receive_fds = false;  // unix sockets: accept SCM_RIGHTS in replies
   };
 
   struct Request {
@@ -69,8 +69,8 @@ class StreamClient {
 
   struct Reply {
     wire::Header header{};
-    std::string payload;    // the part that did not fit into reply_into
-    std::vector<int> fds;   // received descriptors; the caller owns them
+    std::string payload;   // the part that did not fit into reply_into
+    std::vector<int> fds;  // received descriptors; the caller owns them
   };
 
   // Takes ownership of `fd`, a connected socket that already passed the

@@ -73,13 +73,20 @@ void StreamServer::Connection::CloseAfterFlush() {
 
 std::string_view StreamServer::CloseReasonName(CloseReason r) {
   switch (r) {
-    case CloseReason::kPeerClosed: return "peer closed";
-    case CloseReason::kTruncated: return "peer closed mid-message";
-    case CloseReason::kProtocolError: return "protocol violation";
-    case CloseReason::kIoError: return "i/o error";
-    case CloseReason::kDeadline: return "deadline expired";
-    case CloseReason::kByHandler: return "closed by server";
-    case CloseReason::kShutdown: return "server shutdown";
+    case CloseReason::kPeerClosed:
+      return "peer closed";
+    case CloseReason::kTruncated:
+      return "peer closed mid-message";
+    case CloseReason::kProtocolError:
+      return "protocol violation";
+    case CloseReason::kIoError:
+      return "i/o error";
+    case CloseReason::kDeadline:
+      return "deadline expired";
+    case CloseReason::kByHandler:
+      return "closed by server";
+    case CloseReason::kShutdown:
+      return "server shutdown";
   }
   return "?";
 }
@@ -178,7 +185,8 @@ void StreamServer::Run() {
         Connection& c = *it->second;
         bool alive = true;
         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-          if (c.reading_) alive = OnReadable(c);
+          if (c.reading_)
+            alive = OnReadable(c);
           else if (ev & (EPOLLHUP | EPOLLERR)) {
             CloseConn(key, CloseReason::kIoError);
             alive = false;
@@ -269,8 +277,8 @@ bool StreamServer::DispatchBuffered(Connection& c) {
       fe = wire::FrameError::kTooLarge;
     if (fe != wire::FrameError::kNone) {
       if (metrics_.violations) metrics_.violations->Inc();
-      spdlog::warn("{}: {} (type {}, payload_len {}, limit {}); dropping the connection",
-                   c.peer_, wire::FrameErrorName(fe), h.type, h.payload_len, c.max_payload_);
+      spdlog::warn("{}: {} (type {}, payload_len {}, limit {}); dropping the connection", c.peer_,
+                   wire::FrameErrorName(fe), h.type, h.payload_len, c.max_payload_);
       CloseConn(c.id_, CloseReason::kProtocolError);
       return false;
     }
@@ -284,9 +292,9 @@ bool StreamServer::DispatchBuffered(Connection& c) {
       }
       break;
     }
-    std::string_view payload(reinterpret_cast<const char*>(c.in_.data()) + c.in_start_ +
-                                 wire::kHeaderSize,
-                             h.payload_len);
+    std::string_view payload(
+        reinterpret_cast<const char*>(c.in_.data()) + c.in_start_ + wire::kHeaderSize,
+        h.payload_len);
     c.in_start_ += total;
     handler_->OnMessage(c, h, payload);
     // Stop taking requests while the peer is not taking our replies.
@@ -388,8 +396,7 @@ void StreamServer::CloseConn(std::uint64_t id, CloseReason reason) {
   epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
   close(c->fd_);
   if (metrics_.open) metrics_.open->Sub(1);
-  if (reason == CloseReason::kDeadline && metrics_.deadline_closes)
-    metrics_.deadline_closes->Inc();
+  if (reason == CloseReason::kDeadline && metrics_.deadline_closes) metrics_.deadline_closes->Inc();
   spdlog::debug("connection {} ({}) closed: {}", id, c->peer_, CloseReasonName(reason));
   handler_->OnClose(*c, reason);
 }

@@ -84,9 +84,9 @@ class StreamServer {
     std::size_t in_start_ = 0, in_end_ = 0;
     std::deque<Out> out_;
     std::size_t out_bytes_ = 0;
-    bool closing_ = false;     // CloseAfterFlush() called
-    bool reading_ = true;      // EPOLLIN registered
-    bool want_write_ = false;  // output is waiting for the socket
+    bool closing_ = false;      // CloseAfterFlush() called
+    bool reading_ = true;       // EPOLLIN registered
+    bool want_write_ = false;   // output is waiting for the socket
     std::uint32_t events_ = 0;  // what epoll currently watches for
     std::uint64_t deadline_ns_ = 0;
     std::uint32_t max_payload_ = wire::kMaxPayload;

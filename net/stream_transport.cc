@@ -29,8 +29,8 @@ Status StreamTransport::Dial(const TransportOptions& opts, bool unix_socket,
   int fd = -1;
   Status st = unix_socket ? net::ConnectUnix(opts.address, opts.timeout_ms, &fd)
                           : net::ConnectTcp(opts.address, opts.timeout_ms, &fd);
-  if (!st.ok()) return {st.code(), "cannot reach memory node at " + opts.address + ": " +
-                                       st.message()};
+  if (!st.ok())
+    return {st.code(), "cannot reach memory node at " + opts.address + ": " + st.message()};
   st = net::ClientHandshake(fd, opts.secret, opts.node_id, opts.timeout_ms);
   if (!st.ok()) {
     close(fd);
@@ -149,8 +149,7 @@ Status StreamTransport::ReadPages(Asid asid, std::span<const std::uint64_t> uvas
   return Status::Ok();
 }
 
-Status StreamTransport::WriteBatch(Asid asid, std::span<const std::uint64_t> uvas,
-                                   const char* in) {
+Status StreamTransport::WriteBatch(Asid asid, std::span<const std::uint64_t> uvas, const char* in) {
   const std::size_t n = uvas.size();
   std::vector<std::uint8_t> addrs(8 * n);
   for (std::size_t i = 0; i < n; ++i) wire::PutU64(addrs.data() + 8 * i, uvas[i]);
@@ -176,8 +175,8 @@ Status StreamTransport::WritePages(Asid asid, std::span<const std::uint64_t> uva
 Status StreamTransport::WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
                                         const void* buf) {
   if (asids.empty() || asids.size() > wire::kMaxBatchPages)
-    return {Code::kInvalidArgument, "WritePageShared needs 1.." +
-                                        std::to_string(wire::kMaxBatchPages) + " address spaces"};
+    return {Code::kInvalidArgument,
+            "WritePageShared needs 1.." + std::to_string(wire::kMaxBatchPages) + " address spaces"};
   std::vector<std::uint8_t> ids(8 * asids.size());
   for (std::size_t i = 0; i < asids.size(); ++i) wire::PutU64(ids.data() + 8 * i, asids[i]);
   iovec payload[2] = {Iov(ids.data(), ids.size()), Iov(buf, kPageSize)};

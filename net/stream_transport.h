@@ -45,8 +45,7 @@ class StreamTransport : public Transport {
   Status ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
                    bool* present = nullptr) override;
   Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
-  Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
-                         const void* buf) override;
+  Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva, const void* buf) override;
 
  private:
   Status Simple(wire::MsgType type, Asid asid, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0);

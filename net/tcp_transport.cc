@@ -8,8 +8,8 @@ namespace remora {
 
 std::unique_ptr<Transport> NewTcpTransport(const TransportOptions& opts, Status* status) {
   std::unique_ptr<StreamClient> client;
-  *status = StreamTransport::Dial(opts, /*unix_socket=*/false, std::string(kTcpStatsPrefix),
-                                  &client);
+  *status =
+      StreamTransport::Dial(opts, /*unix_socket=*/false, std::string(kTcpStatsPrefix), &client);
   if (!status->ok()) return nullptr;
   return std::make_unique<StreamTransport>("tcp", std::move(client));
 }

@@ -25,18 +25,25 @@ Status Transport::WritePages(Asid asid, std::span<const std::uint64_t> uvas, con
 }
 
 Status ParseTransportKind(const std::string& s, TransportKind* kind) {
-  if (s == "tcp") *kind = TransportKind::kTcp;
-  else if (s == "shm") *kind = TransportKind::kShm;
-  else if (s == "rdma") *kind = TransportKind::kRdma;
-  else return {Code::kInvalidArgument, "unknown transport '" + s + "' (tcp, shm, rdma)"};
+  if (s == "tcp")
+    *kind = TransportKind::kTcp;
+  else if (s == "shm")
+    *kind = TransportKind::kShm;
+  else if (s == "rdma")
+    *kind = TransportKind::kRdma;
+  else
+    return {Code::kInvalidArgument, "unknown transport '" + s + "' (tcp, shm, rdma)"};
   return Status::Ok();
 }
 
 std::unique_ptr<Transport> ConnectTransport(const TransportOptions& opts, Status* status) {
   switch (opts.kind) {
-    case TransportKind::kTcp: return NewTcpTransport(opts, status);
-    case TransportKind::kShm: return NewShmTransport(opts, status);
-    case TransportKind::kRdma: return NewRdmaTransport(opts, status);
+    case TransportKind::kTcp:
+      return NewTcpTransport(opts, status);
+    case TransportKind::kShm:
+      return NewShmTransport(opts, status);
+    case TransportKind::kRdma:
+      return NewRdmaTransport(opts, status);
   }
   *status = {Code::kInvalidArgument, "bad transport kind"};
   return nullptr;

@@ -31,8 +31,8 @@ Status ExpectPayload(const Header& h, std::uint64_t want) {
 
 Status ExpectBatchCount(const Header& h, std::uint64_t max) {
   if (h.arg1 >= 1 && h.arg1 <= max) return Status::Ok();
-  return Bad(std::string(TypeName(h.type)) + ": count " + std::to_string(h.arg1) +
-             " outside 1.." + std::to_string(max));
+  return Bad(std::string(TypeName(h.type)) + ": count " + std::to_string(h.arg1) + " outside 1.." +
+             std::to_string(max));
 }
 
 Status ExpectAligned(const Header& h, std::uint64_t addr) {
@@ -101,25 +101,44 @@ Header MakeReply(const Header& req, Code status, std::uint32_t payload_len) {
 
 std::string_view TypeName(std::uint16_t type) {
   switch (static_cast<MsgType>(type & ~kReplyBit)) {
-    case MsgType::kHello: return "hello";
-    case MsgType::kAuth: return "auth";
-    case MsgType::kCreateSpace: return "create_space";
-    case MsgType::kDestroySpace: return "destroy_space";
-    case MsgType::kForkSpace: return "fork_space";
-    case MsgType::kRegisterRange: return "register_range";
-    case MsgType::kUnregisterRange: return "unregister_range";
-    case MsgType::kDiscardRange: return "discard_range";
-    case MsgType::kInfo: return "info";
-    case MsgType::kStats: return "stats";
-    case MsgType::kPing: return "ping";
-    case MsgType::kAttachShm: return "attach_shm";
-    case MsgType::kReadPage: return "read_page";
-    case MsgType::kWritePage: return "write_page";
-    case MsgType::kReadPages: return "read_pages";
-    case MsgType::kWritePages: return "write_pages";
-    case MsgType::kWritePageShared: return "write_page_shared";
-    case MsgType::kRdmaAttach: return "rdma_attach";
-    case MsgType::kRdmaMap: return "rdma_map";
+    case MsgType::kHello:
+      return "hello";
+    case MsgType::kAuth:
+      return "auth";
+    case MsgType::kCreateSpace:
+      return "create_space";
+    case MsgType::kDestroySpace:
+      return "destroy_space";
+    case MsgType::kForkSpace:
+      return "fork_space";
+    case MsgType::kRegisterRange:
+      return "register_range";
+    case MsgType::kUnregisterRange:
+      return "unregister_range";
+    case MsgType::kDiscardRange:
+      return "discard_range";
+    case MsgType::kInfo:
+      return "info";
+    case MsgType::kStats:
+      return "stats";
+    case MsgType::kPing:
+      return "ping";
+    case MsgType::kAttachShm:
+      return "attach_shm";
+    case MsgType::kReadPage:
+      return "read_page";
+    case MsgType::kWritePage:
+      return "write_page";
+    case MsgType::kReadPages:
+      return "read_pages";
+    case MsgType::kWritePages:
+      return "write_pages";
+    case MsgType::kWritePageShared:
+      return "write_page_shared";
+    case MsgType::kRdmaAttach:
+      return "rdma_attach";
+    case MsgType::kRdmaMap:
+      return "rdma_map";
   }
   return "unknown";
 }
@@ -138,26 +157,32 @@ FrameError CheckFrame(const Header& h) {
 
 std::string_view FrameErrorName(FrameError e) {
   switch (e) {
-    case FrameError::kNone: return "ok";
-    case FrameError::kBadMagic: return "bad magic";
-    case FrameError::kBadVersion: return "unsupported protocol version";
-    case FrameError::kTooLarge: return "payload larger than allowed";
+    case FrameError::kNone:
+      return "ok";
+    case FrameError::kBadMagic:
+      return "bad magic";
+    case FrameError::kBadVersion:
+      return "unsupported protocol version";
+    case FrameError::kTooLarge:
+      return "payload larger than allowed";
   }
   return "?";
 }
 
 Status ValidateRequest(const Header& h) {
-  if (!IsKnownRequestType(h.type))
-    return Bad("unknown message type " + std::to_string(h.type));
+  if (!IsKnownRequestType(h.type)) return Bad("unknown message type " + std::to_string(h.type));
   switch (static_cast<MsgType>(h.type)) {
-    case MsgType::kAuth: return ExpectPayload(h, kMacLen + kNonceLen);
+    case MsgType::kAuth:
+      return ExpectPayload(h, kMacLen + kNonceLen);
     case MsgType::kCreateSpace:
     case MsgType::kDestroySpace:
     case MsgType::kForkSpace:
     case MsgType::kInfo:
     case MsgType::kStats:
-    case MsgType::kAttachShm: return ExpectPayload(h, 0);
-    case MsgType::kPing: return Status::Ok();  // any payload, echoed back
+    case MsgType::kAttachShm:
+      return ExpectPayload(h, 0);
+    case MsgType::kPing:
+      return Status::Ok();  // any payload, echoed back
     case MsgType::kRegisterRange:
     case MsgType::kUnregisterRange:
     case MsgType::kDiscardRange:
@@ -188,7 +213,8 @@ Status ValidateRequest(const Header& h) {
       REMORA_RETURN_IF_ERROR(ExpectBatchCount(h, kMaxBatchPages));
       if (h.arg0 > 1) return Bad("rdma_map: mode must be 0 (read) or 1 (write)");
       return ExpectPayload(h, h.arg1 * 8);
-    case MsgType::kHello: break;
+    case MsgType::kHello:
+      break;
   }
   return Bad("unexpected message type " + std::to_string(h.type));
 }
@@ -208,16 +234,32 @@ Status ValidateReply(const Header& req, const Header& reply) {
   if (reply.status != 0) return Status::Ok();  // error text of any length
   std::uint64_t want = 0;
   switch (static_cast<MsgType>(req.type)) {
-    case MsgType::kReadPage: want = reply.arg1 ? kPageSize : 0; break;
-    case MsgType::kReadPages: want = ReadPagesReplyLen(req.arg1); break;
-    case MsgType::kInfo: want = sizeof(InfoPayload); break;
-    case MsgType::kAuth: want = kMacLen; break;
-    case MsgType::kRdmaAttach: want = req.arg1 * kRdmaQpInfoLen; break;
-    case MsgType::kRdmaMap: want = req.arg1 * kRdmaMappingLen; break;
-    case MsgType::kPing: want = req.payload_len; break;
+    case MsgType::kReadPage:
+      want = reply.arg1 ? kPageSize : 0;
+      break;
+    case MsgType::kReadPages:
+      want = ReadPagesReplyLen(req.arg1);
+      break;
+    case MsgType::kInfo:
+      want = sizeof(InfoPayload);
+      break;
+    case MsgType::kAuth:
+      want = kMacLen;
+      break;
+    case MsgType::kRdmaAttach:
+      want = req.arg1 * kRdmaQpInfoLen;
+      break;
+    case MsgType::kRdmaMap:
+      want = req.arg1 * kRdmaMappingLen;
+      break;
+    case MsgType::kPing:
+      want = req.payload_len;
+      break;
     case MsgType::kStats:
-    case MsgType::kAttachShm: return Status::Ok();  // free-form
-    default: want = 0;
+    case MsgType::kAttachShm:
+      return Status::Ok();  // free-form
+    default:
+      want = 0;
   }
   if (reply.payload_len != want)
     return {Code::kInternal, std::string(TypeName(req.type)) + " reply has " +

@@ -32,8 +32,7 @@ Header DecodeHeader(const std::uint8_t in[kHeaderSize]);
 
 // A request header with magic and version filled in and status 0.
 Header MakeRequest(MsgType type, std::uint64_t req_id, std::uint64_t asid = 0,
-                   std::uint64_t arg0 = 0, std::uint64_t arg1 = 0,
-                   std::uint32_t payload_len = 0);
+                   std::uint64_t arg0 = 0, std::uint64_t arg1 = 0, std::uint32_t payload_len = 0);
 // The reply to `req`: same type with kReplyBit, same req_id and asid.
 Header MakeReply(const Header& req, Code status, std::uint32_t payload_len = 0);
 

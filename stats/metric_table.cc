@@ -17,8 +17,7 @@ namespace {
 
 // The name and help of `spec`'s instance. A name with a placeholder needs
 // an instance: registering "<transport>_requests" itself would be a bug.
-std::pair<std::string, std::string> NameAndHelp(const MetricSpec& spec,
-                                                std::string_view instance) {
+std::pair<std::string, std::string> NameAndHelp(const MetricSpec& spec, std::string_view instance) {
   const std::string_view ph = spec.placeholder();
   assert(ph.empty() == instance.empty());
   return {ExpandMetricText(spec.name, ph, instance), ExpandMetricText(spec.help, ph, instance)};

@@ -52,8 +52,8 @@ Histogram::Histogram(std::string name, std::string unit, std::string help)
 int Histogram::BucketOf(std::uint64_t v) {
   constexpr std::uint64_t kSub = 1u << kSubBits;
   if (v < kSub) return static_cast<int>(v);
-  int msb = 63 - __builtin_clzll(v);             // >= kSubBits
-  int shift = msb - kSubBits;                    // bits below the sub-bucket bits
+  int msb = 63 - __builtin_clzll(v);  // >= kSubBits
+  int shift = msb - kSubBits;         // bits below the sub-bucket bits
   int sub = static_cast<int>((v >> shift) & (kSub - 1));
   return ((shift + 1) << kSubBits) + sub;
 }

@@ -45,9 +45,12 @@ enum class MetricKind { kCounter, kGauge, kHistogram };
 
 constexpr std::string_view MetricKindName(MetricKind k) {
   switch (k) {
-    case MetricKind::kCounter: return "counter";
-    case MetricKind::kGauge: return "gauge";
-    case MetricKind::kHistogram: return "histogram";
+    case MetricKind::kCounter:
+      return "counter";
+    case MetricKind::kGauge:
+      return "gauge";
+    case MetricKind::kHistogram:
+      return "histogram";
   }
   return "?";
 }
@@ -145,13 +148,11 @@ void Bind(StatsRegistry* r, const MetricSpec& spec, std::string_view, MetricFami
   ::remora::metric_internal::Traits<::remora::type>::Handle handle{};
 
 // Inside a struct: the table LIST declares (see the top of this file).
-#define REMORA_METRIC_TABLE(LIST)                                                        \
-  enum class Id : std::size_t { LIST(REMORA_METRIC_ID_) };                               \
-  static constexpr ::remora::MetricSpec kSpecs[] = {LIST(REMORA_METRIC_SPEC_)};          \
-  static constexpr const ::remora::MetricSpec& Spec(Id id) {                             \
-    return kSpecs[static_cast<std::size_t>(id)];                                         \
-  }                                                                                      \
-  void Register(::remora::StatsRegistry* r, std::string_view instance = {}) {            \
-    LIST(REMORA_METRIC_BIND_)                                                            \
-  }                                                                                      \
-  LIST(REMORA_METRIC_HANDLE_)
+#define REMORA_METRIC_TABLE(LIST)                                               \
+  enum class Id : std::size_t { LIST(REMORA_METRIC_ID_) };                      \
+  static constexpr ::remora::MetricSpec kSpecs[] = {LIST(REMORA_METRIC_SPEC_)}; \
+  static constexpr const ::remora::MetricSpec& Spec(Id id) {                    \
+    return kSpecs[static_cast<std::size_t>(id)];                                \
+  }                                                                             \
+  void Register(::remora::StatsRegistry* r, std::string_view instance = {}){    \
+      LIST(REMORA_METRIC_BIND_)} LIST(REMORA_METRIC_HANDLE_)

@@ -37,32 +37,32 @@ enum class MsgType : std::uint16_t {
   // Control. asid = address space.
   kCreateSpace = 10,
   kDestroySpace = 11,
-  kForkSpace = 12,       // asid = parent, arg0 = child
-  kRegisterRange = 13,   // arg0 = start, arg1 = len
-  kUnregisterRange = 14, // arg0 = start, arg1 = len
-  kDiscardRange = 15,    // arg0 = start, arg1 = len
-  kInfo = 16,            // reply payload: InfoPayload
-  kStats = 17,           // reply payload: JSON text
+  kForkSpace = 12,        // asid = parent, arg0 = child
+  kRegisterRange = 13,    // arg0 = start, arg1 = len
+  kUnregisterRange = 14,  // arg0 = start, arg1 = len
+  kDiscardRange = 15,     // arg0 = start, arg1 = len
+  kInfo = 16,             // reply payload: InfoPayload
+  kStats = 17,            // reply payload: JSON text
   kPing = 18,
   // Shared memory only (unix socket): the reply carries the page region and
   // index file descriptors via SCM_RIGHTS; payload describes the layout.
   kAttachShm = 19,
 
   // Page data. arg0 = uva.
-  kReadPage = 20,        // reply: arg1 = 1 if present; payload = 4096 bytes (absent: none)
-  kWritePage = 21,       // payload = 4096 bytes
-  kReadPages = 22,       // arg1 = n; payload = n * u64 uva. reply payload = n presence
-                         //   bytes padded to 8, then n * 4096 bytes
-  kWritePages = 23,      // arg1 = n; payload = n * u64 uva, then n * 4096 bytes
-  kWritePageShared = 24, // arg0 = uva, arg1 = n asids; payload = n * u64 asid, then 4096
+  kReadPage = 20,         // reply: arg1 = 1 if present; payload = 4096 bytes (absent: none)
+  kWritePage = 21,        // payload = 4096 bytes
+  kReadPages = 22,        // arg1 = n; payload = n * u64 uva. reply payload = n presence
+                          //   bytes padded to 8, then n * 4096 bytes
+  kWritePages = 23,       // arg1 = n; payload = n * u64 uva, then n * 4096 bytes
+  kWritePageShared = 24,  // arg0 = uva, arg1 = n asids; payload = n * u64 asid, then 4096
 
   // RDMA (net/rdma/rdma_wire.h has the payload layouts; docs/cluster.md the model).
   // After kRdmaAttach the connection's address spaces live in RDMA-registered
   // frames and every control message above applies to them.
-  kRdmaAttach = 25,      // arg1 = n QPs (1..16); payload = n * RdmaQpInfo. reply: the same
-                         //   for the memory node's QPs
-  kRdmaMap = 26,         // asid, arg0 = 1 to prepare for writing, arg1 = n (1..256);
-                         //   payload = n * u64 uva. reply payload = n * RdmaMapping
+  kRdmaAttach = 25,  // arg1 = n QPs (1..16); payload = n * RdmaQpInfo. reply: the same
+                     //   for the memory node's QPs
+  kRdmaMap = 26,     // asid, arg0 = 1 to prepare for writing, arg1 = n (1..256);
+                     //   payload = n * u64 uva. reply payload = n * RdmaMapping
 };
 
 #pragma pack(push, 1)

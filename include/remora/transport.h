@@ -30,9 +30,9 @@ class StatsRegistry;
 
 struct MemoryNodeInfo {
   std::uint64_t capacity_pages = 0;
-  std::uint64_t used_pages = 0;   // distinct stored pages (a COW-shared page counts once)
+  std::uint64_t used_pages = 0;  // distinct stored pages (a COW-shared page counts once)
   std::uint64_t nr_spaces = 0;
-  NodeId node_id = 0;             // the memory node's own id
+  NodeId node_id = 0;  // the memory node's own id
 };
 
 class Transport {
@@ -80,9 +80,9 @@ struct TransportOptions {
   TransportKind kind = TransportKind::kTcp;
   // tcp/rdma: "host:port"; shm: path of the memory node's unix socket.
   std::string address;
-  std::string secret;          // shared secret for the HMAC challenge
-  NodeId node_id = 1;          // this processor node's id (asids it may use)
-  int timeout_ms = 10000;      // per request; a dead peer is an error after this
+  std::string secret;              // shared secret for the HMAC challenge
+  NodeId node_id = 1;              // this processor node's id (asids it may use)
+  int timeout_ms = 10000;          // per request; a dead peer is an error after this
   StatsRegistry* stats = nullptr;  // transport counters go here if set
   // rdma: the local device and GID to use. Empty device / gid_index -1: the
   // device and RoCE GID bound to the IP address the control connection

@@ -80,12 +80,11 @@ Status RdmaTransport::ReadPages(Asid asid, std::span<const std::uint64_t> uvas, 
   return Status::Ok();
 }
 
-Status RdmaTransport::WritePages(Asid asid, std::span<const std::uint64_t> uvas,
-                                 const void* bufs) {
+Status RdmaTransport::WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) {
   for (std::size_t i = 0; i < uvas.size(); i += kLanePages) {
     const std::size_t n = std::min(kLanePages, uvas.size() - i);
-    REMORA_RETURN_IF_ERROR(WriteBatch(asid, uvas.subspan(i, n),
-                                      static_cast<const char*>(bufs) + i * kPageSize));
+    REMORA_RETURN_IF_ERROR(
+        WriteBatch(asid, uvas.subspan(i, n), static_cast<const char*>(bufs) + i * kPageSize));
   }
   return Status::Ok();
 }
@@ -185,8 +184,7 @@ Status RdmaTransport::ReadBatch(Asid asid, std::span<const std::uint64_t> uvas, 
   return Status::Ok();
 }
 
-Status RdmaTransport::WriteBatch(Asid asid, std::span<const std::uint64_t> uvas,
-                                 const char* in) {
+Status RdmaTransport::WriteBatch(Asid asid, std::span<const std::uint64_t> uvas, const char* in) {
   const std::uint64_t t0 = MonotonicNs();
   const std::uint64_t deadline = net::DeadlineAfterMs(timeout_ms_);
   std::shared_lock<rdma::WriterFirstLock> sl(space_mu_);
@@ -211,8 +209,8 @@ Status RdmaTransport::Explain(Status st) {
   if (st.code() != Code::kPermissionDenied) return st;
   Status alive = Ping();
   if (alive.ok()) return st;
-  Status gone{Code::kDisconnected, "memory node " + peer_ + " is gone (" + alive.message() +
-                                       "); " + st.message()};
+  Status gone{Code::kDisconnected,
+              "memory node " + peer_ + " is gone (" + alive.message() + "); " + st.message()};
   Break(gone);
   return gone;
 }
@@ -241,13 +239,13 @@ Status RdmaTransport::AcquireLane(std::uint64_t deadline, Lane** lane) {
   for (;;) {
     if (!broken_.ok()) return broken_;
     if (!free_lanes_.empty()) break;
-    const auto left = std::chrono::nanoseconds(
-        static_cast<std::int64_t>(deadline) - static_cast<std::int64_t>(MonotonicNs()));
+    const auto left = std::chrono::nanoseconds(static_cast<std::int64_t>(deadline) -
+                                               static_cast<std::int64_t>(MonotonicNs()));
     if (left.count() <= 0 || lanes_cv_.wait_for(l, left) == std::cv_status::timeout) {
       if (!free_lanes_.empty()) break;
-      return {Code::kTimeout, "all " + std::to_string(live_lanes_) +
-                                  " RDMA queue pairs to " + peer_ + " stayed busy for " +
-                                  std::to_string(timeout_ms_) + " ms"};
+      return {Code::kTimeout, "all " + std::to_string(live_lanes_) + " RDMA queue pairs to " +
+                                  peer_ + " stayed busy for " + std::to_string(timeout_ms_) +
+                                  " ms"};
     }
   }
   *lane = free_lanes_.back();
@@ -259,8 +257,7 @@ void RdmaTransport::ReleaseLane(Lane* lane) {
   std::lock_guard<std::mutex> l(lanes_mu_);
   if (lane->dead) {
     if (--live_lanes_ == 0 && broken_.ok())
-      broken_ = {Code::kDisconnected,
-                 "every RDMA queue pair to memory node " + peer_ + " failed"};
+      broken_ = {Code::kDisconnected, "every RDMA queue pair to memory node " + peer_ + " failed"};
   } else {
     free_lanes_.push_back(lane);
   }
@@ -343,8 +340,7 @@ Status RdmaTransport::Reap(Lane* lane, std::size_t n, const char* op, std::uint6
       timed_out = true;
       Add(m_.timeouts, 1);
       first = {Code::kTimeout, std::string(op) + " to memory node " + peer_ +
-                                   " not completed within " + std::to_string(timeout_ms_) +
-                                   " ms"};
+                                   " not completed within " + std::to_string(timeout_ms_) + " ms"};
       ibv_qp_attr a{};
       a.qp_state = IBV_QPS_ERR;
       ibv_modify_qp(lane->qp.get(), &a, IBV_QP_STATE);

@@ -77,8 +77,8 @@ Status RdmaTransport::Setup(const TransportOptions& opts) {
     st = LocalIpv4Toward(opts.address, &ip);
     if (st.ok()) st = rdma::FindEndpointForIpv4(ip, &ep_);
     if (!st.ok())  // InfiniBand proper, or no RoCE GID for that address
-      st = rdma::OpenEndpoint("", static_cast<std::uint8_t>(opts.rdma_port),
-                              opts.rdma_gid_index, &ep_);
+      st = rdma::OpenEndpoint("", static_cast<std::uint8_t>(opts.rdma_port), opts.rdma_gid_index,
+                              &ep_);
   }
   REMORA_RETURN_IF_ERROR(st);
   pd_.reset(ibv_alloc_pd(ep_.ctx.get()));
@@ -99,8 +99,8 @@ Status RdmaTransport::Setup(const TransportOptions& opts) {
     if (!lane->cq) return {Code::kIoError, std::string("ibv_create_cq: ") + std::strerror(errno)};
     REMORA_RETURN_IF_ERROR(rdma::CreateRcQp(ep_, pd_.get(), lane->cq.get(), kLanePages,
                                             /*remote_access=*/0, &lane->qp));
-    lane->mr.reset(ibv_reg_mr(pd_.get(), lane->buf.get(), kLanePages * kPageSize,
-                              IBV_ACCESS_LOCAL_WRITE));
+    lane->mr.reset(
+        ibv_reg_mr(pd_.get(), lane->buf.get(), kLanePages * kPageSize, IBV_ACCESS_LOCAL_WRITE));
     if (!lane->mr) return {Code::kIoError, std::string("ibv_reg_mr: ") + std::strerror(errno)};
     lane->psn = rdma::RandomPsn();
     local.push_back(rdma::LocalQpInfo(ep_, lane->qp.get(), lane->psn));
@@ -115,8 +115,7 @@ Status RdmaTransport::Setup(const TransportOptions& opts) {
   req.payload = std::span<const iovec>(&iov, 1);
   StreamClient::Reply reply;
   st = client()->Call(req, &reply);
-  if (!st.ok())
-    return {st.code(), "memory node at " + peer_ + " refused RDMA: " + st.message()};
+  if (!st.ok()) return {st.code(), "memory node at " + peer_ + " refused RDMA: " + st.message()};
   std::vector<rdma::QpInfo> remote;
   REMORA_RETURN_IF_ERROR(rdma::DecodeQpInfos(reply.payload, local.size(), &remote));
   for (std::size_t i = 0; i < lanes_.size(); ++i) {
@@ -129,14 +128,13 @@ Status RdmaTransport::Setup(const TransportOptions& opts) {
 
 std::unique_ptr<Transport> NewRdmaTransport(const TransportOptions& opts, Status* status) {
   std::unique_ptr<StreamClient> client;
-  *status = StreamTransport::Dial(opts, /*unix_socket=*/false,
-                                  std::string(kRdmaControlStatsPrefix), &client);
+  *status = StreamTransport::Dial(opts, /*unix_socket=*/false, std::string(kRdmaControlStatsPrefix),
+                                  &client);
   if (!status->ok()) return nullptr;
   auto t = std::make_unique<RdmaTransport>(std::move(client), opts);
   *status = t->Setup(opts);
   if (!status->ok()) {
-    *status = {status->code(), "RDMA to memory node at " + opts.address + ": " +
-                                   status->message()};
+    *status = {status->code(), "RDMA to memory node at " + opts.address + ": " + status->message()};
     return nullptr;
   }
   return t;

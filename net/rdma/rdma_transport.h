@@ -126,8 +126,7 @@ class RdmaTransport final : public StreamTransport {
   Status ForkSpace(Asid parent, Asid child) override;
   Status UnregisterRange(Asid asid, std::uint64_t start, std::uint64_t len) override;
   Status DiscardRange(Asid asid, std::uint64_t start, std::uint64_t len) override;
-  Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
-                         const void* buf) override;
+  Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva, const void* buf) override;
 
   // ---- page data: one-sided, rdma_data_path.cc ----
   Status ReadPage(Asid asid, std::uint64_t uva, void* buf, bool* present) override;
@@ -155,7 +154,7 @@ class RdmaTransport final : public StreamTransport {
 
   // One page of a transfer.
   struct Work {
-    std::size_t slot;     // page index in the lane buffer
+    std::size_t slot;  // page index in the lane buffer
     std::uint64_t raddr;
     std::uint32_t rkey;
   };

@@ -38,9 +38,8 @@ Status QueryPort(Endpoint* ep) {
   if (ibv_query_port(ep->ctx.get(), ep->port, &pa) != 0)
     return Errno("ibv_query_port(" + ep->device + " port " + std::to_string(ep->port) + ")");
   if (pa.state != IBV_PORT_ACTIVE)
-    return {Code::kUnsupported, "RDMA device " + ep->device + " port " +
-                                    std::to_string(ep->port) + " is not active (state " +
-                                    ibv_port_state_str(pa.state) + ")"};
+    return {Code::kUnsupported, "RDMA device " + ep->device + " port " + std::to_string(ep->port) +
+                                    " is not active (state " + ibv_port_state_str(pa.state) + ")"};
   ep->lid = pa.lid;
   ep->mtu = pa.active_mtu;
   ibv_device_attr da{};
@@ -81,9 +80,10 @@ std::string ListDevices() {
 Status OpenEndpoint(const std::string& device, std::uint8_t port, int gid_index, Endpoint* ep) {
   DeviceList dl;
   if (!dl.list || dl.n == 0)
-    return {Code::kUnsupported, "no RDMA device on this machine (is the driver loaded? for "
-                                "soft-RoCE: modprobe rdma_rxe; rdma link add rxe0 type rxe "
-                                "netdev IFACE)"};
+    return {Code::kUnsupported,
+            "no RDMA device on this machine (is the driver loaded? for "
+            "soft-RoCE: modprobe rdma_rxe; rdma link add rxe0 type rxe "
+            "netdev IFACE)"};
   ibv_device* dev = nullptr;
   for (int i = 0; i < dl.n; ++i)
     if (device.empty() || device == ibv_get_device_name(dl.list[i])) {
@@ -108,8 +108,8 @@ Status OpenEndpoint(const std::string& device, std::uint8_t port, int gid_index,
     return Errno("GID index " + std::to_string(gid_index) + " of " + ep->device);
   std::memcpy(ep->gid, gid.raw, 16);
   if (GidEmpty(ep->gid) && ep->lid == 0)
-    return {Code::kInvalidArgument, "GID index " + std::to_string(gid_index) + " of " +
-                                        ep->device + " port " + std::to_string(port) +
+    return {Code::kInvalidArgument, "GID index " + std::to_string(gid_index) + " of " + ep->device +
+                                        " port " + std::to_string(port) +
                                         " is empty (see `ibv_devinfo -v` for the GID table)"};
   return Status::Ok();
 }
@@ -155,8 +155,7 @@ Status CreateRcQp(const Endpoint& ep, ibv_pd* pd, ibv_cq* cq, std::uint32_t max_
   return Status::Ok();
 }
 
-Status ConnectRcQp(const Endpoint& ep, ibv_qp* qp, std::uint32_t local_psn,
-                   const QpInfo& remote) {
+Status ConnectRcQp(const Endpoint& ep, ibv_qp* qp, std::uint32_t local_psn, const QpInfo& remote) {
   ibv_qp_attr a{};
   a.qp_state = IBV_QPS_RTR;
   a.path_mtu = std::min(ep.mtu, static_cast<ibv_mtu>(remote.mtu));
@@ -173,8 +172,8 @@ Status ConnectRcQp(const Endpoint& ep, ibv_qp* qp, std::uint32_t local_psn,
   a.ah_attr.sl = 0;
   a.ah_attr.port_num = ep.port;
   if (ibv_modify_qp(qp, &a,
-                    IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-                        IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER) != 0)
+                    IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+                        IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER) != 0)
     return Errno("queue pair to RTR (peer GID " + GidToString(remote.gid) + ")");
   ibv_qp_attr r{};
   r.qp_state = IBV_QPS_RTS;
@@ -184,7 +183,8 @@ Status ConnectRcQp(const Endpoint& ep, ibv_qp* qp, std::uint32_t local_psn,
   r.timeout = 14;
   r.retry_cnt = 7;
   r.rnr_retry = 7;
-  r.max_rd_atomic = static_cast<std::uint8_t>(std::min<int>(ep.max_rd_atomic, remote.max_rd_atomic));
+  r.max_rd_atomic =
+      static_cast<std::uint8_t>(std::min<int>(ep.max_rd_atomic, remote.max_rd_atomic));
   if (ibv_modify_qp(qp, &r,
                     IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
                         IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC) != 0)
@@ -210,8 +210,8 @@ std::uint32_t RandomPsn() {
 }
 
 Status CompletionError(const ibv_wc& wc, const char* op, const std::string& peer) {
-  std::string what = std::string(op) + " to memory node " + peer + " failed: " +
-                     ibv_wc_status_str(wc.status);
+  std::string what =
+      std::string(op) + " to memory node " + peer + " failed: " + ibv_wc_status_str(wc.status);
   switch (wc.status) {
     case IBV_WC_REM_ACCESS_ERR:
     case IBV_WC_LOC_PROT_ERR:

@@ -74,8 +74,8 @@ std::string EncodeMappings(std::span<const Mapping> maps) {
 
 Status DecodeMappings(std::string_view payload, std::size_t n, std::vector<Mapping>* out) {
   if (payload.size() != n * wire::kRdmaMappingLen)
-    return {Code::kInternal, "rdma_map reply of " + std::to_string(payload.size()) +
-                                 " bytes for " + std::to_string(n) + " pages"};
+    return {Code::kInternal, "rdma_map reply of " + std::to_string(payload.size()) + " bytes for " +
+                                 std::to_string(n) + " pages"};
   out->assign(n, Mapping{});
   const auto* p = reinterpret_cast<const std::uint8_t*>(payload.data());
   for (Mapping& m : *out) {

@@ -56,7 +56,7 @@ constexpr std::uint64_t kTagTombstone = 2;
 constexpr std::uint64_t kTagStateMask = 3;
 
 struct IndexEntry {
-  std::uint64_t tag;   // uva | state, or kTagEmpty
+  std::uint64_t tag;  // uva | state, or kTagEmpty
   std::uint64_t asid;
   std::uint64_t slot;
 };
@@ -67,7 +67,7 @@ static_assert(sizeof(IndexEntry) == 24);
 struct IndexHeader {
   std::uint64_t magic;
   std::uint64_t version;
-  std::uint64_t max_entries;  // power of two; fixed for the file's life
+  std::uint64_t max_entries;       // power of two; fixed for the file's life
   alignas(64) std::uint64_t seq;   // odd while the writer mutates
   alignas(64) std::uint64_t mask;  // table entries in use - 1 (power of two - 1)
   // Writer's bookkeeping, visible for debugging.

@@ -118,8 +118,8 @@ class ShmTransport final : public StreamTransport {
 
 std::unique_ptr<Transport> NewShmTransport(const TransportOptions& opts, Status* status) {
   std::unique_ptr<StreamClient> client;
-  *status = StreamTransport::Dial(opts, /*unix_socket=*/true, std::string(kShmStatsPrefix),
-                                  &client);
+  *status =
+      StreamTransport::Dial(opts, /*unix_socket=*/true, std::string(kShmStatsPrefix), &client);
   if (!status->ok()) return nullptr;
 
   StreamClient::Request req;
@@ -145,8 +145,8 @@ std::unique_ptr<Transport> NewShmTransport(const TransportOptions& opts, Status*
   auto reader = ShmPageReader::Map(reply.fds[0], reply.fds[1], reply.payload, status);
   close_fds();  // the mappings keep the files alive
   if (!reader) {
-    *status = {status->code(), "shared memory of memory node at " + opts.address + ": " +
-                                   status->message()};
+    *status = {status->code(),
+               "shared memory of memory node at " + opts.address + ": " + status->message()};
     return nullptr;
   }
   return std::make_unique<ShmTransport>(std::move(client), std::move(reader), opts);

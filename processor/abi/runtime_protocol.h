@@ -79,7 +79,7 @@ enum ReplyFlags : std::uint32_t {
 struct Reply {
   std::uint32_t magic = kMagic;
   Op op = Op::kReply;
-  std::int32_t code = 0;  // remora::Code
+  std::int32_t code = 0;       // remora::Code
   std::uint32_t text_len = 0;  // bytes of text following (Stats, errors)
   std::uint64_t session = 0;
   std::uint64_t asid = 0;

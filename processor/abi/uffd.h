@@ -21,8 +21,8 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -50,9 +50,7 @@ inline bool BackOff(long* waited_ns) {
 
 // Opens a userfaultfd (close-on-exec, non-blocking so poll() works on it).
 // Returns -1 with errno set on failure.
-inline int Open() {
-  return static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-}
+inline int Open() { return static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)); }
 
 // UFFDIO_API handshake asking for `wanted` features; *available receives
 // what the kernel offers. 0 or an errno.
@@ -81,8 +79,8 @@ inline int Register(int fd, std::uint64_t start, std::uint64_t len) {
 // (clean-page tracking). On an error *copied (if given) says how many bytes
 // went in before it: the page at dst + *copied is the one that failed
 // (EEXIST: something is mapped there already).
-inline int Copy(int fd, std::uint64_t dst, const void* src, std::uint64_t len,
-                bool write_protect, std::uint64_t* copied = nullptr) {
+inline int Copy(int fd, std::uint64_t dst, const void* src, std::uint64_t len, bool write_protect,
+                std::uint64_t* copied = nullptr) {
   long waited = 0;
   std::uint64_t done = 0;
   for (;;) {

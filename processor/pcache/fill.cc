@@ -63,11 +63,21 @@ void Pcache::CompleteFill(LineId line, FillSource source, bool dirty) {
   PcacheLine& l = Line(line);
   assert(l.Test(kLineValid) && l.Test(kLineLocked));
   switch (source) {
-    case FillSource::kMemoryNode: counters_.fill_from_memory->Inc(); break;
-    case FillSource::kVictimCache: counters_.fill_from_victim->Inc(); break;
-    case FillSource::kZeroFill: counters_.fill_zerofill->Inc(); break;
-    case FillSource::kCowBreak: counters_.fill_copy->Inc(); break;
-    case FillSource::kFile: counters_.fill_from_file->Inc(); break;
+    case FillSource::kMemoryNode:
+      counters_.fill_from_memory->Inc();
+      break;
+    case FillSource::kVictimCache:
+      counters_.fill_from_victim->Inc();
+      break;
+    case FillSource::kZeroFill:
+      counters_.fill_zerofill->Inc();
+      break;
+    case FillSource::kCowBreak:
+      counters_.fill_copy->Inc();
+      break;
+    case FillSource::kFile:
+      counters_.fill_from_file->Inc();
+      break;
   }
   if (dirty) l.Set(kLineDirty);
   l.Clear(kLineLocked);

@@ -28,9 +28,9 @@ Status PcacheGeometry::FromConfig(const PcacheConfig& config, PcacheGeometry* ou
   const std::uint64_t set_bytes = std::uint64_t{ways} * kPageSize;
   const std::uint64_t cap = config.capacity_bytes;
   if (cap < set_bytes) {
-    return {Code::kInvalidArgument, "pcache capacity " + Describe(cap) + " is smaller than one set (" +
-                                        std::to_string(ways) + " ways x 4 KiB = " +
-                                        FormatSize(set_bytes) + ")"};
+    return {Code::kInvalidArgument, "pcache capacity " + Describe(cap) +
+                                        " is smaller than one set (" + std::to_string(ways) +
+                                        " ways x 4 KiB = " + FormatSize(set_bytes) + ")"};
   }
   const std::uint64_t sets = cap / set_bytes;
   if (cap % set_bytes != 0 || !std::has_single_bit(sets)) {
@@ -40,7 +40,8 @@ Status PcacheGeometry::FromConfig(const PcacheConfig& config, PcacheGeometry* ou
     return {Code::kInvalidArgument,
             "pcache capacity " + Describe(cap) + " with " + std::to_string(ways) +
                 " ways does not give a power-of-two number of sets (capacity = sets x ways x 4 "
-                "KiB); try " + FormatSize(lower) + " or " + FormatSize(upper)};
+                "KiB); try " +
+                FormatSize(lower) + " or " + FormatSize(upper)};
   }
   // Line ids are 32-bit.
   if (sets * ways > std::numeric_limits<std::uint32_t>::max()) {

@@ -36,7 +36,7 @@ enum LineFlag : std::uint16_t {
 
 struct PcacheLine {
   boost::intrusive::list_member_hook<> hook;  // in the set's LRU or free list
-  RmapList rmaps;                              // mapcount == rmaps.size()
+  RmapList rmaps;                             // mapcount == rmaps.size()
   LineId id = 0;
   // References that keep the line from being evicted or freed: 1 while it is
   // valid (the cache's own) plus one per Pin().
@@ -48,9 +48,7 @@ struct PcacheLine {
   void Clear(std::uint16_t f) { flags = static_cast<std::uint16_t>(flags & ~f); }
   std::uint32_t mapcount() const { return rmaps.size(); }
   // Nobody but the cache holds it: eviction or freeing may proceed.
-  bool Idle() const {
-    return refcount == 1 && !Test(kLineLocked | kLineReclaim);
-  }
+  bool Idle() const { return refcount == 1 && !Test(kLineLocked | kLineReclaim); }
 };
 
 // Manager metadata per line must stay small: it is paid for every 4 KiB page

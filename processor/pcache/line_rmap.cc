@@ -65,7 +65,10 @@ std::size_t Pcache::ShareSpace(Asid parent, Asid child) {
     l.rmaps.Walk([&](const Rmap& r) {
       if (r.asid != parent) return;
       const Rmap c{child, r.uva};
-      if (n < 4) inline_added[n++] = c; else spilled.push_back(c);
+      if (n < 4)
+        inline_added[n++] = c;
+      else
+        spilled.push_back(c);
     });
     for (std::uint32_t i = 0; i < n; ++i) {
       if (!l.rmaps.Contains(inline_added[i])) l.rmaps.Add(inline_added[i]);

@@ -11,36 +11,36 @@ namespace remora {
 // finds its page's line under reclaim waits for it; a read-ahead fill is not
 // counted): the runtime binds this entry for the write-protect faults whose
 // line went meanwhile.
-#define REMORA_PCACHE_METRICS(X)                                                                \
-  X(fill_from_memory, Counter, "nr_pcache_fill_from_memory", "lines",                           \
-    "lines filled with data read from a memory node")                                           \
-  X(fill_from_victim, Counter, "nr_pcache_fill_from_victim", "lines",                           \
-    "lines filled from the victim cache")                                                       \
-  X(fill_zerofill, Counter, "nr_pcache_fill_zerofill", "lines",                                 \
-    "lines filled with zeros (page never written back)")                                        \
-  X(fill_copy, Counter, "nr_pcache_fill_copy", "lines",                                         \
-    "lines filled by copying another line (copy-on-write)")                                     \
-  X(fill_from_file, Counter, "nr_pcache_fill_from_file", "lines",                               \
-    "lines filled from the file of a private file mapping")                                     \
-  X(fill_aborted, Counter, "nr_pcache_fill_aborted", "fills",                                   \
-    "fills abandoned after an I/O error")                                                       \
-  X(eviction_triggered, Counter, "nr_pcache_eviction_triggered", "attempts",                    \
-    "eviction attempts (a set had no free line)")                                               \
-  X(eviction_succeed, Counter, "nr_pcache_eviction_succeed", "lines", "lines evicted")          \
-  X(eviction_eagain, Counter, "nr_pcache_eviction_eagain", "attempts",                          \
-    "eviction attempts that found every line busy")                                             \
-  X(eviction_failure, Counter, "nr_pcache_eviction_failure", "attempts",                        \
-    "evictions abandoned (unmap, copy or victim insert failed)")                                \
-  X(eviction_to_victim, Counter, "nr_pcache_eviction_to_victim", "lines",                       \
-    "evicted lines handed to the victim cache")                                                 \
-  X(eviction_writeback_sync, Counter, "nr_pcache_eviction_writeback_sync", "lines",             \
-    "dirty evicted lines written back synchronously (no victim cache)")                         \
-  X(eviction_clean_dropped, Counter, "nr_pcache_eviction_clean_dropped", "lines",               \
-    "clean evicted lines dropped")                                                              \
-  X(second_chance, Counter, "nr_pcache_lru_second_chance", "lines",                             \
-    "referenced lines moved back to MRU instead of being evicted")                              \
-  X(fault_concurrent_eviction, Counter, "nr_pgfault_due_to_concurrent_eviction", "faults",      \
-    "faults on a page whose line was being evicted at that moment")                             \
+#define REMORA_PCACHE_METRICS(X)                                                           \
+  X(fill_from_memory, Counter, "nr_pcache_fill_from_memory", "lines",                      \
+    "lines filled with data read from a memory node")                                      \
+  X(fill_from_victim, Counter, "nr_pcache_fill_from_victim", "lines",                      \
+    "lines filled from the victim cache")                                                  \
+  X(fill_zerofill, Counter, "nr_pcache_fill_zerofill", "lines",                            \
+    "lines filled with zeros (page never written back)")                                   \
+  X(fill_copy, Counter, "nr_pcache_fill_copy", "lines",                                    \
+    "lines filled by copying another line (copy-on-write)")                                \
+  X(fill_from_file, Counter, "nr_pcache_fill_from_file", "lines",                          \
+    "lines filled from the file of a private file mapping")                                \
+  X(fill_aborted, Counter, "nr_pcache_fill_aborted", "fills",                              \
+    "fills abandoned after an I/O error")                                                  \
+  X(eviction_triggered, Counter, "nr_pcache_eviction_triggered", "attempts",               \
+    "eviction attempts (a set had no free line)")                                          \
+  X(eviction_succeed, Counter, "nr_pcache_eviction_succeed", "lines", "lines evicted")     \
+  X(eviction_eagain, Counter, "nr_pcache_eviction_eagain", "attempts",                     \
+    "eviction attempts that found every line busy")                                        \
+  X(eviction_failure, Counter, "nr_pcache_eviction_failure", "attempts",                   \
+    "evictions abandoned (unmap, copy or victim insert failed)")                           \
+  X(eviction_to_victim, Counter, "nr_pcache_eviction_to_victim", "lines",                  \
+    "evicted lines handed to the victim cache")                                            \
+  X(eviction_writeback_sync, Counter, "nr_pcache_eviction_writeback_sync", "lines",        \
+    "dirty evicted lines written back synchronously (no victim cache)")                    \
+  X(eviction_clean_dropped, Counter, "nr_pcache_eviction_clean_dropped", "lines",          \
+    "clean evicted lines dropped")                                                         \
+  X(second_chance, Counter, "nr_pcache_lru_second_chance", "lines",                        \
+    "referenced lines moved back to MRU instead of being evicted")                         \
+  X(fault_concurrent_eviction, Counter, "nr_pgfault_due_to_concurrent_eviction", "faults", \
+    "faults on a page whose line was being evicted at that moment")                        \
   X(lines_used, Gauge, "pcache_lines_used", "lines", "pcache lines holding a page")
 
 struct PcacheCounters {
@@ -49,9 +49,9 @@ struct PcacheCounters {
 };
 
 #define REMORA_VICTIM_METRICS(X)                                                                \
-  X(hit, Counter, "nr_victim_hit", "lookups", "victim cache lookups that found the page")      \
-  X(miss, Counter, "nr_victim_miss", "lookups", "victim cache lookups that missed")            \
-  X(insert, Counter, "nr_victim_insert", "lines", "evicted lines stored in the victim cache")  \
+  X(hit, Counter, "nr_victim_hit", "lookups", "victim cache lookups that found the page")       \
+  X(miss, Counter, "nr_victim_miss", "lookups", "victim cache lookups that missed")             \
+  X(insert, Counter, "nr_victim_insert", "lines", "evicted lines stored in the victim cache")   \
   X(insert_wait, Counter, "nr_victim_insert_wait", "inserts",                                   \
     "inserts that waited for a flush (cache full of dirty lines)")                              \
   X(insert_failed, Counter, "nr_victim_insert_failed", "inserts",                               \

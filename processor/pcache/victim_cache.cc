@@ -30,7 +30,8 @@ VictimCache::VictimCache(const VictimCacheOptions& options)
       entries_(options.entries),
       // A batch never needs more than half the entries, so inserts find
       // room while one is being written.
-      batch_target_(std::max<std::size_t>(1, std::min<std::size_t>(kFlushBatch, options.entries / 2))) {
+      batch_target_(
+          std::max<std::size_t>(1, std::min<std::size_t>(kFlushBatch, options.entries / 2))) {
   free_.reserve(options.entries);
   // Hand out low indexes first: easier to read in Entries() dumps.
   for (std::uint32_t i = options.entries; i-- > 0;) free_.push_back(i);
@@ -70,8 +71,8 @@ Status VictimCache::Insert(std::span<const Rmap> owners, bool dirty, const CopyF
     if (failures_ != failures_at_start) {
       if (waited) --flush_urgent_;
       counters_.insert_failed->Inc();
-      return {last_failure_.code(),
-              "victim cache full of dirty pages and write-back failing: " + last_failure_.message()};
+      return {last_failure_.code(), "victim cache full of dirty pages and write-back failing: " +
+                                        last_failure_.message()};
     }
     if (!waited) {
       counters_.insert_wait->Inc();
@@ -181,8 +182,7 @@ void VictimCache::RemoveOwnerLocked(std::uint32_t index, const Rmap& owner) {
 // by the flush thread when the write returns.
 void VictimCache::ReleaseIfOrphanLocked(std::uint32_t index) {
   const Entry& e = entries_[index];
-  if (e.owners.empty() && e.state != VictimState::kWriteback &&
-      e.state != VictimState::kReserved) {
+  if (e.owners.empty() && e.state != VictimState::kWriteback && e.state != VictimState::kReserved) {
     FreeLocked(index);
   }
 }

@@ -49,8 +49,8 @@ namespace remora {
 
 struct VictimCacheOptions {
   std::uint32_t entries = 16;
-  WritebackSink* sink = nullptr;    // required; not owned
-  StatsRegistry* stats = nullptr;   // optional; a private registry if null
+  WritebackSink* sink = nullptr;   // required; not owned
+  StatsRegistry* stats = nullptr;  // optional; a private registry if null
   // After a failed write-back the flush thread waits this long before it
   // tries again, doubling up to max_retry_backoff.
   std::chrono::milliseconds retry_backoff{10};
@@ -122,8 +122,8 @@ class VictimCache {
  private:
   struct Entry {
     VictimState state = VictimState::kFree;
-    bool redirty = false;       // owners added during writeback
-    std::uint64_t seq = 0;      // insertion order, for FIFO replacement
+    bool redirty = false;   // owners added during writeback
+    std::uint64_t seq = 0;  // insertion order, for FIFO replacement
     std::vector<Rmap> owners;
   };
   using SeqSet = std::set<std::pair<std::uint64_t, std::uint32_t>>;  // (seq, index)

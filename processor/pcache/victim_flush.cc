@@ -1,8 +1,8 @@
 // The victim cache's flush thread: writes dirty entries to the sink, oldest
 // first, in batches: it waits up to flush_delay for a batch to fill unless
 // an insert needs room or Flush() was called. A single writer keeps
-// write-backs of one page in the order they were inserted. Consecutive entries of one address space with a single owner
-// each (the common case: no fork sharing) go in one batch, one round trip to
+// write-backs of one page in the order they were inserted. Consecutive entries of one address space
+// with a single owner each (the common case: no fork sharing) go in one batch, one round trip to
 // the memory node for up to kFlushBatch pages.
 #include <algorithm>
 #include <cassert>

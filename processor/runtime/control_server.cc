@@ -25,7 +25,8 @@ namespace remora {
 
 void ProcessSession::ControlLoop() {
   const ZapQueue* zq = zaps_.load(std::memory_order_acquire);
-  pollfd fds[3] = {{control_fd_, POLLIN, 0}, {agent_fd_, POLLIN, 0},
+  pollfd fds[3] = {{control_fd_, POLLIN, 0},
+                   {agent_fd_, POLLIN, 0},
                    {zq != nullptr ? zq->timer_fd() : -1, POLLIN, 0}};
   for (;;) {
     int n = ::poll(fds, 3, -1);
@@ -75,10 +76,12 @@ void ProcessSession::ControlLoop() {
             break;
           }
           case rt::Op::kUnmap:
-            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), true);
+            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start),
+                         true);
             break;
           case rt::Op::kDiscard:
-            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), false);
+            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start),
+                         false);
             break;
           case rt::Op::kForkPrepare: {
             if (fds[0] < 0 || fds[1] < 0) {
@@ -128,7 +131,10 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
       MutexLock lk(written_mu_);
       if (written_.size() < (v.end - v.start) / kPageSize) {
         for (auto it = written_.begin(); it != written_.end();) {
-          if (*it >= v.start && *it < v.end) it = written_.erase(it); else ++it;
+          if (*it >= v.start && *it < v.end)
+            it = written_.erase(it);
+          else
+            ++it;
         }
       } else {
         for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) written_.erase(uva);

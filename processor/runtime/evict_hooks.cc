@@ -20,9 +20,9 @@
 #include <memory>
 #include <utility>
 
+#include "processor/abi/uffd.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
-#include "processor/abi/uffd.h"
 
 namespace remora {
 namespace {

@@ -9,10 +9,10 @@
 #include <shared_mutex>
 #include <vector>
 
+#include "processor/abi/uffd.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
 #include "processor/runtime/readahead.h"
-#include "processor/abi/uffd.h"
 
 namespace remora {
 namespace {
@@ -30,7 +30,8 @@ Status ReadFilePages(const Vma& vma, std::uint64_t uva, std::size_t count, std::
   while (done < len) {
     ssize_t n = ::pread(vma.file->fd, buf + done, len - done, off + static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return {Code::kIoError, std::string("reading a mapped file: ") + std::strerror(errno)};
+    if (n < 0)
+      return {Code::kIoError, std::string("reading a mapped file: ") + std::strerror(errno)};
     if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }
@@ -106,8 +107,10 @@ Status FillRun(const Fault& vmf, std::uint64_t first, const LineId* lines, std::
         break;
       case FillSource::kZeroFill:
         // A lone zero page goes in straight from the shared zero page.
-        if (n == 1) data = kZeroPage;
-        else std::memset(at, 0, x.count * kPageSize);
+        if (n == 1)
+          data = kZeroPage;
+        else
+          std::memset(at, 0, x.count * kPageSize);
         break;
       case FillSource::kVictimCache:
       case FillSource::kCowBreak:  // never planned
@@ -131,8 +134,8 @@ Status FillRun(const Fault& vmf, std::uint64_t first, const LineId* lines, std::
     std::uint32_t j = installed + 1;
     while (j < n && dirty[j] == dirty[installed]) ++j;
     std::uint64_t copied = 0;
-    const int e = uffd::Copy(s.uffd(), first + installed * kPageSize,
-                             data + installed * kPageSize, (j - installed) * kPageSize,
+    const int e = uffd::Copy(s.uffd(), first + installed * kPageSize, data + installed * kPageSize,
+                             (j - installed) * kPageSize,
                              /*write_protect=*/!dirty[installed], &copied);
     const std::uint32_t done = installed + static_cast<std::uint32_t>(copied / kPageSize);
     for (; installed < done; ++installed)
@@ -230,7 +233,8 @@ Status MissingFault(const Fault& vmf) {
     if (s.PagePresent(page) || attempt >= 2) {
       m.counters().pgfault_already_filled->Inc();
       int e = uffd::Wake(s.uffd(), page, kPageSize);
-      if (e != 0 && !ProcessGone(e)) return {Code::kIoError, std::string("UFFDIO_WAKE: ") + std::strerror(e)};
+      if (e != 0 && !ProcessGone(e))
+        return {Code::kIoError, std::string("UFFDIO_WAKE: ") + std::strerror(e)};
       return Status::Ok();
     }
     // The line is resident but the page is not: it was dropped behind our
@@ -342,7 +346,11 @@ Status HandleFault(ProcessorManager& m, ProcessSession& s, std::uint64_t address
   RuntimeCounters& c = m.counters();
   c.pgfault->Inc();
   const bool wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
-  const Fault vmf{m, s, vma, {s.asid(), PageDown(address)}, flags,
+  const Fault vmf{m,
+                  s,
+                  vma,
+                  {s.asid(), PageDown(address)},
+                  flags,
                   /*write=*/wp || (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0};
   if (FaultTrace* trace = m.fault_trace()) trace->Record(vmf.write, s.asid(), vmf.key.uva);
   if (wp) {

@@ -29,7 +29,9 @@ int InterruptSignal() {
   return sig;
 }
 
-int MessagesIn(ssize_t bytes) { return static_cast<int>(bytes / static_cast<ssize_t>(sizeof(uffd_msg))); }
+int MessagesIn(ssize_t bytes) {
+  return static_cast<int>(bytes / static_cast<ssize_t>(sizeof(uffd_msg)));
+}
 
 }  // namespace
 
@@ -150,8 +152,10 @@ int FaultReader::Waiter::WaitShared(uffd_msg* msgs, int cap) {
   bool fault = false;
   for (int i = 0; i < n; ++i) {
     if (ready[i].data.u32 == 1) return -1;
-    if (ready[i].events & EPOLLIN) fault = true;
-    else if (ready[i].events & (EPOLLERR | EPOLLHUP)) return -1;
+    if (ready[i].events & EPOLLIN)
+      fault = true;
+    else if (ready[i].events & (EPOLLERR | EPOLLHUP))
+      return -1;
   }
   return fault ? r.ReadNoWait(msgs, cap) : 0;
 }

@@ -82,7 +82,7 @@ class FaultReader {
 
   const int uffd_;
   const int stop_fd_;
-  int shared_fd_ = -1;  // eventfd: wakes the sleeping threads on the switch
+  int shared_fd_ = -1;       // eventfd: wakes the sleeping threads on the switch
   bool nonblocking_ = true;  // the uffd's O_NONBLOCK; changed by thread 0 only
   std::atomic<bool> shared_{true};
   std::atomic<bool> stopping_{false};

@@ -11,7 +11,8 @@ namespace remora {
 Status FaultTrace::Open(const std::string& path, std::unique_ptr<FaultTrace>* out) {
   std::FILE* f = std::fopen(path.c_str(), "we");
   if (f == nullptr) {
-    return {Code::kInvalidArgument, "cannot write the fault trace " + path + ": " + std::strerror(errno)};
+    return {Code::kInvalidArgument,
+            "cannot write the fault trace " + path + ": " + std::strerror(errno)};
   }
   // Faults come at hundreds of thousands per second: write in large blocks.
   std::setvbuf(f, nullptr, _IOFBF, 1 << 20);
@@ -20,7 +21,8 @@ Status FaultTrace::Open(const std::string& path, std::unique_ptr<FaultTrace>* ou
 }
 
 FaultTrace::~FaultTrace() {
-  if (std::fclose(f_) != 0 || failed_) spdlog::error("fault trace: write failed; the trace is incomplete");
+  if (std::fclose(f_) != 0 || failed_)
+    spdlog::error("fault trace: write failed; the trace is incomplete");
 }
 
 void FaultTrace::Record(bool write, Asid asid, std::uint64_t page) {

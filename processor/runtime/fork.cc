@@ -32,10 +32,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "processor/abi/uffd.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
 #include "processor/runtime/runtime_socket.h"
-#include "processor/abi/uffd.h"
 
 namespace remora {
 namespace {
@@ -46,9 +46,10 @@ namespace {
 // corrupt it. The child runs on what it has resident; the first time it
 // needs a page from the manager it is stopped.
 void StopUnpreparedChild(int uffd, pid_t parent) {
-  spdlog::error("processor manager: pid {} forked without going through the shim (a raw fork "
-                "system call); its child will be stopped when it touches managed memory",
-                parent);
+  spdlog::error(
+      "processor manager: pid {} forked without going through the shim (a raw fork "
+      "system call); its child will be stopped when it touches managed memory",
+      parent);
   std::thread([uffd] {
     pollfd p{uffd, POLLIN, 0};
     uffd_msg msg{};
@@ -108,7 +109,8 @@ Status ProcessSession::PrepareFork(int child_control, int child_agent, pid_t tid
   for (std::size_t i = 0; i < ranges.size() && st.ok();) {
     std::size_t j = i + 1;
     while (j < ranges.size() && ranges[j].start == ranges[j - 1].end) ++j;
-    const int e = uffd::WriteProtect(uffd_, ranges[i].start, ranges[j - 1].end - ranges[i].start, true);
+    const int e =
+        uffd::WriteProtect(uffd_, ranges[i].start, ranges[j - 1].end - ranges[i].start, true);
     if (e != 0 && e != ENOENT) {
       st = {Code::kIoError, std::string("write-protecting for fork: ") + std::strerror(e)};
     }
@@ -154,7 +156,10 @@ void ProcessSession::OnForkEvent(int child_uffd) {
     // not be undone by this one's end.
     WriterMutexLock gate(fault_mu_);
     MutexLock lk(fork_mu_);
-    if (st.ok()) fork_.child = child; else fork_.error = st;
+    if (st.ok())
+      fork_.child = child;
+    else
+      fork_.error = st;
     fork_.done = true;
     SetForkPendingLocked(false);
   }
@@ -209,7 +214,8 @@ void ProcessSession::SetForkPendingLocked(bool pending) {
   // Relaxed, as the faults that read it hold fault_mu_ (shared) and we hold
   // it exclusively. A failed or dead session stays so: the exchange fails.
   SessionState from = pending ? SessionState::kAttached : SessionState::kForkPending;
-  state_.compare_exchange_strong(from, pending ? SessionState::kForkPending : SessionState::kAttached,
+  state_.compare_exchange_strong(from,
+                                 pending ? SessionState::kForkPending : SessionState::kAttached,
                                  std::memory_order_relaxed);
 }
 
@@ -274,8 +280,8 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
     return error;
   }
   child->SetPid(child_pid);
-  Status st = SendReplyWithFd(child->control_fd_, Code::kOk, child->id(), child->asid(),
-                              child->uffd());
+  Status st =
+      SendReplyWithFd(child->control_fd_, Code::kOk, child->id(), child->asid(), child->uffd());
   // Started either way: if the welcome did not arrive, the child is gone or
   // stops itself, and its control thread notices and tears down.
   child->Start(-1, manager_->options().fault_threads);

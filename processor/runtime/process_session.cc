@@ -19,9 +19,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "processor/abi/runtime_protocol.h"
 #include "processor/runtime/fault_reader.h"
 #include "processor/runtime/processor_manager.h"
-#include "processor/abi/runtime_protocol.h"
 
 namespace remora {
 
@@ -136,7 +136,8 @@ void ProcessSession::Teardown() {
   manager_->pcache()->RemoveSpace(asid_);
   if (manager_->victim()) manager_->victim()->DropSpace(asid_);
   Status st = manager_->transport()->DestroySpace(asid_);
-  if (!st.ok()) spdlog::warn("processor manager: destroying the space of pid {}: {}", pid(), st.ToString());
+  if (!st.ok())
+    spdlog::warn("processor manager: destroying the space of pid {}: {}", pid(), st.ToString());
   for (const Vma& v : vmas_.All()) vmas_.Remove(v.start, v.end);
 }
 

@@ -54,8 +54,8 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
-#include <utility>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "common/mutex.h"
@@ -74,8 +74,8 @@ enum class SessionState : std::uint8_t { kAttached, kForkPending, kFailed, kDead
 
 class ProcessSession {
  public:
-  ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid,
-                 int control_fd, int uffd);
+  ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid, int control_fd,
+                 int uffd);
   ~ProcessSession();  // requires Join()
 
   ProcessSession(const ProcessSession&) = delete;
@@ -184,7 +184,7 @@ class ProcessSession {
   const int control_fd_;
   const int uffd_;
   int agent_fd_ = -1;
-  int stop_fd_ = -1;    // eventfd: tells the fault threads to stop
+  int stop_fd_ = -1;  // eventfd: tells the fault threads to stop
   std::unique_ptr<FaultReader> reader_;
   std::atomic<int> pagemap_fd_{-1};
 
@@ -211,7 +211,7 @@ class ProcessSession {
     bool shared = false;  // the child shares the lines (NoteZap stops)
     bool fresh = false;   // nothing registered: the child attaches anew
     pid_t tid = 0;
-    int control = -1, agent = -1;      // the child's connection ends
+    int control = -1, agent = -1;       // the child's connection ends
     std::vector<std::uint64_t> zapped;  // pages the child must drop
     std::vector<std::uint64_t> served;  // the forking thread's faults meanwhile
     std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;  // (address, flags)

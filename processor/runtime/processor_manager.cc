@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include <spdlog/spdlog.h>
-#include "processor/runtime/process_session.h"
 #include "processor/abi/runtime_protocol.h"
+#include "processor/runtime/process_session.h"
 #include "processor/runtime/runtime_socket.h"
 
 namespace remora {
@@ -81,7 +81,8 @@ Status ProcessorManager::Listen() {
   ::unlink(options_.socket_path.c_str());
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(listen_fd_, 128) != 0) {
-    return {Code::kIoError, "cannot listen on " + options_.socket_path + ": " + std::strerror(errno)};
+    return {Code::kIoError,
+            "cannot listen on " + options_.socket_path + ": " + std::strerror(errno)};
   }
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   return Status::Ok();
@@ -141,8 +142,10 @@ void ProcessorManager::Accept(int fd) {
     if (passed >= 0) ::close(passed);
     ::close(fd);
   };
-  if (n != static_cast<ssize_t>(sizeof(req)) || req.magic != rt::kMagic) return drop("malformed hello");
-  if (req.version != rt::kVersion) return drop("protocol version mismatch (shim and manager from different builds)");
+  if (n != static_cast<ssize_t>(sizeof(req)) || req.magic != rt::kMagic)
+    return drop("malformed hello");
+  if (req.version != rt::kVersion)
+    return drop("protocol version mismatch (shim and manager from different builds)");
   timeval none{0, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
 
@@ -154,8 +157,8 @@ void ProcessorManager::Accept(int fd) {
       NewSessionIds(&id, &asid);
       Status st = options_.transport->CreateSpace(asid);
       if (!st.ok()) {
-        spdlog::error("processor manager: cannot create an address space for pid {}: {}",
-                         req.pid, st.ToString());
+        spdlog::error("processor manager: cannot create an address space for pid {}: {}", req.pid,
+                      st.ToString());
         (void)SendReply(fd, st.code(), 0, 0, st.ToString());
         ::close(passed);
         ::close(fd);

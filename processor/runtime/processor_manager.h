@@ -73,10 +73,10 @@
 
 #include "common/mutex.h"
 #include "processor/pcache/pcache.h"
-#include "processor/runtime/fault_trace.h"
 #include "processor/pcache/refault_shadow.h"
-#include "processor/runtime/runtime_stats.h"
 #include "processor/pcache/victim_cache.h"
+#include "processor/runtime/fault_trace.h"
+#include "processor/runtime/runtime_stats.h"
 #include "processor/runtime/transport_writeback_sink.h"
 #include "remora/stats.h"
 #include "remora/status.h"
@@ -89,11 +89,11 @@ class ProcessSession;
 struct ProcessorManagerOptions {
   PcacheConfig pcache;
   std::uint32_t victim_entries = 16;
-  Transport* transport = nullptr;   // required; not owned
-  NodeId node_id = 1;               // this processor node (the high half of asids)
-  std::string socket_path;          // unix socket programs connect to
-  StatsRegistry* stats = nullptr;   // required; not owned
-  int fault_threads = 2;            // per program
+  Transport* transport = nullptr;  // required; not owned
+  NodeId node_id = 1;              // this processor node (the high half of asids)
+  std::string socket_path;         // unix socket programs connect to
+  StatsRegistry* stats = nullptr;  // required; not owned
+  int fault_threads = 2;           // per program
   // Readahead on sequential misses: up to this many pages past the fault
   // (0 disables it).
   std::uint32_t readahead_max = 32;

@@ -27,8 +27,8 @@ void Readahead(const Fault& vmf) {
   const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
   if (window == 0) return;
   Pcache* pcache = m.pcache();
-  const std::uint32_t batch =
-      std::max<std::uint32_t>(1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
+  const std::uint32_t batch = std::max<std::uint32_t>(
+      1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
   const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vmf.vma.end);
   for (std::uint64_t next = page + kPageSize; next < stop && !s.dead();) {
     LineId lines[kReadaheadBatch];

@@ -27,7 +27,8 @@ ssize_t RecvWithFds(int sock, void* buf, std::size_t len, int* fds, int max) {
   msg.msg_control = ctrl;
   msg.msg_controllen = sizeof(ctrl);
   ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
   if (n < 0) return n;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -35,7 +36,10 @@ ssize_t RecvWithFds(int sock, void* buf, std::size_t len, int* fds, int max) {
     for (std::size_t i = 0; i < count; ++i) {
       int got;
       std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (got_count < max) fds[got_count++] = got; else ::close(got);
+      if (got_count < max)
+        fds[got_count++] = got;
+      else
+        ::close(got);
     }
   }
   return n;
@@ -71,7 +75,8 @@ Status SendReply(int sock, Code code, std::uint64_t session, Asid asid, const st
   std::string buf(reinterpret_cast<const char*>(&r), sizeof(r));
   buf += text;
   ssize_t n;
-  do n = ::send(sock, buf.data(), buf.size(), MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  do n = ::send(sock, buf.data(), buf.size(), MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(buf.size()))
     return {Code::kDisconnected, std::string("reply: ") + std::strerror(errno)};
   return Status::Ok();
@@ -98,7 +103,8 @@ Status SendReplyWithFd(int sock, Code code, std::uint64_t session, Asid asid, in
     std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
   }
   ssize_t n;
-  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof(r)))
     return {Code::kDisconnected, std::string("welcome: ") + std::strerror(errno)};
   return Status::Ok();

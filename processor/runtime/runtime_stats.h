@@ -10,71 +10,70 @@ namespace remora {
 
 // nr_pgfault is LegoOS's: every fault the manager served. The demo's paged
 // region counts its misses under this entry too (they are its faults).
-#define REMORA_RUNTIME_METRICS(X)                                                               \
-  X(pgfault, Counter, "nr_pgfault", "faults",                                                   \
-    "page faults served (missing + write-protect)")                                             \
-  X(pgfault_missing, Counter, "nr_pgfault_missing", "faults",                                   \
-    "missing-page faults (pcache misses)")                                                      \
-  X(pgfault_wp, Counter, "nr_pgfault_wp", "faults",                                             \
-    "write-protect faults (first write of a clean line)")                                       \
-  /* first write to a line still shared after fork */                                           \
-  X(pgfault_wp_cow, Counter, "nr_pgfault_wp_cow", "faults",                                     \
+#define REMORA_RUNTIME_METRICS(X)                                                              \
+  X(pgfault, Counter, "nr_pgfault", "faults", "page faults served (missing + write-protect)")  \
+  X(pgfault_missing, Counter, "nr_pgfault_missing", "faults",                                  \
+    "missing-page faults (pcache misses)")                                                     \
+  X(pgfault_wp, Counter, "nr_pgfault_wp", "faults",                                            \
+    "write-protect faults (first write of a clean line)")                                      \
+  /* first write to a line still shared after fork */                                          \
+  X(pgfault_wp_cow, Counter, "nr_pgfault_wp_cow", "faults",                                    \
     "first writes to a line still shared after fork: the writer got its own line (COW)")       \
-  /* first write to a forked line by its last mapper */                                         \
-  X(pgfault_wp_reuse, Counter, "nr_pgfault_wp_reuse", "faults",                                 \
+  /* first write to a forked line by its last mapper */                                        \
+  X(pgfault_wp_reuse, Counter, "nr_pgfault_wp_reuse", "faults",                                \
     "first writes to a line shared at fork by the only process still mapping it")              \
-  /* held back while the program forked */                                                      \
-  X(pgfault_deferred, Counter, "nr_pgfault_deferred_by_fork", "faults",                         \
-    "faults held back until the program's fork was set up")                                     \
-  /* sessions switched to shared reading */                                                     \
-  X(fault_reader_shared, Counter, "nr_fault_reader_shared", "programs",                         \
+  /* held back while the program forked */                                                     \
+  X(pgfault_deferred, Counter, "nr_pgfault_deferred_by_fork", "faults",                        \
+    "faults held back until the program's fork was set up")                                    \
+  /* sessions switched to shared reading */                                                    \
+  X(fault_reader_shared, Counter, "nr_fault_reader_shared", "programs",                        \
     "programs whose faults came from a second thread: fault threads switched to shared waits") \
-  /* on memory released meanwhile: only woken */                                                \
-  X(pgfault_range_gone, Counter, "nr_pgfault_range_gone", "faults",                             \
+  /* on memory released meanwhile: only woken */                                               \
+  X(pgfault_range_gone, Counter, "nr_pgfault_range_gone", "faults",                            \
     "faults on memory the program was releasing (munmap, madvise): woken, not filled")         \
-  /* forks whose child got a session */                                                         \
-  X(fork, Counter, "nr_fork", "forks", "forks taken over: the child got its own session")       \
-  /* forks the manager could not take over */                                                   \
-  X(fork_failed, Counter, "nr_fork_failed", "forks",                                            \
-    "forks the manager could not take over (the child was stopped)")                            \
-  /* another fault filled the page first */                                                     \
-  X(pgfault_already_filled, Counter, "nr_pgfault_already_filled", "faults",                     \
-    "faults resolved by another fault on the same page")                                        \
-  /* resident line whose page vanished */                                                       \
-  X(pgfault_stale_line, Counter, "nr_pgfault_stale_line", "lines",                              \
-    "resident lines found without their page (dropped, refilled)")                              \
-  X(pgfault_failed, Counter, "nr_pgfault_failed", "faults", "faults that could not be served")  \
-  X(zap_pages, Counter, "nr_zap_pages", "pages", "pages sent to agents to be dropped")          \
-  X(refault_activate, Counter, "nr_pcache_refault_activate", "lines",                           \
+  /* forks whose child got a session */                                                        \
+  X(fork, Counter, "nr_fork", "forks", "forks taken over: the child got its own session")      \
+  /* forks the manager could not take over */                                                  \
+  X(fork_failed, Counter, "nr_fork_failed", "forks",                                           \
+    "forks the manager could not take over (the child was stopped)")                           \
+  /* another fault filled the page first */                                                    \
+  X(pgfault_already_filled, Counter, "nr_pgfault_already_filled", "faults",                    \
+    "faults resolved by another fault on the same page")                                       \
+  /* resident line whose page vanished */                                                      \
+  X(pgfault_stale_line, Counter, "nr_pgfault_stale_line", "lines",                             \
+    "resident lines found without their page (dropped, refilled)")                             \
+  X(pgfault_failed, Counter, "nr_pgfault_failed", "faults", "faults that could not be served") \
+  X(zap_pages, Counter, "nr_zap_pages", "pages", "pages sent to agents to be dropped")         \
+  X(refault_activate, Counter, "nr_pcache_refault_activate", "lines",                          \
     "fills of pages evicted within a quarter cache's worth of evictions (start referenced)")   \
-  X(refault_writable, Counter, "nr_pcache_refault_writable", "lines",                           \
+  X(refault_writable, Counter, "nr_pcache_refault_writable", "lines",                          \
     "refaults of pages dirty when evicted, installed writable (no write-protect fault)")       \
-  X(readahead_pages, Counter, "nr_pcache_readahead", "pages",                                   \
-    "pages filled ahead of a sequential run of misses")                                         \
-  X(write_ahead_pages, Counter, "nr_pcache_write_ahead", "pages",                               \
+  X(readahead_pages, Counter, "nr_pcache_readahead", "pages",                                  \
+    "pages filled ahead of a sequential run of misses")                                        \
+  X(write_ahead_pages, Counter, "nr_pcache_write_ahead", "pages",                              \
     "resident clean pages un-protected (and dirtied) ahead of a sequential write run")         \
-  X(evict_owner_gone, Counter, "nr_evict_owner_gone", "pages",                                  \
-    "evicted pages whose process or range was already gone")                                    \
-  X(fill_owner_gone, Counter, "nr_pcache_fill_owner_gone", "fills",                             \
+  X(evict_owner_gone, Counter, "nr_evict_owner_gone", "pages",                                 \
+    "evicted pages whose process or range was already gone")                                   \
+  X(fill_owner_gone, Counter, "nr_pcache_fill_owner_gone", "fills",                            \
     "fills abandoned because the process exited or unmapped the page meanwhile")               \
-  X(sessions_started, Counter, "nr_processes_attached", "programs", "programs attached")        \
-  X(sessions_ended, Counter, "nr_processes_exited", "programs", "programs torn down")           \
-  X(ranges_mapped, Counter, "nr_ranges_mapped", "ranges", "ranges registered (mmap)")           \
-  X(ranges_unmapped, Counter, "nr_ranges_unmapped", "ranges", "ranges released (munmap)")       \
-  X(ranges_discarded, Counter, "nr_ranges_discarded", "ranges", "ranges discarded (madvise)")   \
-  X(processes_attached, Gauge, "processes_attached", "programs", "programs attached now")       \
-  X(zaps_pending, Gauge, "zaps_pending", "pages",                                               \
-    "zaps queued or sent and not yet acknowledged (at the last snapshot)")                      \
-  X(memory_node_used_pages, Gauge, "memory_node_used_pages", "pages",                           \
-    "pages stored on the memory node (at the last snapshot)")                                   \
-  X(pcache_rmaps, Gauge, "pcache_rmaps", "rmaps",                                               \
-    "reverse maps of the pcache's lines (at the last snapshot)")                                \
-  X(pcache_metadata_bytes_per_line, Gauge, "pcache_metadata_bytes_per_line", "bytes",           \
-    "manager metadata per pcache line (line, set share, shadow share)")                         \
-  /* missing fault: read to installed */                                                        \
-  X(pgfault_service_ns, Histogram, "pgfault_service_ns", "ns",                                  \
-    "missing fault: message read to page installed")                                            \
-  X(wp_fault_service_ns, Histogram, "wp_fault_service_ns", "ns",                                \
+  X(sessions_started, Counter, "nr_processes_attached", "programs", "programs attached")       \
+  X(sessions_ended, Counter, "nr_processes_exited", "programs", "programs torn down")          \
+  X(ranges_mapped, Counter, "nr_ranges_mapped", "ranges", "ranges registered (mmap)")          \
+  X(ranges_unmapped, Counter, "nr_ranges_unmapped", "ranges", "ranges released (munmap)")      \
+  X(ranges_discarded, Counter, "nr_ranges_discarded", "ranges", "ranges discarded (madvise)")  \
+  X(processes_attached, Gauge, "processes_attached", "programs", "programs attached now")      \
+  X(zaps_pending, Gauge, "zaps_pending", "pages",                                              \
+    "zaps queued or sent and not yet acknowledged (at the last snapshot)")                     \
+  X(memory_node_used_pages, Gauge, "memory_node_used_pages", "pages",                          \
+    "pages stored on the memory node (at the last snapshot)")                                  \
+  X(pcache_rmaps, Gauge, "pcache_rmaps", "rmaps",                                              \
+    "reverse maps of the pcache's lines (at the last snapshot)")                               \
+  X(pcache_metadata_bytes_per_line, Gauge, "pcache_metadata_bytes_per_line", "bytes",          \
+    "manager metadata per pcache line (line, set share, shadow share)")                        \
+  /* missing fault: read to installed */                                                       \
+  X(pgfault_service_ns, Histogram, "pgfault_service_ns", "ns",                                 \
+    "missing fault: message read to page installed")                                           \
+  X(wp_fault_service_ns, Histogram, "wp_fault_service_ns", "ns",                               \
     "write-protect fault: message read to page writable")
 
 struct RuntimeCounters {

@@ -30,9 +30,9 @@ struct FileBacking {
 
 struct Vma {
   std::uint64_t start = 0;
-  std::uint64_t end = 0;                // exclusive
-  std::shared_ptr<FileBacking> file;    // null: anonymous (zero-filled)
-  std::uint64_t file_offset = 0;        // file offset of `start`
+  std::uint64_t end = 0;              // exclusive
+  std::shared_ptr<FileBacking> file;  // null: anonymous (zero-filled)
+  std::uint64_t file_offset = 0;      // file offset of `start`
 
   // File offset of the page at uva (file-backed ranges only).
   std::uint64_t FileOffsetOf(std::uint64_t uva) const { return file_offset + (uva - start); }

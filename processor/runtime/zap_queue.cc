@@ -74,7 +74,8 @@ Status ZapQueue::Flush() {
     }
     const std::size_t len = offsetof(rt::ZapMessage, uvas) + m.count * sizeof(std::uint64_t);
     ssize_t n;
-    do n = ::send(fd_, &m, len, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    do n = ::send(fd_, &m, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(len)) {
       Close();
       return {Code::kDisconnected, "agent connection closed"};
@@ -103,7 +104,10 @@ void ZapQueue::OnAck(std::uint64_t seq) {
   if (seq <= acked_) return;
   acked_ = seq;
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second <= seq) it = pending_.erase(it); else ++it;
+    if (it->second <= seq)
+      it = pending_.erase(it);
+    else
+      ++it;
   }
   pending_count_.store(pending_.size(), std::memory_order_release);
   acked_cv_.notify_all();

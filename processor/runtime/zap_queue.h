@@ -14,9 +14,9 @@
 // after the first zap of the batch was queued: a timerfd, armed then, wakes
 // the session's control thread, which calls OnTimer(). (Fault threads never
 // need a timeout of their own, so they can wait in a blocking read.) One
-// agent wake-up and one madvise call then drop many pages; the overshoot of resident pages over the pcache's
-// capacity stays below one batch per program plus what is in flight
-// (reported as the zaps_pending gauge).
+// agent wake-up and one madvise call then drop many pages; the overshoot of resident pages over the
+// pcache's capacity stays below one batch per program plus what is in flight (reported as the
+// zaps_pending gauge).
 //
 // Sequence numbers order the zaps; the agent acknowledges "everything up to
 // seq". Two mutexes: send_mu_ keeps batches in sequence order (taken before
@@ -25,11 +25,11 @@
 // acknowledgements are always processed.
 #pragma once
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
-#include <vector>
 #include <unordered_map>
+#include <vector>
 
 #include "common/mutex.h"
 #include "remora/status.h"

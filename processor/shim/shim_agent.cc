@@ -67,14 +67,13 @@ void Zap(std::size_t n) {
   }
   // A page whose range was unmapped meanwhile fails with ENOMEM: nothing to
   // drop there.
-  for (; done < n; ++done) (void)RawMadvise(reinterpret_cast<void*>(g_uvas[done]), kPageSize,
-                                            MADV_DONTNEED);
+  for (; done < n; ++done)
+    (void)RawMadvise(reinterpret_cast<void*>(g_uvas[done]), kPageSize, MADV_DONTNEED);
 }
 
 void* AgentMain(void*) {
-  alignas(8) char buf[sizeof(rt::FatalMessage) > sizeof(rt::ZapMessage)
-                          ? sizeof(rt::FatalMessage)
-                          : sizeof(rt::ZapMessage)];
+  alignas(8) char buf[sizeof(rt::FatalMessage) > sizeof(rt::ZapMessage) ? sizeof(rt::FatalMessage)
+                                                                        : sizeof(rt::ZapMessage)];
   for (;;) {
     std::size_t pending = 0;
     std::uint64_t last_seq = 0;
@@ -108,7 +107,8 @@ void* AgentMain(void*) {
     rt::ZapAck ack;
     ack.seq = last_seq;
     ssize_t w;
-    do w = ::send(g_agent_fd, &ack, sizeof(ack), MSG_NOSIGNAL); while (w < 0 && errno == EINTR);
+    do w = ::send(g_agent_fd, &ack, sizeof(ack), MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
     if (w != static_cast<ssize_t>(sizeof(ack))) Fatal("lost the processor manager");
   }
   return nullptr;

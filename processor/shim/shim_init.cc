@@ -13,8 +13,8 @@
 
 #include <cerrno>
 
-#include "processor/shim/shim.h"
 #include "processor/abi/uffd.h"
+#include "processor/shim/shim.h"
 
 namespace remora::shim {
 namespace {
@@ -76,11 +76,13 @@ bool Exchange(int sock, const rt::Request& req, const int* fds, int nfds, rt::Re
     memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   }
   ssize_t n;
-  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof(req))) return false;
   // Replies to shim requests carry no text; anything longer is truncated.
   char buf[sizeof(rt::Reply) + 256];
-  do n = ::recv(sock, buf, sizeof(buf), 0); while (n < 0 && errno == EINTR);
+  do n = ::recv(sock, buf, sizeof(buf), 0);
+  while (n < 0 && errno == EINTR);
   if (n < static_cast<ssize_t>(sizeof(rt::Reply))) return false;
   memcpy(reply, buf, sizeof(*reply));
   return reply->magic == rt::kMagic && reply->op == rt::Op::kReply;
@@ -102,7 +104,8 @@ bool ReceiveWelcome(int sock, rt::Reply* reply, int* uffd) {
   msg.msg_control = ctrl;
   msg.msg_controllen = sizeof(ctrl);
   ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
   cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
   if (c != nullptr && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
     memcpy(uffd, CMSG_DATA(c), sizeof(int));

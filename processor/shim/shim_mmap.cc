@@ -16,9 +16,9 @@
 
 #include <cerrno>
 
+#include "processor/abi/uffd.h"
 #include "processor/shim/shim.h"
 #include "processor/shim/shim_ranges.h"
-#include "processor/abi/uffd.h"
 
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24

@@ -13,7 +13,10 @@ std::size_t ShimRanges::LowerBound(std::uint64_t addr) const {
   std::size_t lo = 0, hi = n_;
   while (lo < hi) {
     std::size_t mid = (lo + hi) / 2;
-    if (r_[mid].end <= addr) lo = mid + 1; else hi = mid;
+    if (r_[mid].end <= addr)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }

@@ -13,8 +13,8 @@ namespace remora::shim {
 
 struct ShimRange {
   std::uint64_t start;
-  std::uint64_t end;   // exclusive
-  int prot;            // protection at map time (mremap re-creates it)
+  std::uint64_t end;  // exclusive
+  int prot;           // protection at map time (mremap re-creates it)
 };
 
 class ShimRanges {

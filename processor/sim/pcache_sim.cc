@@ -5,9 +5,12 @@
 namespace remora {
 
 Status ParseSimPolicy(const std::string& s, SimPolicy* policy) {
-  if (s == "clock") *policy = SimPolicy::kClock;
-  else if (s == "lru") *policy = SimPolicy::kLru;
-  else return {Code::kInvalidArgument, "unknown policy '" + s + "' (clock, lru)"};
+  if (s == "clock")
+    *policy = SimPolicy::kClock;
+  else if (s == "lru")
+    *policy = SimPolicy::kLru;
+  else
+    return {Code::kInvalidArgument, "unknown policy '" + s + "' (clock, lru)"};
   return Status::Ok();
 }
 
@@ -60,8 +63,10 @@ Status PcacheSim::Access(const TraceRecord& rec) {
 
   if (auto line = pcache_->Lookup(key)) {
     ++r_.hits;
-    if (options_.policy == SimPolicy::kClock) pcache_->MarkReferenced(*line);
-    else pcache_->Touch(*line);
+    if (options_.policy == SimPolicy::kClock)
+      pcache_->MarkReferenced(*line);
+    else
+      pcache_->Touch(*line);
   } else {
     ++r_.misses;
     REMORA_RETURN_IF_ERROR(Miss(key));

@@ -24,12 +24,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "processor/pcache/pcache.h"
+#include "processor/pcache/victim_cache.h"
 #include "processor/sim/belady.h"
 #include "processor/sim/lru_reference.h"
-#include "processor/pcache/pcache.h"
 #include "processor/sim/sim_store.h"
 #include "processor/sim/trace_reader.h"
-#include "processor/pcache/victim_cache.h"
 #include "remora/stats.h"
 
 namespace remora {
@@ -97,7 +97,7 @@ class PcacheSim {
   std::unique_ptr<Pcache> pcache_;
   std::unique_ptr<LruReference> lru_;
   BeladyMin min_;
-  std::vector<Frame> frames_;  // by line id
+  std::vector<Frame> frames_;                                       // by line id
   std::unordered_map<PageKey, std::uint64_t, PageKeyHash> latest_;  // last written version
   alignas(64) std::array<std::byte, kPageSize> page_;
   SimResult r_;

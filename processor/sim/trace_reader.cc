@@ -36,10 +36,14 @@ bool ParseNumber(std::string_view s, int base, std::uint64_t* out) {
   std::uint64_t v = 0;
   for (char c : s) {
     int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (base == 16 && c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (base == 16 && c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return false;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (base == 16 && c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (base == 16 && c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return false;
     if (v > (~std::uint64_t{0} - static_cast<std::uint64_t>(d)) / static_cast<std::uint64_t>(base))
       return false;
     v = v * static_cast<std::uint64_t>(base) + static_cast<std::uint64_t>(d);
@@ -59,9 +63,12 @@ Status ParseTraceLine(std::string_view line, TraceRecord* rec, bool* is_access) 
   if (f.size() > 3) return {Code::kInvalidArgument, "too many fields; " + std::string(kFormat)};
 
   const std::string_view op = f[0];
-  if (op == "r" || op == "R") rec->write = false;
-  else if (op == "w" || op == "W") rec->write = true;
-  else return {Code::kInvalidArgument, "expected 'r' or 'w', got '" + std::string(op) + "'"};
+  if (op == "r" || op == "R")
+    rec->write = false;
+  else if (op == "w" || op == "W")
+    rec->write = true;
+  else
+    return {Code::kInvalidArgument, "expected 'r' or 'w', got '" + std::string(op) + "'"};
 
   std::string_view addr = f[1];
   StripHexPrefix(&addr);

@@ -57,8 +57,8 @@ struct Conn {
     if (!pd || !cq || !mr) return {Code::kIoError, "verbs setup failed"};
     REMORA_RETURN_IF_ERROR(rdma::CreateRcQp(ep, pd.get(), cq.get(), 4, 0, &qp));
     const std::uint32_t psn = rdma::RandomPsn();
-    const std::string body = rdma::EncodeQpInfos(
-        std::vector<rdma::QpInfo>{rdma::LocalQpInfo(ep, qp.get(), psn)});
+    const std::string body =
+        rdma::EncodeQpInfos(std::vector<rdma::QpInfo>{rdma::LocalQpInfo(ep, qp.get(), psn)});
     iovec iov{const_cast<char*>(body.data()), body.size()};
     StreamClient::Request r;
     r.type = MsgType::kRdmaAttach;
@@ -170,8 +170,7 @@ int Run(int argc, char** argv) {
   Check(s == IBV_WC_REM_ACCESS_ERR,
         "the owner's rkey is refused on another connection's queue pair", ibv_wc_status_str(s));
   std::memset(a.buf.data(), 0, kPageSize);
-  Check(a.Op(IBV_WR_RDMA_READ, ma) == IBV_WC_SUCCESS &&
-            a.buf == std::vector<char>(kPageSize, 0x5A),
+  Check(a.Op(IBV_WR_RDMA_READ, ma) == IBV_WC_SUCCESS && a.buf == std::vector<char>(kPageSize, 0x5A),
         "the owner's page is unchanged and still reachable");
   std::printf("isolation: %d failed\n", failures);
   return failures ? 1 : 0;

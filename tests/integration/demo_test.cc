@@ -39,8 +39,7 @@ void CheckCounters(const StatsSnapshot& s) {
   // Every dirty line that went to the victim cache was written back once, or
   // was still being written when the run ended and its space was destroyed.
   EXPECT_EQ(s.Counter("nr_victim_flush_submitted_dirty"),
-            s.Counter("nr_victim_flush_finished_dirty") +
-                s.Counter("nr_victim_flush_orphaned"));
+            s.Counter("nr_victim_flush_finished_dirty") + s.Counter("nr_victim_flush_orphaned"));
   EXPECT_EQ(s.Counter("nr_victim_flush_failed"), 0);
   EXPECT_EQ(s.Counter("nr_pcache_eviction_succeed"),
             s.Counter("nr_pcache_eviction_to_victim") +
@@ -63,8 +62,8 @@ class DemoTest : public ::testing::Test {
 
 TEST_F(DemoTest, EmbeddedSharedMemory) {
   std::string json = dir_ + "/stats.json", out;
-  int st = RunCommand({RemoraBinary(), "demo", "--data", "8M", "--quiet", "--stats-json", json},
-                      &out);
+  int st =
+      RunCommand({RemoraBinary(), "demo", "--data", "8M", "--quiet", "--stats-json", json}, &out);
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
   EXPECT_NE(out.find("counts match local run: yes"), std::string::npos) << out;
   EXPECT_NE(out.find("final bytes match local run: yes"), std::string::npos) << out;

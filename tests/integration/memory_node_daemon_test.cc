@@ -136,8 +136,12 @@ TEST_F(DaemonTest, ConfigFileWithFlagsOverriding) {
   std::ofstream(cfg) << "[memory_node]\n"
                         "listen = \"127.0.0.1:1\"\n"  // overridden below
                         "capacity = \"8M\"\n"
-                        "secret_file = \"" << secret_file << "\"\n"
-                        "shm_socket = \"" << dir_ << "/mn.sock\"\n"
+                        "secret_file = \""
+                     << secret_file
+                     << "\"\n"
+                        "shm_socket = \""
+                     << dir_
+                     << "/mn.sock\"\n"
                         "node_id = 9\n"
                         "log_level = \"warn\"\n";
   Daemon d({"--config", cfg, "--listen", "127.0.0.1:0", "--capacity", "2M"});
@@ -163,14 +167,14 @@ TEST_F(DaemonTest, BadConfigurationIsRefused) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
   EXPECT_EQ(out.find("ready"), std::string::npos);
 
-  st = RunCommand({RemoraBinary(), "memory-node", "--listen", "127.0.0.1:0", "--capacity",
-                   "lots"}, &out);
+  st = RunCommand({RemoraBinary(), "memory-node", "--listen", "127.0.0.1:0", "--capacity", "lots"},
+                  &out);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
 
   std::string empty = dir_ + "/empty";
   std::ofstream(empty) << "\n";
-  st = RunCommand({RemoraBinary(), "memory-node", "--listen", "127.0.0.1:0", "--secret-file",
-                   empty}, &out);
+  st = RunCommand(
+      {RemoraBinary(), "memory-node", "--listen", "127.0.0.1:0", "--secret-file", empty}, &out);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
 
   st = RunCommand({RemoraBinary(), "memory-node", "--listen", "no-port-here"}, &out);

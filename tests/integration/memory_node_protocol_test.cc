@@ -76,8 +76,7 @@ class ProtocolTest : public ::testing::Test {
   }
 
   static wire::Header Req(MsgType t, std::uint64_t id = 5, Asid asid = kSpace,
-                          std::uint64_t arg0 = 0, std::uint64_t arg1 = 0,
-                          std::uint32_t len = 0) {
+                          std::uint64_t arg0 = 0, std::uint64_t arg1 = 0, std::uint32_t len = 0) {
     return wire::MakeRequest(t, id, asid, arg0, arg1, len);
   }
 
@@ -136,8 +135,9 @@ TEST_F(ProtocolTest, SilentPeerIsDroppedAfterAuthTimeout) {
   ASSERT_TRUE(p->ReadHello());
   auto start = std::chrono::steady_clock::now();
   EXPECT_TRUE(p->WaitClosed(5000));
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - start).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
   EXPECT_GE(ms, 300);
   EXPECT_LE(ms, 2500);
   EXPECT_EQ(Counter("memnode_auth_timeouts"), before + 1);
@@ -275,8 +275,8 @@ TEST_F(ProtocolTest, MisalignedAddressIsABadRequest) {
   auto p = Authed();
   ASSERT_TRUE(p->Send(Req(MsgType::kReadPage, 1, kSpace, kBase + 1)));
   EXPECT_EQ(p->ReplyCode(), Code::kBadRequest);
-  ASSERT_TRUE(p->Send(Req(MsgType::kWritePage, 2, kSpace, kBase + 2048, 0, 4096),
-                      std::string(4096, 'w')));
+  ASSERT_TRUE(
+      p->Send(Req(MsgType::kWritePage, 2, kSpace, kBase + 2048, 0, 4096), std::string(4096, 'w')));
   EXPECT_EQ(p->ReplyCode(), Code::kBadRequest);
   std::string uvas(16, 0);
   wire::PutU64(reinterpret_cast<std::uint8_t*>(uvas.data()), kBase);
@@ -335,8 +335,8 @@ TEST_F(ProtocolTest, PipelinedRequestsAreAllAnswered) {
   std::string burst;
   for (std::uint64_t id = 1; id <= 200; ++id) {
     std::uint8_t b[wire::kHeaderSize];
-    wire::Header h = id % 2 ? Req(MsgType::kPing, id, 0, 0, 0, 8)
-                            : Req(MsgType::kReadPage, id, kSpace, kBase);
+    wire::Header h =
+        id % 2 ? Req(MsgType::kPing, id, 0, 0, 0, 8) : Req(MsgType::kReadPage, id, kSpace, kBase);
     wire::EncodeHeader(h, b);
     burst.append(reinterpret_cast<char*>(b), sizeof b);
     if (id % 2) burst.append(8, static_cast<char>(id));

@@ -286,7 +286,8 @@ TEST_P(MemoryNodeTest, DiscardAndUnregisterFreePages) {
   std::uint64_t base_used = UsedPages();
   std::vector<char> page(kPageSize, 3);
   for (int i = 0; i < 8; ++i)
-    ASSERT_TRUE(t_->WritePage(a, kBase + static_cast<std::uint64_t>(i) * kPageSize, page.data()).ok());
+    ASSERT_TRUE(
+        t_->WritePage(a, kBase + static_cast<std::uint64_t>(i) * kPageSize, page.data()).ok());
   ASSERT_TRUE(t_->DiscardRange(a, kBase, 4 * kPageSize).ok());
   EXPECT_EQ(UsedPages(), base_used + 4);
   bool present = true;

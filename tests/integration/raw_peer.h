@@ -39,8 +39,7 @@ class RawPeer {
     wire::Header h;
     std::string p;
     if (Read(&h, &p) != Result::kMessage) return false;
-    if (h.type != static_cast<std::uint16_t>(wire::MsgType::kHello) || p.size() != 32)
-      return false;
+    if (h.type != static_cast<std::uint16_t>(wire::MsgType::kHello) || p.size() != 32) return false;
     std::memcpy(server_nonce_.data(), p.data(), 32);
     return true;
   }

@@ -27,8 +27,8 @@ bool HasRdmaDevice() {
 std::string SecretFile() {
   const std::string path = ::testing::TempDir() + "/rdma-host-test.secret";
   std::ofstream(path) << "rdma-host-test-secret\n";
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_write);
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   return path;
 }
 
@@ -43,7 +43,8 @@ TEST(RdmaHostTest, MemoryNodeWithoutADeviceRefusesToStartAndSaysWhy) {
   int st = 0;
   const std::string out = Shell(RemoraBinary() +
                                     " memory-node --transport rdma --listen 127.0.0.1:0"
-                                    " --capacity 16M --secret-file " + SecretFile(),
+                                    " --capacity 16M --secret-file " +
+                                    SecretFile(),
                                 &st);
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("no RDMA device"), std::string::npos) << out;
@@ -125,10 +126,10 @@ TEST(RdmaHostTest, CheckTransportPassesOverTcp) {
   MemoryNodeProcess node;
   ASSERT_TRUE(node.started());
   int st = 0;
-  const std::string out = Shell(RemoraBinary() + " check-transport --transport tcp --address " +
-                                    node.tcp_address() + " --secret-file " + node.secret_file() +
-                                    " --threads 3 --pages 64 --rounds 2",
-                                &st);
+  const std::string out =
+      Shell(RemoraBinary() + " check-transport --transport tcp --address " + node.tcp_address() +
+                " --secret-file " + node.secret_file() + " --threads 3 --pages 64 --rounds 2",
+            &st);
   EXPECT_EQ(st, 0) << out;
   EXPECT_NE(out.find("check-transport tcp: OK"), std::string::npos) << out;
 }
@@ -137,7 +138,8 @@ TEST(RdmaHostTest, CheckTransportReportsAnUnreachableNodeAsATransportError) {
   int st = 0;
   const std::string out = Shell(RemoraBinary() +
                                     " check-transport --transport tcp --address 127.0.0.1:1"
-                                    " --timeout-ms 500 --secret-file " + SecretFile(),
+                                    " --timeout-ms 500 --secret-file " +
+                                    SecretFile(),
                                 &st);
   // RunCommand returns a wait status: exit code 1, not 3 (wrong data).
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << st << " " << out;

@@ -35,14 +35,16 @@ enum class Where { kEmbedded, kTcpNode };
 struct Workload {
   std::string name;
   std::vector<std::string> argv;
-  bool reads_file = false;   // maps an input file MAP_PRIVATE
+  bool reads_file = false;      // maps an input file MAP_PRIVATE
   bool reverse_sweeps = false;  // re-reads just-evicted pages: victim hits
-  bool threads = false;  // faults come from several threads (shared fault reading)
+  bool threads = false;         // faults come from several threads (shared fault reading)
 };
 
 class RunE2ETest : public RunDirTest {
  protected:
-  Workload MemStress() { return {"mem_stress", {REMORA_MEM_STRESS, "256", "4", "3"}, false, true, true}; }
+  Workload MemStress() {
+    return {"mem_stress", {REMORA_MEM_STRESS, "256", "4", "3"}, false, true, true};
+  }
   Workload WordCount() {
     std::string input = dir_ + "/input.txt";
     // 5000 distinct words: the per-thread hash tables (the hot part) stay
@@ -57,12 +59,17 @@ class RunE2ETest : public RunDirTest {
     std::string input = dir_ + "/input.txt";
     auto g = RunProgram({REMORA_GENTEXT, input, "16M", "11", "5000"}, dir_, "gentext");
     EXPECT_TRUE(g.Ok()) << g.Describe();
-    return {"pywordcount", {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywordcount.py", input},
-            true, false};
+    return {"pywordcount",
+            {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywordcount.py", input},
+            true,
+            false};
   }
   Workload PyWork() {
-    return {"pywork", {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywork.py", "--mb", "12", "--rounds", "2"},
-            false, false};
+    return {"pywork",
+            {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pywork.py", "--mb", "12", "--rounds",
+             "2"},
+            false,
+            false};
   }
 
   // Runs `w` natively, then under `remora run` on `setup`; compares and
@@ -81,14 +88,15 @@ class RunE2ETest : public RunDirTest {
     const Geometry pcache = QuarterPcache(rss_kb);
     ASSERT_GT(pcache.bytes, 0);
     ASSERT_LE(pcache.bytes / 1024 * 4, rss_kb);
-    std::fprintf(stderr, "%s: native peak anonymous RSS %ld KiB, %.2f s; pcache %.2f MiB\n", w.name.c_str(),
-                 rss_kb, native.seconds, pcache.bytes / 1024 / 1024.0);
+    std::fprintf(stderr, "%s: native peak anonymous RSS %ld KiB, %.2f s; pcache %.2f MiB\n",
+                 w.name.c_str(), rss_kb, native.seconds, pcache.bytes / 1024 / 1024.0);
 
     std::unique_ptr<MemoryNodeProcess> node;
-    std::vector<std::string> argv = {RemoraBinary(), "run", "--pcache",
-                                     std::to_string(pcache.bytes / 1024) + "K", "--ways",
-                                     std::to_string(pcache.ways),
-                                     "--victim", "32", "--stats-json", dir_ + "/stats.json"};
+    std::vector<std::string> argv = {RemoraBinary(), "run",
+                                     "--pcache",     std::to_string(pcache.bytes / 1024) + "K",
+                                     "--ways",       std::to_string(pcache.ways),
+                                     "--victim",     "32",
+                                     "--stats-json", dir_ + "/stats.json"};
     if (where == Where::kTcpNode) {
       node = std::make_unique<MemoryNodeProcess>(MemoryNodeProcessOptions{.capacity = "1G"});
       ASSERT_TRUE(node->started());
@@ -202,7 +210,6 @@ class RunE2ETest : public RunDirTest {
     ASSERT_NE(h, nullptr) << "no pgfault_service_ns histogram";
     EXPECT_GT((*h)["count"].get<std::int64_t>(), 0);
   }
-
 };
 
 // The programs themselves, without Remora: wordcount agrees with an
@@ -216,7 +223,8 @@ TEST_F(RunE2ETest, ProgramsAreCorrectNatively) {
   std::int64_t total = 0;
   std::string word;
   for (size_t i = 0; i <= text.size(); i++) {
-    char c = i < text.size() ? static_cast<char>(std::tolower(static_cast<unsigned char>(text[i]))) : ' ';
+    char c = i < text.size() ? static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])))
+                             : ' ';
     if (c >= 'a' && c <= 'z') {
       word += c;
     } else if (!word.empty()) {
@@ -255,13 +263,14 @@ TEST_F(RunE2ETest, PythonWordCountEmbedded) { RunAndCompare(PyWordCount(), Where
 
 // The program's exit status comes back as the launcher's, a signal as 128+N.
 TEST_F(RunE2ETest, ExitStatusIsTheProgramsOwn) {
-  Result usage = RunProgram({RemoraBinary(), "run", "--quiet", "--", REMORA_MEM_STRESS, "0"}, dir_, "usage");
+  Result usage =
+      RunProgram({RemoraBinary(), "run", "--quiet", "--", REMORA_MEM_STRESS, "0"}, dir_, "usage");
   ASSERT_FALSE(usage.timed_out);
   ASSERT_TRUE(WIFEXITED(usage.status)) << usage.Describe();
   EXPECT_EQ(WEXITSTATUS(usage.status), 2) << usage.Describe();
 
-  Result sig = RunProgram({RemoraBinary(), "run", "--quiet", "--", "/bin/sh", "-c", "kill -TERM $$"}, dir_,
-                   "signal");
+  Result sig = RunProgram(
+      {RemoraBinary(), "run", "--quiet", "--", "/bin/sh", "-c", "kill -TERM $$"}, dir_, "signal");
   ASSERT_FALSE(sig.timed_out);
   ASSERT_TRUE(WIFEXITED(sig.status)) << sig.Describe();
   EXPECT_EQ(WEXITSTATUS(sig.status), 128 + SIGTERM) << sig.Describe();
@@ -272,10 +281,10 @@ TEST_F(RunE2ETest, ExitStatusIsTheProgramsOwn) {
 TEST_F(RunE2ETest, FaultTraceRecordsEveryFaultAndReplaysInSim) {
   const std::string trace = dir_ + "/faults.trace";
   const std::string stats = dir_ + "/stats.json";
-  Result r = RunProgram({RemoraBinary(), "run", "--pcache", "1M", "--readahead", "0", "--quiet",
-                         "--fault-trace", trace, "--stats-json", stats, "--", REMORA_MEM_STRESS, "16", "2",
-                         "1"},
-                        dir_, "traced");
+  Result r = RunProgram(
+      {RemoraBinary(), "run", "--pcache", "1M", "--readahead", "0", "--quiet", "--fault-trace",
+       trace, "--stats-json", stats, "--", REMORA_MEM_STRESS, "16", "2", "1"},
+      dir_, "traced");
   ASSERT_TRUE(r.Ok()) << r.Describe();
   Result native = RunProgram({REMORA_MEM_STRESS, "16", "2", "1"}, dir_, "native");
   ASSERT_TRUE(native.Ok()) << native.Describe();
@@ -303,8 +312,9 @@ TEST_F(RunE2ETest, FaultTraceRecordsEveryFaultAndReplaysInSim) {
   EXPECT_GE(writes, s["nr_pgfault_wp"]);
   ASSERT_GT(records, 4096);  // 16 MiB through a 1 MiB pcache: many refaults
 
-  Result sim = RunProgram({RemoraBinary(), "sim", "--trace", trace, "--capacity", "1M", "--opt", "--json"},
-                          dir_, "sim");
+  Result sim =
+      RunProgram({RemoraBinary(), "sim", "--trace", trace, "--capacity", "1M", "--opt", "--json"},
+                 dir_, "sim");
   ASSERT_TRUE(sim.Ok()) << sim.Describe();
   const auto j = nlohmann::json::parse(sim.out);
   EXPECT_EQ(j["accesses"].get<std::int64_t>(), records);
@@ -315,8 +325,8 @@ TEST_F(RunE2ETest, FaultTraceRecordsEveryFaultAndReplaysInSim) {
   EXPECT_EQ(j["data_errors"].get<std::int64_t>(), 0);
 
   // A trace that cannot be written is a clear error before the program runs.
-  Result bad = RunProgram({RemoraBinary(), "run", "--quiet", "--fault-trace", dir_ + "/no/such/dir/t", "--",
-                           "/bin/echo", "ran"},
+  Result bad = RunProgram({RemoraBinary(), "run", "--quiet", "--fault-trace",
+                           dir_ + "/no/such/dir/t", "--", "/bin/echo", "ran"},
                           dir_, "bad-trace");
   ASSERT_FALSE(bad.timed_out);
   EXPECT_FALSE(bad.Ok());
@@ -334,9 +344,9 @@ TEST_F(RunE2ETest, ProcessorManagerKilledMidRun) {
 
   // Enough passes that it cannot finish before the kill.
   auto t1 = Clock::now();
-  Spawned run = Spawn({RemoraBinary(), "run", "--processor", sock, "--", REMORA_MEM_STRESS, "256", "4",
-                       "40"},
-                      dir_, "run");
+  Spawned run =
+      Spawn({RemoraBinary(), "run", "--processor", sock, "--", REMORA_MEM_STRESS, "256", "4", "40"},
+            dir_, "run");
   ASSERT_GT(run.pid, 0);
   std::this_thread::sleep_for(std::chrono::seconds(3));
   int st = 0;
@@ -351,7 +361,8 @@ TEST_F(RunE2ETest, ProcessorManagerKilledMidRun) {
   Result r = Wait(run, std::chrono::seconds(20), t1);
   const double after_kill = std::chrono::duration<double>(Clock::now() - killed_at).count();
 
-  ASSERT_FALSE(r.timed_out) << "launcher still running 20 s after the manager died: " << r.Describe();
+  ASSERT_FALSE(r.timed_out) << "launcher still running 20 s after the manager died: "
+                            << r.Describe();
   EXPECT_LT(after_kill, 5.0) << "took " << after_kill << " s to stop after the manager died";
   ASSERT_TRUE(WIFEXITED(r.status)) << r.Describe();
   EXPECT_NE(WEXITSTATUS(r.status), 0) << r.Describe();
@@ -363,18 +374,23 @@ TEST_F(RunE2ETest, ProcessorManagerKilledMidRun) {
   EXPECT_EQ(r.out.find("MISMATCH"), std::string::npos);
   // A clear error naming what was lost.
   std::string err = r.err;
-  std::transform(err.begin(), err.end(), err.begin(), [](unsigned char c) { return std::tolower(c); });
-  EXPECT_TRUE(err.find("processor") != std::string::npos || err.find("manager") != std::string::npos)
-      << "stderr does not say the manager was lost:\n" << r.err;
+  std::transform(err.begin(), err.end(), err.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  EXPECT_TRUE(err.find("processor") != std::string::npos ||
+              err.find("manager") != std::string::npos)
+      << "stderr does not say the manager was lost:\n"
+      << r.err;
   // The program itself is gone too, not left running on its own.
-  for (pid_t p : program) EXPECT_TRUE(ProcessGone(p)) << "program process " << p << " still running";
+  for (pid_t p : program)
+    EXPECT_TRUE(ProcessGone(p)) << "program process " << p << " still running";
 
   // The manager's own memory node should go with it; do not leave one behind.
   for (pid_t p : processor_children) {
     for (int i = 0; i < 100 && !ProcessGone(p); i++)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (!ProcessGone(p)) {
-      std::fprintf(stderr, "note: the killed manager's child %d outlived it by 5 s; stopping it\n", p);
+      std::fprintf(stderr, "note: the killed manager's child %d outlived it by 5 s; stopping it\n",
+                   p);
       kill(p, SIGTERM);
     }
   }

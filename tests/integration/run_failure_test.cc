@@ -82,10 +82,10 @@ TEST_F(RunFailureTest, MemoryNodeDyingStopsTheProgramWithAClearError) {
   });
   const auto t0 = Clock::now();
   std::string out, err;
-  std::vector<std::string> argv = {RemoraBinary(), "run", "--pcache", "16M",
-                                   "--memory-node", node.tcp_address(), "--transport", "tcp",
-                                   "--secret-file", node.secret_file(), "--timeout-ms", "2000",
-                                   "--"};
+  std::vector<std::string> argv = {
+      RemoraBinary(),     "run",         "--pcache", "16M",           "--memory-node",
+      node.tcp_address(), "--transport", "tcp",      "--secret-file", node.secret_file(),
+      "--timeout-ms",     "2000",        "--"};
   for (auto& a : Toucher()) argv.push_back(a);
   int st = Run(argv, &out, &err);
   killer.join();
@@ -101,10 +101,10 @@ TEST_F(RunFailureTest, UnreachableMemoryNodeIsAClearErrorBeforeTheProgramStarts)
   std::ofstream(dir_ + "/secret") << "some-secret\n";
   const auto t0 = Clock::now();
   std::string out, err;
-  int st = Run({RemoraBinary(), "run", "--memory-node", "127.0.0.1:1", "--transport", "tcp",
-                "--secret-file", dir_ + "/secret", "--timeout-ms", "2000", "--", "/bin/echo",
-                "ran"},
-               &out, &err);
+  int st =
+      Run({RemoraBinary(), "run", "--memory-node", "127.0.0.1:1", "--transport", "tcp",
+           "--secret-file", dir_ + "/secret", "--timeout-ms", "2000", "--", "/bin/echo", "ran"},
+          &out, &err);
   ASSERT_TRUE(WIFEXITED(st));
   EXPECT_NE(WEXITSTATUS(st), 0);
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 15.0);

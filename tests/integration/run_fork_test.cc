@@ -47,8 +47,8 @@ class RunForkTest : public RunDirTest {
 
   bool RuntimeSupportsFork() {
     static const bool supported = [this] {
-      Result r = RunProgram({RemoraBinary(), "run", "--quiet", "--stats-json", dir_ + "/probe.json", "--",
-                             "/bin/true"},
+      Result r = RunProgram({RemoraBinary(), "run", "--quiet", "--stats-json", dir_ + "/probe.json",
+                             "--", "/bin/true"},
                             dir_, "probe", std::chrono::seconds(60));
       return r.Ok() && Stats(dir_ + "/probe.json").Has("nr_fork");
     }();
@@ -113,7 +113,8 @@ TEST_F(RunForkTest, ForkTree) {
   Result native = Native(argv, "fork_tree");
   ASSERT_FALSE(HasFailure());
   ASSERT_NE(native.out.find("15 processes"), std::string::npos) << native.out;
-  Stats s = UnderRemora({"--pcache", "8M", "--ways", "8", "--victim", "32"}, argv, native, "fork_tree");
+  Stats s =
+      UnderRemora({"--pcache", "8M", "--ways", "8", "--victim", "32"}, argv, native, "fork_tree");
   SCOPED_TRACE("fork_tree stats:\n" + Tail(s.text(), 6000));
   EXPECT_EQ(s["nr_fork"], 14);
   EXPECT_EQ(s["nr_processes_attached"], 15);
@@ -199,7 +200,7 @@ TEST_F(RunForkTest, ForkCyclesLeaveNothingBehind) {
 
   const std::string markers = dir_ + "/markers";
   ASSERT_EQ(mkdir(markers.c_str(), 0755), 0);
-  std::vector<std::string> cmd = {RemoraBinary(), "run", "--processor", sock, "--stats-json",
+  std::vector<std::string> cmd = {RemoraBinary(),     "run", "--processor", sock, "--stats-json",
                                   dir_ + "/run.json", "--"};
   cmd.insert(cmd.end(), argv.begin(), argv.end());
   cmd.push_back(markers);
@@ -236,11 +237,13 @@ TEST_F(RunForkTest, ForkCyclesLeaveNothingBehind) {
   ASSERT_TRUE(done.valid()) << done.text();
   Touch(markers + "/go2");
   Result r = Wait(run, std::chrono::seconds(120), t0);
-  std::fprintf(stderr, "fork_cycles under remora run: %.2f s (native %.2f s)\n", r.seconds, native.seconds);
+  std::fprintf(stderr, "fork_cycles under remora run: %.2f s (native %.2f s)\n", r.seconds,
+               native.seconds);
   ASSERT_TRUE(r.Ok()) << r.Describe();
   EXPECT_EQ(r.out, native.out);
 
-  SCOPED_TRACE("at baseline:\n" + Tail(base.text(), 4000) + "\nat done:\n" + Tail(done.text(), 4000));
+  SCOPED_TRACE("at baseline:\n" + Tail(base.text(), 4000) + "\nat done:\n" +
+               Tail(done.text(), 4000));
   EXPECT_EQ(base["processes_attached"], 1);
   EXPECT_EQ(done["processes_attached"], 1);
   EXPECT_EQ(base["nr_fork"], kWarmup);
@@ -270,14 +273,14 @@ TEST_F(RunForkTest, ForkCyclesLeaveNothingBehind) {
 // multiprocessing with the fork start method over a heap four times the
 // pcache, and subprocess (a shell pipeline, a Python child).
 TEST_F(RunForkTest, PythonMultiprocessingAndSubprocess) {
-  const std::vector<std::string> argv = {RealPython(), REMORA_SOURCE_DIR "/tests/programs/pyfork.py",
-                                         "--mb", "24"};
+  const std::vector<std::string> argv = {
+      RealPython(), REMORA_SOURCE_DIR "/tests/programs/pyfork.py", "--mb", "24"};
   Result native = Native(argv, "pyfork");
   ASSERT_FALSE(HasFailure());
   const Geometry pcache = QuarterPcache(native.max_anon_kb);
   ASSERT_GT(pcache.bytes, 0) << "could not read the program's anonymous RSS";
-  std::fprintf(stderr, "pyfork: native peak anonymous RSS %ld KiB; pcache %.2f MiB\n", native.max_anon_kb,
-               pcache.bytes / 1048576.0);
+  std::fprintf(stderr, "pyfork: native peak anonymous RSS %ld KiB; pcache %.2f MiB\n",
+               native.max_anon_kb, pcache.bytes / 1048576.0);
   Stats s = UnderRemora({"--pcache", std::to_string(pcache.bytes / 1024) + "K", "--ways",
                          std::to_string(pcache.ways), "--victim", "32"},
                         argv, native, "pyfork");

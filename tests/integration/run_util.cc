@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -34,7 +34,8 @@ std::string Tail(const std::string& s, size_t n) {
   return s.size() <= n ? s : "..." + s.substr(s.size() - n);
 }
 
-Spawned Spawn(const std::vector<std::string>& argv, const std::string& dir, const std::string& tag) {
+Spawned Spawn(const std::vector<std::string>& argv, const std::string& dir,
+              const std::string& tag) {
   Spawned s;
   s.out_path = dir + "/" + tag + ".out";
   s.err_path = dir + "/" + tag + ".err";
@@ -63,10 +64,14 @@ long AnonRssKb(pid_t pid) {
 
 std::string Result::Describe() const {
   std::string d;
-  if (timed_out) d = "timed out";
-  else if (status < 0) d = "did not start";
-  else if (WIFEXITED(status)) d = "exit " + std::to_string(WEXITSTATUS(status));
-  else if (WIFSIGNALED(status)) d = "signal " + std::to_string(WTERMSIG(status));
+  if (timed_out)
+    d = "timed out";
+  else if (status < 0)
+    d = "did not start";
+  else if (WIFEXITED(status))
+    d = "exit " + std::to_string(WEXITSTATUS(status));
+  else if (WIFSIGNALED(status))
+    d = "signal " + std::to_string(WTERMSIG(status));
   return d + "; stderr:\n" + Tail(err) + "\nstdout:\n" + Tail(out, 1500);
 }
 
@@ -101,8 +106,8 @@ Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point st
   return r;
 }
 
-Result RunProgram(const std::vector<std::string>& argv, const std::string& dir, const std::string& tag,
-                  std::chrono::seconds timeout) {
+Result RunProgram(const std::vector<std::string>& argv, const std::string& dir,
+                  const std::string& tag, std::chrono::seconds timeout) {
   auto t0 = Clock::now();
   return Wait(Spawn(argv, dir, tag), timeout, t0);
 }
@@ -196,8 +201,10 @@ void RunDirTest::SetUp() {
 }
 
 void RunDirTest::TearDown() {
-  if (!HasFailure()) std::system(("rm -rf '" + dir_ + "'").c_str());
-  else std::fprintf(stderr, "kept %s for inspection\n", dir_.c_str());
+  if (!HasFailure())
+    std::system(("rm -rf '" + dir_ + "'").c_str());
+  else
+    std::fprintf(stderr, "kept %s for inspection\n", dir_.c_str());
 }
 
 Stats::Stats(const std::string& path) : Stats(FromText(ReadFile(path))) {}

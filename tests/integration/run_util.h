@@ -55,8 +55,8 @@ struct Result {
 // takes longer. Reads its output files once it has ended.
 Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point started);
 
-Result RunProgram(const std::vector<std::string>& argv, const std::string& dir, const std::string& tag,
-                  std::chrono::seconds timeout = std::chrono::seconds(240));
+Result RunProgram(const std::vector<std::string>& argv, const std::string& dir,
+                  const std::string& tag, std::chrono::seconds timeout = std::chrono::seconds(240));
 
 // The interpreter itself, not a wrapper script in front of it (a version
 // manager's shim would add a shell between `remora run` and Python).

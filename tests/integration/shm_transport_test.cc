@@ -120,8 +120,7 @@ TEST_F(ShmTransportTest, WhatTheIndexCannotAnswerGetsTheMemoryNodesAnswer) {
   ASSERT_TRUE(t_->ReadPage(a, kBase + kPageSize, buf.data(), &present).ok());
   EXPECT_FALSE(present);
   EXPECT_EQ(buf, std::vector<char>(kPageSize, 0));
-  EXPECT_EQ(t_->ReadPage(a, kBase + kPages * kPageSize, buf.data()).code(),
-            Code::kNotRegistered);
+  EXPECT_EQ(t_->ReadPage(a, kBase + kPages * kPageSize, buf.data()).code(), Code::kNotRegistered);
   EXPECT_EQ(t_->ReadPage(a, kBase + 1, buf.data()).code(), Code::kBadRequest);
   EXPECT_EQ(t_->ReadPage(MakeAsid(1, 4000000), kBase, buf.data()).code(), Code::kNoSuchSpace);
   // Another processor node's space: present in the shared region, but the

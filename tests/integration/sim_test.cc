@@ -118,8 +118,8 @@ TEST_F(SimTest, TextModePrintsATable) {
   int status = RunCommand(
       {RemoraBinary(), "sim", "--trace", zipf_, "--capacity", "4M", "--ways", "8"}, &out);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-  for (const char* want : {"128 sets x 8 ways", "accesses        200000", "miss ratio",
-                           "exact LRU", "evictions", "write-backs", "data errors     0"}) {
+  for (const char* want : {"128 sets x 8 ways", "accesses        200000", "miss ratio", "exact LRU",
+                           "evictions", "write-backs", "data errors     0"}) {
     EXPECT_NE(out.find(want), std::string::npos) << "missing '" << want << "' in\n" << out;
   }
 }
@@ -148,9 +148,9 @@ TEST_F(SimTest, MalformedTraceFailsWithLineNumber) {
   EXPECT_NE(Shell(RemoraBinary() + " sim --trace " + op + " --capacity 1M --json", &out), 0);
   EXPECT_NE(out.find("op.trace:2: expected 'r' or 'w', got 'x'"), std::string::npos) << out;
 
-  EXPECT_NE(Shell("printf 'r 1000 1 2\\n' | " + RemoraBinary() + " sim --trace - --capacity 1M",
-                  &out),
-            0);
+  EXPECT_NE(
+      Shell("printf 'r 1000 1 2\\n' | " + RemoraBinary() + " sim --trace - --capacity 1M", &out),
+      0);
   EXPECT_NE(out.find("<stdin>:1: too many fields"), std::string::npos) << out;
 }
 

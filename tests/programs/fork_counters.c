@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
   for (uint64_t i = 0; i < pages; i++) bad += (uint64_t)!nth_holds(i, i >= pages - j ? 3 : 1);
   const int child_ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
   snprintf(line, sizeof line, "child %s; parent: %llu pages wrong\n%s\n",
-           child_ok ? "saw the parent's data and its own writes" : "FAILED", (unsigned long long)bad,
-           child_ok && bad == 0 ? "OK" : "FAILED");
+           child_ok ? "saw the parent's data and its own writes" : "FAILED",
+           (unsigned long long)bad, child_ok && bad == 0 ? "OK" : "FAILED");
   say(line);
   munmap(base, pages * PAGE);
   return child_ok && bad == 0 ? 0 : 1;

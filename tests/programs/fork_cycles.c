@@ -41,8 +41,12 @@
 static uint64_t* base;
 static uint64_t pages;
 
-static void write_page(uint64_t p, uint64_t writer) { fill_page(base + p * WORDS_PER_PAGE, writer, p); }
-static int page_is(uint64_t p, uint64_t writer) { return page_holds(base + p * WORDS_PER_PAGE, writer, p); }
+static void write_page(uint64_t p, uint64_t writer) {
+  fill_page(base + p * WORDS_PER_PAGE, writer, p);
+}
+static int page_is(uint64_t p, uint64_t writer) {
+  return page_holds(base + p * WORDS_PER_PAGE, writer, p);
+}
 
 static void marker(const char* dir, const char* name) {
   char path[4096];
@@ -130,10 +134,11 @@ int main(int argc, char** argv) {
 
   uint64_t bad = 0;
   for (uint64_t p = 0; p < pages; p++) bad += (uint64_t)!page_is(p, 1);
-  printf("fork_cycles: %llu cycles (+%d warm-up), %llu pages; %llu children passed; %llu parent pages "
-         "wrong\n%s\n",
-         (unsigned long long)cycles, WARMUP, (unsigned long long)pages, (unsigned long long)passed,
-         (unsigned long long)bad, passed == cycles + WARMUP && bad == 0 ? "OK" : "FAILED");
+  printf(
+      "fork_cycles: %llu cycles (+%d warm-up), %llu pages; %llu children passed; %llu parent pages "
+      "wrong\n%s\n",
+      (unsigned long long)cycles, WARMUP, (unsigned long long)pages, (unsigned long long)passed,
+      (unsigned long long)bad, passed == cycles + WARMUP && bad == 0 ? "OK" : "FAILED");
   munmap(base, pages * PAGE);
   return passed == cycles + WARMUP && bad == 0 ? 0 : 1;
 }

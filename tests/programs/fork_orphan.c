@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const size_t pages = (size_t)atol(argv[1]) * 256;
-  uint64_t* buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint64_t* buf =
+      mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (buf == MAP_FAILED) return 2;
   for (size_t p = 0; p < pages; p++) fill_page(page_at(buf, p), 1, p);
 
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
     close(link[0]);
     for (size_t p = 0; p < pages; p += 2) fill_page(page_at(buf, p), 2, p);
     printf("parent: %zu pages, exits first\n", pages);
-    return 0;  /* closes link[1]: the child's signal */
+    return 0; /* closes link[1]: the child's signal */
   }
   close(link[1]);
   char c;
@@ -70,7 +71,8 @@ int main(int argc, char** argv) {
   snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]);
   FILE* f = fopen(tmp, "w");
   if (f == NULL) _exit(2);
-  fprintf(f, "child: %zu pages, %zu wrong after the parent exited, %zu wrong after its own writes\n",
+  fprintf(f,
+          "child: %zu pages, %zu wrong after the parent exited, %zu wrong after its own writes\n",
           pages, bad_before, bad_after);
   fprintf(f, "%s\n", bad_before == 0 && bad_after == 0 ? "OK" : "MISMATCH");
   fclose(f);

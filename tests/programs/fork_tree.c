@@ -106,9 +106,11 @@ static int check_all(unsigned n, unsigned own_gen, const char* when, struct reco
     if (w < WORDS_PER_PAGE) {
       uint64_t v = ((const volatile uint64_t*)q)[w], want = pattern_word(who, p, w);
       fprintf(stderr,
-              "fork_tree: MISMATCH node %u (pid %d) %s: page %" PRIu64 " (slice %u) word %u at %p: "
+              "fork_tree: MISMATCH node %u (pid %d) %s: page %" PRIu64
+              " (slice %u) word %u at %p: "
               "got %016" PRIx64 " want %016" PRIx64 "%s\n",
-              n, (int)getpid(), when, p, s, w, (const void*)(q + w), v, want, v == 0 ? " (zero)" : "");
+              n, (int)getpid(), when, p, s, w, (const void*)(q + w), v, want,
+              v == 0 ? " (zero)" : "");
       if (!r->failed) {
         r->failed = 1;
         r->bad_page = p;
@@ -199,8 +201,10 @@ int main(int argc, char** argv) {
   total_pages = (mib << 20) / PAGE;
   if (mib == 0 || mib > 4096 || depth > 12 || fanout < 1 || fanout > 64 || nodes >= MAX_NODES ||
       total_pages < nodes) {
-    fprintf(stderr, "usage: fork_tree [SIZE_MIB [DEPTH(0-12) [FANOUT(1-64)]]] (fewer than %d "
-                    "processes, at least a page each)\n", MAX_NODES);
+    fprintf(stderr,
+            "usage: fork_tree [SIZE_MIB [DEPTH(0-12) [FANOUT(1-64)]]] (fewer than %d "
+            "processes, at least a page each)\n",
+            MAX_NODES);
     return 2;
   }
   slice_pages = total_pages / nodes;
@@ -237,9 +241,10 @@ int main(int argc, char** argv) {
       seen[r.node] = 1;
     }
   }
-  printf("fork_tree: %lu MiB (%zu pages, %zu malloc'd + %zu mmap'd), depth %u, fanout %u, "
-         "%u processes, %zu pages per slice\n",
-         mib, total_pages, region_pages[0], region_pages[1], depth, fanout, nodes, slice_pages);
+  printf(
+      "fork_tree: %lu MiB (%zu pages, %zu malloc'd + %zu mmap'd), depth %u, fanout %u, "
+      "%u processes, %zu pages per slice\n",
+      mib, total_pages, region_pages[0], region_pages[1], depth, fanout, nodes, slice_pages);
   for (unsigned n = 0; n < nodes; n++) {
     if (!seen[n]) {
       printf("node %u: no report\n", n);
@@ -251,7 +256,8 @@ int main(int argc, char** argv) {
              recs[n].bad_page, recs[n].got, recs[n].want);
       status |= 1;
     } else {
-      printf("node %u: depth %u, %" PRIu64 " words checked\n", n, node_depth(n), recs[n].words_checked);
+      printf("node %u: depth %u, %" PRIu64 " words checked\n", n, node_depth(n),
+             recs[n].words_checked);
     }
   }
   printf(status == 0 ? "OK\n" : "FAILED\n");

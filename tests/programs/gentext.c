@@ -31,10 +31,20 @@ static uint64_t parse_size(const char* s) {
   char* end;
   uint64_t v = strtoull(s, &end, 10);
   switch (*end) {
-    case 'k': case 'K': v <<= 10; break;
-    case 'm': case 'M': v <<= 20; break;
-    case 'g': case 'G': v <<= 30; break;
-    default: break;
+    case 'k':
+    case 'K':
+      v <<= 10;
+      break;
+    case 'm':
+    case 'M':
+      v <<= 20;
+      break;
+    case 'g':
+    case 'G':
+      v <<= 30;
+      break;
+    default:
+      break;
   }
   return v;
 }
@@ -53,7 +63,7 @@ int main(int argc, char** argv) {
   }
 
   /* The vocabulary: word r has length 1..12, shorter words more frequent. */
-  char (*words)[13] = calloc(vocab, 13);
+  char(*words)[13] = calloc(vocab, 13);
   double* cdf = calloc(vocab, sizeof(double));
   if (!words || !cdf) {
     fprintf(stderr, "gentext: out of memory\n");
@@ -83,7 +93,10 @@ int main(int argc, char** argv) {
     size_t lo = 0, hi = vocab - 1;
     while (lo < hi) { /* first rank whose cdf >= u */
       size_t mid = (lo + hi) / 2;
-      if (cdf[mid] < u) lo = mid + 1; else hi = mid;
+      if (cdf[mid] < u)
+        lo = mid + 1;
+      else
+        hi = mid;
     }
     char w[16];
     size_t len = strlen(words[lo]);

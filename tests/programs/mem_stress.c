@@ -74,7 +74,7 @@ struct region {
 struct worker {
   pthread_t tid;
   unsigned id;
-  size_t bytes;    /* this thread's share of the total */
+  size_t bytes; /* this thread's share of the total */
   unsigned passes;
   uint64_t digest;
 };
@@ -105,7 +105,8 @@ static uint64_t check_page(const struct region* rg, unsigned t, uint64_t p, uint
 static void check_zero(const char* what, const void* base, size_t bytes, unsigned t) {
   const volatile uint64_t* q = base;
   for (size_t i = 0; i < bytes / sizeof(uint64_t); i++) {
-    if (q[i] != 0) fail(what, t, 0, i / WORDS_PER_PAGE, (unsigned)(i % WORDS_PER_PAGE), q + i, q[i], 0);
+    if (q[i] != 0)
+      fail(what, t, 0, i / WORDS_PER_PAGE, (unsigned)(i % WORDS_PER_PAGE), q + i, q[i], 0);
   }
 }
 
@@ -131,8 +132,10 @@ static void* xmmap(void* hint, size_t n) {
  * cache sees sequential, reverse and strided sweeps. */
 static uint64_t visit_order(uint64_t i, uint64_t n, unsigned pass) {
   switch (pass % 3) {
-    case 0: return i;
-    case 1: return n - 1 - i;
+    case 0:
+      return i;
+    case 1:
+      return n - 1 - i;
     default: {
       /* A stride co-prime with n visits every page once. */
       uint64_t stride = 97;
@@ -182,7 +185,8 @@ static void* run_worker(void* arg) {
     for (size_t r = 0; r < nregions; r++) {
       for (uint64_t i = 0; i < rg[r].pages; i++) {
         uint64_t p = visit_order(i, rg[r].pages, pass);
-        if (pass == 0 || (mix64(p * 31 + r * 7 + pass) % 3) == 0) write_page(&rg[r], t, p, pass + 1);
+        if (pass == 0 || (mix64(p * 31 + r * 7 + pass) % 3) == 0)
+          write_page(&rg[r], t, p, pass + 1);
       }
     }
     for (size_t r = 0; r < nregions; r++) {
@@ -263,7 +267,8 @@ static void* run_worker(void* arg) {
     buf = nb;
     for (size_t i = 0; i < cur; i++) {
       unsigned char want = (unsigned char)mix64(i ^ ((uint64_t)t << 40));
-      if (buf[i] != want) fail("after realloc", t, 0, i / PAGE, (unsigned)(i % PAGE), (void*)(buf + i), buf[i], want);
+      if (buf[i] != want)
+        fail("after realloc", t, 0, i / PAGE, (unsigned)(i % PAGE), (void*)(buf + i), buf[i], want);
     }
     for (size_t i = cur; i < next; i++) buf[i] = (unsigned char)mix64(i ^ ((uint64_t)t << 40));
     cur = next;
@@ -289,7 +294,8 @@ static void* run_worker(void* arg) {
   for (uint64_t p = 0; p < mr_pages; p++) {
     /* The first word carries the address it was written at. */
     const volatile uint64_t* q = mr.base + p * WORDS_PER_PAGE;
-    uint64_t want0 = pattern(t, mr.id, p, 0, 7) ^ (uint64_t)(uintptr_t)(old_base + p * WORDS_PER_PAGE);
+    uint64_t want0 =
+        pattern(t, mr.id, p, 0, 7) ^ (uint64_t)(uintptr_t)(old_base + p * WORDS_PER_PAGE);
     if (q[0] != want0) fail("after mremap", t, mr.id, p, 0, q, q[0], want0);
     for (unsigned w = 1; w < WORDS_PER_PAGE; w++) {
       uint64_t want = pattern(t, mr.id, p, w, 7);

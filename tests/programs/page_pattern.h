@@ -41,4 +41,4 @@ static inline int page_holds(const uint64_t* q, uint64_t writer, uint64_t page) 
   return first_wrong_word(q, writer, page) == WORDS_PER_PAGE;
 }
 
-#endif  /* REMORA_TESTS_PROGRAMS_PAGE_PATTERN_H_ */
+#endif /* REMORA_TESTS_PROGRAMS_PAGE_PATTERN_H_ */

@@ -138,8 +138,7 @@ void ScriptedServer(int fd, std::string server_secret, bool corrupt_proof) {
   std::uint64_t deadline = net::DeadlineAfterMs(5000);
   Nonce ns = CountingNonce();
   std::uint8_t hello[wire::kHeaderSize + wire::kNonceLen];
-  wire::EncodeHeader(wire::MakeRequest(wire::MsgType::kHello, 0, 0, 42, 0, wire::kNonceLen),
-                     hello);
+  wire::EncodeHeader(wire::MakeRequest(wire::MsgType::kHello, 0, 0, 42, 0, wire::kNonceLen), hello);
   std::memcpy(hello + wire::kHeaderSize, ns.data(), ns.size());
   if (!net::WriteFull(fd, hello, sizeof hello, deadline).ok()) return;
   std::uint8_t req[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];

@@ -21,7 +21,8 @@ BeladyMin FromPages(const std::vector<int>& pages) {
 
 // The fewest misses by trying every choice of victim (small inputs only).
 std::uint64_t Exhaustive(const std::vector<int>& refs, std::size_t capacity) {
-  std::function<std::uint64_t(std::size_t, std::set<int>)> best = [&](std::size_t i, std::set<int> in) {
+  std::function<std::uint64_t(std::size_t, std::set<int>)> best = [&](std::size_t i,
+                                                                      std::set<int> in) {
     if (i == refs.size()) return std::uint64_t{0};
     if (in.count(refs[i])) return best(i + 1, in);
     if (in.size() < capacity) {

@@ -46,8 +46,8 @@ class FaultReaderTest : public ::testing::Test {
 
   void Map(std::size_t pages) {
     len_ = pages * kPage;
-    mem_ = static_cast<char*>(::mmap(nullptr, len_, PROT_READ | PROT_WRITE,
-                                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    mem_ = static_cast<char*>(
+        ::mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     ASSERT_NE(mem_, MAP_FAILED);
     uffdio_register reg{};
     reg.range.start = reinterpret_cast<std::uint64_t>(mem_);

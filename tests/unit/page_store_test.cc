@@ -95,8 +95,7 @@ TEST_F(PageStoreTest, RangeArgumentsMustBePageAligned) {
   EXPECT_EQ(store_->RegisterRange(kA, kBase + 1, kPageSize).code(), Code::kBadRequest);
   EXPECT_EQ(store_->RegisterRange(kA, kBase, 100).code(), Code::kBadRequest);
   EXPECT_EQ(store_->RegisterRange(kA, kBase, 0).code(), Code::kBadRequest);
-  EXPECT_EQ(store_->RegisterRange(kA, ~0ULL & kPageMask, 2 * kPageSize).code(),
-            Code::kBadRequest);
+  EXPECT_EQ(store_->RegisterRange(kA, ~0ULL & kPageMask, 2 * kPageSize).code(), Code::kBadRequest);
   EXPECT_EQ(store_->UnregisterRange(kA, kBase, 3).code(), Code::kBadRequest);
   EXPECT_EQ(store_->DiscardRange(kA, kBase + 7, kPageSize).code(), Code::kBadRequest);
   ASSERT_TRUE(store_->RegisterRange(kA, kBase, kPageSize).ok());

@@ -61,9 +61,12 @@ void Access(PcacheRig& rig, Worker& w, const PageKey& key, bool write, bool hint
       auto& frame = rig.frames[r.line];
       bool dirty = false;
       FillSource src = FillSource::kZeroFill;
-      if (rig.victim->Take(key, frame.data(), &dirty)) src = FillSource::kVictimCache;
-      else if (rig.sink.Read(key, frame.data())) src = FillSource::kMemoryNode;
-      else frame.fill(std::byte{0});
+      if (rig.victim->Take(key, frame.data(), &dirty))
+        src = FillSource::kVictimCache;
+      else if (rig.sink.Read(key, frame.data()))
+        src = FillSource::kMemoryNode;
+      else
+        frame.fill(std::byte{0});
       if (!HasStamp(frame.data(), key, w.version[key.uva])) ++w.bad;
       rig.pcache->CompleteFill(r.line, src, dirty);
     }
@@ -80,7 +83,8 @@ void Access(PcacheRig& rig, Worker& w, const PageKey& key, bool write, bool hint
   }
 }
 
-void RunWorkers(PcacheRig& rig, std::vector<Worker>& workers, int iterations, bool background_evictor) {
+void RunWorkers(PcacheRig& rig, std::vector<Worker>& workers, int iterations,
+                bool background_evictor) {
   std::atomic<bool> stop{false};
   std::thread evictor;
   if (background_evictor) {
@@ -114,9 +118,9 @@ void RunWorkers(PcacheRig& rig, std::vector<Worker>& workers, int iterations, bo
 void CheckAndTearDown(PcacheRig& rig, std::vector<Worker>& workers) {
   for (const Worker& w : workers) EXPECT_EQ(w.bad, 0u) << "asid " << w.asid << " lost data";
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok()) << rig.pcache->CheckInvariants().ToString();
-  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"),
-            rig.Count("nr_pcache_eviction_succeed") + rig.Count("nr_pcache_eviction_eagain") +
-                rig.Count("nr_pcache_eviction_failure"));
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), rig.Count("nr_pcache_eviction_succeed") +
+                                                           rig.Count("nr_pcache_eviction_eagain") +
+                                                           rig.Count("nr_pcache_eviction_failure"));
   EXPECT_EQ(rig.Count("nr_pcache_eviction_failure"), 0);
   // Leak check: once every address space is gone, no line is in use.
   for (const Worker& w : workers) rig.pcache->RemoveSpace(w.asid);

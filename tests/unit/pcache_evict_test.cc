@@ -126,7 +126,8 @@ TEST(PcacheEvict, BusyWhenEveryLineIsLocked) {
   EXPECT_TRUE(r.allocated);
   EXPECT_EQ(rig.Wrprotected().back().second, Page(2));  // the only idle line
   rig.pcache->CompleteFill(r.line, FillSource::kZeroFill);
-  for (LineId l : {filling[0], filling[1], filling[3]}) rig.pcache->CompleteFill(l, FillSource::kZeroFill);
+  for (LineId l : {filling[0], filling[1], filling[3]})
+    rig.pcache->CompleteFill(l, FillSource::kZeroFill);
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 
@@ -312,12 +313,12 @@ TEST(PcacheEvict, AbortedFillFreesTheLineAndWaitersRetry) {
 TEST(PcacheEvict, OutcomesAddUpToAttempts) {
   PcacheRig rig(RigConfig{.capacity = 16 * kPageSize, .ways = 4});
   for (int p = 0; p < 200; ++p) rig.Load(Page(p * 7 % 61), p % 3 == 0 ? p : -1);
-  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"),
-            rig.Count("nr_pcache_eviction_succeed") + rig.Count("nr_pcache_eviction_eagain") +
-                rig.Count("nr_pcache_eviction_failure"));
-  EXPECT_EQ(rig.Count("nr_pcache_eviction_succeed"),
-            rig.Count("nr_pcache_eviction_to_victim") +
-                rig.Count("nr_pcache_eviction_clean_dropped"));
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), rig.Count("nr_pcache_eviction_succeed") +
+                                                           rig.Count("nr_pcache_eviction_eagain") +
+                                                           rig.Count("nr_pcache_eviction_failure"));
+  EXPECT_EQ(
+      rig.Count("nr_pcache_eviction_succeed"),
+      rig.Count("nr_pcache_eviction_to_victim") + rig.Count("nr_pcache_eviction_clean_dropped"));
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 

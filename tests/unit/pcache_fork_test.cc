@@ -138,12 +138,10 @@ TEST(PcacheFork, ShareSpaceOfLinesThatSpillTheirRmapsToTheHeap) {
 
   // Back to the inline rmaps, in order.
   EXPECT_EQ(rig.pcache->RemoveRmap(Page(5, kThird)), RemoveResult::kRemoved);
-  EXPECT_EQ(rig.pcache->Inspect(a).rmaps,
-            (std::vector<Rmap>{Page(5, kParent), Page(5, kChild)}));
+  EXPECT_EQ(rig.pcache->Inspect(a).rmaps, (std::vector<Rmap>{Page(5, kParent), Page(5, kChild)}));
   EXPECT_EQ(rig.pcache->RemoveSpace(kChild), 2u);
   EXPECT_EQ(rig.pcache->RemoveSpace(kOther), 1u);
-  EXPECT_EQ(rig.pcache->Inspect(b).rmaps,
-            (std::vector<Rmap>{Page(7, kParent), Page(7, kThird)}));
+  EXPECT_EQ(rig.pcache->Inspect(b).rmaps, (std::vector<Rmap>{Page(7, kParent), Page(7, kThird)}));
   EXPECT_EQ(rig.pcache->CountRmaps(), 3u);
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
@@ -317,7 +315,7 @@ TEST(PcacheFork, CopyOnWriteMovesTheWriterToANewLineInTheSameSet) {
 }
 
 TEST(PcacheFork, CopyOnWriteInAFullSetEvictsAnotherLineNeverThePinnedOne) {
-  PcacheRig rig;  // 1 set of 4 ways
+  PcacheRig rig;                                  // 1 set of 4 ways
   LineId old = rig.Load(Page(0, kParent), 0x11);  // the LRU line
   for (int p = 1; p < 4; ++p) rig.Load(Page(p, kParent));
   ASSERT_EQ(rig.pcache->ShareSpace(kParent, kChild), 4u);
@@ -458,9 +456,8 @@ TEST(PcacheFork, ShareSpaceWaitsForAnEvictionInFlight) {
   std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
   in_wrprotect.get_future().wait();  // page 0 is under reclaim
 
-  auto share = std::async(std::launch::async, [&] {
-    return rig.pcache->ShareSpace(kParent, kChild);
-  });
+  auto share =
+      std::async(std::launch::async, [&] { return rig.pcache->ShareSpace(kParent, kChild); });
   EXPECT_EQ(share.wait_for(100ms), std::future_status::timeout);
   release.set_value();
   evictor.join();

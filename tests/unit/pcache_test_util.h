@@ -13,17 +13,17 @@
 #include <utility>
 #include <vector>
 
-#include "tests/unit/testing/memory_writeback_sink.h"
 #include "processor/pcache/pcache.h"
 #include "processor/pcache/victim_cache.h"
 #include "remora/stats.h"
+#include "tests/unit/testing/memory_writeback_sink.h"
 
 namespace remora::testing {
 
 struct RigConfig {
   std::uint64_t capacity = 4 * kPageSize;  // 1 set of 4 ways
   std::uint32_t ways = 4;
-  std::uint32_t victim_entries = 16;       // 0: no victim cache
+  std::uint32_t victim_entries = 16;  // 0: no victim cache
   bool victim_clean = false;
   int busy_evict_attempts = 3;
 };
@@ -76,9 +76,12 @@ class PcacheRig {
     if (r.allocated) {
       bool dirty = false;
       FillSource src = FillSource::kZeroFill;
-      if (victim && victim->Take(key, frames[r.line].data(), &dirty)) src = FillSource::kVictimCache;
-      else if (sink.Read(key, frames[r.line].data())) src = FillSource::kMemoryNode;
-      else frames[r.line].fill(std::byte{0});
+      if (victim && victim->Take(key, frames[r.line].data(), &dirty))
+        src = FillSource::kVictimCache;
+      else if (sink.Read(key, frames[r.line].data()))
+        src = FillSource::kMemoryNode;
+      else
+        frames[r.line].fill(std::byte{0});
       pcache->CompleteFill(r.line, src, dirty);
     }
     if (byte >= 0) {

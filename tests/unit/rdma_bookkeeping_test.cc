@@ -32,9 +32,7 @@ class CountingRegistrar final : public FrameRegistrar {
     *handle = base;
     return Status::Ok();
   }
-  void Deregister(void* handle) override {
-    EXPECT_EQ(live.erase(static_cast<char*>(handle)), 1u);
-  }
+  void Deregister(void* handle) override { EXPECT_EQ(live.erase(static_cast<char*>(handle)), 1u); }
   std::set<char*> live;
   std::uint32_t next_rkey = 100;
   bool fail_next = false;

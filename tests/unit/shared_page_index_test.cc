@@ -29,11 +29,11 @@ struct Fixture {
     EXPECT_TRUE(st.ok()) << st.ToString();
     index = SharedPageIndex::Create(initial, max, &st);
     EXPECT_TRUE(st.ok()) << st.ToString();
-    shm::Layout l{shm::kLayoutMagic, shm::kLayoutVersion, kPageSize, sizeof(shm::IndexEntry),
-                  pool->nslots(), pool->file_bytes(), shm::kIndexHeaderBytes,
-                  index->max_entries(), index->file_bytes()};
-    reader = ShmPageReader::Map(pool->readonly_fd(), index->readonly_fd(), shm::EncodeLayout(l),
-                                &st);
+    shm::Layout l{shm::kLayoutMagic,       shm::kLayoutVersion,  kPageSize,
+                  sizeof(shm::IndexEntry), pool->nslots(),       pool->file_bytes(),
+                  shm::kIndexHeaderBytes,  index->max_entries(), index->file_bytes()};
+    reader =
+        ShmPageReader::Map(pool->readonly_fd(), index->readonly_fd(), shm::EncodeLayout(l), &st);
     EXPECT_TRUE(st.ok()) << st.ToString();
   }
   bool Put(Asid a, std::uint64_t uva, std::uint64_t slot) {
@@ -155,12 +155,12 @@ TEST(SharedPageIndexTest, ReaderGivesUpWhileWriterIsInsideASection) {
 
 TEST(SharedPageIndexTest, RejectsMismatchedLayout) {
   Fixture f(64, 64);
-  shm::Layout l{shm::kLayoutMagic, shm::kLayoutVersion, kPageSize, sizeof(shm::IndexEntry),
-                f.pool->nslots() * 2, f.pool->file_bytes() * 2, shm::kIndexHeaderBytes,
-                f.index->max_entries(), f.index->file_bytes()};
+  shm::Layout l{shm::kLayoutMagic,       shm::kLayoutVersion,    kPageSize,
+                sizeof(shm::IndexEntry), f.pool->nslots() * 2,   f.pool->file_bytes() * 2,
+                shm::kIndexHeaderBytes,  f.index->max_entries(), f.index->file_bytes()};
   Status st;
-  auto r = ShmPageReader::Map(f.pool->readonly_fd(), f.index->readonly_fd(), shm::EncodeLayout(l),
-                              &st);
+  auto r =
+      ShmPageReader::Map(f.pool->readonly_fd(), f.index->readonly_fd(), shm::EncodeLayout(l), &st);
   EXPECT_EQ(r, nullptr);
   EXPECT_EQ(st.code(), Code::kBadRequest);
 }

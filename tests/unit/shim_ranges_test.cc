@@ -42,7 +42,8 @@ TEST(ShimRanges, RemoveSplitsAtTheEdges) {
 
 TEST(ShimRanges, ManyRangesStaySorted) {
   auto r = std::make_unique<ShimRanges>();
-  for (std::uint64_t i = 0; i < 1000; ++i) ASSERT_TRUE(r->Add((999 - i) * 10, (999 - i) * 10 + 5, 0));
+  for (std::uint64_t i = 0; i < 1000; ++i)
+    ASSERT_TRUE(r->Add((999 - i) * 10, (999 - i) * 10 + 5, 0));
   for (std::uint64_t i = 0; i < 1000; ++i) {
     ASSERT_NE(r->Find(i * 10 + 4), nullptr) << i;
     ASSERT_EQ(r->Find(i * 10 + 5), nullptr) << i;

@@ -41,8 +41,8 @@ TEST(StatsTest, GaugeGoesUpAndDown) {
 
 TEST(StatsTest, HistogramBucketsAreOrderedAndTight) {
   int prev = -1;
-  for (std::uint64_t v : {0ull, 1ull, 15ull, 16ull, 17ull, 31ull, 32ull, 1000ull, 123456789ull,
-                          ~0ull}) {
+  for (std::uint64_t v :
+       {0ull, 1ull, 15ull, 16ull, 17ull, 31ull, 32ull, 1000ull, 123456789ull, ~0ull}) {
     int b = Histogram::BucketOf(v);
     EXPECT_GT(b, prev) << v;
     prev = b;
@@ -102,17 +102,14 @@ TEST(StatsTest, RenderingsNameEveryMetric) {
             std::string::npos);
   EXPECT_NE(prom.find("# TYPE remora_memnode_pages_used gauge"), std::string::npos);
   EXPECT_NE(prom.find("remora_fault_service_ns_ns_count 1"), std::string::npos);
-  EXPECT_NE(prom.find("# HELP remora_nr_pcache_eviction_succeed lines evicted"),
-            std::string::npos);
+  EXPECT_NE(prom.find("# HELP remora_nr_pcache_eviction_succeed lines evicted"), std::string::npos);
 
   std::string table = snap.ToTable();
   EXPECT_NE(table.find("nr_pcache_eviction_succeed"), std::string::npos);
   EXPECT_NE(table.find("p50="), std::string::npos);
 }
 
-TEST(StatsTest, ShardsDoNotShareCacheLines) {
-  EXPECT_GE(alignof(stats_internal::PaddedCell), 64u);
-}
+TEST(StatsTest, ShardsDoNotShareCacheLines) { EXPECT_GE(alignof(stats_internal::PaddedCell), 64u); }
 
 }  // namespace
 }  // namespace remora

@@ -63,9 +63,8 @@ class ScriptedHandler : public StreamServer::Handler {
   }
   bool WaitClose(StreamServer::CloseReason r) {
     std::unique_lock<std::mutex> l(mu);
-    return cv.wait_for(l, std::chrono::seconds(5), [&] {
-      return std::find(closes.begin(), closes.end(), r) != closes.end();
-    });
+    return cv.wait_for(l, std::chrono::seconds(5),
+                       [&] { return std::find(closes.begin(), closes.end(), r) != closes.end(); });
   }
 
   int deadline_ms = 0;
@@ -96,8 +95,8 @@ class StreamTest : public ::testing::Test {
   }
   std::unique_ptr<StreamClient> Client(int timeout_ms = 5000, bool unix_socket = false) {
     int fd = -1;
-    Status st = unix_socket ? net::ConnectUnix(sock_, 1000, &fd)
-                            : net::ConnectTcp(address_, 1000, &fd);
+    Status st =
+        unix_socket ? net::ConnectUnix(sock_, 1000, &fd) : net::ConnectTcp(address_, 1000, &fd);
     EXPECT_TRUE(st.ok()) << st.ToString();
     StreamClient::Options o;
     o.timeout_ms = timeout_ms;
@@ -168,8 +167,9 @@ TEST_F(StreamTest, UnansweredRequestTimesOutAndConnectionLives) {
   r.type = MsgType::kInfo;
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(c->Call(r).code(), Code::kTimeout);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - start).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
   EXPECT_GE(ms, 290);
   EXPECT_LT(ms, 1000);
   std::string echo;

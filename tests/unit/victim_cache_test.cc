@@ -117,9 +117,9 @@ TEST_F(VictimCacheTest, HitCopiesDataOutAndRemovesTheEntry) {
 TEST_F(VictimCacheTest, UnflushedHitIsDirtyAndNeverWritten) {
   Make(4);
   sink.Pause();
-  ASSERT_TRUE(Put(Key(1), 1, true).ok());   // the flush thread blocks on this one
+  ASSERT_TRUE(Put(Key(1), 1, true).ok());  // the flush thread blocks on this one
   WaitFor([&] { return sink.blocked_writers() == 1; });
-  ASSERT_TRUE(Put(Key(2), 2, true).ok());   // waits in the queue
+  ASSERT_TRUE(Put(Key(2), 2, true).ok());  // waits in the queue
   Buf got;
   bool dirty = false;
   ASSERT_TRUE(vc->Take(Key(2), got.data(), &dirty));
@@ -454,7 +454,7 @@ TEST_F(VictimCacheTest, ChildTakesARedirtiedEntryDirtyAndTheParentKeepsIt) {
   EXPECT_EQ(sink.WritesOf(Key(1, 10)), 2u);
   ASSERT_TRUE(vc->Take(Key(1, 10), got.data(), &dirty));
   EXPECT_EQ(got, Pattern(1));
-  EXPECT_FALSE(dirty);  // written since
+  EXPECT_FALSE(dirty);        // written since
   EXPECT_EQ(vc->used(), 1u);  // the blocker's entry only
 }
 

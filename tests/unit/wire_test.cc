@@ -21,7 +21,7 @@ TEST(WireTest, HeaderRoundTripsAndIsLittleEndian) {
   std::uint8_t b[kHeaderSize];
   EncodeHeader(h, b);
   EXPECT_EQ(std::memcmp(b, "RMRA", 4), 0);  // magic reads as text on the wire
-  EXPECT_EQ(b[4], 1);                        // version, low byte first
+  EXPECT_EQ(b[4], 1);                       // version, low byte first
   EXPECT_EQ(b[6], static_cast<std::uint8_t>(MsgType::kWritePages));
   EXPECT_EQ(b[8], 0x08);  // req_id low byte first
   EXPECT_EQ(b[15], 0x01);
@@ -89,31 +89,26 @@ TEST(WireTest, PayloadMustMatchType) {
   EXPECT_EQ(ValidateRequest(Req(MsgType::kReadPage, 0, 0, 8)).code(), Code::kBadRequest);
   EXPECT_EQ(ValidateRequest(Req(MsgType::kCreateSpace, 0, 0, 1)).code(), Code::kBadRequest);
   EXPECT_EQ(ValidateRequest(Req(MsgType::kReadPages, 0, 3, 16)).code(), Code::kBadRequest);
-  EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePages, 0, 2, 2 * 4096)).code(),
-            Code::kBadRequest);
-  EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePageShared, 0, 2, 4096)).code(),
-            Code::kBadRequest);
+  EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePages, 0, 2, 2 * 4096)).code(), Code::kBadRequest);
+  EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePageShared, 0, 2, 4096)).code(), Code::kBadRequest);
   EXPECT_EQ(ValidateRequest(Req(MsgType::kAuth, 1, 0, 32)).code(), Code::kBadRequest);
 }
 
 TEST(WireTest, BatchCountsAreBounded) {
   EXPECT_EQ(ValidateRequest(Req(MsgType::kReadPages, 0, 0, 0)).code(), Code::kBadRequest);
-  EXPECT_EQ(ValidateRequest(Req(MsgType::kReadPages, 0, kMaxBatchPages + 1,
-                                (kMaxBatchPages + 1) * 8))
-                .code(),
-            Code::kBadRequest);
+  EXPECT_EQ(
+      ValidateRequest(Req(MsgType::kReadPages, 0, kMaxBatchPages + 1, (kMaxBatchPages + 1) * 8))
+          .code(),
+      Code::kBadRequest);
   // A count so large that n * 8 wraps 32 bits must not sneak through.
-  EXPECT_EQ(ValidateRequest(Req(MsgType::kReadPages, 0, 1ull << 61, 0)).code(),
-            Code::kBadRequest);
-  EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePageShared, 0, 0, 4096)).code(),
-            Code::kBadRequest);
+  EXPECT_EQ(ValidateRequest(Req(MsgType::kReadPages, 0, 1ull << 61, 0)).code(), Code::kBadRequest);
+  EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePageShared, 0, 0, 4096)).code(), Code::kBadRequest);
 }
 
 TEST(WireTest, AddressesMustBePageAligned) {
   EXPECT_EQ(ValidateRequest(Req(MsgType::kReadPage, 0x1001)).code(), Code::kBadRequest);
   EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePage, 0x800, 0, 4096)).code(), Code::kBadRequest);
-  EXPECT_EQ(ValidateRequest(Req(MsgType::kRegisterRange, 0x10, 0x1000)).code(),
-            Code::kBadRequest);
+  EXPECT_EQ(ValidateRequest(Req(MsgType::kRegisterRange, 0x10, 0x1000)).code(), Code::kBadRequest);
   EXPECT_EQ(ValidateRequest(Req(MsgType::kWritePageShared, 0x3008, 1, 8 + 4096)).code(),
             Code::kBadRequest);
   EXPECT_EQ(ValidateRequest(Req(MsgType::kDiscardRange, ~0ull & kPageMask, 0x2000)).code(),
