@@ -128,6 +128,27 @@ Status FillRun(const Fault& vmf, std::uint64_t first, const LineId* lines, std::
     dirty[i] = vmf.write || plan.dirty(i);
     refault[i] = Refaulted(m, {s.asid(), first + i * kPageSize}, &dirty[i]);
   }
+  // The faulting page of a read miss goes in writable too if the program's
+  // reads are being followed by writes (write_predictor.h). The line is new
+  // and this process's alone (a fork waits for the fault gate), so it may
+  // be mapped writable: it is marked dirty below, before anything can
+  // evict it, and eviction write-protects it before copying it out.
+  if (!vmf.write && vmf.key.uva >= first && vmf.key.uva < first + n * kPageSize) {
+    const std::uint32_t k = static_cast<std::uint32_t>((vmf.key.uva - first) / kPageSize);
+    if (!dirty[k]) {
+      switch (s.write_predictor.Decide(vmf.key.uva)) {
+        case WritePredictor::Install::kWritable:
+          dirty[k] = true;
+          m.counters().write_predicted->Inc();
+          break;
+        case WritePredictor::Install::kProbe:
+          m.counters().write_probe->Inc();
+          break;
+        case WritePredictor::Install::kClean:
+          break;
+      }
+    }
+  }
   // Install: clean pages write-protected (their first write faults, which
   // is how a line becomes dirty), dirty ones writable.
   while (installed < n) {
@@ -138,8 +159,10 @@ Status FillRun(const Fault& vmf, std::uint64_t first, const LineId* lines, std::
                              (j - installed) * kPageSize,
                              /*write_protect=*/!dirty[installed], &copied);
     const std::uint32_t done = installed + static_cast<std::uint32_t>(copied / kPageSize);
-    for (; installed < done; ++installed)
+    for (; installed < done; ++installed) {
       pcache->CompleteFill(lines[installed], plan.source(installed), dirty[installed]);
+      if (!dirty[installed]) s.write_predictor.OnCleanInstall();
+    }
     if (e == 0) continue;
     if (e == EEXIST) {
       // Something is mapped there already (memory touched before it was
@@ -319,6 +342,8 @@ Status WriteProtectFault(const Fault& vmf) {
           c.pgfault_wp_reuse->Inc();
           break;
         case WriteOutcome::kDirtied:
+          // A private clean line written: evidence for the write predictor.
+          if (s.write_predictor.OnWriteAfterRead(page)) c.write_probe_written->Inc();
           break;
       }
       if (st.ok()) e = uffd::WriteProtect(s.uffd(), page, kPageSize, false);

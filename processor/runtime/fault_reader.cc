@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -33,6 +34,12 @@ int MessagesIn(ssize_t bytes) {
   return static_cast<int>(bytes / static_cast<ssize_t>(sizeof(uffd_msg)));
 }
 
+std::uint64_t NowNs() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
 }  // namespace
 
 FaultReader::FaultReader(int uffd, int stop_fd) : uffd_(uffd), stop_fd_(stop_fd) {
@@ -40,6 +47,10 @@ FaultReader::FaultReader(int uffd, int stop_fd) : uffd_(uffd), stop_fd_(stop_fd)
   const int flags = ::fcntl(uffd_, F_GETFL);
   if (shared_fd_ < 0 || flags < 0) return;  // read shared
   nonblocking_ = (flags & O_NONBLOCK) != 0;
+  // On one CPU a poll can only find a fault if the program preempts the
+  // poller: sleeping is the way to let it run.
+  cpu_set_t cpus;
+  may_spin_ = ::sched_getaffinity(0, sizeof(cpus), &cpus) != 0 || CPU_COUNT(&cpus) > 1;
   InterruptSignal();
   shared_.store(false, std::memory_order_release);
 }
@@ -116,8 +127,32 @@ int FaultReader::ReadNoWait(uffd_msg* msgs, int cap) {
   return MessagesIn(r);
 }
 
+int FaultReader::Waiter::Spin(uffd_msg* msgs, int cap) {
+  FaultReader& r = reader_;
+  const std::uint64_t budget = spin_.budget_ns();
+  if (budget == 0 || !r.may_spin_) return 0;
+  // The single reader's uffd is blocking between polls; shared reading
+  // keeps it non-blocking for good.
+  if (!r.shared() && !r.SetNonBlocking(true)) return -1;
+  const std::uint64_t deadline = NowNs() + budget;
+  int n = 0;
+  do {
+    if (r.stopping_.load(std::memory_order_relaxed)) return -1;
+    n = r.ReadNoWait(msgs, cap);
+  } while (n == 0 && NowNs() < deadline);
+  if (n < 0) return -1;
+  spin_.AfterPoll(n > 0);
+  last_poll_ = n > 0 ? Poll::kHit : Poll::kMiss;
+  return n;
+}
+
 int FaultReader::Waiter::Wait(uffd_msg* msgs, int cap) {
   FaultReader& r = reader_;
+  last_poll_ = Poll::kNone;
+  if (index_ == 0 || r.shared()) {
+    const int n = Spin(msgs, cap);
+    if (n != 0) return n;
+  }
   if (r.shared()) return WaitShared(msgs, cap);
   if (index_ != 0) {
     // Sleep until the session reads shared, or stops.
@@ -130,7 +165,10 @@ int FaultReader::Waiter::Wait(uffd_msg* msgs, int cap) {
     r.reader_ = ::pthread_self();
     r.reader_known_.store(true);
   }
-  return r.ReadBlocking(msgs, cap);
+  const std::uint64_t start = NowNs();
+  const int n = r.ReadBlocking(msgs, cap);
+  if (n > 0) spin_.AfterBlock(NowNs() - start);
+  return n;
 }
 
 int FaultReader::Waiter::WaitShared(uffd_msg* msgs, int cap) {
@@ -147,6 +185,7 @@ int FaultReader::Waiter::WaitShared(uffd_msg* msgs, int cap) {
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r.stop_fd_, &ev) != 0) return -1;
   }
   epoll_event ready[2];
+  const std::uint64_t start = NowNs();
   const int n = ::epoll_wait(epoll_fd_, ready, 2, -1);
   if (n < 0) return errno == EINTR ? 0 : -1;
   bool fault = false;
@@ -157,7 +196,10 @@ int FaultReader::Waiter::WaitShared(uffd_msg* msgs, int cap) {
     else if (ready[i].events & (EPOLLERR | EPOLLHUP))
       return -1;
   }
-  return fault ? r.ReadNoWait(msgs, cap) : 0;
+  if (!fault) return 0;
+  const int got = r.ReadNoWait(msgs, cap);
+  if (got > 0) spin_.AfterBlock(NowNs() - start);
+  return got;
 }
 
 }  // namespace remora

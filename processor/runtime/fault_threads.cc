@@ -21,8 +21,9 @@
 namespace remora {
 
 // How the fault threads wait is FaultReader's business (a single blocking
-// reader until a second program thread faults, then EPOLLEXCLUSIVE). They
-// wait without a timeout: zaps queued by evictions go out when a batch is
+// reader until a second program thread faults, then EPOLLEXCLUSIVE; a short
+// adaptive poll after each fault before sleeping). They wait without a
+// timeout: zaps queued by evictions go out when a batch is
 // full or, by the zap queue's timer, from the control thread.
 void ProcessSession::FaultLoop(int index) {
   FaultReader::Waiter waiter(*reader_, index);
@@ -30,6 +31,10 @@ void ProcessSession::FaultLoop(int index) {
   for (;;) {
     const int n = waiter.Wait(msgs, 16);
     if (n < 0) break;
+    if (waiter.last_poll() == FaultReader::Waiter::Poll::kHit)
+      manager_->counters().fault_spin_hit->Inc();
+    else if (waiter.last_poll() == FaultReader::Waiter::Poll::kMiss)
+      manager_->counters().fault_spin_miss->Inc();
     if (n == 0) continue;
     for (int i = 0; i < n; ++i) {
       const uffd_msg& msg = msgs[i];

@@ -61,6 +61,7 @@
 #include "common/mutex.h"
 #include "processor/runtime/stream_detector.h"
 #include "processor/runtime/vma_table.h"
+#include "processor/runtime/write_predictor.h"
 #include "processor/runtime/zap_queue.h"
 #include "remora/status.h"
 #include "remora/types.h"
@@ -131,6 +132,9 @@ class ProcessSession {
   // un-protecting ahead of a write run).
   StreamDetector miss_streams;
   StreamDetector wp_fault_around_streams;
+  // Whether read misses are followed by writes: such misses go in writable
+  // and dirty (fault.cc).
+  WritePredictor write_predictor;
 
   // Stops the program with `why` (sent to the agent, which exits it with a
   // clear message). Used when a fault cannot be served.

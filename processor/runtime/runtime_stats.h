@@ -22,6 +22,18 @@ namespace remora {
   /* first write to a forked line by its last mapper */                                        \
   X(pgfault_wp_reuse, Counter, "nr_pgfault_wp_reuse", "faults",                                \
     "first writes to a line shared at fork by the only process still mapping it")              \
+  /* read misses installed writable: writes predicted */                                       \
+  X(write_predicted, Counter, "nr_pgfault_write_predicted", "faults",                          \
+    "read misses installed writable and dirty: the program's reads were followed by writes")   \
+  X(write_probe, Counter, "nr_pgfault_write_probe", "faults",                                  \
+    "read misses installed write-protected while writes were predicted (probes)")              \
+  X(write_probe_written, Counter, "nr_pgfault_write_probe_written", "faults",                  \
+    "probes whose write-protect fault came: the prediction confirmed")                         \
+  /* fault threads polling for the next fault */                                               \
+  X(fault_spin_hit, Counter, "nr_fault_spin_hit", "spins",                                     \
+    "fault threads' polls after a fault that found the next message (no sleep)")               \
+  X(fault_spin_miss, Counter, "nr_fault_spin_miss", "spins",                                   \
+    "fault threads' polls after a fault that found nothing (then slept)")                      \
   /* held back while the program forked */                                                     \
   X(pgfault_deferred, Counter, "nr_pgfault_deferred_by_fork", "faults",                        \
     "faults held back until the program's fork was set up")                                    \

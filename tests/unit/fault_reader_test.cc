@@ -124,7 +124,11 @@ TEST_F(FaultReaderTest, OneFaultingThreadIsServedByThreadZeroAlone) {
   EXPECT_FALSE(reader.shared());
   EXPECT_EQ(served_[0].load(), 256);
   EXPECT_EQ(served_[1].load(), 0);
-  // The single reader waits in a blocking read: O_NONBLOCK is off.
+  // The single reader waits in a blocking read: O_NONBLOCK is off (once
+  // its poll after the last fault, at most 50 us, has come up empty).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while ((::fcntl(uffd_, F_GETFL) & O_NONBLOCK) != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(::fcntl(uffd_, F_GETFL) & O_NONBLOCK, 0);
   // Stopping interrupts that read.
   Stop(reader, threads);
