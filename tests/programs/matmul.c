@@ -6,15 +6,23 @@
  * A and B hold row-major doubles (phoenix_gen dmatrix); N comes from the
  * size of A, and both are read into malloc'd memory. C = A * B, with
  * C[i][j] the sum over k of A[i][k] * B[k][j]: the walk down a column of B
- * strides a whole row (N doubles) per step. Threads take interleaved rows of
- * C. Prints the trace, a few entries and a digest of every entry's bits;
- * each entry is summed in the same order whatever the thread count.
+ * strides a whole row (N doubles) per step, so one column walk touches a
+ * page of B per row: N pages. The threads share each row of C (thread t
+ * takes the columns j = t, t + THREADS, ...) and wait for each other at the
+ * end of every row, so their column walks go down neighbouring columns of
+ * B: they need those N pages together, not N pages each (rows of C split
+ * between threads would each walk their own columns). Prints the trace, a
+ * few entries and a digest of every entry's bits; each entry is summed in
+ * the same order whatever the thread count.
  */
+#define _GNU_SOURCE /* pthread barriers */
 #include <inttypes.h>
 
 #include "phoenix.h"
 
-struct rows {
+static pthread_barrier_t row_done;
+
+struct columns {
   const double *a, *b;
   double* c;
   size_t n;
@@ -22,14 +30,16 @@ struct rows {
 };
 
 static void* multiply(void* arg) {
-  struct rows* r = arg;
+  struct columns* r = arg;
   size_t n = r->n;
-  for (size_t i = r->first; i < n; i += r->step)
-    for (size_t j = 0; j < n; j++) {
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = r->first; j < n; j += r->step) {
       double sum = 0;
       for (size_t k = 0; k < n; k++) sum += r->a[i * n + k] * r->b[k * n + j];
       r->c[i * n + j] = sum;
     }
+    pthread_barrier_wait(&row_done);
+  }
   return NULL;
 }
 
@@ -48,9 +58,11 @@ int main(int argc, char** argv) {
   if (n * n * sizeof(double) != sa || sb != sa) phx_die("A and B must both be N x N doubles");
   double* c = phx_calloc(n * n, sizeof *c);
 
-  struct rows* r = phx_calloc(threads, sizeof *r);
-  for (unsigned t = 0; t < threads; t++) r[t] = (struct rows){a, b, c, n, t, threads};
+  struct columns* r = phx_calloc(threads, sizeof *r);
+  for (unsigned t = 0; t < threads; t++) r[t] = (struct columns){a, b, c, n, t, threads};
+  if (pthread_barrier_init(&row_done, NULL, threads) != 0) phx_die("pthread_barrier_init failed");
   phx_run(threads, multiply, r, sizeof *r);
+  pthread_barrier_destroy(&row_done);
 
   double trace = 0;
   uint64_t digest = PHX_FNV_INIT;

@@ -12,7 +12,9 @@
 #ifndef REMORA_TESTS_PROGRAMS_PHOENIX_H_
 #define REMORA_TESTS_PROGRAMS_PHOENIX_H_
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
