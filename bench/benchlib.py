@@ -34,10 +34,12 @@ def rss_kb(pid, fields=("RssAnon:",)):
 
 
 def mapped_file_kb(pid, under):
-    """Resident KiB of the private file mappings of files below `under`
-    (a program's inputs mapped MAP_PRIVATE: the shim turns them into
-    anonymous memory, so under Remora they are part of the working set), not
-    counting their pages already copied on write (those are in RssAnon)."""
+    """KiB of the private file mappings of files below `under` (a program's
+    inputs mapped MAP_PRIVATE: the shim turns them into anonymous memory, so
+    under Remora they are part of the working set), not counting their pages
+    already copied on write (those are in RssAnon). Their size, not their
+    resident part: the programs read all of their input, and a short run
+    would end between two samples of a growing resident size."""
     total = 0
     inside = False
     try:
@@ -48,7 +50,7 @@ def mapped_file_kb(pid, under):
                     continue
                 if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
                     inside = len(head) >= 6 and head[5].startswith(under) and head[1][3] == "p"
-                elif inside and head[0] == "Rss:":
+                elif inside and head[0] == "Size:":
                     total += int(head[1])
                 elif inside and head[0] == "Anonymous:":
                     total -= int(head[1])
@@ -93,7 +95,7 @@ class Ran:
 def run(argv, timeout=900, check=True, preexec=None, inputs_under=None, launcher_exe=None):
     """Runs argv to completion, sampling its memory every few ms.
     inputs_under: also sample its private mappings of files below this
-    directory (every 20 ms: smaps is slower to read). launcher_exe: argv
+    directory (every 5 ms: smaps is slower to read). launcher_exe: argv
     starts `remora run` (this binary), possibly behind taskset: also sample
     the RssAnon of the launcher's child that is not this binary (the program
     it paged)."""
@@ -108,7 +110,7 @@ def run(argv, timeout=900, check=True, preexec=None, inputs_under=None, launcher
             rss = max(rss, rss_kb(p.pid))
             rss_file = max(rss_file, rss_kb(p.pid, ("RssFile:", "RssShmem:")))
             now = time.monotonic()
-            if inputs_under and now - last_smaps > 0.02:
+            if inputs_under and now - last_smaps > 0.005:
                 inputs = max(inputs, rss_kb(p.pid) + mapped_file_kb(p.pid, inputs_under))
                 last_smaps = now
             if launcher_exe:
