@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
   const uint64_t ops = strtoull(argv[2], NULL, 0);
   uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 0) : 88172645463325252ULL;
   if (pages == 0 || seed == 0) return 2;
-  uint64_t* mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+  uint64_t* mem =
+      mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     perror("rmw_bench: mmap");
     return 1;

@@ -34,8 +34,7 @@ Status ResolveWatermarks(const PcacheGeometry& geometry, int low, int high, Wate
   if (out->low > out->high || out->high >= geometry.ways()) {
     return {Code::kInvalidArgument,
             "reclaim watermarks need 0 < low <= high < ways (" + std::to_string(geometry.ways()) +
-                "); got low " + std::to_string(out->low) + ", high " +
-                std::to_string(out->high)};
+                "); got low " + std::to_string(out->low) + ", high " + std::to_string(out->high)};
   }
   return Status::Ok();
 }
@@ -147,8 +146,8 @@ std::vector<std::uint32_t> Reclaimer::QueuedSets() const {
 
 bool Reclaimer::WaitIdle(std::chrono::milliseconds timeout) {
   MutexLock lk(mu_);
-  return idle_cv_.wait_for(mu_, timeout,
-                           [&]() REQUIRES(mu_) { return stop_ || (queue_.empty() && running_ == 0); });
+  return idle_cv_.wait_for(
+      mu_, timeout, [&]() REQUIRES(mu_) { return stop_ || (queue_.empty() && running_ == 0); });
 }
 
 }  // namespace remora

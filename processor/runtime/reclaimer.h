@@ -123,7 +123,7 @@ class Reclaimer {
   CondVar wake_cv_;  // a set was queued, or Stop()
   CondVar idle_cv_;  // a batch ended with nothing queued
   std::deque<std::uint32_t> queue_ GUARDED_BY(mu_);
-  std::vector<bool> queued_ GUARDED_BY(mu_);  // per set: in queue_
+  std::vector<bool> queued_ GUARDED_BY(mu_);   // per set: in queue_
   std::uint32_t running_ GUARDED_BY(mu_) = 0;  // batches in progress
   bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -142,8 +142,8 @@ TEST(Reclaimer, BatchEvictsUpToTheHighWatermark) {
   for (std::uint32_t set : {0u, 2u}) {
     for (std::uint32_t k = 0; k < kWays; ++k) {
       const LineId line = r.rig->Load(SetPage(set, k));
-      EXPECT_TRUE(AllBytes(r.rig->frames[line].data(),
-                           static_cast<std::byte>(ReclaimRig::Byte(set, k))))
+      EXPECT_TRUE(
+          AllBytes(r.rig->frames[line].data(), static_cast<std::byte>(ReclaimRig::Byte(set, k))))
           << "set " << set << " page " << k;
     }
   }
