@@ -43,6 +43,14 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_option("--node-id", a->node_id, "this processor node's id (cluster-unique)")
       ->check(CLI::Range(1u, 0xffffffffu))
       ->capture_default_str();
+  sub->add_option("--reclaim-low", a->reclaim_low,
+                  "background reclaim starts when a fill leaves a set fewer free lines than "
+                  "this (0: off; default: 1 for 8-31 ways and pcaches of 1 MiB or more, else 0)")
+      ->check(CLI::Range(0, 63));
+  sub->add_option("--reclaim-high", a->reclaim_high,
+                  "background reclaim frees lines of a set until it has this many (default: "
+                  "twice --reclaim-low)")
+      ->check(CLI::Range(0, 63));
   sub->add_option("--fault-trace", a->fault_trace,
                   "write every fault served to FILE ('r|w ADDR ASID' per line: a trace for "
                   "remora sim)");
@@ -83,10 +91,10 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   const toml::table* t = root["processor"].as_table();
   if (t == nullptr) return {Code::kInvalidArgument, a->config + ": no [processor] table"};
   for (auto& [k, v] : *t) {
-    static const char* known[] = {"pcache",     "ways",        "victim",          "memory_node",
-                                  "transport",  "secret_file", "memory_capacity", "fault_threads",
-                                  "readahead",  "timeout_ms",  "node_id",         "socket",
-                                  "fault_trace"};
+    static const char* known[] = {"pcache",      "ways",        "victim",          "memory_node",
+                                  "transport",   "secret_file", "memory_capacity", "fault_threads",
+                                  "readahead",   "timeout_ms",  "node_id",         "socket",
+                                  "fault_trace", "reclaim_low", "reclaim_high"};
     bool ok = false;
     for (const char* name : known) ok = ok || k.str() == name;
     if (!ok)
@@ -106,6 +114,8 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "timeout_ms", "--timeout-ms", &a->timeout_ms));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "node_id", "--node-id", &a->node_id));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "fault_trace", "--fault-trace", &a->fault_trace));
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "reclaim_low", "--reclaim-low", &a->reclaim_low));
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "reclaim_high", "--reclaim-high", &a->reclaim_high));
   return Status::Ok();
 }
 
@@ -160,12 +170,18 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.fault_threads = a.fault_threads;
   mo.readahead_max = a.readahead;
   mo.fault_trace = a.fault_trace;
+  mo.reclaim_low = a.reclaim_low;
+  mo.reclaim_high = a.reclaim_high;
   st = ProcessorManager::Create(mo, &stack->manager);
   if (!st.ok()) return st;
   const auto& g = stack->manager->pcache()->geometry();
+  const Watermarks& w = stack->manager->reclaimer().watermarks();
+  const std::string reclaim =
+      w.enabled() ? fmt::format("reclaim watermarks {}/{} free lines per set", w.low, w.high)
+                  : std::string("no background reclaim");
   stack->description =
-      fmt::format("pcache {} ({}-way, {} sets), victim cache {} entries, {}",
-                  FormatSize(pcache_bytes), g.ways(), g.nr_sets(), a.victim, node_desc);
+      fmt::format("pcache {} ({}-way, {} sets, {}), victim cache {} entries, {}",
+                  FormatSize(pcache_bytes), g.ways(), g.nr_sets(), reclaim, a.victim, node_desc);
   *out = std::move(stack);
   return Status::Ok();
 }

@@ -31,6 +31,10 @@ struct ProcessorArgs {
   int timeout_ms = 10000;
   NodeId node_id = 1;
   std::string fault_trace;  // record every fault served here
+  // Background reclaim watermarks, free lines per set; -1: scaled to the
+  // ways (processor/runtime/reclaimer.h); low 0: no background reclaim.
+  int reclaim_low = -1;
+  int reclaim_high = -1;
 };
 
 // Adds the options above to `sub`. Values given on the command line win

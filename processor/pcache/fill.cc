@@ -15,6 +15,7 @@ Status Pcache::Fill(const PageKey& key, FillResult* out, FillIntent intent) {
   int busy_attempts = 0;
   // Once per fault; a speculative fill has no fault to count.
   bool count_wait = intent == FillIntent::kFault;
+  bool direct = false;  // this fill has evicted (counted once)
   MutexLock lk(sets_[set].mu);
   for (;;) {
     if (PcacheLine* l = FindLocked(set, key)) {
@@ -35,14 +36,20 @@ Status Pcache::Fill(const PageKey& key, FillResult* out, FillIntent intent) {
     }
     if (!sets_[set].free.empty()) {
       *out = {AllocateLocked(sets_[set], key)->id, true};
+      const auto free_left = static_cast<std::uint32_t>(sets_[set].free.size());
+      lk.unlock();
+      if (options_.on_allocate) options_.on_allocate(set, free_left);
       return Status::Ok();
     }
-    // Evict without the set lock: eviction calls the hooks and may wait for
-    // the victim cache. Another thread may take the freed line first; then
-    // the loop simply evicts again.
+    // Direct reclaim: evict without the set lock (eviction calls the hooks
+    // and may wait for the victim cache). Another thread may take the freed
+    // line first; then the loop simply evicts again.
+    if (!direct) counters_.direct_reclaim->Inc();
+    direct = true;
     lk.unlock();
     Status error;
     const EvictOutcome outcome = EvictOne(set, &error);
+    if (outcome == EvictOutcome::kSucceed) counters_.direct_reclaim_lines->Inc();
     lk.lock();
     // kSucceed and kEmpty (lines were freed meanwhile): look again.
     if (outcome == EvictOutcome::kFailed) return error;

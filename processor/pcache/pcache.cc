@@ -160,6 +160,12 @@ WriteOutcome Pcache::OnWrite(LineId line, const PageKey& key, bool allow_reuse) 
 
 std::uint64_t Pcache::lines_used() const { return used_.load(std::memory_order_relaxed); }
 
+std::uint32_t Pcache::FreeLines(std::uint32_t set) {
+  assert(set < geometry_.nr_sets());
+  MutexLock lk(sets_[set].mu);
+  return static_cast<std::uint32_t>(sets_[set].free.size());
+}
+
 LineInfo Pcache::Inspect(LineId line) {
   MutexLock lk(SetOf(line).mu);
   const PcacheLine& l = Line(line);

@@ -159,6 +159,11 @@ struct PcacheOptions {
   // line of the set to change in between, and then fails with kBusy.
   int busy_evict_attempts = 64;
   std::chrono::microseconds busy_retry_wait{1000};
+  // Called by Fill after it allocated a line of `set`, with the set's free
+  // lines left, under no pcache lock (the caller of Fill still holds the new
+  // line's lock). The runtime's background reclaimer compares it with the
+  // set's low watermark (runtime/reclaimer.h). Must not call Fill or block.
+  std::function<void(std::uint32_t set, std::uint32_t free_left)> on_allocate;
 };
 
 // Where a fill's data came from (FillPlan decides it for a miss).
@@ -296,6 +301,8 @@ class Pcache {
 
   // ---- accounting and checks (check.cc for CheckInvariants) ----
   std::uint64_t lines_used() const;
+  // Free lines of `set` right now (the reclaimer's watermark check).
+  std::uint32_t FreeLines(std::uint32_t set) EXCLUDES(sets_[set].mu);
   LineInfo Inspect(LineId line);
   // Checks every set's lists and every line's fields against each other.
   Status CheckInvariants();

@@ -37,6 +37,10 @@ namespace remora {
     "dirty evicted lines written back synchronously (no victim cache)")                    \
   X(eviction_clean_dropped, Counter, "nr_pcache_eviction_clean_dropped", "lines",          \
     "clean evicted lines dropped")                                                         \
+  X(direct_reclaim, Counter, "nr_pcache_direct_reclaim", "fills",                          \
+    "fills that found their set full and evicted a line themselves")                       \
+  X(direct_reclaim_lines, Counter, "nr_pcache_direct_reclaim_lines", "lines",              \
+    "lines evicted by fills themselves (not by background reclaim)")                       \
   X(second_chance, Counter, "nr_pcache_lru_second_chance", "lines",                        \
     "referenced lines moved back to MRU instead of being evicted")                         \
   X(fault_concurrent_eviction, Counter, "nr_pgfault_due_to_concurrent_eviction", "faults", \

@@ -30,6 +30,13 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
     return {Code::kInvalidArgument, "the processor manager needs a transport and stats"};
   if (options.socket_path.empty())
     return {Code::kInvalidArgument, "the processor manager needs a socket path"};
+  PcacheGeometry geometry;
+  REMORA_RETURN_IF_ERROR(PcacheGeometry::FromConfig(options.pcache, &geometry));
+  Watermarks watermarks;
+  REMORA_RETURN_IF_ERROR(
+      ResolveWatermarks(geometry, options.reclaim_low, options.reclaim_high, &watermarks));
+  if (options.reclaim_batch == 0)
+    return {Code::kInvalidArgument, "the reclaim batch must be at least one line"};
   std::unique_ptr<ProcessorManager> m(new ProcessorManager(options));
   if (options.victim_entries > 0) {
     VictimCacheOptions vo;
@@ -43,7 +50,21 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   po.victim = m->victim_.get();
   po.sink = &m->sink_;
   po.stats = options.stats;
+  if (watermarks.enabled()) {
+    // Set below, before any program can attach and fill.
+    po.on_allocate = [p = m.get()](std::uint32_t set, std::uint32_t free_left) {
+      p->reclaimer_->OnAllocate(set, free_left);
+    };
+  }
   REMORA_RETURN_IF_ERROR(Pcache::Create(options.pcache, std::move(po), &m->pcache_));
+  ReclaimerOptions ro;
+  ro.watermarks = watermarks;
+  ro.batch = options.reclaim_batch;
+  ro.end_batch = [p = m.get()] { p->FlushZaps(); };
+  ro.counters = &m->counters_;
+  m->reclaimer_ = std::make_unique<Reclaimer>(m->pcache_.get(), std::move(ro));
+  m->counters_.reclaim_free_lines_reserved->Add(static_cast<std::int64_t>(geometry.nr_sets()) *
+                                                watermarks.low);
   // A quarter cache's worth of shadow entries: refaults within that
   // distance mark a page as part of the working set, and the metadata stays
   // within 128 bytes per line (80 for the line, 18 for its share of the
@@ -89,6 +110,9 @@ Status ProcessorManager::Listen() {
 }
 
 ProcessorManager::~ProcessorManager() {
+  // No background eviction while the sessions go: what is left to evict,
+  // their faults evict themselves.
+  if (reclaimer_) reclaimer_->Stop();
   if (stop_fd_ >= 0) {
     std::uint64_t one = 1;
     (void)!::write(stop_fd_, &one, sizeof(one));
@@ -242,6 +266,19 @@ std::shared_ptr<ProcessSession> ProcessorManager::FindSession(Asid asid) const {
   ReaderMutexLock lk(sessions_mu_);
   auto it = by_asid_.find(asid);
   return it == by_asid_.end() ? nullptr : it->second;
+}
+
+void ProcessorManager::FlushZaps() {
+  std::vector<std::shared_ptr<ProcessSession>> queued;
+  {
+    ReaderMutexLock lk(sessions_mu_);
+    for (auto& [id, s] : by_id_) {
+      // zaps_pending() > 0: the agent is attached and its queue exists.
+      if (s->zaps_pending() > 0 && s->zaps().has_queued()) queued.push_back(s);
+    }
+  }
+  // Without sessions_mu_: a send may block on a full socket.
+  for (auto& s : queued) (void)s->zaps().Flush();
 }
 
 StatsSnapshot ProcessorManager::Snapshot() {

@@ -13,6 +13,8 @@
 //   processor/runtime/fault.cc      Fill() a line, load the data, UFFDIO_COPY
 //   processor/pcache/fill_plan.h    where the data is: victim cache, memory node, ...
 //   processor/pcache/fill.cc        the set has no free line: EvictOne()
+//                                   (usually the reclaimer freed one ahead:
+//                                   processor/runtime/reclaimer.h)
 //   processor/pcache/evict.cc       pick the LRU line, call the hooks below
 //   processor/runtime/evict_hooks.cc        write-protect, copy out, queue the zap
 //   processor/pcache/victim_cache.cc       dirty data waits for the flush thread
@@ -49,6 +51,10 @@
 //   leaves: nothing is taken under them, and none is held with another:
 //       PcacheSet::mu (set locks)        one at a time; never across I/O, a
 //                                        hook or a victim cache call
+//       Reclaimer::mu_                   taken by fills after the set lock is
+//                                        dropped (a line lock may be held);
+//                                        the reclaimer thread drops it before
+//                                        each eviction and batch's zap flush
 //       VictimCache::mu_                 never across I/O or a page copy: the
 //                                        flush thread writes back without it
 //       ProcessSession::written_mu_      (a parent's before its new child's)
@@ -76,6 +82,7 @@
 #include "processor/pcache/refault_shadow.h"
 #include "processor/pcache/victim_cache.h"
 #include "processor/runtime/fault_trace.h"
+#include "processor/runtime/reclaimer.h"
 #include "processor/runtime/runtime_stats.h"
 #include "processor/runtime/transport_writeback_sink.h"
 #include "remora/stats.h"
@@ -102,6 +109,12 @@ struct ProcessorManagerOptions {
   std::chrono::milliseconds zap_timeout{10000};
   // If set, every fault served is recorded here (fault_trace.h).
   std::string fault_trace;
+  // Background reclaim watermarks, free lines per set (reclaimer.h);
+  // negative: the default for the geometry; reclaim_low 0: no background
+  // reclaim, every eviction is done by the fault that needs the line.
+  int reclaim_low = -1;
+  int reclaim_high = -1;
+  std::uint32_t reclaim_batch = 32;  // lines per reclaim batch
 };
 
 class ProcessorManager {
@@ -123,6 +136,7 @@ class ProcessorManager {
   StatsRegistry* stats() { return options_.stats; }
   RuntimeCounters& counters() { return counters_; }
   RefaultShadow& shadow() { return *shadow_; }
+  Reclaimer& reclaimer() { return *reclaimer_; }
   FaultTrace* fault_trace() { return fault_trace_.get(); }
 
   // Programs attached right now.
@@ -150,6 +164,8 @@ class ProcessorManager {
   // Joins retired sessions: without sessions_mu_, which their threads take.
   void ReapRetired() EXCLUDES(sessions_mu_);
   EvictHooks MakeEvictHooks();  // evict_hooks.cc
+  // Sends every program's queued zaps (the end of a reclaim batch).
+  void FlushZaps() EXCLUDES(sessions_mu_);
 
   const ProcessorManagerOptions options_;
   RuntimeCounters counters_;
@@ -166,6 +182,8 @@ class ProcessorManager {
   std::unique_ptr<Pcache> pcache_;
   std::unique_ptr<RefaultShadow> shadow_;
   std::unique_ptr<FaultTrace> fault_trace_;
+  // After the pcache: stopped (and destroyed) before it.
+  std::unique_ptr<Reclaimer> reclaimer_;
 
   int listen_fd_ = -1;
   int stop_fd_ = -1;

@@ -68,6 +68,16 @@ namespace remora {
     "evicted pages whose process or range was already gone")                                   \
   X(fill_owner_gone, Counter, "nr_pcache_fill_owner_gone", "fills",                            \
     "fills abandoned because the process exited or unmapped the page meanwhile")               \
+  X(reclaim_wakeups, Counter, "nr_reclaim_wakeups", "wakeups",                                 \
+    "times the background reclaimer woke up to reclaim queued sets")                           \
+  X(reclaim_sets_queued, Counter, "nr_reclaim_sets_queued", "sets",                            \
+    "sets queued for background reclaim (a fill left them below the low watermark)")           \
+  X(reclaim_lines, Counter, "nr_reclaim_background_lines", "lines",                            \
+    "lines evicted by the background reclaimer")                                               \
+  X(reclaim_batches, Counter, "nr_reclaim_batches", "batches",                                 \
+    "background reclaim batches (their zaps sent together)")                                   \
+  X(reclaim_busy, Counter, "nr_reclaim_busy", "sets",                                          \
+    "queued sets left below the high watermark because every line was busy")                   \
   X(sessions_started, Counter, "nr_processes_attached", "programs", "programs attached")       \
   X(sessions_ended, Counter, "nr_processes_exited", "programs", "programs torn down")          \
   X(ranges_mapped, Counter, "nr_ranges_mapped", "ranges", "ranges registered (mmap)")          \
@@ -80,6 +90,8 @@ namespace remora {
     "pages stored on the memory node (at the last snapshot)")                                  \
   X(pcache_rmaps, Gauge, "pcache_rmaps", "rmaps",                                              \
     "reverse maps of the pcache's lines (at the last snapshot)")                               \
+  X(reclaim_free_lines_reserved, Gauge, "reclaim_free_lines_reserved", "lines",                \
+    "lines the low watermark keeps free (sets x low): steady-state capacity is the rest")      \
   X(pcache_metadata_bytes_per_line, Gauge, "pcache_metadata_bytes_per_line", "bytes",          \
     "manager metadata per pcache line (line, set share, shadow share)")                        \
   /* missing fault: read to installed */                                                       \

@@ -26,6 +26,8 @@ struct RigConfig {
   std::uint32_t victim_entries = 16;  // 0: no victim cache
   bool victim_clean = false;
   int busy_evict_attempts = 3;
+  // PcacheOptions::on_allocate (a background reclaimer's watermark check).
+  std::function<void(std::uint32_t set, std::uint32_t free_left)> on_allocate;
 };
 
 class PcacheRig {
@@ -61,6 +63,7 @@ class PcacheRig {
     po.stats = &stats;
     po.busy_evict_attempts = c.busy_evict_attempts;
     po.busy_retry_wait = std::chrono::microseconds(100);
+    po.on_allocate = c.on_allocate;
     Status st = Pcache::Create({c.capacity, c.ways}, std::move(po), &pcache);
     if (!st.ok()) throw std::runtime_error(st.ToString());
     frames.resize(pcache->geometry().nr_lines());

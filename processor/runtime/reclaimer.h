@@ -1,0 +1,132 @@
+// Background reclaim: evicts pcache lines ahead of need, so that a fault
+// usually finds a free line in its set and only fills and installs it (Linux's
+// kswapd against direct reclaim; LegoOS evicts on the fault path only).
+//
+// Each set has two watermarks of free lines, the same for every set:
+//
+//   low   a fill that leaves its set with fewer free lines than this queues
+//         the set (Pcache's on_allocate hook calls OnAllocate)
+//   high  the reclaimer evicts lines of a queued set until it has this many
+//         free lines again
+//
+// A set the reclaimer has caught up with has at least `low` free lines (it
+// holds at most ways - low pages; the fill that takes it below low queues it),
+// so in steady state a pcache of N lines in S sets holds at most N - S * low
+// pages. A fill that still finds its set full evicts a line itself (direct
+// reclaim, counted by the pcache as nr_pcache_direct_reclaim). The pcache's
+// capacity is never exceeded either way: the watermarks only keep lines free
+// inside it.
+//
+// The reclaimer thread works in batches of up to `batch` evicted lines, taken
+// from the queued sets in the order they were queued (a set still below its
+// high watermark when the budget runs out goes to the back). Each line goes
+// through Pcache::EvictOne, so the pcache's replacement policy picks the
+// victim and its hooks do the rest: dirty data to the victim cache (whose
+// flush thread writes it to the memory node in batches) and zaps queued for
+// the programs' agents. After a batch, end_batch() sends what the batch
+// queued: one zap message per program instead of one per timer tick.
+//
+// Evictions go through the pcache's evict gate, so a fork's PauseEvictions
+// holds the reclaimer off like any other eviction. The thread sleeps on a
+// condition variable while nothing is queued and stops at Stop().
+//
+// Locking: mu_ is a leaf. OnAllocate takes it with no pcache lock held (the
+// caller may hold a line lock and a session's fault gate); the thread drops it
+// before every eviction and before end_batch().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "common/mutex.h"
+#include "processor/pcache/pcache.h"
+#include "processor/runtime/runtime_stats.h"
+#include "remora/status.h"
+
+namespace remora {
+
+// Free lines per set (see the header). low == 0: no background reclaim.
+struct Watermarks {
+  std::uint32_t low = 0;
+  std::uint32_t high = 0;
+  bool enabled() const { return low > 0; }
+};
+
+// The default for a geometry: for 8 ways or more and at least
+// kMinReclaimLines lines, low = max(1, ways / 16) and high = 2 * low (8 or 16
+// ways: one line kept free, two after a reclaim). Below that, 0: in a tiny
+// pcache, or one with few ways, a line kept free per set is a large share of
+// the capacity and faults are cheap to serve anyway.
+inline constexpr std::uint32_t kMinReclaimLines = 256;
+Watermarks DefaultWatermarks(const PcacheGeometry& geometry);
+
+// The watermarks to use: `low` and `high` as configured (negative: the
+// default of DefaultWatermarks; high alone negative: 2 * low). Fails unless
+// low <= high < ways, or both are 0.
+Status ResolveWatermarks(const PcacheGeometry& geometry, int low, int high, Watermarks* out);
+
+struct ReclaimerOptions {
+  Watermarks watermarks;
+  // Lines evicted per batch (one end_batch() each).
+  std::uint32_t batch = 32;
+  // Called by the reclaimer after a batch that evicted something, with no
+  // lock held: sends the zaps the batch queued. May be empty.
+  std::function<void()> end_batch;
+  RuntimeCounters* counters = nullptr;  // required; not owned
+  // False: no thread; the owner calls RunBatch() (tests).
+  bool background = true;
+};
+
+class Reclaimer {
+ public:
+  // Starts the thread if options.background and the watermarks are enabled.
+  Reclaimer(Pcache* pcache, ReclaimerOptions options);
+  ~Reclaimer();  // Stop()
+
+  Reclaimer(const Reclaimer&) = delete;
+  Reclaimer& operator=(const Reclaimer&) = delete;
+
+  const Watermarks& watermarks() const { return options_.watermarks; }
+
+  // The pcache allocated a line of `set`, leaving `free_left` free lines:
+  // queues the set if that is below the low watermark. Cheap when it is not.
+  void OnAllocate(std::uint32_t set, std::uint32_t free_left) EXCLUDES(mu_);
+
+  // One batch on the calling thread: reclaims queued sets until `batch`
+  // lines went or nothing is queued. Returns the lines evicted.
+  std::uint32_t RunBatch() EXCLUDES(mu_);
+
+  // The sets queued now, in order (tests).
+  std::vector<std::uint32_t> QueuedSets() const EXCLUDES(mu_);
+  // Waits until nothing is queued and no batch runs; false on timeout.
+  bool WaitIdle(std::chrono::milliseconds timeout) EXCLUDES(mu_);
+
+  // Ends the thread after the eviction in flight; queued sets are dropped.
+  void Stop() EXCLUDES(mu_);
+
+ private:
+  void Loop() EXCLUDES(mu_);
+  // Evicts lines of `set` until it has the high watermark free, the budget
+  // is spent, or no line can go (all busy, or an eviction failed). *done:
+  // the set needs nothing more now.
+  std::uint32_t ReclaimSet(std::uint32_t set, std::uint32_t budget, bool* done);
+
+  Pcache* const pcache_;
+  const ReclaimerOptions options_;
+  RuntimeCounters& counters_;
+
+  mutable Mutex mu_;
+  CondVar wake_cv_;  // a set was queued, or Stop()
+  CondVar idle_cv_;  // a batch ended with nothing queued
+  std::deque<std::uint32_t> queue_ GUARDED_BY(mu_);
+  std::vector<bool> queued_ GUARDED_BY(mu_);   // per set: in queue_
+  std::uint32_t running_ GUARDED_BY(mu_) = 0;  // batches in progress
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace remora
