@@ -83,6 +83,7 @@ bool Manage(std::uint64_t start, std::uint64_t len, int prot, int file_fd, long 
 }
 
 void* DoMmap(void* addr, std::size_t len, int prot, int flags, int fd, long off) {
+  if (!Active()) BeforeFirstMmap();
   if (!Active() || len == 0) return RawMmap(addr, len, prot, flags, fd, off);
   const bool file = (flags & MAP_ANONYMOUS) == 0;
   const std::uint64_t rlen = PageUp(len);
