@@ -174,9 +174,10 @@ void Attach(const char* path) {
 }
 
 // Start-up comes in two steps. Attach early: on the first interposed mmap
-// (the allocator's first segment, often mapped by another library's
-// constructor or by the loader's own calls to malloc, before ours runs), or
-// in our constructor if no mmap came first. It makes no system call that
+// (the allocator's first segment, which another library's constructor may
+// map before ours runs: libstdc++'s does in every C++ program), or in our
+// constructor if no mmap came first. Before the constructors, one thread
+// runs: a second thread's mmap racing with the attach would stay local. It makes no system call that
 // allocates, so it is safe inside the allocator. Then, in the constructor,
 // start the agent thread (which allocates: never inside the allocator) and
 // the fork handler. Until the agent runs, zaps wait in its connection; the
