@@ -117,7 +117,9 @@ void ProcessSession::ControlLoop() {
         if (f >= 0) ::close(f);
       }
       if (!st.ok()) spdlog::warn("processor manager: pid {}: {}", pid(), st.ToString());
-      if (!SendReply(control_fd_, st.code(), id_, asid_, "", reply_flags).ok()) break;
+      // An error's reason goes back with it: the shim stops the program
+      // with it when the request was one it cannot do without (a release).
+      if (!SendReply(control_fd_, st.code(), id_, asid_, st.message(), reply_flags).ok()) break;
     }
   }
   ForgetLocalMemory();
@@ -159,6 +161,7 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
     if (st.ok()) {
       st = unmap ? manager_->transport()->UnregisterRange(asid_, v.start, v.end - v.start)
                  : manager_->transport()->DiscardRange(asid_, v.start, v.end - v.start);
+      if (!st.ok()) st = {st.code(), "memory node: " + st.message()};
     }
     if (!st.ok() && result.ok()) result = st;
   }

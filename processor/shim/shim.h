@@ -56,6 +56,9 @@ void* RawMremap(void* old_addr, std::size_t old_len, std::size_t new_len, int fl
 // connection is fatal.
 int Call(const rt::Request& req, int fd = -1);
 int CallWithFds(const rt::Request& req, const int* fds, int nfds, rt::Reply* reply);
+// The reason that came with the last reply on the control connection ("" if
+// none): valid under the control lock until the next call.
+const char* ReplyText();
 
 // Fork (shim_fork.cc). ForkSupported: the kernel granted
 // UFFD_FEATURE_EVENT_FORK. SetInFork marks a fork made through the shim, so

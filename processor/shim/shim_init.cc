@@ -27,6 +27,8 @@ int g_uffd = -1;
 int g_control = -1;
 std::uint64_t g_session = 0;
 pthread_mutex_t g_control_mu = PTHREAD_MUTEX_INITIALIZER;
+// The text of the last reply (an error's reason), under the control lock.
+char g_reply_text[257];
 
 void WriteAll(int fd, const char* s, std::size_t n) {
   while (n > 0) {
@@ -80,12 +82,15 @@ bool Exchange(int sock, const rt::Request& req, const int* fds, int nfds, rt::Re
   do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof(req))) return false;
-  // Replies to shim requests carry no text; anything longer is truncated.
-  char buf[sizeof(rt::Reply) + 256];
+  // An error reply carries its reason; a longer one is truncated.
+  char buf[sizeof(rt::Reply) + sizeof(g_reply_text) - 1];
   do n = ::recv(sock, buf, sizeof(buf), 0);
   while (n < 0 && errno == EINTR);
   if (n < static_cast<ssize_t>(sizeof(rt::Reply))) return false;
   memcpy(reply, buf, sizeof(*reply));
+  const std::size_t text = static_cast<std::size_t>(n) - sizeof(rt::Reply);
+  memcpy(g_reply_text, buf + sizeof(rt::Reply), text);
+  g_reply_text[text] = '\0';
   return reply->magic == rt::kMagic && reply->op == rt::Op::kReply;
 }
 
@@ -177,11 +182,10 @@ void Attach(const char* path) {
 // (the allocator's first segment, which another library's constructor may
 // map before ours runs: libstdc++'s does in every C++ program), or in our
 // constructor if no mmap came first. Before the constructors, one thread
-// runs: a second thread's mmap racing with the attach would stay local. It makes no system call that
-// allocates, so it is safe inside the allocator. Then, in the constructor,
-// start the agent thread (which allocates: never inside the allocator) and
-// the fork handler. Until the agent runs, zaps wait in its connection; the
-// manager never waits for an agent that has not announced itself.
+// runs: a second thread's mmap racing with the attach would stay local. It makes no system call
+// that allocates, so it is safe inside the allocator. Then, in the constructor, start the agent
+// thread (which allocates: never inside the allocator) and the fork handler. Until the agent runs,
+// zaps wait in its connection; the manager never waits for an agent that has not announced itself.
 enum class StartState : int { kUntried, kAttached, kNotUnderRemora };
 std::atomic<StartState> g_start{StartState::kUntried};
 int g_pending_agent = -1;  // connected, thread not started yet
@@ -262,6 +266,8 @@ int CallWithFds(const rt::Request& req_in, const int* fds, int nfds, rt::Reply* 
   if (out != nullptr) *out = reply;
   return reply.code;
 }
+
+const char* ReplyText() { return g_reply_text; }
 
 bool ForkSupported() { return (g_features & UFFD_FEATURE_EVENT_FORK) != 0; }
 void SetInFork(bool in_fork) { g_in_fork = in_fork; }

@@ -41,7 +41,10 @@ void NotifyGoing(rt::Op op, std::uint64_t start, std::uint64_t len) {
   req.op = op;
   req.start = start;
   req.len = len;
-  if (Call(req) != 0) Fatal("the processor manager failed to release memory");
+  if (Call(req) != 0) {
+    // The manager's reason (the memory node lost, say) says more than ours.
+    Fatal(*ReplyText() != '\0' ? ReplyText() : "the processor manager failed to release memory");
+  }
   if (op == rt::Op::kUnmap) Ranges().Remove(start, start + len);
 }
 
