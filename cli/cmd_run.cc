@@ -91,7 +91,8 @@ void PrintSummary(const StatsSnapshot& s, const std::string& description, int st
                "  evictions     triggered %lld, succeed %lld (to victim %lld, clean dropped %lld), "
                "eagain %lld, failure %lld\n"
                "  victim cache  hit %lld, insert %lld, flush dirty %lld/%lld, evicted %lld\n"
-               "  zaps          %lld pages\n"
+               "  zaps          %lld pages, backpressure waits %lld\n"
+               "  stays local   unmanaged anonymous memory %lld KiB at most (sampled)\n"
                "  after exit    pcache lines %lld, victim entries %lld, memory-node pages %lld\n",
                c("nr_pgfault"), c("nr_pgfault_missing"), c("nr_pgfault_wp"),
                c("nr_pgfault_due_to_concurrent_eviction"), c("nr_pcache_fill_from_memory"),
@@ -101,7 +102,8 @@ void PrintSummary(const StatsSnapshot& s, const std::string& description, int st
                c("nr_pcache_eviction_clean_dropped"), c("nr_pcache_eviction_eagain"),
                c("nr_pcache_eviction_failure"), c("nr_victim_hit"), c("nr_victim_insert"),
                c("nr_victim_flush_finished_dirty"), c("nr_victim_flush_submitted_dirty"),
-               c("nr_victim_eviction_succeed"), c("nr_zap_pages"), c("pcache_lines_used"),
+               c("nr_victim_eviction_succeed"), c("nr_zap_pages"), c("nr_zap_throttle_wait"),
+               c("unmanaged_anon_peak_bytes") / 1024, c("pcache_lines_used"),
                c("victim_entries_used"), c("memory_node_used_pages"));
   auto h = s.histograms.find("pgfault_service_ns");
   if (h != s.histograms.end() && h->second.count > 0) {

@@ -88,7 +88,8 @@ struct Reply {
 };
 
 // Zap: pages to drop with MADV_DONTNEED. Sequence numbers increase per
-// session; one ZapAck{seq} acknowledges every zap up to seq.
+// session (from 1); one ZapAck{seq} acknowledges every zap up to seq. The
+// agent's first message is ZapAck{0}: it runs, and may be waited for.
 constexpr std::uint32_t kZapBatchMax = 64;
 struct ZapMessage {
   std::uint32_t magic = kMagic;

@@ -3,13 +3,15 @@
 // program made them — Map (register a range, a private file mapping's
 // descriptor with it), Unmap and Discard (Release), ForkPrepare and ForkDone
 // (fork.cc) — flushes the zap queue on its timer, reads the agent's
-// ZapAcks, and notices the program's end (either connection closing), after
+// ZapAcks, samples the program's local memory (local_memory.h) and notices
+// the program's end (either connection closing), after
 // which it tears the session down. Hello is the manager's (it makes the
 // session, processor_manager.cc).
 #include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -17,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "processor/abi/runtime_protocol.h"
+#include "processor/runtime/local_memory.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
 #include "processor/runtime/runtime_socket.h"
@@ -28,12 +31,21 @@ void ProcessSession::ControlLoop() {
   pollfd fds[3] = {{control_fd_, POLLIN, 0},
                    {agent_fd_, POLLIN, 0},
                    {zq != nullptr ? zq->timer_fd() : -1, POLLIN, 0}};
+  auto next_sample = std::chrono::steady_clock::now();
   for (;;) {
-    int n = ::poll(fds, 3, -1);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_sample) {
+      SampleLocalMemory();
+      next_sample = now + kLocalMemorySamplePeriod;
+    }
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_sample - now).count() + 1;
+    int n = ::poll(fds, 3, static_cast<int>(wait));
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    if (n == 0) continue;
     // The agent gone means the program is exiting (or broken).
     if (fds[1].revents && !zaps().DrainAcks()) break;
     if (fds[2].revents) zaps().OnTimer();  // a batch of zaps waited long enough
@@ -105,9 +117,12 @@ void ProcessSession::ControlLoop() {
         if (f >= 0) ::close(f);
       }
       if (!st.ok()) spdlog::warn("processor manager: pid {}: {}", pid(), st.ToString());
-      if (!SendReply(control_fd_, st.code(), id_, asid_, "", reply_flags).ok()) break;
+      // An error's reason goes back with it: the shim stops the program
+      // with it when the request was one it cannot do without (a release).
+      if (!SendReply(control_fd_, st.code(), id_, asid_, st.message(), reply_flags).ok()) break;
     }
   }
+  ForgetLocalMemory();
   Teardown();
   manager_->Retire(id_);
 }
@@ -146,6 +161,7 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
     if (st.ok()) {
       st = unmap ? manager_->transport()->UnregisterRange(asid_, v.start, v.end - v.start)
                  : manager_->transport()->DiscardRange(asid_, v.start, v.end - v.start);
+      if (!st.ok()) st = {st.code(), "memory node: " + st.message()};
     }
     if (!st.ok() && result.ok()) result = st;
   }

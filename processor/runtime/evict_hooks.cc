@@ -12,6 +12,9 @@
 //   zap        queue a zap for each owner's agent. The line is freed right
 //              after; the program may keep reading the old page until the
 //              agent drops it, which is harmless (same data, no writes).
+//              An owner with more than ZapQueue::kMaxPending zaps pending
+//              is waited for (backpressure, ZapQueue::Throttle): that keeps
+//              its resident pages within a fixed margin of the pcache.
 //
 // The hooks of one eviction run on one thread, in that order, and share
 // only the pcache's EvictionContext for it.
@@ -89,6 +92,22 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
       if (s->zaps().Zap(rmaps[i].uva).ok()) counters_.zap_pages->Inc();
       s->NoteZap(rmaps[i].uva);  // a fork in progress passes it on to the child
       shadow_->Evicted({s->asid(), rmaps[i].uva}, ctx.dirty());
+    }
+    // No set lock is held here, and the agent never touches managed memory
+    // (docs/runtime.md), so waiting for it cannot wait for this eviction.
+    for (std::size_t i = 0; i < rmaps.size(); ++i) {
+      ProcessSession* s = Owner(ctx, i);
+      if (s == nullptr) continue;
+      switch (s->zaps().Throttle()) {
+        case ZapQueue::Backpressure::kNone:
+          break;
+        case ZapQueue::Backpressure::kWaited:
+          counters_.zap_throttle_wait->Inc();
+          break;
+        case ZapQueue::Backpressure::kGaveUp:
+          counters_.zap_throttle_gave_up->Inc();
+          break;
+      }
     }
   };
   return hooks;

@@ -136,6 +136,13 @@ class ProcessSession {
   // and dirty (fault.cc).
   WritePredictor write_predictor;
 
+  // Samples the program's resident anonymous memory outside managed ranges
+  // into the unmanaged_anon gauges (local_memory.cc; the control thread,
+  // every kLocalMemorySamplePeriod). ForgetLocalMemory takes the program's
+  // share out of the node-wide gauge when it is gone.
+  void SampleLocalMemory();
+  void ForgetLocalMemory();
+
   // Stops the program with `why` (sent to the agent, which exits it with a
   // clear message). Used when a fault cannot be served.
   void Fail(const Status& why);
@@ -193,7 +200,8 @@ class ProcessSession {
   std::atomic<int> pagemap_fd_{-1};
 
   VmaTable vmas_;
-  std::unique_ptr<ZapQueue> zap_queue_;  // owns what zaps_ points to
+  std::int64_t unmanaged_anon_reported_ = 0;  // the control thread's
+  std::unique_ptr<ZapQueue> zap_queue_;       // owns what zaps_ points to
   std::atomic<ZapQueue*> zaps_{nullptr};
   // A leaf lock.
   Mutex written_mu_;

@@ -3,6 +3,9 @@
 // docs/stats.md describes each.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 #include "processor/pcache/pcache_stats.h"
 #include "remora/metric_table.h"
 
@@ -56,6 +59,12 @@ namespace remora {
     "resident lines found without their page (dropped, refilled)")                             \
   X(pgfault_failed, Counter, "nr_pgfault_failed", "faults", "faults that could not be served") \
   X(zap_pages, Counter, "nr_zap_pages", "pages", "pages sent to agents to be dropped")         \
+  /* backpressure: an eviction waited for an agent */                                          \
+  X(zap_throttle_wait, Counter, "nr_zap_throttle_wait", "evictions",                           \
+    "evictions that waited for an agent with more than kMaxPending zaps pending")              \
+  /* the agent did not answer in time */                                                       \
+  X(zap_throttle_gave_up, Counter, "nr_zap_throttle_gave_up", "evictions",                     \
+    "backpressure waits that timed out (the program was stopped): its bound was lifted")       \
   X(refault_activate, Counter, "nr_pcache_refault_activate", "lines",                          \
     "fills of pages evicted within a quarter cache's worth of evictions (start referenced)")   \
   X(refault_writable, Counter, "nr_pcache_refault_writable", "lines",                          \
@@ -86,6 +95,10 @@ namespace remora {
   X(processes_attached, Gauge, "processes_attached", "programs", "programs attached now")      \
   X(zaps_pending, Gauge, "zaps_pending", "pages",                                              \
     "zaps queued or sent and not yet acknowledged (at the last snapshot)")                     \
+  X(unmanaged_anon_bytes, Gauge, "unmanaged_anon_bytes", "bytes",                              \
+    "resident anonymous memory outside managed ranges, all programs (at the last sample)")     \
+  X(unmanaged_anon_peak_bytes, Gauge, "unmanaged_anon_peak_bytes", "bytes",                    \
+    "the most resident anonymous memory outside managed ranges one program had (sampled)")     \
   X(memory_node_used_pages, Gauge, "memory_node_used_pages", "pages",                          \
     "pages stored on the memory node (at the last snapshot)")                                  \
   X(pcache_rmaps, Gauge, "pcache_rmaps", "rmaps",                                              \
@@ -112,6 +125,21 @@ struct RuntimeCounters {
   // missing fault and counted here.
   Counter* pgfault_concurrent_eviction;
   REMORA_METRIC_TABLE(REMORA_RUNTIME_METRICS)
+
+  // A program's sample of its unmanaged anonymous bytes (local_memory.h):
+  // raises unmanaged_anon_peak_bytes to it if it is the largest yet.
+  void NoteUnmanagedAnon(std::int64_t bytes) {
+    std::int64_t peak = unmanaged_anon_peak_.load(std::memory_order_relaxed);
+    while (bytes > peak) {
+      if (unmanaged_anon_peak_.compare_exchange_weak(peak, bytes, std::memory_order_relaxed)) {
+        unmanaged_anon_peak_bytes->Add(bytes - peak);  // each raise is added once
+        return;
+      }
+    }
+  }
+
+ private:
+  std::atomic<std::int64_t> unmanaged_anon_peak_{0};
 };
 
 }  // namespace remora

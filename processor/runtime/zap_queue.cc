@@ -101,6 +101,10 @@ bool ZapQueue::DrainAcks() {
 
 void ZapQueue::OnAck(std::uint64_t seq) {
   MutexLock lk(mu_);
+  // The agent's first acknowledgement (seq 0) says it runs; any says it is
+  // not stalled.
+  agent_running_ = true;
+  stalled_ = false;
   if (seq <= acked_) return;
   acked_ = seq;
   for (auto it = pending_.begin(); it != pending_.end();) {
@@ -166,31 +170,65 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
       return {Code::kTimeout, "the program's agent did not drop evicted pages in time"};
-    if (watching_) {
-      // Another waiter watches the socket; every acknowledgement, whoever
-      // reads it, wakes us through acked_cv_.
-      acked_cv_.wait_until(mu_, std::min(deadline, now + std::chrono::milliseconds(2)));
-      continue;
-    }
-    // Watch the socket ourselves rather than rely on another thread: the
-    // control thread may itself be the one waiting. It may also read the
-    // acknowledgement first; OnAck then signals ack_event_, so the poll
-    // never sleeps past an acknowledgement.
-    watching_ = true;
-    lk.unlock();
-    pollfd p[2] = {{fd_, POLLIN, 0}, {ack_event_, POLLIN, 0}};
-    if (::poll(p, ack_event_ >= 0 ? 2 : 1, 2) > 0) {
-      if (p[1].revents & POLLIN) {
-        std::uint64_t v;
-        (void)!::read(ack_event_, &v, sizeof(v));
-      }
-      if (p[0].revents) DrainAcks();
-    }
-    lk.lock();
-    watching_ = false;
-    acked_cv_.notify_all();  // a waiter on the condition variable may take over
+    AwaitAckLocked(deadline);
   }
   return Status::Ok();
+}
+
+void ZapQueue::AwaitAckLocked(std::chrono::steady_clock::time_point deadline) {
+  const auto now = std::chrono::steady_clock::now();
+  if (watching_) {
+    // Another waiter watches the socket; every acknowledgement, whoever
+    // reads it, wakes us through acked_cv_.
+    acked_cv_.wait_until(mu_, std::min(deadline, now + std::chrono::milliseconds(2)));
+    return;
+  }
+  // Watch the socket ourselves rather than rely on another thread: the
+  // control thread may itself be the one waiting. It may also read the
+  // acknowledgement first; OnAck then signals ack_event_, so the poll
+  // never sleeps past an acknowledgement.
+  watching_ = true;
+  mu_.unlock();
+  pollfd p[2] = {{fd_, POLLIN, 0}, {ack_event_, POLLIN, 0}};
+  if (::poll(p, ack_event_ >= 0 ? 2 : 1, 2) > 0) {
+    if (p[1].revents & POLLIN) {
+      std::uint64_t v;
+      (void)!::read(ack_event_, &v, sizeof(v));
+    }
+    if (p[0].revents) DrainAcks();
+  }
+  mu_.lock();
+  watching_ = false;
+  acked_cv_.notify_all();  // a waiter on the condition variable may take over
+}
+
+ZapQueue::Backpressure ZapQueue::Throttle(std::chrono::milliseconds timeout) {
+  if (pending_count_.load(std::memory_order_acquire) <= kMaxPending) return Backpressure::kNone;
+  {
+    MutexLock lk(mu_);
+    // Before the agent runs (the shim starts it in its constructor, after
+    // the first mappings) nobody could answer; an agent that let a wait
+    // time out (a stopped program) is not waited for again until it
+    // acknowledges something.
+    if (closed_ || !agent_running_ || stalled_) return Backpressure::kNone;
+  }
+  if (!Flush().ok()) return Backpressure::kNone;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lk(mu_);
+  while (pending_.size() > kMaxPending - kBatch && !closed_) {
+    if (!queue_.empty()) {  // others queued meanwhile: they count, send them
+      lk.unlock();
+      (void)Flush();
+      lk.lock();
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      stalled_ = true;
+      return Backpressure::kGaveUp;
+    }
+    AwaitAckLocked(deadline);
+  }
+  return Backpressure::kWaited;
 }
 
 void ZapQueue::Close() {

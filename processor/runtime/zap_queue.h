@@ -14,9 +14,17 @@
 // after the first zap of the batch was queued: a timerfd, armed then, wakes
 // the session's control thread, which calls OnTimer(). (Fault threads never
 // need a timeout of their own, so they can wait in a blocking read.) One
-// agent wake-up and one madvise call then drop many pages; the overshoot of resident pages over the
-// pcache's capacity stays below one batch per program plus what is in flight (reported as the
-// zaps_pending gauge).
+// agent wake-up and one madvise call then drop many pages.
+//
+// Pending zaps are pages still resident in the program beyond the pcache's
+// capacity. Throttle() bounds them: an eviction that leaves more than
+// kMaxPending zaps pending for a program sends them at once and waits until
+// the agent has dropped all but kMaxPending - kBatch of them (backpressure),
+// so a program's resident managed pages never exceed its pcache lines by
+// more than kMaxPending plus the evictions in flight (one per evicting
+// thread). A wait that times out (the program is stopped, its agent does
+// not run) marks the agent stalled: nobody waits for it again until it
+// acknowledges something.
 //
 // Sequence numbers order the zaps; the agent acknowledges "everything up to
 // seq". Two mutexes: send_mu_ keeps batches in sequence order (taken before
@@ -44,6 +52,9 @@ class ZapQueue {
   ZapQueue& operator=(const ZapQueue&) = delete;
 
   static constexpr std::size_t kBatch = 32;
+  // Pages with a zap pending (queued or unacknowledged) per program, at most
+  // (see Throttle). 512 KiB.
+  static constexpr std::size_t kMaxPending = 128;
   static constexpr std::chrono::milliseconds kFlushDelay{2};
 
   // Queues a zap of the page at uva (sending the batch if it is full).
@@ -66,6 +77,16 @@ class ZapQueue {
   // kDisconnected if the agent does not answer.
   Status WaitClear(std::uint64_t start, std::uint64_t end, std::chrono::milliseconds timeout)
       EXCLUDES(send_mu_, mu_);
+  // Backpressure, called after zaps were queued: above kMaxPending pending
+  // zaps, sends them and waits (up to timeout) for the agent. Never waits
+  // before the agent announced itself (its first acknowledgement, seq 0).
+  enum class Backpressure { kNone, kWaited, kGaveUp };
+  // kThrottleTimeout is long enough for a loaded machine to schedule the
+  // agent, short enough that a stopped program holds up others' evictions
+  // only briefly.
+  static constexpr std::chrono::milliseconds kThrottleTimeout{1000};
+  Backpressure Throttle(std::chrono::milliseconds timeout = kThrottleTimeout)
+      EXCLUDES(send_mu_, mu_);
   // The agent is gone: pending zaps will never be acknowledged.
   void Close() EXCLUDES(mu_);
 
@@ -75,6 +96,10 @@ class ZapQueue {
 
  private:
   bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const REQUIRES(mu_);
+  // Waits a little (at most until deadline, a few ms) for an
+  // acknowledgement: watches the agent socket, or waits for the waiter that
+  // does. Drops mu_ meanwhile.
+  void AwaitAckLocked(std::chrono::steady_clock::time_point deadline) REQUIRES(mu_);
   // Signals ack_event_ if a WaitClear is watching the socket (mu_ held).
   void WakeWatcherLocked() REQUIRES(mu_);
 
@@ -97,6 +122,8 @@ class ZapQueue {
   // allocates that line next (the set lock orders the two).
   std::atomic<std::size_t> pending_count_{0};
   bool closed_ GUARDED_BY(mu_) = false;
+  bool agent_running_ GUARDED_BY(mu_) = false;  // it acknowledged once (seq 0 at its start)
+  bool stalled_ GUARDED_BY(mu_) = false;        // a Throttle wait for it timed out
   // One WaitClear at a time polls the agent socket; the others wait on
   // acked_cv_.
   bool watching_ GUARDED_BY(mu_) = false;

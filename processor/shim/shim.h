@@ -15,12 +15,13 @@
 //     parent and child will share before the kernel copies the page tables,
 //     and hand the child its own connections and uffd.
 //
-// What stays local, and why: memory mapped before the shim starts (the
-// loader's and libc's own, program text and data), thread stacks and other
-// mappings libc makes with its internal mmap (no symbol to interpose),
-// MAP_SHARED memory (shared with other processes or files: no single owner
-// to page it), huge-page and grows-down mappings, executable file mappings,
-// and brk/sbrk memory.
+// What stays local, and why (docs/runtime.md, "What stays local", has the
+// bounds): memory mapped before the shim attaches (the loader's, program
+// and library data; the shim attaches on the first mmap that reaches it),
+// thread stacks and other mappings libc makes with its internal mmap (no
+// symbol to interpose), MAP_SHARED memory (shared with other processes or
+// files: no single owner to page it), huge-page and grows-down mappings,
+// executable file mappings, and brk/sbrk memory.
 //
 // Everything here avoids malloc on the mmap path: the allocator calls mmap,
 // so allocating inside it would recurse.
@@ -34,8 +35,13 @@
 namespace remora::shim {
 
 // True once the manager accepted this program (set before any mapping is
-// registered, never cleared: a lost manager ends the program instead).
+// registered and before the agent thread is created, never cleared: a lost
+// manager ends the program instead).
 bool Active();
+// Called by the interposed mmap while not Active: attaches to the manager
+// if that has not been tried yet (the first mmap may come before the
+// shim's constructor runs).
+void BeforeFirstMmap();
 int Uffd();
 
 // Raw system calls, bypassing the interposed symbols.
@@ -50,6 +56,9 @@ void* RawMremap(void* old_addr, std::size_t old_len, std::size_t new_len, int fl
 // connection is fatal.
 int Call(const rt::Request& req, int fd = -1);
 int CallWithFds(const rt::Request& req, const int* fds, int nfds, rt::Reply* reply);
+// The reason that came with the last reply on the control connection ("" if
+// none): valid under the control lock until the next call.
+const char* ReplyText();
 
 // Fork (shim_fork.cc). ForkSupported: the kernel granted
 // UFFD_FEATURE_EVENT_FORK. SetInFork marks a fork made through the shim, so

@@ -71,9 +71,25 @@ void Zap(std::size_t n) {
     (void)RawMadvise(reinterpret_cast<void*>(g_uvas[done]), kPageSize, MADV_DONTNEED);
 }
 
+void SendAck(std::uint64_t seq) {
+  rt::ZapAck ack;
+  ack.seq = seq;
+  ssize_t w;
+  do w = ::send(g_agent_fd, &ack, sizeof(ack), MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w != static_cast<ssize_t>(sizeof(ack))) Fatal("lost the processor manager");
+}
+
+// Touches only its own stack (glibc maps thread stacks itself: unmanaged)
+// and the shim's static data, never managed memory: the manager may wait
+// for this thread while it evicts (zap backpressure), so a fault of the
+// agent's would wait for itself.
 void* AgentMain(void*) {
   alignas(8) char buf[sizeof(rt::FatalMessage) > sizeof(rt::ZapMessage) ? sizeof(rt::FatalMessage)
                                                                         : sizeof(rt::ZapMessage)];
+  // "Up to 0": nothing dropped yet, but the manager now knows the agent
+  // runs and may wait for it.
+  SendAck(0);
   for (;;) {
     std::size_t pending = 0;
     std::uint64_t last_seq = 0;
@@ -104,12 +120,7 @@ void* AgentMain(void*) {
       if (pending + rt::kZapBatchMax > kMaxPending) break;
     }
     Zap(pending);
-    rt::ZapAck ack;
-    ack.seq = last_seq;
-    ssize_t w;
-    do w = ::send(g_agent_fd, &ack, sizeof(ack), MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    if (w != static_cast<ssize_t>(sizeof(ack))) Fatal("lost the processor manager");
+    SendAck(last_seq);
   }
   return nullptr;
 }

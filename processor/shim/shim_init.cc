@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "processor/abi/uffd.h"
@@ -26,6 +27,8 @@ int g_uffd = -1;
 int g_control = -1;
 std::uint64_t g_session = 0;
 pthread_mutex_t g_control_mu = PTHREAD_MUTEX_INITIALIZER;
+// The text of the last reply (an error's reason), under the control lock.
+char g_reply_text[257];
 
 void WriteAll(int fd, const char* s, std::size_t n) {
   while (n > 0) {
@@ -79,12 +82,15 @@ bool Exchange(int sock, const rt::Request& req, const int* fds, int nfds, rt::Re
   do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof(req))) return false;
-  // Replies to shim requests carry no text; anything longer is truncated.
-  char buf[sizeof(rt::Reply) + 256];
+  // An error reply carries its reason; a longer one is truncated.
+  char buf[sizeof(rt::Reply) + sizeof(g_reply_text) - 1];
   do n = ::recv(sock, buf, sizeof(buf), 0);
   while (n < 0 && errno == EINTR);
   if (n < static_cast<ssize_t>(sizeof(rt::Reply))) return false;
   memcpy(reply, buf, sizeof(*reply));
+  const std::size_t text = static_cast<std::size_t>(n) - sizeof(rt::Reply);
+  memcpy(g_reply_text, buf + sizeof(rt::Reply), text);
+  g_reply_text[text] = '\0';
   return reply->magic == rt::kMagic && reply->op == rt::Op::kReply;
 }
 
@@ -113,8 +119,10 @@ bool ReceiveWelcome(int sock, rt::Reply* reply, int* uffd) {
          reply->op == rt::Op::kForkWelcome && reply->code == 0 && *uffd >= 0;
 }
 
-// Opens a uffd, says Hello with it and connects the agent: a new session.
-void Attach(const char* path) {
+// Opens a uffd, says Hello with it and connects the agent: a new session,
+// served from here on (the manager starts the session's threads on
+// AgentHello). Returns the agent connection; its thread is not started yet.
+int Connect(const char* path) {
   g_uffd = uffd::Open();
   if (g_uffd < 0) {
     Fatal(errno == EPERM ? "userfaultfd is not permitted (run as root, or set "
@@ -158,18 +166,54 @@ void Attach(const char* path) {
   ah.session = g_session;
   if (agent < 0 || !Exchange(agent, ah, -1, &reply) || reply.code != 0)
     Fatal("the processor manager refused the agent connection");
+  return agent;
+}
+
+// A new session, active before its agent thread is created: creating a
+// thread allocates (glibc callocs the thread's TLS vector), and what the
+// allocator maps then must be managed like the rest.
+void Attach(const char* path) {
+  const int agent = Connect(path);
+  g_active = true;
   StartAgent(agent);
 }
 
-void Start() {
-  const char* path = getenv(rt::kSocketEnv);
-  if (path == nullptr || *path == '\0') return;  // not under Remora
+// Start-up comes in two steps. Attach early: on the first interposed mmap
+// (the allocator's first segment, which another library's constructor may
+// map before ours runs: libstdc++'s does in every C++ program), or in our
+// constructor if no mmap came first. Before the constructors, one thread
+// runs: a second thread's mmap racing with the attach would stay local. It makes no system call
+// that allocates, so it is safe inside the allocator. Then, in the constructor, start the agent
+// thread (which allocates: never inside the allocator) and the fork handler. Until the agent runs,
+// zaps wait in its connection; the manager never waits for an agent that has not announced itself.
+enum class StartState : int { kUntried, kAttached, kNotUnderRemora };
+std::atomic<StartState> g_start{StartState::kUntried};
+int g_pending_agent = -1;  // connected, thread not started yet
 
+void AttachEarly() {
+  // The environment is readable once libc is initialised; anything mapped
+  // before that stays local (docs/runtime.md).
+  if (environ == nullptr) return;
+  StartState untried = StartState::kUntried;
+  const char* path = getenv(rt::kSocketEnv);
+  const bool ours = path != nullptr && *path != '\0';
+  if (!g_start.compare_exchange_strong(untried,
+                                       ours ? StartState::kAttached : StartState::kNotUnderRemora))
+    return;
+  if (!ours) return;
   // The manager reads evicted pages with process_vm_readv; under Yama's
   // ptrace_scope=1 that needs the program's consent.
   (void)prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
-  Attach(path);
+  g_pending_agent = Connect(path);
   g_active = true;
+}
+
+void Start() {
+  AttachEarly();
+  if (g_pending_agent < 0) return;  // not under Remora
+  const int agent = g_pending_agent;
+  g_pending_agent = -1;
+  StartAgent(agent);
   // A child forked behind the shim's back (a libc-internal fork, a raw
   // system call: not through shim_fork.cc) must not speak on its parent's
   // connections: the manager would take its munmaps for the parent's. It
@@ -186,6 +230,9 @@ void Start() {
 }  // namespace
 
 bool Active() { return g_active; }
+void BeforeFirstMmap() {
+  if (g_start.load(std::memory_order_relaxed) == StartState::kUntried) AttachEarly();
+}
 int Uffd() { return g_uffd; }
 
 void* RawMmap(void* addr, std::size_t len, int prot, int flags, int fd, long off) {
@@ -220,6 +267,8 @@ int CallWithFds(const rt::Request& req_in, const int* fds, int nfds, rt::Reply* 
   return reply.code;
 }
 
+const char* ReplyText() { return g_reply_text; }
+
 bool ForkSupported() { return (g_features & UFFD_FEATURE_EVENT_FORK) != 0; }
 void SetInFork(bool in_fork) { g_in_fork = in_fork; }
 
@@ -240,6 +289,7 @@ void BecomeForkedChild(int control, int agent, bool fresh) {
     ::close(agent);
     const char* path = getenv(rt::kSocketEnv);
     if (path == nullptr) Fatal("lost the processor manager's address");
+    g_active = false;  // no connection until Connect: map locally meanwhile
     Attach(path);
     return;
   }
@@ -262,8 +312,9 @@ void Fatal(const char* what) {
   ::_exit(rt::kFatalExitCode);
 }
 
-// Runs before the program's constructors and main, and (the shim being
-// first in LD_PRELOAD) before the allocator maps its first segment.
+// Runs before the program's constructors and main; other preloaded and
+// needed libraries' constructors may run before it (libstdc++ allocates in
+// its own), which is why the first mmap attaches too (AttachEarly).
 __attribute__((constructor(101))) static void ShimConstructor() { Start(); }
 
 }  // namespace remora::shim

@@ -41,7 +41,10 @@ void NotifyGoing(rt::Op op, std::uint64_t start, std::uint64_t len) {
   req.op = op;
   req.start = start;
   req.len = len;
-  if (Call(req) != 0) Fatal("the processor manager failed to release memory");
+  if (Call(req) != 0) {
+    // The manager's reason (the memory node lost, say) says more than ours.
+    Fatal(*ReplyText() != '\0' ? ReplyText() : "the processor manager failed to release memory");
+  }
   if (op == rt::Op::kUnmap) Ranges().Remove(start, start + len);
 }
 
@@ -83,6 +86,7 @@ bool Manage(std::uint64_t start, std::uint64_t len, int prot, int file_fd, long 
 }
 
 void* DoMmap(void* addr, std::size_t len, int prot, int flags, int fd, long off) {
+  if (!Active()) BeforeFirstMmap();
   if (!Active() || len == 0) return RawMmap(addr, len, prot, flags, fd, off);
   const bool file = (flags & MAP_ANONYMOUS) == 0;
   const std::uint64_t rlen = PageUp(len);

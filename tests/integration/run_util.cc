@@ -79,7 +79,8 @@ bool Result::Ok() const {
   return !timed_out && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point started) {
+Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point started,
+            const std::function<void()>& sample) {
   Result r;
   if (s.pid <= 0) return r;
   const auto deadline = started + timeout;
@@ -87,6 +88,7 @@ Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point st
   for (;;) {
     int st = 0;
     r.max_anon_kb = std::max(r.max_anon_kb, AnonRssKb(s.pid));
+    if (sample) sample();
     pid_t w = wait4(s.pid, &st, WNOHANG, &ru);
     if (w == s.pid) {
       r.status = st;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -52,8 +53,10 @@ struct Result {
 };
 
 // Waits for `s` up to `timeout` after `started`; kills it (SIGKILL) if it
-// takes longer. Reads its output files once it has ended.
-Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point started);
+// takes longer. Reads its output files once it has ended. `sample`, if
+// given, is called with every sample of the process's RssAnon (every 2 ms).
+Result Wait(const Spawned& s, std::chrono::seconds timeout, Clock::time_point started,
+            const std::function<void()>& sample = {});
 
 Result RunProgram(const std::vector<std::string>& argv, const std::string& dir,
                   const std::string& tag, std::chrono::seconds timeout = std::chrono::seconds(240));

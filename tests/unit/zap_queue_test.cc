@@ -151,5 +151,41 @@ TEST_F(ZapQueueTest, ConcurrentZappersAreAcknowledgedInOrder) {
   EXPECT_EQ(zapped_.size(), 2000u);
 }
 
+// Backpressure (Throttle): never before the agent announced itself; above
+// kMaxPending it sends and waits until the agent is back below the mark.
+TEST_F(ZapQueueTest, ThrottleWaitsOnlyForAnAnnouncedAgentAboveTheBound) {
+  constexpr std::uint64_t kOver = ZapQueue::kMaxPending + 10;
+  for (std::uint64_t i = 0; i < kOver; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
+  // No agent has said it runs: nobody could answer, so no wait.
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(q_->Throttle(2000ms), ZapQueue::Backpressure::kNone);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  EXPECT_EQ(q_->pending(), kOver);
+
+  q_->OnAck(0);  // the agent's first message
+  StartAgent(5ms);
+  EXPECT_EQ(q_->Throttle(2000ms), ZapQueue::Backpressure::kWaited);
+  EXPECT_LE(q_->pending(), ZapQueue::kMaxPending - ZapQueue::kBatch);
+  // At or below the bound nothing waits.
+  EXPECT_EQ(q_->Throttle(2000ms), ZapQueue::Backpressure::kNone);
+}
+
+TEST_F(ZapQueueTest, AStalledAgentIsGivenUpUntilItAcknowledges) {
+  q_->OnAck(0);  // announced, then never reads (a stopped program)
+  constexpr std::uint64_t kOver = ZapQueue::kMaxPending + 1;
+  for (std::uint64_t i = 0; i < kOver; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
+  EXPECT_EQ(q_->Throttle(50ms), ZapQueue::Backpressure::kGaveUp);
+  EXPECT_EQ(q_->pending(), kOver);
+  // Not waited for again while it stays silent.
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(q_->Throttle(2000ms), ZapQueue::Backpressure::kNone);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  // An acknowledgement (of the first page only) makes it waited for again.
+  q_->OnAck(1);
+  EXPECT_EQ(q_->pending(), kOver - 1);
+  ASSERT_TRUE(q_->Zap(kOver * kPageSize).ok());
+  EXPECT_EQ(q_->Throttle(50ms), ZapQueue::Backpressure::kGaveUp);
+}
+
 }  // namespace
 }  // namespace remora
