@@ -26,6 +26,7 @@ struct RigConfig {
   std::uint32_t victim_entries = 16;  // 0: no victim cache
   bool victim_clean = false;
   int busy_evict_attempts = 3;
+  Replacement replacement = Replacement::kAdaptive;
 };
 
 class PcacheRig {
@@ -60,6 +61,7 @@ class PcacheRig {
     po.victim_clean = c.victim_clean;
     po.stats = &stats;
     po.busy_evict_attempts = c.busy_evict_attempts;
+    po.replacement = c.replacement;
     po.busy_retry_wait = std::chrono::microseconds(100);
     Status st = Pcache::Create({c.capacity, c.ways}, std::move(po), &pcache);
     if (!st.ok()) throw std::runtime_error(st.ToString());
