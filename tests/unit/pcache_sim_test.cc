@@ -177,6 +177,7 @@ TEST(PcacheSim, ClockStaysCloseToLruAndKeepsData) {
   auto trace = ZipfTrace(1500, 30000, 0.9, 2);
   SimOptions o;
   o.pcache = {256 * kPageSize, 8};
+  o.policy = SimPolicy::kClock;  // a hint per hit: close to LRU on Zipf
   SimResult r = Replay(trace, o);
   EXPECT_EQ(r.accesses, 30000u);
   EXPECT_EQ(r.hits + r.misses, r.accesses);
@@ -193,6 +194,10 @@ TEST(PcacheSim, WorksWithoutVictimCacheAndWithCleanVictims) {
   auto trace = ZipfTrace(800, 20000, 1.0, 3);
   SimOptions o;
   o.pcache = {128 * kPageSize, 4};
+  // Seen by a runtime, a fill from the victim cache that is still dirty
+  // saves the write-protect fault that would move the line: the victim
+  // cache may change replacement a little. With a hint per hit, not at all.
+  o.policy = SimPolicy::kClock;
   o.victim_entries = 0;
   SimResult none = Replay(trace, o);
   EXPECT_EQ(none.victim_hits, 0u);
@@ -204,6 +209,32 @@ TEST(PcacheSim, WorksWithoutVictimCacheAndWithCleanVictims) {
   EXPECT_GT(clean.victim_hits, 0u);
   // The victim cache does not change what the pcache holds.
   EXPECT_EQ(none.misses, clean.misses);
+}
+
+// Policy runtime sees what the runtime sees: a first write to a clean line
+// (a write-protect fault), a refault of a page still in the shadow (which
+// comes back dirty if it left dirty, so its next write does not fault), and
+// nothing of other hits.
+TEST(PcacheSim, RuntimeViewSeesWriteFaultsAndRefaults) {
+  SimOptions o;
+  o.pcache = {4 * kPageSize, 4};  // one set; the shadow remembers 1 page
+  std::vector<TraceRecord> trace;
+  auto r = [&](std::uint64_t vpn) { trace.push_back({false, 1, vpn << kPageShift}); };
+  auto w = [&](std::uint64_t vpn) { trace.push_back({true, 1, vpn << kPageShift}); };
+  r(1);
+  w(1);                                         // write-protect fault: the line was clean
+  w(1);                                         // dirty already: invisible
+  r(1);                                         // invisible
+  for (std::uint64_t p = 2; p <= 5; ++p) r(p);  // page 5 evicts page 1 (dirty)
+  r(1);                                         // refault: installed dirty
+  w(1);                                         // no fault
+  w(6);                                         // a write miss is installed dirty: no fault either
+  w(6);
+  SimResult res = Replay(trace, o);
+  EXPECT_EQ(res.misses, 7u);
+  EXPECT_EQ(res.wp_faults, 1u);
+  EXPECT_EQ(res.refaults, 1u);
+  EXPECT_EQ(res.data_errors, 0u);
 }
 
 TEST(PcacheSim, ReplayStopsAtTheFirstBadLine) {
