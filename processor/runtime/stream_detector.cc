@@ -8,6 +8,16 @@
 namespace remora {
 namespace {
 
+// A strided (not sequential) stream needs this many steps seen before it
+// gets a window, and its window stays at most kMaxStridedWindow steps: a
+// loop the pcache mostly holds misses sparsely, sometimes at a regular
+// distance, and reading ahead on such a stride evicts the lines the loop is
+// about to hit. (Measured on a naive matrix multiply with a 4 MiB pcache:
+// opening after one confirming access, up to 32 steps, made 6x the faults
+// of no read-ahead at all.)
+constexpr std::uint64_t kConfirmSteps = 4;
+constexpr std::uint32_t kMaxStridedWindow = 8;
+
 std::int64_t Distance(std::uint64_t a, std::uint64_t b) {
   return static_cast<std::int64_t>(a - b);  // pages are far below 2^63
 }
@@ -71,7 +81,14 @@ std::uint32_t StreamDetector::OnAccessLocked(std::uint64_t page, std::uint32_t m
     Stream& s = streams_[i];
     if (s.used == 0 || s.seen == 0 || !s.Extends(page)) continue;
     s.Observe(s.next, page);
-    s.window = s.window == 0 ? opening : std::min(s.window * 2, max);
+    // A stride other than one page: see kConfirmSteps.
+    if (!s.Sequential() && s.seen < kConfirmSteps) {
+      s.used = clock_;
+      *slot = i;
+      return 0;
+    }
+    const std::uint32_t cap = s.Sequential() ? max : std::min(max, kMaxStridedWindow);
+    s.window = s.window == 0 ? std::min(opening, cap) : std::min(s.window * 2, cap);
     s.used = clock_;
     *slot = i;
     return s.window;

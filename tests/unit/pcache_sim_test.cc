@@ -182,7 +182,9 @@ TEST(PcacheSim, ClockStaysCloseToLruAndKeepsData) {
   EXPECT_EQ(r.accesses, 30000u);
   EXPECT_EQ(r.hits + r.misses, r.accesses);
   EXPECT_EQ(r.sets, 32u);
-  EXPECT_NEAR(r.miss_ratio(), r.lru_miss_ratio(), 0.1 * r.lru_miss_ratio());
+  // With a hint per hit the adaptive policy is no worse than LRU (better:
+  // the second chances favour pages used more than once).
+  EXPECT_LE(r.miss_ratio(), 1.1 * r.lru_miss_ratio());
   EXPECT_EQ(r.data_errors, 0u);
   EXPECT_GT(r.writebacks, 0u);
   EXPECT_GT(r.victim_hits, 0u);
@@ -217,7 +219,10 @@ TEST(PcacheSim, WorksWithoutVictimCacheAndWithCleanVictims) {
 // nothing of other hits.
 TEST(PcacheSim, RuntimeViewSeesWriteFaultsAndRefaults) {
   SimOptions o;
-  o.pcache = {4 * kPageSize, 4};  // one set; the shadow remembers 1 page
+  // One set of 8 ways; the shadow remembers the last 2 evicted pages (a
+  // miss evicts before it looks the page up in the shadow, as in the
+  // runtime).
+  o.pcache = {8 * kPageSize, 8};
   std::vector<TraceRecord> trace;
   auto r = [&](std::uint64_t vpn) { trace.push_back({false, 1, vpn << kPageShift}); };
   auto w = [&](std::uint64_t vpn) { trace.push_back({true, 1, vpn << kPageShift}); };
@@ -225,13 +230,13 @@ TEST(PcacheSim, RuntimeViewSeesWriteFaultsAndRefaults) {
   w(1);                                         // write-protect fault: the line was clean
   w(1);                                         // dirty already: invisible
   r(1);                                         // invisible
-  for (std::uint64_t p = 2; p <= 5; ++p) r(p);  // page 5 evicts page 1 (dirty)
-  r(1);                                         // refault: installed dirty
+  for (std::uint64_t p = 2; p <= 9; ++p) r(p);  // page 9 evicts page 1 (dirty)
+  r(1);                                         // refault (evicting page 2): installed dirty
   w(1);                                         // no fault
-  w(6);                                         // a write miss is installed dirty: no fault either
-  w(6);
+  w(10);                                        // a write miss is installed dirty: no fault either
+  w(10);
   SimResult res = Replay(trace, o);
-  EXPECT_EQ(res.misses, 7u);
+  EXPECT_EQ(res.misses, 11u);
   EXPECT_EQ(res.wp_faults, 1u);
   EXPECT_EQ(res.refaults, 1u);
   EXPECT_EQ(res.data_errors, 0u);
