@@ -15,9 +15,10 @@
 //   an access that extends a stream doubles its window (4, 8, ... up to
 //     `max` pages);
 //   any other access that is within kMaxStride of a lone access seen
-//     before pairs with the nearest one: a stream of that stride, with no
-//     window until the next access confirms it (a stride of one page opens
-//     a window at once: a sequential run is the common case);
+//     before pairs with the nearest one: a stream of that stride. A stride
+//     of one page opens a window at once (a sequential run is the common
+//     case); another only after four accesses fit it, and its window stays
+//     at most 8 steps (stream_detector.cc says why);
 //   otherwise the access is a lone access in the least recently used slot.
 //
 // A stream is never retrained by an access that does not fit it: it ages
