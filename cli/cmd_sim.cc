@@ -16,7 +16,7 @@ namespace remora::cli {
 namespace {
 
 struct Flags {
-  std::string trace, capacity, policy = "clock";
+  std::string trace, capacity, policy = "runtime", replacement = "adaptive";
   std::uint32_t ways = 8;
   std::uint32_t victim = 16;
   bool victim_clean = false;
@@ -24,6 +24,20 @@ struct Flags {
   bool stats = false;
   bool opt = false;
 };
+
+Replacement EffectiveReplacement(const SimOptions& o) {
+  return o.policy == SimPolicy::kLru ? Replacement::kRecency : o.replacement;
+}
+
+Status ParseReplacement(const std::string& s, Replacement* r) {
+  for (Replacement x : {Replacement::kAdaptive, Replacement::kRecency, Replacement::kBimodal}) {
+    if (s == ReplacementName(x)) {
+      *r = x;
+      return Status::Ok();
+    }
+  }
+  return {Code::kInvalidArgument, "unknown replacement '" + s + "' (adaptive, recency, bimodal)"};
+}
 
 std::string ToJson(const SimResult& r, const SimOptions& o, bool with_stats) {
   std::string stats;
@@ -36,13 +50,15 @@ std::string ToJson(const SimResult& r, const SimOptions& o, bool with_stats) {
       "\"miss_ratio\": {:.6f}, \"lru_misses\": {}, \"lru_miss_ratio\": {:.6f}, "
       "\"evictions\": {}, \"victim_hits\": {}, \"fills_from_memory\": {}, \"fills_zero\": {}, "
       "\"writebacks\": {}, \"data_errors\": {}, \"sets\": {}, \"ways\": {}, "
-      "\"capacity_bytes\": {}, \"victim_entries\": {}, \"policy\": \"{}\"{}{}}}\n",
+      "\"capacity_bytes\": {}, \"victim_entries\": {}, \"policy\": \"{}\", "
+      "\"replacement\": \"{}\", \"wp_faults\": {}, \"refaults\": {}{}{}}}\n",
       r.accesses, r.reads, r.writes, r.hits, r.misses, r.miss_ratio(), r.lru_misses,
       r.lru_miss_ratio(), r.evictions, r.victim_hits, r.fills_memory, r.fills_zero, r.writebacks,
       r.data_errors, r.sets, r.ways, o.pcache.capacity_bytes, o.victim_entries,
-      SimPolicyName(o.policy),
-      r.has_min ? fmt::format(", \"min_misses\": {}, \"min_miss_ratio\": {:.6f}", r.min_misses,
-                              r.min_miss_ratio())
+      SimPolicyName(o.policy), ReplacementName(EffectiveReplacement(o)), r.wp_faults, r.refaults,
+      r.has_min ? fmt::format(", \"min_misses\": {}, \"min_miss_ratio\": {:.6f}, \"gap\": {:.4f}, "
+                              "\"lru_gap\": {:.4f}",
+                              r.min_misses, r.min_miss_ratio(), r.gap(), r.lru_gap())
                 : std::string(),
       stats);
 }
@@ -54,9 +70,9 @@ std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& 
     s += fmt::format("  {:<16}{}\n", name, value);
   };
   s += fmt::format("remora sim: {}\n", trace == "-" ? "<stdin>" : trace);
-  row("pcache",
-      fmt::format("{} = {} sets x {} ways, policy {}", FormatSize(o.pcache.capacity_bytes), r.sets,
-                  r.ways, SimPolicyName(o.policy)));
+  row("pcache", fmt::format("{} = {} sets x {} ways, policy {}, replacement {}",
+                            FormatSize(o.pcache.capacity_bytes), r.sets, r.ways,
+                            SimPolicyName(o.policy), ReplacementName(EffectiveReplacement(o))));
   row("victim cache", o.victim_entries ? fmt::format("{} entries{}", o.victim_entries,
                                                      o.victim_clean ? " (clean lines too)" : "")
                                        : std::string("none (synchronous write-back)"));
@@ -68,6 +84,11 @@ std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& 
     row("optimal (MIN)", fmt::format("{}   miss ratio {:.4f}   (Belady, fully associative: no "
                                      "policy misses less)",
                                      r.min_misses, r.min_miss_ratio()));
+    row("gap to MIN", fmt::format("pcache {:.2f}x   exact LRU {:.2f}x", r.gap(), r.lru_gap()));
+  }
+  if (o.policy == SimPolicy::kRuntime) {
+    row("seen by runtime", fmt::format("{} misses, {} write-protect faults, {} refaults", r.misses,
+                                       r.wp_faults, r.refaults));
   }
   row("evictions", fmt::format("{}", r.evictions));
   row("fills", fmt::format("{} from victim, {} from memory, {} zero-filled", r.victim_hits,
@@ -85,6 +106,7 @@ Status Run(const Flags& f, std::string* out) {
   o.victim_entries = f.victim;
   o.victim_clean = f.victim_clean;
   REMORA_RETURN_IF_ERROR(ParseSimPolicy(f.policy, &o.policy));
+  REMORA_RETURN_IF_ERROR(ParseReplacement(f.replacement, &o.replacement));
   o.belady = f.opt;
 
   std::ifstream file;
@@ -112,8 +134,14 @@ CommandRegistration reg("sim", [](CLI::App& app) {
   sub->add_option("--victim", f->victim,
                   "victim cache entries (default 16; 0: none, write back at eviction)");
   sub->add_option("--policy", f->policy,
-                  "clock: hits only set a referenced hint, as in the runtime (default); "
-                  "lru: hits move the line to MRU");
+                  "what the pcache sees of the accesses. runtime (default): only what faults in "
+                  "the runtime (misses, first writes of clean lines, refaults); clock: also a "
+                  "referenced hint per hit; lru: every hit moves the line to MRU (with recency "
+                  "replacement: exact LRU)");
+  sub->add_option("--replacement", f->replacement,
+                  "the pcache's replacement: adaptive (default: set dueling between recency "
+                  "and bimodal insertion), recency (fill at MRU, CLOCK: the old policy), "
+                  "bimodal");
   sub->add_flag("--victim-clean", f->victim_clean, "keep clean evicted lines in the victim cache");
   sub->add_flag("--opt", f->opt,
                 "also count the misses of Belady's optimal replacement (fully associative, same "

@@ -52,6 +52,11 @@ Status Pcache::CheckSetLocked(std::uint32_t set) {
 }
 
 Status Pcache::CheckInvariants() {
+  const int selector = dueling_.selector();
+  if (selector < 0 || selector > SetDueling::kSelectorMax) {
+    return {Code::kInternal,
+            "pcache: policy selector " + std::to_string(selector) + " out of range"};
+  }
   std::uint64_t used = 0;
   for (std::uint32_t set = 0; set < geometry_.nr_sets(); ++set) {
     MutexLock lk(sets_[set].mu);

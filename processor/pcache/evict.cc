@@ -14,6 +14,9 @@ namespace remora {
 // chance: its bit is cleared and it moves to the MRU end, where the walk will
 // meet it again after the older lines. Every idle line is looked at most
 // twice, so the walk ends; it returns null only if every line is busy.
+// The same walk serves both insertion policies (replacement.h): under
+// bimodal insertion the back holds the newest fills, and a referenced one —
+// a refault, back soon after its eviction — is spared like any other.
 PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
   auto cursor = s.lru.end();  // the candidate is std::prev(cursor)
   std::size_t budget = 2 * s.lru.size();
@@ -32,6 +35,7 @@ PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
       counters_.second_chance->Inc();
       continue;  // cursor is unchanged: its predecessor is the next older line
     }
+    l.Clear(kLineReferenced);
     return &l;
   }
   return nullptr;

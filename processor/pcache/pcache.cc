@@ -29,7 +29,8 @@ Pcache::Pcache(const PcacheGeometry& geometry, PcacheOptions options)
       own_stats_(options_.stats ? nullptr : std::make_unique<StatsRegistry>()),
       counters_(options_.stats ? options_.stats : own_stats_.get()),
       lines_(new PcacheLine[geometry.nr_lines()]),
-      sets_(new PcacheSet[geometry.nr_sets()]) {
+      sets_(new PcacheSet[geometry.nr_sets()]),
+      dueling_(options_.replacement, geometry.nr_sets()) {
   for (LineId id = 0; id < geometry_.nr_lines(); ++id) {
     lines_[id].id = id;
     sets_[geometry_.SetOfLine(id)].free.push_back(lines_[id]);
@@ -68,7 +69,16 @@ PcacheLine* Pcache::AllocateLocked(PcacheSet& s, const PageKey& key) {
   l.flags = kLineValid | kLineLocked;
   l.refcount = 1;
   l.rmaps.Add(key);
-  s.lru.push_front(l);  // a fill is an access: most recently used
+  const std::uint32_t set = SetIndexOf(s);
+  dueling_.OnFill(set);
+  if (!dueling_.Bimodal(set)) {
+    s.lru.push_front(l);  // a fill is an access: most recently used
+  } else if (++s.bimodal_fills % SetDueling::kBimodalThrottle == 0) {
+    s.lru.push_front(l);
+    counters_.bimodal_front->Inc();
+  } else {
+    s.lru.push_back(l);  // the next victim, unless used again (Touch)
+  }
   used_.fetch_add(1, std::memory_order_relaxed);
   counters_.lines_used->Add(1);
   return &l;
@@ -149,7 +159,11 @@ WriteOutcome Pcache::OnWrite(LineId line, const PageKey& key, bool allow_reuse) 
   const bool reused = l.Test(kLineForked);
   l.Clear(kLineForked | kLineReferenced);
   l.Set(kLineDirty);
-  if (!l.Test(kLineReclaim)) {  // a write is an access: most recently used
+  // A write is an access: most recently used. Under bimodal insertion a
+  // line stays where it is: the first write of a page usually follows its
+  // fill at once (read, then update), and promoting it would make bimodal
+  // insertion recency again for every page a loop writes.
+  if (!l.Test(kLineReclaim) && !dueling_.Bimodal(SetIndexOf(s))) {
     s.lru.erase(s.lru.iterator_to(l));
     s.lru.push_front(l);
   }

@@ -30,12 +30,17 @@
 //           CompleteFill(new line, kCowBreak, true)
 //   unmap/exit: RemoveRmap(key) / RemoveSpace(asid), then victim->Drop*(...)
 //
-// Replacement approximates LRU with the information a runtime actually has.
-// Hits never reach the manager (a resident page does not fault), so recency
-// comes from "referenced" hints. Each set keeps an LRU list ordered by last
-// known use; eviction walks it from the LRU end and gives a referenced line a
-// second chance (clear the bit, move to MRU) — CLOCK. Touch() records an
-// access exactly, for callers that see them.
+// Replacement works with what a runtime actually sees: misses, first
+// writes (write-protect faults: OnWrite), refaults (the caller's refault
+// shadow; MarkReferenced), never hits (a resident page does not fault).
+// Each set keeps one list, front (kept longest) to back (next victim). Set
+// dueling (replacement.h) picks per set between recency insertion (a fill
+// goes to the front; a referenced line gets a second chance at eviction:
+// CLOCK over fill order) and bimodal insertion (a fill goes to the back,
+// one in 32 to the front; second chances alike), so that a loop larger than
+// the cache keeps a resident subset and a scan does not flush a hot set,
+// while recency-friendly programs keep recency. Touch() records an access
+// exactly (moves the line to the front), for callers that see them.
 //
 // Eviction (EvictOne, or Fill when a set has no free line): pick the victim
 // under the set lock and mark it kReclaim; then, without the lock, call
@@ -77,6 +82,7 @@
 #include "processor/pcache/geometry.h"
 #include "processor/pcache/line.h"
 #include "processor/pcache/pcache_stats.h"
+#include "processor/pcache/replacement.h"
 #include "processor/pcache/rmap.h"
 #include "processor/pcache/set.h"
 #include "processor/pcache/writeback_sink.h"
@@ -164,6 +170,9 @@ struct PcacheOptions {
   // line's lock). The runtime's background reclaimer compares it with the
   // set's low watermark (runtime/reclaimer.h). Must not call Fill or block.
   std::function<void(std::uint32_t set, std::uint32_t free_left)> on_allocate;
+  // The replacement policy (replacement.h). kRecency is the policy before
+  // set dueling; kBimodal forces bimodal insertion everywhere (tests).
+  Replacement replacement = Replacement::kAdaptive;
 };
 
 // Where a fill's data came from (FillPlan decides it for a miss).
@@ -228,13 +237,15 @@ class Pcache {
   Pcache& operator=(const Pcache&) = delete;
 
   const PcacheGeometry& geometry() const { return geometry_; }
+  // The replacement policy's state (which policy each set uses now).
+  const SetDueling& dueling() const { return dueling_; }
 
   // ---- fill (fill.cc) ----
-  // Finds the line of `key` or allocates one for it, evicting the set's LRU
-  // line if no line is free. Waits while the page is being filled or evicted
-  // by another thread. kBusy after busy_evict_attempts eviction attempts found
-  // every line busy; an eviction failure's error otherwise. `intent` only
-  // decides what is counted (see FillIntent).
+  // Finds the line of `key` or allocates one for it, evicting the set's
+  // victim (the replacement policy's pick) if no line is free. Waits while the page is being filled
+  // or evicted by another thread. kBusy after busy_evict_attempts eviction attempts found every
+  // line busy; an eviction failure's error otherwise. `intent` only decides what is counted (see
+  // FillIntent).
   Status Fill(const PageKey& key, FillResult* out, FillIntent intent = FillIntent::kFault);
   // Ends a fill: counts the source, drops the line lock. `dirty` marks data
   // the memory node does not have yet (a victim hit that was not flushed);
@@ -255,9 +266,9 @@ class Pcache {
   // The page was written. False if not resident (waits out an eviction).
   bool SetDirty(const PageKey& key);
   // A write by `key` to `line`, which the caller holds locked (Pin + Lock):
-  // see WriteOutcome. Marks the line dirty and most recently used unless it
-  // is shared; with allow_reuse false a kLineForked line is left alone and
-  // reported kShared (for callers that only take plain lines).
+  // see WriteOutcome. Marks the line dirty (and most recently used, in a
+  // set inserting by recency) unless it is shared; with allow_reuse false a kLineForked line is
+  // left alone and reported kShared (for callers that only take plain lines).
   WriteOutcome OnWrite(LineId line, const PageKey& key, bool allow_reuse = true);
 
   // ---- rmaps (line_rmap.cc) ----
@@ -288,8 +299,9 @@ class Pcache {
   void Unlock(LineId line);
 
   // ---- eviction (evict.cc) ----
-  // Evicts one line of `set` (background reclaim ahead of need). *error gets
-  // the reason of a kFailed outcome.
+  // Evicts one line of `set` (background reclaim ahead of need): the line
+  // the replacement policy picks, as a fill would. *error gets the reason
+  // of a kFailed outcome.
   EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr) EXCLUDES(sets_[set].mu);
   // Holds off every eviction until the returned lock is released; waits for
   // the evictions in flight to finish. Fork uses it so that no line moves
@@ -324,6 +336,7 @@ class Pcache {
   // Like FindLocked, but waits (releasing the lock) while the page's line is
   // under reclaim, so the caller sees the outcome of that eviction.
   PcacheLine* FindSettledLocked(std::uint32_t set, const PageKey& key) REQUIRES(sets_[set].mu);
+  // Takes a free line for `key` and puts it where the set's policy inserts.
   PcacheLine* AllocateLocked(PcacheSet& s, const PageKey& key) REQUIRES(s.mu);
   void FreeLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);
   // Frees the line if it has no mapping left and nobody holds it.
@@ -333,7 +346,12 @@ class Pcache {
   template <typename Fn>
   void ForEachLineOfSpace(Asid asid, Fn&& fn);  // line_rmap.cc
 
+  // The set's victim: the idle line nearest the back of its list (see
+  // replacement.h for how referenced hints count).
   PcacheLine* PickVictimLocked(PcacheSet& s) REQUIRES(s.mu);
+  std::uint32_t SetIndexOf(const PcacheSet& s) const {
+    return static_cast<std::uint32_t>(&s - sets_.get());
+  }
   // Runs with no set lock held (not expressible as EXCLUDES: any set).
   Status HandOffData(const EvictionContext& ctx);
 
@@ -344,6 +362,7 @@ class Pcache {
   std::unique_ptr<PcacheLine[]> lines_;
   std::unique_ptr<PcacheSet[]> sets_;
   std::atomic<std::uint64_t> used_{0};  // valid lines, for lines_used()
+  SetDueling dueling_;
   // Taken shared by every eviction, exclusively by PauseEvictions. Never
   // acquired under a set lock; held across the eviction's hooks and I/O.
   // It guards no field: it is a gate, ordered before every set lock.

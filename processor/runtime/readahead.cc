@@ -12,6 +12,33 @@ namespace {
 // Pages read ahead with one zap wait, one read and one install at most.
 constexpr std::uint32_t kReadaheadBatch = kFillRunMax;
 
+// A strided stream: its pages are not adjacent, so each goes in as a run of
+// its own (one fill, one read, one install). Pages outside the fault's vma
+// or resident already are stepped over; the stream is advanced by the whole
+// window either way, so its next miss is the one past it.
+void StridedReadahead(const Fault& vmf, int slot, std::uint32_t window) {
+  ProcessorManager& m = vmf.manager;
+  ProcessSession& s = vmf.session;
+  Pcache* pcache = m.pcache();
+  std::uint64_t previous = vmf.key.uva;
+  for (std::uint32_t i = 1; i <= window && !s.dead(); ++i) {
+    const std::uint64_t page = s.miss_streams.Ahead(slot, i);
+    // Two steps rounding down to one page (a stride under a page and a
+    // half): read it once.
+    if (page == previous || page < vmf.vma.start || page >= vmf.vma.end) continue;
+    previous = page;
+    const PageKey key{s.asid(), page};
+    if (pcache->Lookup(key)) continue;
+    FillResult fr;
+    if (!pcache->Fill(key, &fr, FillIntent::kReadahead).ok()) break;
+    if (!fr.allocated) continue;
+    if (!FillRun(vmf, page, &fr.line, 1).ok()) break;
+    m.counters().readahead_pages->Inc();
+    m.counters().readahead_stride_pages->Inc();
+  }
+  s.miss_streams.AdvanceSteps(slot, window);
+}
+
 }  // namespace
 
 // Lines are allocated in ascending address order, like write-protect
@@ -24,8 +51,13 @@ void Readahead(const Fault& vmf) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
   int slot;
-  const std::uint32_t window = s.miss_streams.OnAccess(page, max, &slot);
+  std::int64_t stride = 0;
+  const std::uint32_t window = s.miss_streams.OnAccessStrided(page, max, &slot, &stride);
   if (window == 0) return;
+  if (stride != static_cast<std::int64_t>(kPageSize)) {
+    StridedReadahead(vmf, slot, window);
+    return;
+  }
   Pcache* pcache = m.pcache();
   const std::uint32_t batch = std::max<std::uint32_t>(
       1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));

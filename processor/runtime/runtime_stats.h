@@ -70,7 +70,9 @@ namespace remora {
   X(refault_writable, Counter, "nr_pcache_refault_writable", "lines",                          \
     "refaults of pages dirty when evicted, installed writable (no write-protect fault)")       \
   X(readahead_pages, Counter, "nr_pcache_readahead", "pages",                                  \
-    "pages filled ahead of a sequential run of misses")                                        \
+    "pages filled ahead of a sequential or strided run of misses")                             \
+  X(readahead_stride_pages, Counter, "nr_pcache_readahead_stride", "pages",                    \
+    "of those, pages filled ahead of a strided run (a constant stride other than one page)")   \
   X(write_ahead_pages, Counter, "nr_pcache_write_ahead", "pages",                              \
     "resident clean pages un-protected (and dirtied) ahead of a sequential write run")         \
   X(evict_owner_gone, Counter, "nr_evict_owner_gone", "pages",                                 \

@@ -1,21 +1,33 @@
 #include "processor/sim/pcache_sim.h"
 
+#include <algorithm>
+
 #include "processor/pcache/fill_plan.h"
 
 namespace remora {
 
 Status ParseSimPolicy(const std::string& s, SimPolicy* policy) {
-  if (s == "clock")
+  if (s == "runtime")
+    *policy = SimPolicy::kRuntime;
+  else if (s == "clock")
     *policy = SimPolicy::kClock;
   else if (s == "lru")
     *policy = SimPolicy::kLru;
   else
-    return {Code::kInvalidArgument, "unknown policy '" + s + "' (clock, lru)"};
+    return {Code::kInvalidArgument, "unknown policy '" + s + "' (runtime, clock, lru)"};
   return Status::Ok();
 }
 
 const char* SimPolicyName(SimPolicy policy) {
-  return policy == SimPolicy::kClock ? "clock" : "lru";
+  switch (policy) {
+    case SimPolicy::kRuntime:
+      return "runtime";
+    case SimPolicy::kClock:
+      return "clock";
+    case SimPolicy::kLru:
+      return "lru";
+  }
+  return "?";
 }
 
 Status PcacheSim::Create(const SimOptions& options, std::unique_ptr<PcacheSim>* out) {
@@ -32,6 +44,16 @@ Status PcacheSim::Create(const SimOptions& options, std::unique_ptr<PcacheSim>* 
   po.hooks.copy_out = [s = sim.get()](const EvictionContext& ctx, void* dst) {
     return s->HookCopyOut(ctx.line(), dst);
   };
+  if (options.policy == SimPolicy::kRuntime) {
+    // The runtime's zap hook remembers every evicted page (evict_hooks.cc);
+    // so does this one, with the runtime's shadow size.
+    const std::uint64_t lines = options.pcache.capacity_bytes / kPageSize;
+    sim->shadow_ = std::make_unique<RefaultShadow>(std::max<std::uint64_t>(1, lines / 4));
+    po.hooks.zap = [s = sim.get()](const EvictionContext& ctx) {
+      for (const Rmap& r : ctx.rmaps()) s->shadow_->Evicted({r.asid, r.uva}, ctx.dirty());
+    };
+  }
+  po.replacement = options.policy == SimPolicy::kLru ? Replacement::kRecency : options.replacement;
   po.victim = sim->victim_.get();
   po.sink = &sim->store_;
   po.victim_clean = options.victim_clean;
@@ -63,13 +85,22 @@ Status PcacheSim::Access(const TraceRecord& rec) {
 
   if (auto line = pcache_->Lookup(key)) {
     ++r_.hits;
-    if (options_.policy == SimPolicy::kClock)
-      pcache_->MarkReferenced(*line);
-    else
-      pcache_->Touch(*line);
+    switch (options_.policy) {
+      case SimPolicy::kRuntime:
+        // A hit does not fault; a first write to a clean line does.
+        if (rec.write && (pcache_->Inspect(*line).flags & kLineDirty) == 0)
+          REMORA_RETURN_IF_ERROR(WriteProtectFault(*line, key));
+        break;
+      case SimPolicy::kClock:
+        pcache_->MarkReferenced(*line);
+        break;
+      case SimPolicy::kLru:
+        pcache_->Touch(*line);
+        break;
+    }
   } else {
     ++r_.misses;
-    REMORA_RETURN_IF_ERROR(Miss(key));
+    REMORA_RETURN_IF_ERROR(Miss(key, rec.write));
   }
   if (rec.write) {
     if (!pcache_->SetDirty(key)) return {Code::kInternal, "sim: written page not resident"};
@@ -79,7 +110,20 @@ Status PcacheSim::Access(const TraceRecord& rec) {
   return Status::Ok();
 }
 
-Status PcacheSim::Miss(const PageKey& key) {
+// As the runtime serves it: the line pinned and locked, OnWrite.
+Status PcacheSim::WriteProtectFault(LineId line, const PageKey& key) {
+  ++r_.wp_faults;
+  LineId pinned;
+  if (!pcache_->Pin(key, &pinned) || pinned != line)
+    return {Code::kInternal, "sim: written page not resident"};
+  pcache_->Lock(line);
+  (void)pcache_->OnWrite(line, key);
+  pcache_->Unlock(line);
+  pcache_->Unpin(line);
+  return Status::Ok();
+}
+
+Status PcacheSim::Miss(const PageKey& key, bool write) {
   FillResult fill;
   REMORA_RETURN_IF_ERROR(pcache_->Fill(key, &fill));
   if (!fill.allocated) return {Code::kInternal, "sim: missed page was resident"};
@@ -112,7 +156,20 @@ Status PcacheSim::Miss(const PageKey& key) {
   const std::uint64_t expected = it == latest_.end() ? 0 : it->second;
   if (!DecodeSimPage(key, page_.data(), &version) || version != expected) ++r_.data_errors;
   frames_[fill.line] = {key, expected};
-  pcache_->CompleteFill(fill.line, source, plan.dirty(0));
+  if (!shadow_) {
+    pcache_->CompleteFill(fill.line, source, plan.dirty(0));
+    return Status::Ok();
+  }
+  // The runtime's FillRun: a write miss, a dirty victim and a refault of a
+  // page that was dirty are installed dirty (no write-protect fault
+  // follows); a refault is marked referenced once installed.
+  bool was_dirty = false;
+  const bool refault = shadow_->Refault(key, &was_dirty);
+  pcache_->CompleteFill(fill.line, source, write || plan.dirty(0) || (refault && was_dirty));
+  if (refault) {
+    ++r_.refaults;
+    pcache_->MarkReferenced(key);
+  }
   return Status::Ok();
 }
 

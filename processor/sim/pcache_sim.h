@@ -1,12 +1,21 @@
 // The pcache simulator behind `remora sim`: replays an address trace through
 // the real Pcache and VictimCache, the way the runtime drives them.
 //
-//   hit   -> MarkReferenced (policy clock: the hint page-table sampling gives)
-//            or Touch (policy lru: as if every access were seen)
+//   hit   -> policy runtime: nothing, as in the runtime (a resident page
+//            does not fault), except a write to a clean line, which is the
+//            write-protect fault the runtime serves with OnWrite;
+//            policy clock: MarkReferenced (a hint for every hit, as if
+//            page tables were sampled: optimistic);
+//            policy lru: Touch (every access seen, recency replacement:
+//            exact LRU)
 //   miss  -> Fill, which may evict (unmap + dirty data to the victim cache);
 //            then data from the victim cache, else from the store (a
 //            "memory node" fed by the flush thread), else zero-fill: the
-//            order FillPlan decides for the runtime too
+//            order FillPlan decides for the runtime too. Policy runtime
+//            also keeps the refault shadow as the runtime does: an evicted
+//            page is remembered, and a fill of a remembered page is a
+//            refault, marked referenced (and installed dirty if it was
+//            dirty when evicted, so its next write does not fault)
 //   write -> SetDirty
 //
 // Every access also goes through an exact LRU of the same geometry
@@ -25,6 +34,7 @@
 #include <vector>
 
 #include "processor/pcache/pcache.h"
+#include "processor/pcache/refault_shadow.h"
 #include "processor/pcache/victim_cache.h"
 #include "processor/sim/belady.h"
 #include "processor/sim/lru_reference.h"
@@ -34,7 +44,8 @@
 
 namespace remora {
 
-enum class SimPolicy { kClock, kLru };
+// How much of the access stream the pcache sees (see above).
+enum class SimPolicy { kRuntime, kClock, kLru };
 
 Status ParseSimPolicy(const std::string& s, SimPolicy* policy);
 const char* SimPolicyName(SimPolicy policy);
@@ -45,7 +56,10 @@ struct SimOptions {
   // back synchronously at eviction).
   std::uint32_t victim_entries = 16;
   bool victim_clean = false;
-  SimPolicy policy = SimPolicy::kClock;
+  SimPolicy policy = SimPolicy::kRuntime;
+  // The pcache's replacement policy (replacement.h); policy lru always
+  // uses recency, to be exact LRU.
+  Replacement replacement = Replacement::kAdaptive;
   // Also count Belady's MIN (fully associative, same number of lines): the
   // fewest misses any policy could have. Keeps the whole trace in memory
   // (4 bytes per access).
@@ -64,10 +78,15 @@ struct SimResult {
   std::uint64_t fills_memory = 0, fills_zero = 0;
   std::uint64_t writebacks = 0;
   std::uint64_t data_errors = 0;
-  StatsSnapshot stats;  // every pcache and victim cache counter of the run
+  std::uint64_t wp_faults = 0;  // policy runtime: writes to clean resident lines
+  std::uint64_t refaults = 0;   // policy runtime: fills of pages in the shadow
+  StatsSnapshot stats;          // every pcache and victim cache counter of the run
   double miss_ratio() const { return accesses ? double(misses) / double(accesses) : 0.0; }
   double lru_miss_ratio() const { return accesses ? double(lru_misses) / double(accesses) : 0.0; }
   double min_miss_ratio() const { return accesses ? double(min_misses) / double(accesses) : 0.0; }
+  // Misses relative to MIN's (1.0: optimal), for the pcache and exact LRU.
+  double gap() const { return min_misses ? double(misses) / double(min_misses) : 0.0; }
+  double lru_gap() const { return min_misses ? double(lru_misses) / double(min_misses) : 0.0; }
 };
 
 class PcacheSim {
@@ -81,7 +100,8 @@ class PcacheSim {
 
  private:
   explicit PcacheSim(const SimOptions& options) : options_(options) {}
-  Status Miss(const PageKey& key);
+  Status Miss(const PageKey& key, bool write);
+  Status WriteProtectFault(LineId line, const PageKey& key);
   Status HookCopyOut(LineId line, void* dst);
 
   // What a line holds: the simulator's page data (see sim_store.h).
@@ -96,6 +116,7 @@ class PcacheSim {
   std::unique_ptr<VictimCache> victim_;
   std::unique_ptr<Pcache> pcache_;
   std::unique_ptr<LruReference> lru_;
+  std::unique_ptr<RefaultShadow> shadow_;  // policy runtime only
   BeladyMin min_;
   std::vector<Frame> frames_;                                       // by line id
   std::unordered_map<PageKey, std::uint64_t, PageKeyHash> latest_;  // last written version

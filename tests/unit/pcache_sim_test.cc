@@ -177,11 +177,14 @@ TEST(PcacheSim, ClockStaysCloseToLruAndKeepsData) {
   auto trace = ZipfTrace(1500, 30000, 0.9, 2);
   SimOptions o;
   o.pcache = {256 * kPageSize, 8};
+  o.policy = SimPolicy::kClock;  // a hint per hit: close to LRU on Zipf
   SimResult r = Replay(trace, o);
   EXPECT_EQ(r.accesses, 30000u);
   EXPECT_EQ(r.hits + r.misses, r.accesses);
   EXPECT_EQ(r.sets, 32u);
-  EXPECT_NEAR(r.miss_ratio(), r.lru_miss_ratio(), 0.1 * r.lru_miss_ratio());
+  // With a hint per hit the adaptive policy is no worse than LRU (better:
+  // the second chances favour pages used more than once).
+  EXPECT_LE(r.miss_ratio(), 1.1 * r.lru_miss_ratio());
   EXPECT_EQ(r.data_errors, 0u);
   EXPECT_GT(r.writebacks, 0u);
   EXPECT_GT(r.victim_hits, 0u);
@@ -193,6 +196,10 @@ TEST(PcacheSim, WorksWithoutVictimCacheAndWithCleanVictims) {
   auto trace = ZipfTrace(800, 20000, 1.0, 3);
   SimOptions o;
   o.pcache = {128 * kPageSize, 4};
+  // Seen by a runtime, a fill from the victim cache that is still dirty
+  // saves the write-protect fault that would move the line: the victim
+  // cache may change replacement a little. With a hint per hit, not at all.
+  o.policy = SimPolicy::kClock;
   o.victim_entries = 0;
   SimResult none = Replay(trace, o);
   EXPECT_EQ(none.victim_hits, 0u);
@@ -204,6 +211,35 @@ TEST(PcacheSim, WorksWithoutVictimCacheAndWithCleanVictims) {
   EXPECT_GT(clean.victim_hits, 0u);
   // The victim cache does not change what the pcache holds.
   EXPECT_EQ(none.misses, clean.misses);
+}
+
+// Policy runtime sees what the runtime sees: a first write to a clean line
+// (a write-protect fault), a refault of a page still in the shadow (which
+// comes back dirty if it left dirty, so its next write does not fault), and
+// nothing of other hits.
+TEST(PcacheSim, RuntimeViewSeesWriteFaultsAndRefaults) {
+  SimOptions o;
+  // One set of 8 ways; the shadow remembers the last 2 evicted pages (a
+  // miss evicts before it looks the page up in the shadow, as in the
+  // runtime).
+  o.pcache = {8 * kPageSize, 8};
+  std::vector<TraceRecord> trace;
+  auto r = [&](std::uint64_t vpn) { trace.push_back({false, 1, vpn << kPageShift}); };
+  auto w = [&](std::uint64_t vpn) { trace.push_back({true, 1, vpn << kPageShift}); };
+  r(1);
+  w(1);                                         // write-protect fault: the line was clean
+  w(1);                                         // dirty already: invisible
+  r(1);                                         // invisible
+  for (std::uint64_t p = 2; p <= 9; ++p) r(p);  // page 9 evicts page 1 (dirty)
+  r(1);                                         // refault (evicting page 2): installed dirty
+  w(1);                                         // no fault
+  w(10);                                        // a write miss is installed dirty: no fault either
+  w(10);
+  SimResult res = Replay(trace, o);
+  EXPECT_EQ(res.misses, 11u);
+  EXPECT_EQ(res.wp_faults, 1u);
+  EXPECT_EQ(res.refaults, 1u);
+  EXPECT_EQ(res.data_errors, 0u);
 }
 
 TEST(PcacheSim, ReplayStopsAtTheFirstBadLine) {

@@ -28,6 +28,7 @@ struct RigConfig {
   int busy_evict_attempts = 3;
   // PcacheOptions::on_allocate (a background reclaimer's watermark check).
   std::function<void(std::uint32_t set, std::uint32_t free_left)> on_allocate;
+  Replacement replacement = Replacement::kAdaptive;
 };
 
 class PcacheRig {
@@ -62,6 +63,7 @@ class PcacheRig {
     po.victim_clean = c.victim_clean;
     po.stats = &stats;
     po.busy_evict_attempts = c.busy_evict_attempts;
+    po.replacement = c.replacement;
     po.busy_retry_wait = std::chrono::microseconds(100);
     po.on_allocate = c.on_allocate;
     Status st = Pcache::Create({c.capacity, c.ways}, std::move(po), &pcache);
