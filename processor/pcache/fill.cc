@@ -35,7 +35,7 @@ Status Pcache::Fill(const PageKey& key, FillResult* out, FillIntent intent) {
       return Status::Ok();
     }
     if (!sets_[set].free.empty()) {
-      *out = {AllocateLocked(sets_[set], key)->id, true};
+      *out = {AllocateLocked(sets_[set], key, intent)->id, true};
       const auto free_left = static_cast<std::uint32_t>(sets_[set].free.size());
       lk.unlock();
       if (options_.on_allocate) options_.on_allocate(set, free_left);

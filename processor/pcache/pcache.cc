@@ -61,7 +61,7 @@ PcacheLine* Pcache::FindSettledLocked(std::uint32_t set, const PageKey& key) {
   }
 }
 
-PcacheLine* Pcache::AllocateLocked(PcacheSet& s, const PageKey& key) {
+PcacheLine* Pcache::AllocateLocked(PcacheSet& s, const PageKey& key, FillIntent intent) {
   assert(!s.free.empty());
   PcacheLine& l = s.free.front();
   s.free.pop_front();
@@ -70,7 +70,10 @@ PcacheLine* Pcache::AllocateLocked(PcacheSet& s, const PageKey& key) {
   l.refcount = 1;
   l.rmaps.Add(key);
   const std::uint32_t set = SetIndexOf(s);
-  dueling_.OnFill(set);
+  // Only a fault's fill votes: a read-ahead fill is a guess, and counting it
+  // would charge a leader set for misses its policy did not cause (a strided
+  // read-ahead into bimodal leaders pushed every follower the wrong way).
+  if (intent == FillIntent::kFault) dueling_.OnFill(set);
   if (!dueling_.Bimodal(set)) {
     s.lru.push_front(l);  // a fill is an access: most recently used
   } else if (++s.bimodal_fills % SetDueling::kBimodalThrottle == 0) {

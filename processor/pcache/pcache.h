@@ -337,7 +337,7 @@ class Pcache {
   // under reclaim, so the caller sees the outcome of that eviction.
   PcacheLine* FindSettledLocked(std::uint32_t set, const PageKey& key) REQUIRES(sets_[set].mu);
   // Takes a free line for `key` and puts it where the set's policy inserts.
-  PcacheLine* AllocateLocked(PcacheSet& s, const PageKey& key) REQUIRES(s.mu);
+  PcacheLine* AllocateLocked(PcacheSet& s, const PageKey& key, FillIntent intent) REQUIRES(s.mu);
   void FreeLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);
   // Frees the line if it has no mapping left and nobody holds it.
   bool FreeIfUnusedLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);

@@ -74,8 +74,8 @@ class SetDueling {
   Role role(std::uint32_t set) const { return roles_[set]; }
   // Whether `set` inserts bimodally now.
   bool Bimodal(std::uint32_t set) const;
-  // A line was allocated in `set` (a miss or a read-ahead): a leader's fill
-  // moves the selector towards the other policy.
+  // A fault allocated a line in `set` (read-ahead fills do not vote): a
+  // leader's fill moves the selector towards the other policy.
   void OnFill(std::uint32_t set);
   int selector() const { return selector_.load(std::memory_order_relaxed); }
   Replacement mode() const { return mode_; }
