@@ -68,22 +68,21 @@ TEST(ReclaimWatermarks, DefaultsScaleWithTheWays) {
     EXPECT_TRUE(PcacheGeometry::FromConfig({lines * kPageSize, ways}, &g).ok());
     return g;
   };
-  Watermarks w = DefaultWatermarks(geometry(1024, 8));
+  Watermarks w = DefaultWatermarks(geometry(1024, 16));
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 2u);
-  w = DefaultWatermarks(geometry(1024, 16));
-  EXPECT_EQ(w.low, 1u);
   w = DefaultWatermarks(geometry(4096, 64));
   EXPECT_EQ(w.low, 4u);
   EXPECT_EQ(w.high, 8u);
   // Few ways, or a tiny pcache: a free line per set costs too much.
+  EXPECT_FALSE(DefaultWatermarks(geometry(1024, 8)).enabled());
   EXPECT_FALSE(DefaultWatermarks(geometry(1024, 4)).enabled());
   EXPECT_FALSE(DefaultWatermarks(geometry(64, 8)).enabled());
 }
 
 TEST(ReclaimWatermarks, ResolveChecksTheConfiguredValues) {
   PcacheGeometry g;
-  ASSERT_TRUE(PcacheGeometry::FromConfig({1024 * kPageSize, 8}, &g).ok());
+  ASSERT_TRUE(PcacheGeometry::FromConfig({1024 * kPageSize, 16}, &g).ok());
   Watermarks w;
   ASSERT_TRUE(ResolveWatermarks(g, -1, -1, &w).ok());
   EXPECT_EQ(w.low, 1u);
@@ -99,7 +98,7 @@ TEST(ReclaimWatermarks, ResolveChecksTheConfiguredValues) {
   ASSERT_TRUE(ResolveWatermarks(g, 0, 5, &w).ok());
   EXPECT_FALSE(w.enabled());
   EXPECT_FALSE(ResolveWatermarks(g, 3, 2, &w).ok());  // low above high
-  EXPECT_FALSE(ResolveWatermarks(g, 1, 8, &w).ok());  // a set would be all free
+  EXPECT_FALSE(ResolveWatermarks(g, 1, 16, &w).ok());  // a set would be all free
 }
 
 TEST(Reclaimer, FillBelowTheLowWatermarkQueuesItsSet) {
@@ -138,7 +137,7 @@ TEST(Reclaimer, BatchEvictsUpToTheHighWatermark) {
   ASSERT_TRUE(r.rig->pcache->CheckInvariants().ok());
 
   // The evicted dirty pages come back with their data, never zeros.
-  r.rig->victim->Flush();
+  ASSERT_TRUE(r.rig->victim->Flush().ok());
   for (std::uint32_t set : {0u, 2u}) {
     for (std::uint32_t k = 0; k < kWays; ++k) {
       const LineId line = r.rig->Load(SetPage(set, k));
@@ -219,7 +218,7 @@ TEST(Reclaimer, BackgroundThreadKeepsFillsOffDirectReclaim) {
   EXPECT_LE(r.rig->pcache->lines_used(), kSets * (kWays - 1));
   for (std::uint32_t set = 0; set < kSets; ++set) EXPECT_GE(r.rig->pcache->FreeLines(set), 1u);
   // Every page reads back what was written.
-  r.rig->victim->Flush();
+  ASSERT_TRUE(r.rig->victim->Flush().ok());
   for (std::uint32_t vpn = 0; vpn < kPages; ++vpn) {
     const LineId line = r.rig->Load(Page(vpn));
     ASSERT_TRUE(AllBytes(r.rig->frames[line].data(), static_cast<std::byte>(vpn % 251)))
