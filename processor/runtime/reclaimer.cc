@@ -11,8 +11,8 @@
 namespace remora {
 
 Watermarks DefaultWatermarks(const PcacheGeometry& geometry) {
-  if (geometry.ways() < 8 || geometry.nr_lines() < kMinReclaimLines) return {};
-  const std::uint32_t low = std::max<std::uint32_t>(1, geometry.ways() / 16);
+  if (geometry.ways() < kMinReclaimWays || geometry.nr_lines() < kMinReclaimLines) return {};
+  const std::uint32_t low = geometry.ways() / 16;
   return {low, 2 * low};
 }
 

@@ -373,13 +373,13 @@ TEST_F(RunE2ETest, BackgroundReclaimTakesEvictionsOffTheFaultPath) {
   const std::vector<std::string> prog = {REMORA_MEM_STRESS, "64", "2", "3"};
   Result native = RunProgram(prog, dir_, "native");
   ASSERT_TRUE(native.Ok()) << native.Describe();
-  for (const std::string low : {"default", "0"}) {
+  for (const std::string low : {"1", "0"}) {
     SCOPED_TRACE("--reclaim-low " + low);
     const std::string stats = dir_ + "/stats-" + low + ".json";
     std::vector<std::string> argv = {
         RemoraBinary(), "run", "--pcache", "16M",          "--ways", "8",
         "--victim",     "32",  "--quiet",  "--stats-json", stats};
-    if (low != "default") argv.insert(argv.end(), {"--reclaim-low", low});
+    argv.insert(argv.end(), {"--reclaim-low", low});
     argv.push_back("--");
     argv.insert(argv.end(), prog.begin(), prog.end());
     Result r = RunProgram(argv, dir_, "reclaim-" + low, std::chrono::seconds(400));
@@ -405,7 +405,7 @@ TEST_F(RunE2ETest, BackgroundReclaimTakesEvictionsOffTheFaultPath) {
     EXPECT_GT(evicted, 16384);
     EXPECT_EQ(background + direct, evicted);
     EXPECT_EQ(s["pcache_lines_used"], 0);
-    if (low == "default") {
+    if (low == "1") {
       EXPECT_EQ(s["reclaim_free_lines_reserved"], 512);
       EXPECT_GT(s["nr_reclaim_wakeups"], 0);
       EXPECT_GT(s["nr_reclaim_batches"], 0);

@@ -97,7 +97,7 @@ TEST(ReclaimWatermarks, ResolveChecksTheConfiguredValues) {
   EXPECT_EQ(w.high, 4u);
   ASSERT_TRUE(ResolveWatermarks(g, 0, 5, &w).ok());
   EXPECT_FALSE(w.enabled());
-  EXPECT_FALSE(ResolveWatermarks(g, 3, 2, &w).ok());  // low above high
+  EXPECT_FALSE(ResolveWatermarks(g, 3, 2, &w).ok());   // low above high
   EXPECT_FALSE(ResolveWatermarks(g, 1, 16, &w).ok());  // a set would be all free
 }
 
