@@ -37,6 +37,9 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
                   "pages filled ahead of a sequential run of misses (0: off)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  sub->add_flag("--readahead-stride", a->readahead_stride,
+                "also read ahead on strided and interleaved streams (experimental: "
+                "docs/runtime.md, Read-ahead)");
   sub->add_option("--timeout-ms", a->timeout_ms, "memory-node request timeout")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -170,6 +173,7 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.stats = stack->stats.get();
   mo.fault_threads = a.fault_threads;
   mo.readahead_max = a.readahead;
+  mo.readahead_stride = a.readahead_stride;
   mo.fault_trace = a.fault_trace;
   mo.reclaim_low = a.reclaim_low;
   mo.reclaim_high = a.reclaim_high;

@@ -104,6 +104,11 @@ struct ProcessorManagerOptions {
   // Readahead on sequential misses: up to this many pages past the fault
   // (0 disables it).
   std::uint32_t readahead_max = 32;
+  // Also read ahead on strided and interleaved streams (readahead.cc). Off
+  // by default: on matmul's column walk it raised faults (84k -> 377k, N=1200,
+  // 4 MiB pcache) and a forked tree of processes under an 8 MiB pcache
+  // stalled on it; docs/runtime.md, "Read-ahead".
+  bool readahead_stride = false;
   // How long a fault may wait for an agent's zap before the program is
   // stopped as unresponsive.
   std::chrono::milliseconds zap_timeout{10000};

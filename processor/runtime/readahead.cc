@@ -55,7 +55,7 @@ void Readahead(const Fault& vmf) {
   const std::uint32_t window = s.miss_streams.OnAccessStrided(page, max, &slot, &stride);
   if (window == 0) return;
   if (stride != static_cast<std::int64_t>(kPageSize)) {
-    StridedReadahead(vmf, slot, window);
+    if (m.options().readahead_stride) StridedReadahead(vmf, slot, window);
     return;
   }
   Pcache* pcache = m.pcache();
