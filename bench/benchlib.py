@@ -85,11 +85,13 @@ class Ran:
     (user + system of the process and every descendant it waited for), its
     sampled peak anonymous RSS in KiB, and, if asked for, the peak of its
     private input file mappings (inputs_kb) and the peak RssAnon of the
-    program `remora run` started (program_kb)."""
+    program `remora run` started (program_kb). timed_out: killed after the
+    timeout (only when the caller did not ask for check)."""
 
     def __init__(self, out, err, rc, wall, cpu, rss, rss_file, inputs_kb=0, program_kb=0):
         self.out, self.err, self.rc, self.wall, self.cpu, self.rss = out, err, rc, wall, cpu, rss
         self.rss_file, self.inputs_kb, self.program_kb = rss_file, inputs_kb, program_kb
+        self.timed_out = False
 
 
 def run(argv, timeout=900, check=True, preexec=None, inputs_under=None, launcher_exe=None):
@@ -106,6 +108,7 @@ def run(argv, timeout=900, check=True, preexec=None, inputs_under=None, launcher
         rss = rss_file = inputs = program = 0
         last_smaps = 0.0
         program_pid = None
+        timed_out = False
         while True:
             rss = max(rss, rss_kb(p.pid))
             rss_file = max(rss_file, rss_kb(p.pid, ("RssFile:", "RssShmem:")))
@@ -128,8 +131,11 @@ def run(argv, timeout=900, check=True, preexec=None, inputs_under=None, launcher
                 break
             if now - t0 > timeout:
                 p.kill()
-                os.wait4(p.pid, 0)
-                raise SystemExit(f"timed out after {timeout} s: {' '.join(argv)}")
+                pid, status, ru = os.wait4(p.pid, 0)
+                if check:
+                    raise SystemExit(f"timed out after {timeout} s: {' '.join(argv)}")
+                timed_out = True
+                break
             time.sleep(0.002)
         wall = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -137,6 +143,7 @@ def run(argv, timeout=900, check=True, preexec=None, inputs_under=None, launcher
         err.seek(0)
         r = Ran(out.read(), err.read(), p.returncode, wall, ru.ru_utime + ru.ru_stime, rss, rss_file,
                 inputs, program)
+        r.timed_out = timed_out
     if check and r.rc != 0:
         raise SystemExit(f"failed ({r.rc}): {' '.join(argv)}\n{r.err.decode(errors='replace')[-3000:]}")
     return r

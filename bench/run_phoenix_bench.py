@@ -30,13 +30,16 @@ set as local memory, and what a miss costs.
    pin mode.
 4. Idle. The manager's CPU (utime + stime of `remora run`, where the
    embedded manager runs) while a program sleeps under it: target < 1%.
-5. Writes the "Phoenix-shaped suite" section of docs/benchmarks.md (between
+5. Start-up: `remora run -- true` against `true`, per pin mode: the fixed
+   cost inside every wall time above, reported on its own.
+6. Writes the "Phoenix-shaped suite" section of docs/benchmarks.md (between
    the phoenix-bench markers) and docs/phoenix-bench.png.
 """
 import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,23 +58,30 @@ POINTS = (100, 75, 50, 25)
 # MapReduce form (wordcount, the per-thread hash tables, is reported beside).
 PHOENIX7 = ("histogram", "kmeans", "linreg", "matmul", "pca", "strmatch", "wordcount_mr")
 
-# Input sizes: (default, --quick). Default working sets are 16-64 MiB.
+# Input sizes: (default, --quick). The defaults make every program run for
+# about half a second to two seconds natively on a quiet machine, so that
+# the fixed cost of `remora run` (measured and reported on its own) does not
+# stand in for the paging; working sets are 15 MiB (matmul) to 512 MiB.
 SIZES = {
-    "bmp": (("2560", "2048"), ("1024", "768")),
-    "points": (("500000", "8", "12", "6"), ("100000", "8", "12", "4")),
-    "pairs": ("32M", "8M"),
+    "bmp": (("16384", "8192"), ("1024", "768")),
+    "points": (("1000000", "8", "12", "6"), ("100000", "8", "12", "4")),
+    "pairs": ("512M", "8M"),
     # One column walk of B touches a page per row: N pages, 170 / N of the
     # working set. At N = 800 that fits a quarter-size pcache; much below,
     # every column walk would miss on every page (N^3 faults).
     "matmul_n": ("800", "800"),
-    "pca": (("256", "16384"), ("64", "16384")),
-    "text": ("16M", "4M"),
-    "text_mr": ("8M", "2M"),
+    "pca": (("384", "16384"), ("64", "16384")),
+    "text": ("64M", "4M"),
+    "text_mr": ("16M", "2M"),
     # Python's dicts and strings make pywordcount's working set about five
     # times its input, and pure Python is slow: a smaller text.
     "text_py": ("4M", "1M"),
     "py_mb": ("16", "8"),
 }
+# A point under Remora that takes longer than this many times the native run
+# (and at least MIN_LIMIT_S) is stopped and reported as "> limit".
+LIMIT_X = 60
+MIN_LIMIT_S = 120
 
 
 def log(s):
@@ -162,8 +172,9 @@ class Suite:
                     raise SystemExit(f"{name} is not deterministic natively")
                 native_t.append(nat.wall)
                 native_cpu.append(nat.cpu)
+                limit = max(MIN_LIMIT_S, LIMIT_X * nat.wall)
                 for pt in points:
-                    self.remora_point(name, prefix, argv, out0, pt, pin, rep)
+                    self.remora_point(name, prefix, argv, out0, pt, pin, rep, limit)
                     if self.swap:
                         rs = self.swap.run(prefix + argv, pt["pcache"])
                         if rs.rc == 0 and rs.out != out0:
@@ -175,9 +186,10 @@ class Suite:
             nat_s = median(native_t)
             rows = []
             for pt in points:
-                c = pt["stats"]["counters"]
+                c = pt.get("stats", {}).get("counters", {})
                 row = {"pct": pt["pct"], "pcache": pt["pcache"], "ways": pt["ways"],
                        "seconds": median(pt["times"]), "slowdown": median(pt["times"]) / nat_s,
+                       "timed_out": pt.get("timed_out", 0),
                        "cpu_s": median(pt["cpu"]), "failures": pt.get("failures", 0),
                        "failure_text": pt.get("failure_text", ""),
                        "program_anon_peak": pt["program_kb"] * 1024,
@@ -191,7 +203,7 @@ class Suite:
                     row["linux_swap_killed"] = pt["swap_killed"]
                 rows.append(row)
                 log(f"    pin {pin} {row['pct']:3d}% pcache {row['pcache'] / (1 << 20):6.2f} MiB: "
-                    f"{row['slowdown']:6.2f}x, program RssAnon peak "
+                    f"{'>' if row['timed_out'] else ''}{row['slowdown']:6.2f}x, program RssAnon peak "
                     f"{row['program_anon_peak'] / (1 << 20):.2f} MiB, "
                     f"faults {row['counters']['nr_pgfault']}, evictions "
                     f"{row['counters']['nr_pcache_eviction_succeed']}" +
@@ -200,13 +212,21 @@ class Suite:
             res["pins"][pin] = {"native_s": nat_s, "native_cpu_s": median(native_cpu), "runs": rows}
         self.results.setdefault("programs", {})[name] = res
 
-    def remora_point(self, name, prefix, argv, out0, pt, pin, rep):
+    def remora_point(self, name, prefix, argv, out0, pt, pin, rep, limit):
         sf = self.path(f"{name}-{pin}-{pt['pct']}-{rep}.json")
         # A run the runtime stops with an error is retried (twice at most)
-        # and counted: the table reports how many there were.
+        # and counted: the table reports how many there were. A run over the
+        # time limit is stopped and its time reported as a lower bound.
         for attempt in range(3):
             rr = run(remora_run_argv(prefix, self.remora, pt["pcache"], pt["ways"], self.args.victim,
-                                     argv, sf), check=False, launcher_exe=self.remora)
+                                     argv, sf), check=False, launcher_exe=self.remora, timeout=limit)
+            if rr.timed_out:
+                pt["timed_out"] = pt.get("timed_out", 0) + 1
+                pt["times"].append(rr.wall)
+                pt["cpu"].append(rr.cpu)
+                pt["program_kb"] = max(pt["program_kb"], rr.program_kb)
+                log(f"    {name} at {pt['pct']}%: stopped after {limit:.0f} s")
+                return
             if rr.rc == 0:
                 break
             pt["failures"] = pt.get("failures", 0) + 1
@@ -223,6 +243,23 @@ class Suite:
         pt["cpu"].append(rr.cpu)
         pt["program_kb"] = max(pt["program_kb"], rr.program_kb)
         pt["stats"] = json.load(open(sf))
+
+    # -- start-up ---------------------------------------------------------------
+    def startup(self, runs=7):
+        """The fixed cost of `remora run` around a program that does nothing
+        (launch, the embedded memory node and manager, the shim, exit): part
+        of every wall time above, and the whole of the slowdown of a very
+        short program."""
+        res = {}
+        true = shutil.which("true")
+        for pin in self.args.pins:
+            prefix = pin_prefix(pin)
+            nat = [run(prefix + [true]).wall for _ in range(runs)]
+            rem = [run(prefix + [self.remora, "run", "--quiet", "--", true]).wall for _ in range(runs)]
+            res[pin] = {"native_s": median(nat), "remora_s": median(rem)}
+            log(f"  pin {pin}: remora run -- true {median(rem) * 1000:.0f} ms "
+                f"(natively {median(nat) * 1000:.1f} ms)")
+        self.results["startup"] = res
 
     # -- 3. misses --------------------------------------------------------------
     def misses(self):
@@ -329,7 +366,7 @@ def markdown(res, machine):
             cells = []
             for pct in POINTS:
                 r = runs[pct]
-                s = f"**{r['slowdown']:.2f}**"
+                s = f"**{'>' if r.get('timed_out') else ''}{r['slowdown']:.2f}**"
                 if "linux_swap_slowdown" in r:
                     s += f" ({r['linux_swap_slowdown']:.2f})"
                 elif r.get("linux_swap_killed"):
@@ -352,6 +389,18 @@ def markdown(res, machine):
     if notes:
         lines += ["", "Runs the runtime stopped with an error (retried; the times above are from runs "
                   "that completed): " + "; ".join(f"`{n}`" for n in notes) + "."]
+    timed = sorted({n for n, p in progs.items() for pp in p["pins"].values() for r in pp["runs"]
+                    if r.get("timed_out")})
+    if timed:
+        lines += ["", f"> n: the run was stopped after {LIMIT_X}× its native time (at least "
+                  f"{MIN_LIMIT_S} s); n is a lower bound ({', '.join(timed)})."]
+    if res.get("startup"):
+        su = res["startup"]
+        lines += ["", "Every wall time above includes the fixed start-up and exit of `remora run` "
+                  "(launcher, embedded memory node and manager, shim): `remora run -- true` takes " +
+                  ", ".join(f"{v['remora_s'] * 1000:.0f} ms {'pinned' if k == 'same' else 'unpinned'}"
+                            for k, v in su.items()) + " (`true` alone: " +
+                  ", ".join(f"{v['native_s'] * 1000:.1f} ms" for v in su.values()) + ")."]
     m, rmw, idle = res["misses"], res["rmw"], res["idle"]
     us = lambda ns: f"{ns / 1000:.2f}"  # noqa: E731
     lines += ["", "| per miss | p50 µs | × raw round trip (same pinning) |", "|---|---:|---:|",
@@ -449,6 +498,8 @@ def main():
     suite = Suite(args)
     start_load = load_average()
     try:
+        log("start-up:")
+        suite.startup()
         log("programs:")
         for name, argv in suite.inputs():
             if args.only and name not in args.only.split(","):
