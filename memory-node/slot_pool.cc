@@ -22,7 +22,12 @@ std::unique_ptr<SlotPool> SlotPool::Create(const Options& opts, Status* status) 
   *status = CreateSharedFile("remora-pages", opts.nslots * kPageSize, &p->file_);
   if (!status->ok()) return nullptr;
   p->nslots_ = opts.nslots;
-  p->refs_.assign(opts.nslots, 0);
+  try {
+    p->refs_ = ZeroedArray<std::uint32_t>(opts.nslots);
+  } catch (const std::bad_alloc&) {
+    *status = {Code::kIoError, "cannot reserve the slot pool's reference counts"};
+    return nullptr;
+  }
   p->high_ = opts.backed_free_high ? opts.backed_free_high
                                    : std::clamp<std::uint64_t>(opts.nslots / 64, 64, 8192);
   p->low_ = opts.backed_free_low ? std::min(opts.backed_free_low, p->high_) : p->high_ / 2;
