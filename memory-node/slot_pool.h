@@ -102,7 +102,7 @@ class SlotPool {
   SharedFile file_;
   std::uint64_t nslots_ = 0, used_ = 0;
   std::uint64_t high_ = 0, low_ = 0;
-  ZeroedArray<std::uint32_t> refs_;  // untouched slots cost no memory
+  ZeroedArray<std::uint32_t> refs_;   // untouched slots cost no memory
   std::deque<Slot> backed_free_;      // back = most recently freed (hot)
   std::vector<Slot> holes_;           // punched: no memory behind them
   std::uint64_t next_untouched_ = 0;  // slots >= this were never used

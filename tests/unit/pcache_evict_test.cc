@@ -14,6 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::AllBytes;
+using testing::HeldEviction;
 using testing::Page;
 using testing::PcacheRig;
 using testing::RigConfig;
@@ -209,22 +210,13 @@ TEST(PcacheEvict, VictimInsertFailureKeepsDirtyData) {
 TEST(PcacheEvict, FaultWaitsForConcurrentEvictionOfSamePage) {
   PcacheRig rig;
   rig.Load(Page(0), 0xcd);
-  std::promise<void> in_wrprotect, release;
-  std::shared_future<void> release_f = release.get_future().share();
-  rig.wrprotect_hook = [&](LineId, const Rmap&) {
-    in_wrprotect.set_value();
-    release_f.wait();
-    return Status::Ok();
-  };
-  std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
-  in_wrprotect.get_future().wait();
+  HeldEviction held(rig);
   EXPECT_FALSE(rig.pcache->Lookup(Page(0)));  // under reclaim: not a hit
   auto fault = std::async(std::launch::async, [&] { return rig.Load(Page(0)); });
   EXPECT_EQ(fault.wait_for(50ms), std::future_status::timeout);  // waits for the eviction
   for (int i = 0; i < 5000 && rig.Count("nr_pgfault_due_to_concurrent_eviction") == 0; ++i)
     std::this_thread::sleep_for(1ms);
-  release.set_value();
-  evictor.join();
+  held.Release();
   LineId line = fault.get();
   EXPECT_TRUE(AllBytes(rig.frames[line].data(), std::byte{0xcd}));
   EXPECT_EQ(rig.Count("nr_pgfault_due_to_concurrent_eviction"), 1);
@@ -236,15 +228,7 @@ TEST(PcacheEvict, FaultWaitsForConcurrentEvictionOfSamePage) {
 TEST(PcacheEvict, OnlyAFaultWaitingForAnEvictionIsCounted) {
   PcacheRig rig;
   rig.Load(Page(0), 0xcd);
-  std::promise<void> in_wrprotect, release;
-  std::shared_future<void> release_f = release.get_future().share();
-  rig.wrprotect_hook = [&](LineId, const Rmap&) {
-    in_wrprotect.set_value();
-    release_f.wait();
-    return Status::Ok();
-  };
-  std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
-  in_wrprotect.get_future().wait();
+  HeldEviction held(rig);
 
   std::atomic<bool> readahead_started{false};
   auto readahead = std::async(std::launch::async, [&] {
@@ -260,8 +244,7 @@ TEST(PcacheEvict, OnlyAFaultWaitingForAnEvictionIsCounted) {
     std::this_thread::sleep_for(1ms);
   EXPECT_EQ(rig.Count("nr_pgfault_due_to_concurrent_eviction"), 1);
   EXPECT_EQ(readahead.wait_for(0ms), std::future_status::timeout);  // still waiting
-  release.set_value();
-  evictor.join();
+  held.Release();
 
   // One of them filled the page back from the victim cache, the other found
   // it filled.

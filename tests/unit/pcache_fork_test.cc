@@ -22,6 +22,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::AllBytes;
+using testing::HeldEviction;
 using testing::Page;
 using testing::PcacheRig;
 using testing::RigConfig;
@@ -417,15 +418,7 @@ TEST(PcacheFork, PauseEvictionsHoldsOffAFillThatMustEvict) {
 TEST(PcacheFork, PauseEvictionsWaitsForAnEvictionInFlight) {
   PcacheRig rig;
   rig.Load(Page(0, kParent), 0x21);
-  std::promise<void> in_wrprotect, release;
-  std::shared_future<void> release_f = release.get_future().share();
-  rig.wrprotect_hook = [&](LineId, const Rmap&) {
-    in_wrprotect.set_value();
-    release_f.wait();
-    return Status::Ok();
-  };
-  std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
-  in_wrprotect.get_future().wait();
+  HeldEviction held(rig);
 
   // What the pauser sees the moment it holds the pause.
   auto pauser = std::async(std::launch::async, [&] {
@@ -433,8 +426,7 @@ TEST(PcacheFork, PauseEvictionsWaitsForAnEvictionInFlight) {
     return std::make_pair(rig.Count("nr_pcache_eviction_succeed"), rig.pcache->lines_used());
   });
   EXPECT_EQ(pauser.wait_for(100ms), std::future_status::timeout);
-  release.set_value();
-  evictor.join();
+  held.Release();
   auto [succeeded, used] = pauser.get();
   EXPECT_EQ(succeeded, 1);  // the eviction was over before the pause began
   EXPECT_EQ(used, 0u);
@@ -446,21 +438,12 @@ TEST(PcacheFork, ShareSpaceWaitsForAnEvictionInFlight) {
   PcacheRig rig;
   rig.Load(Page(0, kParent), 0x21);
   rig.Load(Page(1, kParent));
-  std::promise<void> in_wrprotect, release;
-  std::shared_future<void> release_f = release.get_future().share();
-  rig.wrprotect_hook = [&](LineId, const Rmap&) {
-    in_wrprotect.set_value();
-    release_f.wait();
-    return Status::Ok();
-  };
-  std::thread evictor([&] { EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed); });
-  in_wrprotect.get_future().wait();  // page 0 is under reclaim
+  HeldEviction held(rig);  // page 0 is under reclaim
 
   auto share =
       std::async(std::launch::async, [&] { return rig.pcache->ShareSpace(kParent, kChild); });
   EXPECT_EQ(share.wait_for(100ms), std::future_status::timeout);
-  release.set_value();
-  evictor.join();
+  held.Release();
   EXPECT_EQ(share.get(), 1u);  // page 1 only: page 0 went to the victim cache
   EXPECT_FALSE(rig.pcache->Lookup(Page(0, kChild)));
   EXPECT_EQ(rig.pcache->Inspect(*rig.pcache->Lookup(Page(1, kParent))).mapcount, 2u);

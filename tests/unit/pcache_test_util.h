@@ -6,12 +6,16 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "processor/pcache/pcache.h"
 #include "processor/pcache/victim_cache.h"
@@ -118,6 +122,43 @@ class PcacheRig {
 };
 
 inline PageKey Page(std::uint64_t vpn, Asid asid = 1) { return {asid, vpn << kPageShift}; }
+
+// An eviction in set `set` held inside its write-protect step until
+// Release() (or destruction): its line is under reclaim meanwhile, so a
+// fault, a read-ahead or a fork can meet it half-way. Installs the rig's
+// wrprotect_hook; the held eviction must succeed.
+class HeldEviction {
+ public:
+  explicit HeldEviction(PcacheRig& rig, std::uint32_t set = 0)
+      : release_f_(release_.get_future().share()) {
+    rig.wrprotect_hook = [this](LineId, const Rmap&) {
+      in_wrprotect_.set_value();
+      release_f_.wait();
+      return Status::Ok();
+    };
+    evictor_ =
+        std::thread([&rig, set] { EXPECT_EQ(rig.pcache->EvictOne(set), EvictOutcome::kSucceed); });
+    in_wrprotect_.get_future().wait();
+  }
+  ~HeldEviction() { Release(); }
+  HeldEviction(const HeldEviction&) = delete;
+  HeldEviction& operator=(const HeldEviction&) = delete;
+
+  // Lets the eviction finish and waits for it.
+  void Release() {
+    if (!released_) {
+      released_ = true;
+      release_.set_value();
+    }
+    if (evictor_.joinable()) evictor_.join();
+  }
+
+ private:
+  std::promise<void> in_wrprotect_, release_;
+  std::shared_future<void> release_f_;
+  std::thread evictor_;
+  bool released_ = false;
+};
 
 inline bool AllBytes(const void* p, std::byte b) {
   const auto* c = static_cast<const std::byte*>(p);
