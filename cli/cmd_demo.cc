@@ -8,6 +8,7 @@
 #include "cli/demo_paged_region.h"
 #include "cli/demo_wordcount.h"
 #include "cli/local_memory_node.h"
+#include "cli/processor_setup.h"
 #include "common/size.h"
 #include "net/auth.h"
 #include "remora/stats.h"
@@ -18,8 +19,8 @@ namespace {
 
 struct DemoArgs {
   std::string data = "64M";
-  std::string pcache;  // default: a quarter of the data
-  std::uint32_t ways = 8;
+  std::string pcache;      // default: a quarter of the data
+  std::uint32_t ways = 0;  // 0: chosen from the pcache size
   std::uint32_t victim = 16;
   std::string transport = "shm";
   std::string memory_node;
@@ -43,17 +44,20 @@ int Fail(const std::string& what, const Status& st) {
 }
 
 int RunDemo(const DemoArgs& a) {
-  std::uint64_t data = 0, pcache = 0;
+  std::uint64_t data = 0;
   Status st = ParseSize(a.data, &data);
   if (!st.ok()) return Fail("--data", st);
   if (data < kPageSize || data > (std::uint64_t{1} << 40))
     return Fail("--data", {Code::kInvalidArgument, "between one page and 1 TiB"});
+  PcacheGeometry geometry;
   if (a.pcache.empty()) {
-    pcache = RoundToGeometry(data / 4, a.ways);
+    // A quarter of the data, rounded down to a valid geometry.
+    const std::uint32_t ways = a.ways ? a.ways : PcacheGeometry::kDefaultWays;
+    st = PcacheGeometry::FromConfig({RoundToGeometry(data / 4, ways), ways}, &geometry);
   } else {
-    st = ParseSize(a.pcache, &pcache);
-    if (!st.ok()) return Fail("--pcache", st);
+    st = ChoosePcacheGeometry(a.pcache, a.ways, &geometry);
   }
+  if (!st.ok()) return Fail("--pcache", st);
 
   // The memory node: the one named, or a local one on shared memory.
   std::unique_ptr<LocalMemoryNode> local;
@@ -85,8 +89,7 @@ int RunDemo(const DemoArgs& a) {
   if (!st.ok()) return Fail("memory node info", st);
 
   PagedRegionOptions ro;
-  ro.pcache.capacity_bytes = pcache;
-  ro.pcache.ways = a.ways;
+  ro.pcache = geometry.config();
   ro.victim_entries = a.victim;
   ro.transport = transport.get();
   ro.asid = MakeAsid(topt.node_id, static_cast<std::uint32_t>(getpid()));
@@ -99,10 +102,10 @@ int RunDemo(const DemoArgs& a) {
 
   if (!a.quiet)
     std::fprintf(stderr,
-                 "remora demo: word count over %s of text in remote memory (%s), pcache %s "
-                 "(%u-way), victim cache %u entries\n",
-                 FormatSize(data).c_str(), transport->Name().c_str(), FormatSize(pcache).c_str(),
-                 a.ways, a.victim);
+                 "remora demo: word count over %s of text in remote memory (%s), pcache %s, "
+                 "victim cache %u entries\n",
+                 FormatSize(data).c_str(), transport->Name().c_str(), geometry.ToString().c_str(),
+                 a.victim);
 
   WordCountResult r;
   st = RunWordCount(region.get(), ro.base, data, a.seed, &r);
@@ -163,10 +166,11 @@ CommandRegistration reg("demo", [](CLI::App& app) {
   auto* sub = app.add_subcommand(
       "demo", "Run a word count with its memory on a memory node behind a small pcache");
   sub->add_option("--data", a->data, "size of the text (working set)")->capture_default_str();
-  sub->add_option("--pcache", a->pcache, "pcache capacity (default: a quarter of --data)");
-  sub->add_option("--ways", a->ways, "pcache associativity")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  sub->add_option("--pcache", a->pcache,
+                  "pcache capacity: any size from 64K (default: a quarter of --data)");
+  sub->add_option("--ways", a->ways,
+                  "pcache associativity, 1..64 (default: chosen from --pcache, 8 when it fits)")
+      ->check(CLI::Range(1, 64));
   sub->add_option("--victim", a->victim, "victim cache entries")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/live_stats.h"
 #include "cli/processor_setup.h"
 #include "cli/processor_socket.h"
 
@@ -16,6 +17,7 @@ namespace {
 struct ProcessorCmdArgs {
   ProcessorArgs proc;
   std::string socket;
+  LiveStatsArgs live;
 };
 
 int RunProcessor(CLI::App* sub, ProcessorCmdArgs& a) {
@@ -41,10 +43,29 @@ int RunProcessor(CLI::App* sub, ProcessorCmdArgs& a) {
   std::printf("remora processor ready socket=%s\n", a.socket.c_str());
   std::fflush(stdout);
   std::fprintf(stderr, "remora processor: %s\n", stack->description.c_str());
+  std::unique_ptr<LiveStats> live;
+  if (a.live.enabled()) {
+    st = LiveStats::Start(
+        a.live,
+        [m = stack->manager.get()](StatsSnapshot* s) {
+          *s = m->Snapshot();
+          return true;
+        },
+        &live);
+    if (!st.ok()) {
+      std::fprintf(stderr, "remora processor: %s\n", st.ToString().c_str());
+      return 2;
+    }
+  }
   int sig = 0;
   sigwait(&set, &sig);
   std::fprintf(stderr, "remora processor: signal %d, shutting down (%zu programs attached)\n", sig,
                stack->manager->sessions());
+  if (live) {
+    live->Stop();
+    live->Finish(stack->manager->Snapshot());
+  }
+  live.reset();  // its snapshots read the manager
   stack.reset();
   return 0;
 }
@@ -56,6 +77,7 @@ CommandRegistration reg("processor", [](CLI::App& app) {
   sub->add_option("--socket", a->socket,
                   "unix socket programs attach to (default: " + DefaultProcessorSocket() + ")");
   AddProcessorOptions(sub, &a->proc);
+  AddLiveStatsOptions(sub, &a->live, "no progress lines on stderr");
   AddLogLevelOption(sub);
   sub->callback([a, sub] { SetExitCode(RunProcessor(sub, *a)); });
 });

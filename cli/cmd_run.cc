@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/live_stats.h"
 #include "cli/processor_setup.h"
 #include "cli/processor_socket.h"
 #include "common/size.h"
@@ -31,7 +32,7 @@ struct RunArgs {
   ProcessorArgs proc;
   std::string processor;  // socket of a running manager; empty: embed one
   std::string stats_json;
-  bool quiet = false;
+  LiveStatsArgs live;  // --stats-interval, --timeline, --quiet
   std::vector<std::string> command;
 };
 
@@ -164,6 +165,36 @@ int Run(CLI::App* sub, RunArgs& a) {
     }
   }
 
+  std::unique_ptr<LiveStats> live;
+  if (a.live.enabled()) {
+    LiveStats::SnapshotFn snap;
+    if (stack) {
+      snap = [m = stack->manager.get()](StatsSnapshot* s) {
+        *s = m->Snapshot();
+        return true;
+      };
+    } else {
+      snap = [socket, before](StatsSnapshot* s) {
+        std::string json;
+        StatsSnapshot now;
+        if (!ProcessorStatsJson(socket, &json).ok() || !StatsSnapshot::FromJson(json, &now).ok())
+          return false;
+        *s = Delta(before, std::move(now));
+        return true;
+      };
+    }
+    st = LiveStats::Start(a.live, std::move(snap), &live);
+    if (!st.ok()) {
+      if (stack) {
+        stack.reset();
+        ::unlink(socket.c_str());
+        ::rmdir(tmpdir.c_str());
+      }
+      std::fprintf(stderr, "remora run: %s\n", st.ToString().c_str());
+      return 2;
+    }
+  }
+
   pid_t pid = Launch(a.command, shim, socket);
   if (pid < 0) {
     std::fprintf(stderr, "remora run: fork: %s\n", std::strerror(errno));
@@ -179,14 +210,18 @@ int Run(CLI::App* sub, RunArgs& a) {
     if (!stack->manager->WaitIdle(std::chrono::seconds(30)))
       std::fprintf(stderr,
                    "remora run: programs still attached after 30 s (children left running?)\n");
+    if (live) live->Stop();
     final_snap = stack->manager->Snapshot();
     description = stack->description;
+    if (live) live->Finish(final_snap);
+    live.reset();  // its snapshots read the manager
     stack.reset();
     ::unlink(socket.c_str());
     ::rmdir(tmpdir.c_str());
   } else {
     // A shared manager: wait until the programs we added are gone.
     const std::int64_t base = before.Counter("processes_attached");
+    if (live) live->Stop();
     std::string json;
     for (int i = 0; i < 300; ++i) {
       StatsSnapshot now;
@@ -204,8 +239,9 @@ int Run(CLI::App* sub, RunArgs& a) {
                    status, socket.c_str());
       return status;
     }
+    if (live) live->Finish(final_snap);
   }
-  if (!a.quiet) PrintSummary(final_snap, description, status);
+  if (!a.live.quiet) PrintSummary(final_snap, description, status);
   if (!a.stats_json.empty()) {
     std::ofstream f(a.stats_json);
     f << final_snap.ToJson();
@@ -222,12 +258,15 @@ CommandRegistration reg("run", [](CLI::App& app) {
                   "attach to the processor manager on this socket instead of embedding one");
   AddProcessorOptions(sub, &a->proc);
   sub->add_option("--stats-json", a->stats_json, "write the final counters here as JSON");
-  sub->add_flag("--quiet", a->quiet, "no counter summary at exit");
+  AddLiveStatsOptions(sub, &a->live, "no progress lines and no counter summary at exit");
   sub->add_option("command", a->command, "the program and its arguments (after --)")
       ->required()
       ->expected(-1);
   AddLogLevelOption(sub);
-  sub->footer("Example: remora run --pcache 32M -- python3 script.py");
+  sub->footer(
+      "Examples:\n  remora run --pcache 48M -- python3 script.py\n"
+      "  remora run --pcache 100M --stats-interval 1 --timeline run.jsonl -- ./prog && "
+      "remora plot run.jsonl -o run.png");
   sub->callback([a, sub] { SetExitCode(Run(sub, *a)); });
 });
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/processor_setup.h"
 #include "common/size.h"
 #include "processor/sim/pcache_sim.h"
 
@@ -17,7 +18,7 @@ namespace {
 
 struct Flags {
   std::string trace, capacity, policy = "runtime", replacement = "adaptive";
-  std::uint32_t ways = 8;
+  std::uint32_t ways = 0;  // 0: chosen from the capacity
   std::uint32_t victim = 16;
   bool victim_clean = false;
   bool json = false;
@@ -70,9 +71,10 @@ std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& 
     s += fmt::format("  {:<16}{}\n", name, value);
   };
   s += fmt::format("remora sim: {}\n", trace == "-" ? "<stdin>" : trace);
-  row("pcache", fmt::format("{} = {} sets x {} ways, policy {}, replacement {}",
-                            FormatSize(o.pcache.capacity_bytes), r.sets, r.ways,
-                            SimPolicyName(o.policy), ReplacementName(EffectiveReplacement(o))));
+  PcacheGeometry g;
+  if (!PcacheGeometry::FromConfig(o.pcache, &g).ok()) g = PcacheGeometry();
+  row("pcache", fmt::format("{}, policy {}, replacement {}", g.ToString(), SimPolicyName(o.policy),
+                            ReplacementName(EffectiveReplacement(o))));
   row("victim cache", o.victim_entries ? fmt::format("{} entries{}", o.victim_entries,
                                                      o.victim_clean ? " (clean lines too)" : "")
                                        : std::string("none (synchronous write-back)"));
@@ -101,8 +103,9 @@ std::string ToTable(const SimResult& r, const SimOptions& o, const std::string& 
 
 Status Run(const Flags& f, std::string* out) {
   SimOptions o;
-  REMORA_RETURN_IF_ERROR(ParseSize(f.capacity, &o.pcache.capacity_bytes));
-  o.pcache.ways = f.ways;
+  PcacheGeometry geometry;
+  REMORA_RETURN_IF_ERROR(ChoosePcacheGeometry(f.capacity, f.ways, &geometry));
+  o.pcache = geometry.config();
   o.victim_entries = f.victim;
   o.victim_clean = f.victim_clean;
   REMORA_RETURN_IF_ERROR(ParseSimPolicy(f.policy, &o.policy));
@@ -129,8 +132,13 @@ CommandRegistration reg("sim", [](CLI::App& app) {
   auto f = std::make_shared<Flags>();
   sub->add_option("--trace", f->trace, "trace file ('r|w HEXADDR [ASID]' per line), - for stdin")
       ->required();
-  sub->add_option("--capacity", f->capacity, "pcache size, e.g. 64M")->required();
-  sub->add_option("--ways", f->ways, "associativity, 1..64 (default 8)");
+  sub->add_option("--pcache,--capacity", f->capacity,
+                  "pcache size: any size from 64K (e.g. 48M); without --ways the largest "
+                  "geometry not above it is used")
+      ->required();
+  sub->add_option("--ways", f->ways,
+                  "associativity, 1..64 (default: chosen from --pcache among 4..32 ways, 8 when "
+                  "it fits exactly)");
   sub->add_option("--victim", f->victim,
                   "victim cache entries (default 16; 0: none, write back at eviction)");
   sub->add_option("--policy", f->policy,

@@ -1,10 +1,19 @@
 // remora stats: print a running daemon's counters and histograms.
 //
 // A memory node (over TCP or its unix socket, authenticated) or a processor
-// manager (its unix socket, local to this node).
+// manager (its unix socket, local to this node). With --watch, a table
+// refreshed every --interval seconds with rates per second, as `vmstat 1`.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <functional>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/live_stats.h"
 #include "cli/processor_socket.h"
 #include "net/auth.h"
 #include "remora/stats.h"
@@ -21,7 +30,49 @@ struct StatsArgs {
   bool json = false;
   bool prometheus = false;
   int timeout_ms = 5000;
+  bool watch = false;
+  double interval = 1;
+  int count = 0;       // tables to print with --watch; 0: until interrupted
+  std::string source;  // "processor manager SOCKET", "memory node ADDRESS"
 };
+
+// Fetches the daemon's snapshot as JSON text.
+using FetchFn = std::function<Status(std::string*)>;
+
+int Watch(const StatsArgs& a, const FetchFn& fetch) {
+  const bool tty = ::isatty(STDOUT_FILENO);
+  StatsSnapshot prev;
+  auto prev_time = std::chrono::steady_clock::now();
+  const auto start = prev_time;
+  auto next = prev_time;
+  for (int n = 0; a.count == 0 || n < a.count; ++n) {
+    std::this_thread::sleep_until(next);
+    next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(a.interval));
+    std::string json;
+    StatsSnapshot now;
+    Status st = fetch(&json);
+    if (st.ok()) st = StatsSnapshot::FromJson(json, &now);
+    if (!st.ok()) {
+      std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    const auto t = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(t - prev_time).count();
+    const double since = std::chrono::duration<double>(t - start).count();
+    std::string out = tty ? "\033[H\033[2J" : "";  // refresh in place on a terminal
+    out += n == 0 ? fmt::format("remora stats: totals ({})\n", a.source)
+                  : fmt::format("remora stats: {:.1f} s, last {:.1f} s ({})\n", since, seconds,
+                                a.source);
+    out += WatchTable(n == 0 ? nullptr : &prev, now, seconds);
+    if (!tty) out += "\n";
+    std::fputs(out.c_str(), stdout);
+    std::fflush(stdout);
+    prev = std::move(now);
+    prev_time = t;
+  }
+  return 0;
+}
 
 // Prints a snapshot given as JSON text the way the flags ask.
 int Print(const StatsArgs& a, const std::string& json) {
@@ -40,15 +91,22 @@ int Print(const StatsArgs& a, const std::string& json) {
   return 0;
 }
 
-int RunStats(const StatsArgs& a) {
+// Prints once, or watches.
+int Show(const StatsArgs& a, const FetchFn& fetch) {
+  if (a.watch) return Watch(a, fetch);
+  std::string json;
+  Status st = fetch(&json);
+  if (!st.ok()) {
+    std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  return Print(a, json);
+}
+
+int RunStats(StatsArgs& a) {
   if (!a.processor.empty()) {
-    std::string json;
-    Status st = ProcessorStatsJson(a.processor, &json);
-    if (!st.ok()) {
-      std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
-      return 1;
-    }
-    return Print(a, json);
+    a.source = "processor manager " + a.processor;
+    return Show(a, [&a](std::string* json) { return ProcessorStatsJson(a.processor, json); });
   }
   if (a.secret_file.empty()) {
     std::fprintf(stderr, "remora stats: a memory node needs --secret-file\n");
@@ -74,13 +132,8 @@ int RunStats(const StatsArgs& a) {
                  st.ToString().c_str());
     return 1;
   }
-  std::string json;
-  st = t->RemoteStatsJson(&json);
-  if (!st.ok()) {
-    std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
-    return 1;
-  }
-  return Print(a, json);
+  a.source = "memory node " + o.address;
+  return Show(a, [&t](std::string* json) { return t->RemoteStatsJson(json); });
 }
 
 CommandRegistration reg("stats", [](CLI::App& app) {
@@ -101,6 +154,16 @@ CommandRegistration reg("stats", [](CLI::App& app) {
   auto* j = sub->add_flag("--json", args->json, "print JSON");
   auto* p = sub->add_flag("--prometheus", args->prometheus, "print Prometheus text format");
   j->excludes(p);
+  auto* w = sub->add_flag("--watch", args->watch,
+                          "refresh a table every --interval seconds, as vmstat does: counters "
+                          "with their rate per second, gauges with their change, histograms "
+                          "with the interval's percentiles");
+  w->excludes(j);
+  w->excludes(p);
+  sub->add_option("--interval", args->interval, "seconds between --watch tables (default 1)")
+      ->check(CLI::Range(0.05, 86400.0));
+  sub->add_option("--count", args->count, "stop --watch after this many tables (0: never)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--timeout-ms", args->timeout_ms, "request timeout")->check(CLI::PositiveNumber);
   AddLogLevelOption(sub);
   sub->callback([args] {

@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "common/log.h"
+#include "remora_version.h"  // generated: cmake/remora_version.cmake
 
 namespace remora::cli {
 namespace {
@@ -37,7 +38,7 @@ void AddLogLevelOption(CLI::App* sub) {
 int main(int argc, char** argv) {
   CLI::App app{"Remora: run unmodified programs with their memory on memory nodes"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "remora 0.1.0");
+  app.set_version_flag("--version", "remora " REMORA_VERSION_STRING);
   remora::SetupLogging("info");
   for (auto& [name, add] : remora::cli::Registry()) add(app);
   try {

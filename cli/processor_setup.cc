@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "common/size.h"
 #include "net/auth.h"
@@ -12,17 +13,23 @@ namespace remora::cli {
 void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_option("--config", a->config, "TOML file with a [processor] table")
       ->check(CLI::ExistingFile);
-  sub->add_option("--pcache", a->pcache, "pcache capacity (e.g. 64M)")->capture_default_str();
-  sub->add_option("--ways", a->ways, "pcache associativity")
-      ->check(CLI::Range(1, 64))
+  sub->add_option("--pcache", a->pcache,
+                  "pcache capacity: any size from 64K (e.g. 48M, 1.5G); without --ways the "
+                  "largest geometry not above it is used")
       ->capture_default_str();
+  sub->add_option("--ways", a->ways,
+                  "pcache associativity, 1..64 (default: chosen from --pcache among 4..32 ways, "
+                  "8 when it fits exactly)")
+      ->check(CLI::Range(1, 64));
   sub->add_option("--victim", a->victim, "victim cache entries (0: none)")
       ->check(CLI::Range(0, 65536))
       ->capture_default_str();
   sub->add_option("--memory-node", a->memory_node,
                   "memory node to use: HOST:PORT (tcp), or its unix socket (shm); default: "
                   "start a local one");
-  sub->add_option("--transport", a->transport, "shm | tcp")
+  sub->add_option("--transport", a->transport,
+                  "shm | tcp | rdma (rdma needs --memory-node, a verbs device and a memory node "
+                  "started with --transport rdma)")
       ->check(CLI::IsMember({"shm", "tcp", "rdma"}))
       ->capture_default_str();
   sub->add_option("--secret-file", a->secret_file, "shared secret of --memory-node")
@@ -129,12 +136,25 @@ ProcessorStack::~ProcessorStack() {
   local_node.reset();
 }
 
+Status ChoosePcacheGeometry(const std::string& size, std::uint32_t ways, PcacheGeometry* out) {
+  std::uint64_t bytes = 0;
+  Status st = ParseSize(size, &bytes);
+  if (!st.ok()) return {st.code(), "--pcache: " + st.message()};
+  st = PcacheGeometry::ForCapacity(bytes, ways, out);
+  if (!st.ok() && ways != 0)
+    return {st.code(), st.message() + "; or leave out --ways to have the geometry chosen"};
+  return st;
+}
+
 Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_path,
                            std::unique_ptr<ProcessorStack>* out) {
   auto stack = std::make_unique<ProcessorStack>();
-  std::uint64_t pcache_bytes = 0;
-  Status st = ParseSize(a.pcache, &pcache_bytes);
-  if (!st.ok()) return {st.code(), "--pcache: " + st.message()};
+  PcacheGeometry geometry;
+  Status st = ChoosePcacheGeometry(a.pcache, a.ways, &geometry);
+  if (!st.ok()) return st;
+  stack->geometry = geometry.ToString();
+  spdlog::info("pcache {} (--pcache {}{})", stack->geometry, a.pcache,
+               a.ways ? fmt::format(" --ways {}", a.ways) : std::string());
 
   TransportOptions topt;
   REMORA_RETURN_IF_ERROR(ParseTransportKind(a.transport, &topt.kind));
@@ -164,8 +184,7 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
     return {st.code(), "cannot reach the memory node at " + topt.address + ": " + st.message()};
 
   ProcessorManagerOptions mo;
-  mo.pcache.capacity_bytes = pcache_bytes;
-  mo.pcache.ways = a.ways;
+  mo.pcache = geometry.config();
   mo.victim_entries = a.victim;
   mo.transport = stack->transport.get();
   mo.node_id = a.node_id;
@@ -179,14 +198,12 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.reclaim_high = a.reclaim_high;
   st = ProcessorManager::Create(mo, &stack->manager);
   if (!st.ok()) return st;
-  const auto& g = stack->manager->pcache()->geometry();
   const Watermarks& w = stack->manager->reclaimer().watermarks();
   const std::string reclaim =
       w.enabled() ? fmt::format("reclaim watermarks {}/{} free lines per set", w.low, w.high)
                   : std::string("no background reclaim");
-  stack->description =
-      fmt::format("pcache {} ({}-way, {} sets, {}), victim cache {} entries, {}",
-                  FormatSize(pcache_bytes), g.ways(), g.nr_sets(), reclaim, a.victim, node_desc);
+  stack->description = fmt::format("pcache {} ({}), victim cache {} entries, {}", stack->geometry,
+                                   reclaim, a.victim, node_desc);
   *out = std::move(stack);
   return Status::Ok();
 }

@@ -20,7 +20,7 @@ namespace remora::cli {
 struct ProcessorArgs {
   std::string config;  // TOML file with a [processor] table
   std::string pcache = "64M";
-  std::uint32_t ways = 8;
+  std::uint32_t ways = 0;  // 0: chosen from the size (PcacheGeometry::ForCapacity)
   std::uint32_t victim = 64;
   std::string memory_node;        // empty: start a local one (shared memory)
   std::string transport = "shm";  // shm | tcp (rdma where built)
@@ -54,9 +54,15 @@ struct ProcessorStack {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<ProcessorManager> manager;
   std::string description;  // one line: pcache geometry, memory node
+  std::string geometry;     // "48 MiB = 1024 sets x 12 ways"
 
   ~ProcessorStack();  // manager first, then the transport, then the node
 };
+
+// The pcache geometry of --pcache and --ways (ways 0: chosen from the size).
+// A size and an associativity that do not fit give an error naming the
+// nearest sizes that do.
+Status ChoosePcacheGeometry(const std::string& size, std::uint32_t ways, PcacheGeometry* out);
 
 Status StartProcessorStack(const ProcessorArgs& args, const std::string& socket_path,
                            std::unique_ptr<ProcessorStack>* out);

@@ -60,7 +60,14 @@ std::string StatsSnapshot::ToJson() const {
     out += fmt::format("{}\"{}\": {}", first ? "" : ", ", JsonEscape(n), v);
     first = false;
   }
-  out += "}, \"histograms\": {";
+  out += "}, \"gauges\": [";
+  first = true;
+  for (const auto& [n, g] : is_gauge) {
+    if (!g) continue;
+    out += fmt::format("{}\"{}\"", first ? "" : ", ", JsonEscape(n));
+    first = false;
+  }
+  out += "], \"histograms\": {";
   first = true;
   for (const auto& [n, h] : histograms) {
     out += fmt::format(

@@ -18,6 +18,10 @@ Status StatsSnapshot::FromJson(const std::string& text, StatsSnapshot* out) {
   StatsSnapshot s;
   try {
     for (auto& [name, v] : j["counters"].items()) s.counters[name] = v.get<std::int64_t>();
+    if (j.contains("gauges")) {
+      for (const auto& name : j["gauges"]) s.is_gauge[name.get<std::string>()] = true;
+    }
+    for (const auto& [name, v] : s.counters) s.is_gauge.emplace(name, false);
     if (j.contains("histograms")) {
       for (auto& [name, h] : j["histograms"].items()) {
         HistogramSnapshot hs;

@@ -88,6 +88,12 @@ struct HistogramSnapshot {
   // clamped to [min, max]. Relative error of the bucketing is < 1/16.
   std::uint64_t Percentile(double p) const;
   double Mean() const { return count ? static_cast<double>(sum) / count : 0.0; }
+  // What was recorded after `before` (an earlier snapshot of the same
+  // histogram), bucket by bucket: the distribution of one interval. Its min
+  // and max are the bounds of its lowest and highest buckets (clamped to
+  // this snapshot's). Without buckets (parsed from JSON) the counts are
+  // differenced and the quantiles kept as they are.
+  HistogramSnapshot Since(const HistogramSnapshot& before) const;
 };
 
 // Log-linear histogram of non-negative values (latencies in ns, sizes).
@@ -137,10 +143,20 @@ struct StatsSnapshot {
 
   // Human table: one metric per line, histograms with count/p50/p90/p99/max.
   std::string ToTable() const;
-  // {"counters": {...}, "histograms": {"name": {"count":..,"p50":..,...}}}
+  // {"counters": {...}, "gauges": ["name", ...],
+  //  "histograms": {"name": {"count":..,"p50":..,...}}}: "counters" holds
+  // the gauges' values too, "gauges" says which of them are gauges.
   std::string ToJson() const;
   // Prometheus text exposition format, metric names prefixed "remora_".
   std::string ToPrometheus() const;
+  // One line of a timeline (`remora run --timeline`, docs/stats.md):
+  // {"t": seconds since the start, "unix": wall-clock seconds,
+  //  "counters": {...}, "gauges": {...},
+  //  "histograms": {"name": {"unit", "count", "sum", "p50", "p90", "p99",
+  //                          "max", "buckets": [[upper bound, count], ...]}}}
+  // with a newline at the end. Buckets are the non-empty ones, cumulative
+  // since the start (absent for snapshots parsed from JSON).
+  std::string ToTimelineJson(double t_seconds, double unix_seconds) const;
   // Parses what ToJson() produced (e.g. a --stats-json file or a remote
   // node's snapshot). Bucket detail is not in the JSON, so a parsed histogram
   // answers Percentile() for 50/90/99 only, from the stored values.
@@ -148,6 +164,10 @@ struct StatsSnapshot {
   std::int64_t Counter(const std::string& name) const {
     auto it = counters.find(name);
     return it == counters.end() ? 0 : it->second;
+  }
+  bool IsGauge(const std::string& name) const {
+    auto it = is_gauge.find(name);
+    return it != is_gauge.end() && it->second;
   }
 };
 

@@ -1,5 +1,6 @@
 #include "processor/pcache/geometry.h"
 
+#include <algorithm>
 #include <bit>
 #include <limits>
 #include <string>
@@ -49,6 +50,52 @@ Status PcacheGeometry::FromConfig(const PcacheConfig& config, PcacheGeometry* ou
   }
   *out = PcacheGeometry(static_cast<std::uint32_t>(sets), ways);
   return Status::Ok();
+}
+
+namespace {
+
+// Lower is better among geometries of the same capacity.
+std::uint32_t TieRank(std::uint32_t ways) {
+  constexpr std::uint32_t d = PcacheGeometry::kDefaultWays;
+  if (ways == d) return 0;
+  if (ways > d) return ways - d;
+  return PcacheGeometry::kMaxWays + (d - ways);
+}
+
+}  // namespace
+
+Status PcacheGeometry::ForCapacity(std::uint64_t capacity_bytes, std::uint32_t ways,
+                                   PcacheGeometry* out) {
+  if (ways != 0) return FromConfig({capacity_bytes, ways}, out);
+  if (capacity_bytes < kMinAutoCapacity) {
+    return {Code::kInvalidArgument, "pcache capacity " + Describe(capacity_bytes) +
+                                        " is below the minimum of " + FormatSize(kMinAutoCapacity)};
+  }
+  // Line ids are 32-bit: larger sizes get the largest pcache that has them.
+  const std::uint64_t pages = std::min<std::uint64_t>(capacity_bytes / kPageSize,
+                                                      std::numeric_limits<std::uint32_t>::max());
+  std::uint64_t best_lines = 0;
+  std::uint32_t best_ways = 0;
+  for (std::uint32_t w = kMinAutoWays; w <= kMaxAutoWays; ++w) {
+    if (pages / w == 0) continue;
+    const std::uint64_t lines = std::bit_floor(pages / w) * w;
+    if (lines > best_lines || (lines == best_lines && TieRank(w) < TieRank(best_ways))) {
+      best_lines = lines;
+      best_ways = w;
+    }
+  }
+  return FromConfig({best_lines * kPageSize, best_ways}, out);
+}
+
+std::string PcacheGeometry::ToString() const {
+  // Exact, unlike FormatSize's one decimal: 3.75 MiB is 3840 KiB, not "3.8 MiB".
+  const std::uint64_t b = capacity_bytes();
+  std::string size = FormatSize(b);
+  if (b % (1u << 20) != 0)
+    size = std::to_string(b >> 10) + " KiB";
+  else if (b >= (1u << 30) && b % (1u << 30) != 0)
+    size = std::to_string(b >> 20) + " MiB";
+  return size + " = " + std::to_string(nr_sets_) + " sets x " + std::to_string(ways_) + " ways";
 }
 
 }  // namespace remora

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "remora/status.h"
 #include "remora/types.h"
@@ -35,6 +36,23 @@ class PcacheGeometry {
   // capacities that would work.
   static Status FromConfig(const PcacheConfig& config, PcacheGeometry* out);
 
+  // Choosing a geometry for a size a person typed ("48M", "100M", "1000000").
+  // Without a fixed associativity the pcache gets the largest capacity that
+  // does not exceed `capacity_bytes` among kMinAutoWays..kMaxAutoWays ways
+  // with a power-of-two number of sets. Ties go to kDefaultWays, then to the
+  // fewest ways above it (a set scan stays short, the associativity does not
+  // drop), then to the most ways below it. Such a geometry is always within
+  // 1/16 of the size asked for (for sizes of 128 KiB and more).
+  static constexpr std::uint32_t kDefaultWays = 8;
+  static constexpr std::uint32_t kMinAutoWays = 4;
+  static constexpr std::uint32_t kMaxAutoWays = 32;
+  // The smallest size accepted without a fixed associativity: 16 lines
+  // (4 sets of 4 ways).
+  static constexpr std::uint64_t kMinAutoCapacity = 64 * 1024;
+  // ways == 0: choose as above. ways > 0: exactly FromConfig's rules, with
+  // its error (naming the nearest valid sizes) when the pair does not fit.
+  static Status ForCapacity(std::uint64_t capacity_bytes, std::uint32_t ways, PcacheGeometry* out);
+
   PcacheGeometry() = default;
 
   std::uint32_t nr_sets() const { return nr_sets_; }
@@ -47,6 +65,11 @@ class PcacheGeometry {
   }
   std::uint32_t SetOfLine(LineId line) const { return line / ways_; }
   LineId FirstLineOfSet(std::uint32_t set) const { return set * ways_; }
+
+  // The configuration that gives this geometry back through FromConfig.
+  PcacheConfig config() const { return {capacity_bytes(), ways_}; }
+  // "48 MiB = 1024 sets x 12 ways".
+  std::string ToString() const;
 
  private:
   PcacheGeometry(std::uint32_t nr_sets, std::uint32_t ways) : nr_sets_(nr_sets), ways_(ways) {}

@@ -156,10 +156,27 @@ TEST_F(SimTest, MalformedTraceFailsWithLineNumber) {
   EXPECT_NE(out.find("<stdin>:1: too many fields"), std::string::npos) << out;
 }
 
+// Without --ways any size works: the geometry closest to it from below.
+TEST_F(SimTest, AnySizeWithoutWays) {
+  std::string out;
+  ASSERT_EQ(Shell(RemoraBinary() + " sim --trace " + zipf_ + " --pcache 3M", &out), 0) << out;
+  EXPECT_NE(out.find("3 MiB = 64 sets x 12 ways"), std::string::npos) << out;
+  ASSERT_EQ(Shell(RemoraBinary() + " sim --trace " + zipf_ + " --capacity 1000000 --json", &out), 0)
+      << out;
+  EXPECT_EQ(JsonNumber(out, "capacity_bytes"), 240 * 4096);
+  EXPECT_EQ(JsonNumber(out, "sets"), 16);
+  EXPECT_EQ(JsonNumber(out, "ways"), 15);
+  EXPECT_EQ(JsonNumber(out, "data_errors"), 0);
+}
+
 TEST_F(SimTest, BadArgumentsFailClearly) {
   std::string out;
-  EXPECT_NE(Shell(RemoraBinary() + " sim --trace " + zipf_ + " --capacity 3M", &out), 0);
+  EXPECT_NE(Shell(RemoraBinary() + " sim --trace " + zipf_ + " --capacity 3M --ways 8", &out), 0);
   EXPECT_NE(out.find("power-of-two number of sets"), std::string::npos) << out;
+  EXPECT_NE(out.find("try 2 MiB or 4 MiB"), std::string::npos) << out;
+  EXPECT_NE(out.find("leave out --ways"), std::string::npos) << out;
+  EXPECT_NE(Shell(RemoraBinary() + " sim --trace " + zipf_ + " --pcache 48K", &out), 0);
+  EXPECT_NE(out.find("minimum of 64 KiB"), std::string::npos) << out;
   EXPECT_NE(Shell(RemoraBinary() + " sim --trace " + zipf_ + " --capacity 1M --ways 65", &out), 0);
   EXPECT_NE(out.find("1..64"), std::string::npos) << out;
   EXPECT_NE(Shell(RemoraBinary() + " sim --trace " + zipf_ + " --capacity lots", &out), 0);

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstdio>
+#include <vector>
 
 #include "processor/pcache/geometry.h"
 #include "processor/pcache/line.h"
@@ -71,6 +74,97 @@ TEST(PcacheGeometry, RejectsLessThanOneSet) {
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
   EXPECT_NE(st.message().find("smaller than one set"), std::string::npos) << st.message();
   EXPECT_FALSE(PcacheGeometry::FromConfig({0, 8}, &g).ok());
+}
+
+// The best capacity any allowed geometry gives for `bytes`, by brute force
+// over every ways count and every power-of-two number of sets.
+std::uint64_t BestAutoCapacity(std::uint64_t bytes) {
+  std::uint64_t best = 0;
+  for (std::uint64_t w = PcacheGeometry::kMinAutoWays; w <= PcacheGeometry::kMaxAutoWays; ++w)
+    for (std::uint64_t sets = 1; sets * w * kPageSize <= bytes; sets *= 2)
+      best = std::max(best, sets * w * kPageSize);
+  return best;
+}
+
+TEST(PcacheGeometry, AnySizeGetsTheClosestGeometryBelowIt) {
+  std::vector<std::uint64_t> sizes;
+  for (std::uint64_t mib = 1; mib <= (64u << 10); mib *= 2) {
+    for (std::uint64_t num : {4, 5, 6, 7}) sizes.push_back((mib << 20) * num / 4);  // 1, 1.25, ..
+    sizes.push_back((mib << 20) * 3 / 2 + 12345);
+  }
+  for (std::uint64_t odd : {48ull << 20, 24ull << 20, 100ull << 20, 3840ull << 10, 1000000ull,
+                            (1ull << 20) - 1, 999ull << 20, 7ull << 30, 100ull << 30})
+    sizes.push_back(odd);
+  for (std::uint64_t bytes : sizes) {
+    SCOPED_TRACE(bytes);
+    PcacheGeometry g;
+    Status st = PcacheGeometry::ForCapacity(bytes, 0, &g);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_LE(g.capacity_bytes(), bytes);
+    EXPECT_EQ(g.capacity_bytes(), BestAutoCapacity(bytes));
+    EXPECT_GE(g.capacity_bytes(), bytes - bytes / 16);
+    EXPECT_GE(g.ways(), PcacheGeometry::kMinAutoWays);
+    EXPECT_LE(g.ways(), PcacheGeometry::kMaxAutoWays);
+    EXPECT_TRUE(std::has_single_bit(g.nr_sets()));
+    // What was chosen is a valid explicit configuration too.
+    PcacheGeometry again;
+    ASSERT_TRUE(PcacheGeometry::FromConfig(g.config(), &again).ok());
+    EXPECT_EQ(again.nr_lines(), g.nr_lines());
+    // The default associativity whenever it fits exactly.
+    PcacheGeometry eight;
+    if (PcacheGeometry::FromConfig({g.capacity_bytes(), 8}, &eight).ok()) EXPECT_EQ(g.ways(), 8u);
+  }
+}
+
+TEST(PcacheGeometry, SizesPeopleType) {
+  struct Case {
+    std::uint64_t bytes;
+    std::uint32_t sets, ways;
+  };
+  for (const Case& c : std::vector<Case>{
+           {1ull << 20, 32, 8},         // powers of two keep 8 ways
+           {64ull << 20, 2048, 8},      // the default
+           {64ull << 30, 2u << 20, 8},  //
+           {48ull << 20, 1024, 12},     // 3 x 2^n: 12 ways (not 6, not 24)
+           {24ull << 20, 512, 12},      //
+           {100ull << 20, 1024, 25},    // 25 x 2^n pages
+           {3840ull << 10, 64, 15},     // 3.75 MiB
+           {1000000, 16, 15},           // 244 pages: 240 is the best below
+           {64 << 10, 2, 8},            // the minimum
+       }) {
+    SCOPED_TRACE(c.bytes);
+    PcacheGeometry g;
+    ASSERT_TRUE(PcacheGeometry::ForCapacity(c.bytes, 0, &g).ok());
+    EXPECT_EQ(g.nr_sets(), c.sets);
+    EXPECT_EQ(g.ways(), c.ways);
+  }
+  PcacheGeometry g;
+  ASSERT_TRUE(PcacheGeometry::ForCapacity(48ull << 20, 0, &g).ok());
+  EXPECT_EQ(g.ToString(), "48 MiB = 1024 sets x 12 ways");
+  ASSERT_TRUE(PcacheGeometry::ForCapacity(3840ull << 10, 0, &g).ok());
+  EXPECT_EQ(g.ToString(), "3840 KiB = 64 sets x 15 ways");
+}
+
+TEST(PcacheGeometry, BelowTheMinimumIsAnError) {
+  PcacheGeometry g;
+  Status st = PcacheGeometry::ForCapacity((64 << 10) - 4096, 0, &g);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("minimum of 64 KiB"), std::string::npos) << st.message();
+  EXPECT_FALSE(PcacheGeometry::ForCapacity(0, 0, &g).ok());
+}
+
+TEST(PcacheGeometry, FixedWaysThatDoNotFitNameTheNearestSizes) {
+  PcacheGeometry g;
+  Status st = PcacheGeometry::ForCapacity(48ull << 20, 8, &g);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("32 MiB or 64 MiB"), std::string::npos) << st.message();
+  st = PcacheGeometry::ForCapacity(100ull << 20, 16, &g);
+  EXPECT_NE(st.message().find("64 MiB or 128 MiB"), std::string::npos) << st.message();
+  // A pair that fits is taken as it is, even outside the automatic range.
+  ASSERT_TRUE(PcacheGeometry::ForCapacity(48ull << 20, 12, &g).ok());
+  EXPECT_EQ(g.nr_sets(), 1024u);
+  ASSERT_TRUE(PcacheGeometry::ForCapacity(64ull << 20, 64, &g).ok());
+  EXPECT_EQ(g.ways(), 64u);
 }
 
 TEST(PcacheGeometry, LineMetadataIsSmall) {

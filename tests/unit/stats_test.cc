@@ -128,12 +128,65 @@ TEST(StatsTest, JsonRoundTrip) {
   ASSERT_TRUE(StatsSnapshot::FromJson(snap.ToJson(), &back).ok());
   EXPECT_EQ(back.Counter("nr_pgfault"), 42);
   EXPECT_EQ(back.Counter("memnode_pages_used"), -3);
+  // Which values are gauges survives the trip (rates are for counters only).
+  EXPECT_TRUE(back.IsGauge("memnode_pages_used"));
+  EXPECT_FALSE(back.IsGauge("nr_pgfault"));
   const auto& hb = back.histograms.at("fault_service_ns");
   const auto& ho = snap.histograms.at("fault_service_ns");
   EXPECT_EQ(hb.count, 100u);
   EXPECT_EQ(hb.max, ho.max);
   EXPECT_EQ(hb.Percentile(50), ho.Percentile(50));
   EXPECT_EQ(hb.Percentile(99), ho.Percentile(99));
+}
+
+TEST(StatsTest, HistogramSinceIsTheIntervalsDistribution) {
+  StatsRegistry reg;
+  auto* h = reg.GetHistogram("pgfault_service_ns");
+  for (int i = 0; i < 1000; ++i) h->Record(5000);  // before: 5 us
+  const HistogramSnapshot before = h->Snapshot();
+  for (int i = 0; i < 100; ++i) h->Record(200000);  // the interval: 200 us
+  for (int i = 0; i < 10; ++i) h->Record(90);
+  const HistogramSnapshot after = h->Snapshot();
+  const HistogramSnapshot d = after.Since(before);
+  EXPECT_EQ(d.count, 110u);
+  EXPECT_EQ(d.sum, 100u * 200000 + 10 * 90);
+  // Over the whole run the median is 5 us; in the interval it is ~200 us.
+  EXPECT_GE(after.Percentile(50), 5000u);
+  EXPECT_LE(after.Percentile(50), 5000u * 17 / 16);
+  EXPECT_GE(d.Percentile(50), 200000u * 15 / 16);
+  EXPECT_LE(d.Percentile(50), 200000u * 17 / 16);
+  EXPECT_GE(d.Percentile(5), 90u);
+  EXPECT_LE(d.Percentile(5), 91u);  // the bucket of 88..91
+  EXPECT_EQ(d.min, 90u);
+  EXPECT_EQ(d.max, 200000u);
+  // Nothing recorded: an empty interval.
+  EXPECT_EQ(after.Since(after).count, 0u);
+  EXPECT_EQ(after.Since(after).Percentile(99), 0u);
+}
+
+TEST(StatsTest, TimelineLineSeparatesCountersGaugesAndKeepsBuckets) {
+  StatsRegistry reg;
+  reg.GetCounter("nr_pgfault")->Add(7);
+  reg.GetGauge("pcache_lines_used")->Add(3);
+  auto* h = reg.GetHistogram("pgfault_service_ns");
+  h->Record(1000);
+  h->Record(1000);
+  h->Record(50000);
+  const std::string line = reg.Snapshot().ToTimelineJson(1.23456, 1700000000.5);
+  ASSERT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1) << "one line";
+  EXPECT_NE(line.find("\"t\":1.235"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"unix\":1700000000.5"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"counters\":{\"nr_pgfault\":7}"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"gauges\":{\"pcache_lines_used\":3}"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"count\":3"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"buckets\":[[1023,2],["), std::string::npos) << line;
+  // A snapshot parsed from JSON has no buckets to write.
+  StatsSnapshot parsed;
+  ASSERT_TRUE(StatsSnapshot::FromJson(reg.Snapshot().ToJson(), &parsed).ok());
+  const std::string from_json = parsed.ToTimelineJson(0, 0);
+  EXPECT_EQ(from_json.find("buckets"), std::string::npos) << from_json;
+  EXPECT_NE(from_json.find("\"gauges\":{\"pcache_lines_used\":3}"), std::string::npos) << from_json;
 }
 
 TEST(StatsTest, FromJsonRejectsGarbage) {
