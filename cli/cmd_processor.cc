@@ -63,6 +63,9 @@ CommandRegistration reg("processor", [](CLI::App& app) {
       "--socket", a->socket,
       "unix socket programs attach to (default: $XDG_RUNTIME_DIR/remora-processor.sock, "
       "/run/remora/processor.sock for root)");
+  sub->add_option("--socket-group", a->proc.socket_group,
+                  "let this group's members attach programs (socket 0660, directory 0750); "
+                  "default: only this user (0600)");
   AddProcessorOptions(sub, &a->proc);
   AddLogLevelOption(sub);
   sub->callback([a, sub] { SetExitCode(RunProcessor(sub, *a)); });
