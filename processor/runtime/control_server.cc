@@ -133,10 +133,20 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
   VictimCache* victim = manager_->victim();
   Status result;
   for (const Vma& v : pieces) {
-    for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) {
-      const PageKey key{asid_, uva};
-      pcache->RemoveRmap(key);
-      if (victim) victim->Drop(key);
+    // Per page for a small range; for one with more pages than the cache
+    // has lines (a reservation of gigabytes, mostly never touched), a walk
+    // of the lines and victim entries instead: the cost of a release is
+    // bounded by what can be resident, not by the size of the range.
+    const std::uint64_t pages = (v.end - v.start) / kPageSize;
+    if (pages > pcache->geometry().nr_lines()) {
+      pcache->RemoveRange(asid_, v.start, v.end);
+      if (victim) victim->DropRange(asid_, v.start, v.end);
+    } else {
+      for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) {
+        const PageKey key{asid_, uva};
+        pcache->RemoveRmap(key);
+        if (victim) victim->Drop(key);
+      }
     }
     {
       MutexLock lk(written_mu_);
