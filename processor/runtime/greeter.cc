@@ -92,28 +92,9 @@ void ProcessorManager::AcceptLoop() {
         if (now >= pending[i].deadline) drop(i);
         continue;
       }
-      Pending p = std::move(pending[i]);
+      if (!ServeFirstMessage(pending[i].fd, &pending[i].peer)) continue;  // not yet after all
       pending[i] = std::move(pending.back());
       pending.pop_back();
-      alignas(rt::Request) char buf[sizeof(rt::Request) + 1];
-      int passed[2];
-      const ssize_t got = RecvWithFds(p.fd, buf, sizeof(buf), passed, 2);
-      const int nfds = (passed[0] >= 0) + (passed[1] >= 0);
-      rt::Request req;
-      Status st = got < 0 ? Status{Code::kDisconnected, "receive failed"}
-                          : DecodeRequest(buf, static_cast<std::size_t>(got), nfds,
-                                          RequestChannel::kFirst, 0, &req);
-      if (st.ok()) {
-        if (passed[1] >= 0) ::close(passed[1]);
-        Greet(p.fd, &p.peer, req, passed[0]);  // takes fd, peer and passed[0]
-      } else {
-        if (got > 0) Refuse(p.fd, p.peer, st.message());
-        for (int f : passed) {
-          if (f >= 0) ::close(f);
-        }
-        ::close(p.fd);
-        ClosePeer(&p.peer);
-      }
     }
     if (fds[0].revents & POLLIN) {
       for (;;) {
@@ -127,6 +108,10 @@ void ProcessorManager::AcceptLoop() {
           ::close(fd);
           continue;
         }
+        // Usually the first message is already there (the shim sends it
+        // right after connecting): a burst of programs starting together is
+        // served at once and never counts against the per-user cap.
+        if (ServeFirstMessage(fd, &p.peer)) continue;
         const auto same_user = std::count_if(pending.begin(), pending.end(), [&](const Pending& q) {
           return q.peer.uid == p.peer.uid;
         });
@@ -142,6 +127,30 @@ void ProcessorManager::AcceptLoop() {
     }
   }
   for (std::size_t i = pending.size(); i-- > 0;) drop(i);
+}
+
+bool ProcessorManager::ServeFirstMessage(int fd, Peer* peer) {
+  alignas(rt::Request) char buf[sizeof(rt::Request) + 1];
+  int passed[2];
+  const ssize_t got = RecvWithFds(fd, buf, sizeof(buf), passed, 2);  // fd is non-blocking
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+  const int nfds = (passed[0] >= 0) + (passed[1] >= 0);
+  rt::Request req;
+  Status st = got < 0 ? Status{Code::kDisconnected, "receive failed"}
+                      : DecodeRequest(buf, static_cast<std::size_t>(got), nfds,
+                                      RequestChannel::kFirst, 0, &req);
+  if (st.ok()) {
+    if (passed[1] >= 0) ::close(passed[1]);
+    Greet(fd, peer, req, passed[0]);  // takes fd, peer and passed[0]
+    return true;
+  }
+  if (got > 0) Refuse(fd, *peer, st.message());
+  for (int f : passed) {
+    if (f >= 0) ::close(f);
+  }
+  ::close(fd);
+  ClosePeer(peer);
+  return true;
 }
 
 void ProcessorManager::Greet(int fd, Peer* peer, const rt::Request& req, int passed) {

@@ -184,6 +184,10 @@ class ProcessorManager {
   // The acceptor thread (greeter.cc): accepts connections and waits for
   // their first messages side by side, so a silent client holds up nobody.
   void AcceptLoop();
+  // Receives and acts on a new connection's first message; false (nothing
+  // consumed) if it has not arrived yet. Otherwise the connection and
+  // `peer` are taken (kept by a session, or closed).
+  bool ServeFirstMessage(int fd, Peer* peer);
   // A new connection's first message (from `peer`, already decoded).
   void Greet(int fd, Peer* peer, const rt::Request& req, int passed);
   void GreetHello(int fd, Peer* peer, const rt::Request& req, int uffd);
