@@ -26,7 +26,13 @@ int RunProcessor(CLI::App* sub, ProcessorCmdArgs& a) {
     std::fprintf(stderr, "remora processor: %s\n", st.ToString().c_str());
     return 2;
   }
-  if (a.socket.empty()) a.socket = DefaultProcessorSocket();
+  if (a.socket.empty()) {
+    st = DefaultProcessorSocket(&a.socket);
+    if (!st.ok()) {
+      std::fprintf(stderr, "remora processor: %s\n", st.ToString().c_str());
+      return 1;
+    }
+  }
   // Block the signals we wait for before any thread starts.
   sigset_t set;
   sigemptyset(&set);
@@ -74,8 +80,13 @@ CommandRegistration reg("processor", [](CLI::App& app) {
   auto a = std::make_shared<ProcessorCmdArgs>();
   auto* sub = app.add_subcommand(
       "processor", "Run the processor manager: the pcache serving every program on this node");
-  sub->add_option("--socket", a->socket,
-                  "unix socket programs attach to (default: " + DefaultProcessorSocket() + ")");
+  sub->add_option(
+      "--socket", a->socket,
+      "unix socket programs attach to (default: $XDG_RUNTIME_DIR/remora-processor.sock, "
+      "/run/remora/processor.sock for root)");
+  sub->add_option("--socket-group", a->proc.socket_group,
+                  "let this group's members attach programs (socket 0660, directory 0750); "
+                  "default: only this user (0600)");
   AddProcessorOptions(sub, &a->proc);
   AddLiveStatsOptions(sub, &a->live, "no progress lines on stderr");
   AddLogLevelOption(sub);

@@ -140,9 +140,10 @@ CommandRegistration reg("stats", [](CLI::App& app) {
   auto args = std::make_shared<StatsArgs>();
   auto* sub = app.add_subcommand(
       "stats", "Print a running processor manager's or memory node's counters and histograms");
-  auto* pm =
-      sub->add_option("--processor", args->processor,
-                      "processor manager socket (default: " + DefaultProcessorSocket() + ")");
+  auto* pm = sub->add_option("--processor", args->processor,
+                             "processor manager socket (default: $REMORA_PROCESSOR_SOCKET, "
+                             "/run/remora/processor.sock for root, "
+                             "$XDG_RUNTIME_DIR/remora-processor.sock)");
   auto* mn = sub->add_option("--memory-node", args->memory_node, "memory node HOST:PORT (TCP)");
   auto* shm = sub->add_option("--shm", args->shm, "memory node unix socket (shared memory)");
   mn->excludes(shm);
@@ -167,8 +168,14 @@ CommandRegistration reg("stats", [](CLI::App& app) {
   sub->add_option("--timeout-ms", args->timeout_ms, "request timeout")->check(CLI::PositiveNumber);
   AddLogLevelOption(sub);
   sub->callback([args] {
-    if (args->memory_node.empty() && args->shm.empty() && args->processor.empty())
-      args->processor = DefaultProcessorSocket();
+    if (args->memory_node.empty() && args->shm.empty() && args->processor.empty()) {
+      Status st = DefaultProcessorSocket(&args->processor);
+      if (!st.ok()) {
+        std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+        SetExitCode(1);
+        return;
+      }
+    }
     SetExitCode(RunStats(*args));
   });
 });

@@ -1,5 +1,10 @@
 #include "cli/processor_setup.h"
 
+#include <grp.h>
+
+#include <cstdlib>
+#include <vector>
+
 #include <toml++/toml.h>
 
 #include <fmt/format.h>
@@ -9,6 +14,26 @@
 #include "net/auth.h"
 
 namespace remora::cli {
+namespace {
+
+// A group name, or a number (which need not be in the group database).
+Status ResolveGroup(const std::string& name, gid_t* gid) {
+  char* end = nullptr;
+  const unsigned long n = std::strtoul(name.c_str(), &end, 10);
+  if (!name.empty() && *end == '\0') {
+    *gid = static_cast<gid_t>(n);
+    return Status::Ok();
+  }
+  group g{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+    return {Code::kInvalidArgument, "no such group: " + name};
+  *gid = found->gr_gid;
+  return Status::Ok();
+}
+
+}  // namespace
 
 void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_option("--config", a->config, "TOML file with a [processor] table")
@@ -189,6 +214,10 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.transport = stack->transport.get();
   mo.node_id = a.node_id;
   mo.socket_path = socket_path;
+  if (!a.socket_group.empty()) {
+    st = ResolveGroup(a.socket_group, &mo.socket_group);
+    if (!st.ok()) return st;
+  }
   mo.stats = stack->stats.get();
   mo.fault_threads = a.fault_threads;
   mo.readahead_max = a.readahead;

@@ -36,6 +36,9 @@ struct ProcessorArgs {
   // ways (processor/runtime/reclaimer.h); low 0: no background reclaim.
   int reclaim_low = -1;
   int reclaim_high = -1;
+  // `remora processor --socket-group`: a group (name or number) whose
+  // members may attach; empty: the socket is this user's only (0600).
+  std::string socket_group;
 };
 
 // Adds the options above to `sub`. Values given on the command line win

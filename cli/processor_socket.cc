@@ -10,19 +10,23 @@
 #include <cstring>
 #include <vector>
 
+#include "common/private_dir.h"
 #include "processor/abi/runtime_protocol.h"
 #include "processor/runtime/runtime_socket.h"
 
 namespace remora::cli {
-std::string DefaultProcessorSocket() {
-  if (const char* env = std::getenv(rt::kSocketEnv); env && *env) return env;
-  if (::geteuid() == 0) {
-    ::mkdir("/run/remora", 0755);
-    return "/run/remora/processor.sock";
+Status DefaultProcessorSocket(std::string* path) {
+  if (const char* env = std::getenv(rt::kSocketEnv); env && *env) {
+    *path = env;
+    return Status::Ok();
   }
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg)
-    return std::string(xdg) + "/remora-processor.sock";
-  return "/tmp/remora-processor-" + std::to_string(::geteuid()) + ".sock";
+  std::string dir = "/run/remora";
+  bool shared = false;
+  // Root's node-wide manager has one well-known place.
+  REMORA_RETURN_IF_ERROR(::geteuid() == 0 ? EnsurePrivateDir(dir, 0700)
+                                          : PrivateRuntimeDir(&dir, &shared));
+  *path = dir + (shared ? "/remora-processor.sock" : "/processor.sock");
+  return Status::Ok();
 }
 
 bool ProcessorListening(const std::string& path) {

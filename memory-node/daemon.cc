@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/private_dir.h"
 #include "common/size.h"
 #include "memory-node/page_store.h"
 #include "memory-node/rdma_service.h"
@@ -22,13 +23,15 @@
 namespace remora {
 namespace {
 
-std::string DefaultSecretPath(const std::string& bound) {
+Status DefaultSecretPath(const std::string& bound, std::string* path) {
   std::string host;
   std::uint16_t port = 0;
   (void)net::ParseHostPort(bound, &host, &port);
-  const char* dir = std::getenv("XDG_RUNTIME_DIR");
-  std::string base = dir && *dir ? dir : "/tmp";
-  return base + "/remora-memnode-" + std::to_string(port) + ".secret";
+  std::string dir;
+  bool shared = false;
+  REMORA_RETURN_IF_ERROR(PrivateRuntimeDir(&dir, &shared));
+  *path = dir + "/remora-memnode-" + std::to_string(port) + ".secret";
+  return Status::Ok();
 }
 
 // SIGTERM/SIGINT arrive through a signalfd watched by the event loop, so the
@@ -113,8 +116,8 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   }
   std::string secret_path = config.secret_file;
   if (generated) {
-    secret_path = DefaultSecretPath(bound);
-    st = auth::WriteSecretFile(secret_path, secret);
+    st = DefaultSecretPath(bound, &secret_path);
+    if (st.ok()) st = auth::WriteSecretFile(secret_path, secret);
     if (!st.ok()) {
       spdlog::error("{}", st.ToString());
       return 1;

@@ -7,8 +7,10 @@
 // SIGINT, which end it cleanly (exit status 0).
 //
 // Without a secret file the node generates a secret and writes it, mode 0600,
-// to $XDG_RUNTIME_DIR/remora-memnode-<port>.secret (or /tmp/ when that is not
-// set), logs the path, and removes the file when it exits.
+// to remora-memnode-<port>.secret in this user's private runtime directory
+// (common/private_dir.h: $XDG_RUNTIME_DIR, /run/remora for root, or a
+// verified 0700 /tmp/remora-UID; never a name anyone could predict and
+// plant in /tmp), logs the path, and removes the file when it exits.
 //
 // Nothing is written to stdout after the ready line: launchers may have
 // stopped reading it.

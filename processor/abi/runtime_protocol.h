@@ -24,6 +24,11 @@
 //
 // Both sides run on one machine from one build, so structs go as they are;
 // the magic and version catch a stray or stale peer.
+//
+// Who the peer is comes from the kernel, never from these messages: the
+// manager takes SO_PEERCRED (and a pidfd) on every connection, and the shim
+// checks that the manager runs as root or as the program's own user
+// (docs/security.md). `pid` in a request is informational only.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +38,7 @@
 namespace remora::rt {
 
 constexpr std::uint32_t kMagic = 0x52454d31;  // "REM1"
-constexpr std::uint32_t kVersion = 2;
+constexpr std::uint32_t kVersion = 3;
 
 enum class Op : std::uint32_t {
   kHello = 1,       // control connection; + uffd. Reply: session id, asid.
@@ -68,6 +73,10 @@ struct Request {
   std::uint64_t len = 0;
   std::uint64_t file_offset = 0;
   std::uint64_t uffd_features = 0;  // Hello: what UFFDIO_API granted
+  // Hello: the program's own descriptor number of the uffd it passes (the
+  // manager checks the program really holds that uffd).
+  std::int32_t own_fd = -1;
+  std::uint32_t reserved = 0;
 };
 
 enum ReplyFlags : std::uint32_t {

@@ -54,6 +54,29 @@ std::size_t Pcache::RemoveSpace(Asid asid) {
   return removed;
 }
 
+std::size_t Pcache::RemoveRange(Asid asid, std::uint64_t start, std::uint64_t end) {
+  std::size_t removed = 0;
+  ForEachLineOfSpace(asid, [&](PcacheSet& s, PcacheLine& l) {
+    s.mu.AssertHeld();  // as in RemoveSpace
+    Rmap in_range[4];
+    std::vector<Rmap> more;
+    std::uint32_t n = 0;
+    l.rmaps.Walk([&](const Rmap& r) {
+      if (r.asid != asid || r.uva < start || r.uva >= end) return;
+      if (n < 4)
+        in_range[n++] = r;
+      else
+        more.push_back(r);
+    });
+    if (n == 0) return;
+    for (std::uint32_t i = 0; i < n; ++i) l.rmaps.Remove(in_range[i]);
+    for (const Rmap& r : more) l.rmaps.Remove(r);
+    removed += n + more.size();
+    FreeIfUnusedLocked(s, l);
+  });
+  return removed;
+}
+
 std::size_t Pcache::ShareSpace(Asid parent, Asid child) {
   std::size_t shared = 0;
   ForEachLineOfSpace(parent, [&](PcacheSet&, PcacheLine& l) {

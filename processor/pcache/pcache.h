@@ -280,6 +280,10 @@ class Pcache {
   RemoveResult RemoveRmap(const PageKey& key);
   // RemoveRmap for every page of `asid`; returns how many rmaps went.
   std::size_t RemoveSpace(Asid asid);
+  // RemoveRmap for every page of `asid` in [start, end), by a walk of the
+  // lines: for ranges with more pages than the cache has lines (a munmap of
+  // a huge reservation costs the cache's size, not the range's).
+  std::size_t RemoveRange(Asid asid, std::uint64_t start, std::uint64_t end);
   // Fork: every line mapped by `parent` is also mapped by `child` at the
   // same address and marked kLineForked. Waits out evictions in flight (call
   // it with evictions paused to make it atomic with respect to them).

@@ -256,6 +256,25 @@ std::size_t VictimCache::DropSpace(Asid asid) {
   return victims.size();
 }
 
+std::size_t VictimCache::DropRange(Asid asid, std::uint64_t start, std::uint64_t end) {
+  MutexLock lk(mu_);
+  std::vector<std::pair<std::uint32_t, Rmap>> victims;
+  for (;;) {
+    // As in Drop: writes in flight for the range finish before it goes.
+    victims.clear();
+    bool in_flight = false;
+    for (const auto& [owner, index] : index_) {
+      if (owner.asid != asid || owner.uva < start || owner.uva >= end) continue;
+      victims.emplace_back(index, owner);
+      in_flight = in_flight || entries_[index].state == VictimState::kWriteback;
+    }
+    if (!in_flight) break;
+    changed_.wait(mu_);
+  }
+  for (const auto& [index, owner] : victims) RemoveOwnerLocked(index, owner);
+  return victims.size();
+}
+
 bool VictimCache::Drop(const PageKey& key) {
   MutexLock lk(mu_);
   for (;;) {

@@ -109,6 +109,9 @@ class VictimCache {
   // the page on the memory node right after.
   std::size_t DropSpace(Asid asid) EXCLUDES(mu_);
   bool Drop(const PageKey& key) EXCLUDES(mu_);
+  // Drop for every page of `asid` in [start, end): a walk of the entries,
+  // whatever the range's size.
+  std::size_t DropRange(Asid asid, std::uint64_t start, std::uint64_t end) EXCLUDES(mu_);
 
   // Waits until no dirty data is left. Returns the error of a write-back that
   // failed while waiting (the data stays queued and is retried).

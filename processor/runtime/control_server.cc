@@ -22,6 +22,7 @@
 #include "processor/runtime/local_memory.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
+#include "processor/runtime/runtime_message.h"
 #include "processor/runtime/runtime_socket.h"
 
 namespace remora {
@@ -50,68 +51,63 @@ void ProcessSession::ControlLoop() {
     if (fds[1].revents && !zaps().DrainAcks()) break;
     if (fds[2].revents) zaps().OnTimer();  // a batch of zaps waited long enough
     if (fds[0].revents) {
-      rt::Request req;
+      alignas(rt::Request) char buf[sizeof(rt::Request) + 1];
       int fds[2];
-      ssize_t r = RecvWithFds(control_fd_, &req, sizeof(req), fds, 2);
+      ssize_t r = RecvWithFds(control_fd_, buf, sizeof(buf), fds, 2);
       int& fd = fds[0];
       if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
       if (r < 0) continue;
-      Status st;
+      rt::Request req;
+      Status st = DecodeRequest(buf, static_cast<std::size_t>(r), (fds[0] >= 0) + (fds[1] >= 0),
+                                RequestChannel::kControl, id_, &req);
       std::uint32_t reply_flags = 0;
-      if (r != static_cast<ssize_t>(sizeof(req)) || req.magic != rt::kMagic) {
-        st = {Code::kBadRequest, "malformed request"};
-      } else {
-        switch (req.op) {
-          case rt::Op::kMap: {
-            Vma v;
-            v.start = req.start;
-            v.end = req.start + req.len;
-            if (!PageAligned(req.start) || !PageAligned(req.len) || req.len == 0 ||
-                v.end < v.start) {
-              st = {Code::kBadRequest, "misaligned range"};
-              break;
-            }
-            if (req.flags & rt::kMapFile) {
-              if (fd < 0) {
-                st = {Code::kBadRequest, "file mapping without a descriptor"};
-                break;
-              }
-              v.file = std::make_shared<FileBacking>(fd);
-              fd = -1;
-              v.file_offset = req.file_offset;
-            }
-            st = manager_->transport()->RegisterRange(asid_, v.start, req.len);
-            if (st.ok()) {
-              vmas_.Insert(v);
-              manager_->counters().ranges_mapped->Inc();
-            }
-            break;
-          }
-          case rt::Op::kUnmap:
-            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start),
-                         true);
-            break;
-          case rt::Op::kDiscard:
-            st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start),
-                         false);
-            break;
-          case rt::Op::kForkPrepare: {
-            if (fds[0] < 0 || fds[1] < 0) {
-              st = {Code::kBadRequest, "fork without the child's connections"};
-              break;
-            }
-            bool fresh = false;
-            st = PrepareFork(fds[0], fds[1], req.tid, &fresh);
-            if (fresh) reply_flags |= rt::kReplyFreshChild;
-            fds[0] = fds[1] = -1;  // owned by the fork now, whatever the outcome
-            break;
-          }
-          case rt::Op::kForkDone:
-            st = FinishFork(static_cast<pid_t>(req.child_pid));
-            break;
-          default:
-            st = {Code::kBadRequest, "unexpected request"};
+      if (!st.ok()) {
+        // A program that breaks the protocol is not served any further: it
+        // ends, and the manager and every other program go on.
+        for (int f : fds) {
+          if (f >= 0) ::close(f);
         }
+        (void)SendReply(control_fd_, st.code(), id_, asid_, st.message());
+        Fail(st);
+        break;
+      }
+      switch (req.op) {
+        case rt::Op::kMap: {
+          Vma v;
+          v.start = req.start;
+          v.end = req.start + req.len;
+          if (req.flags & rt::kMapFile) {
+            v.file = std::make_shared<FileBacking>(fd);
+            fd = -1;
+            v.file_offset = req.file_offset;
+          }
+          st = manager_->transport()->RegisterRange(asid_, v.start, req.len);
+          if (st.ok()) {
+            vmas_.Insert(v);
+            manager_->counters().ranges_mapped->Inc();
+          }
+          break;
+        }
+        case rt::Op::kUnmap:
+          st =
+              Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start), true);
+          break;
+        case rt::Op::kDiscard:
+          st = Release(PageDown(req.start), PageUp(req.start + req.len) - PageDown(req.start),
+                       false);
+          break;
+        case rt::Op::kForkPrepare: {
+          bool fresh = false;
+          st = PrepareFork(fds[0], fds[1], req.tid, &fresh);
+          if (fresh) reply_flags |= rt::kReplyFreshChild;
+          fds[0] = fds[1] = -1;  // owned by the fork now, whatever the outcome
+          break;
+        }
+        case rt::Op::kForkDone:
+          st = FinishFork(static_cast<pid_t>(req.child_pid));
+          break;
+        default:  // DecodeRequest lets no other op through
+          st = {Code::kBadRequest, "unexpected request"};
       }
       for (int f : fds) {
         if (f >= 0) ::close(f);
@@ -137,10 +133,20 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
   VictimCache* victim = manager_->victim();
   Status result;
   for (const Vma& v : pieces) {
-    for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) {
-      const PageKey key{asid_, uva};
-      pcache->RemoveRmap(key);
-      if (victim) victim->Drop(key);
+    // Per page for a small range; for one with more pages than the cache
+    // has lines (a reservation of gigabytes, mostly never touched), a walk
+    // of the lines and victim entries instead: the cost of a release is
+    // bounded by what can be resident, not by the size of the range.
+    const std::uint64_t pages = (v.end - v.start) / kPageSize;
+    if (pages > pcache->geometry().nr_lines()) {
+      pcache->RemoveRange(asid_, v.start, v.end);
+      if (victim) victim->DropRange(asid_, v.start, v.end);
+    } else {
+      for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) {
+        const PageKey key{asid_, uva};
+        pcache->RemoveRmap(key);
+        if (victim) victim->Drop(key);
+      }
     }
     {
       MutexLock lk(written_mu_);

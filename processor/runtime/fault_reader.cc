@@ -118,13 +118,13 @@ int FaultReader::ReadBlocking(uffd_msg* msgs, int cap) {
   const ssize_t r = ::read(uffd_, msgs, sizeof(uffd_msg) * static_cast<std::size_t>(cap));
   if (state_.exchange(kServing) == kInterrupted) return -1;
   if (r < 0) return (errno == EINTR || errno == EAGAIN) ? 0 : -1;
-  return MessagesIn(r);
+  return r == 0 ? -1 : MessagesIn(r);  // a userfaultfd never reads as end-of-file
 }
 
 int FaultReader::ReadNoWait(uffd_msg* msgs, int cap) {
   const ssize_t r = ::read(uffd_, msgs, sizeof(uffd_msg) * static_cast<std::size_t>(cap));
   if (r < 0) return (errno == EINTR || errno == EAGAIN) ? 0 : -1;
-  return MessagesIn(r);
+  return r == 0 ? -1 : MessagesIn(r);
 }
 
 int FaultReader::Waiter::Spin(uffd_msg* msgs, int cap) {

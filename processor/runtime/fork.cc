@@ -44,13 +44,14 @@ namespace {
 // raw system call). Its child's pages were not write-protected before the
 // copy, so it cannot share the parent's lines, and serving it zeros would
 // corrupt it. The child runs on what it has resident; the first time it
-// needs a page from the manager it is stopped.
-void StopUnpreparedChild(int uffd, pid_t parent) {
+// needs a page from the manager it is stopped — through a pidfd, and only
+// if the thread the kernel named is in a child of the parent's process.
+void StopUnpreparedChild(int uffd, const Peer& parent) {
   spdlog::error(
       "processor manager: pid {} forked without going through the shim (a raw fork "
       "system call); its child will be stopped when it touches managed memory",
-      parent);
-  std::thread([uffd] {
+      parent.pid);
+  std::thread([uffd, parent] {
     pollfd p{uffd, POLLIN, 0};
     uffd_msg msg{};
     for (;;) {
@@ -58,10 +59,14 @@ void StopUnpreparedChild(int uffd, pid_t parent) {
       const ssize_t n = ::read(uffd, &msg, sizeof(msg));
       if (n == static_cast<ssize_t>(sizeof(msg)) && msg.event == UFFD_EVENT_PAGEFAULT) {
         const pid_t tid = static_cast<pid_t>(msg.arg.pagefault.feat.ptid);
-        if (tid > 0) ::kill(tid, SIGKILL);
+        const int pidfd = ChildThreadPidfd(tid, parent);
+        if (pidfd >= 0) {
+          (void)SignalPidfd(pidfd, SIGKILL);
+          ::close(pidfd);
+        }
         break;
       }
-      if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
     }
     ::close(uffd);
   }).detach();
@@ -133,7 +138,7 @@ void ProcessSession::OnForkEvent(int child_uffd) {
   {
     MutexLock lk(fork_mu_);
     if (!fork_.pending || fork_.event_seen) {
-      StopUnpreparedChild(child_uffd, pid());
+      StopUnpreparedChild(child_uffd, Owner());
       return;
     }
     fork_.event_seen = true;
@@ -143,7 +148,11 @@ void ProcessSession::OnForkEvent(int child_uffd) {
   std::uint64_t id;
   Asid asid;
   manager_->NewSessionIds(&id, &asid);
-  auto child = std::make_shared<ProcessSession>(manager_, id, asid, 0, control, child_uffd);
+  // The child runs as its parent's user; its pid (and pidfd) come with
+  // ForkDone, checked there.
+  Peer unborn;
+  unborn.uid = uid_;
+  auto child = std::make_shared<ProcessSession>(manager_, id, asid, unborn, control, child_uffd);
   child->AttachAgent(agent);
   Status st = ShareWithChild(child);
   if (!st.ok()) {
@@ -279,7 +288,17 @@ Status ProcessSession::FinishFork(pid_t child_pid) {
     manager_->counters().fork_failed->Inc();
     return error;
   }
-  child->SetPid(child_pid);
+  // The pid comes from the program: it must name the forked child, not
+  // some process whose memory the child's evictions would then copy.
+  Peer adopted;
+  Status checked = CheckForkedChild(child_pid, Owner(), &adopted);
+  if (!checked.ok()) {
+    child->Start(-1, 0);
+    child->Fail(checked);
+    manager_->counters().fork_failed->Inc();
+    return checked;
+  }
+  child->AdoptChild(adopted);
   Status st =
       SendReplyWithFd(child->control_fd_, Code::kOk, child->id(), child->asid(), child->uffd());
   // Started either way: if the welcome did not arrive, the child is gone or

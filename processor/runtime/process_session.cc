@@ -25,17 +25,24 @@
 
 namespace remora {
 
-ProcessSession::ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid,
-                               int control_fd, int uffd)
-    : manager_(manager), id_(id), asid_(asid), pid_(0), control_fd_(control_fd), uffd_(uffd) {
+ProcessSession::ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid,
+                               const Peer& owner, int control_fd, int uffd)
+    : manager_(manager),
+      id_(id),
+      asid_(asid),
+      pid_(0),
+      uid_(owner.uid),
+      control_fd_(control_fd),
+      uffd_(uffd) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   reader_ = std::make_unique<FaultReader>(uffd_, stop_fd_);
-  if (pid > 0) SetPid(pid);
+  pidfd_.store(owner.pidfd, std::memory_order_release);
+  if (owner.pid > 0) SetPid(owner.pid);
 }
 
 ProcessSession::~ProcessSession() {
   assert(!control_.joinable());
-  for (int fd : {control_fd_, agent_fd_, uffd_, stop_fd_, pagemap_fd_.load()}) {
+  for (int fd : {control_fd_, agent_fd_, uffd_, stop_fd_, pagemap_fd_.load(), pidfd_.load()}) {
     if (fd >= 0) ::close(fd);
   }
 }
@@ -46,9 +53,27 @@ bool ProcessSession::Departed() const {
   return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)) != 0;
 }
 
+Peer ProcessSession::Owner() const {
+  Peer p;
+  p.uid = uid_;
+  p.pid = pid();
+  return p;
+}
+
+void ProcessSession::AdoptChild(const Peer& child) {
+  const int old = pidfd_.exchange(child.pidfd, std::memory_order_acq_rel);
+  if (old >= 0) ::close(old);
+  SetPid(child.pid);
+}
+
 void ProcessSession::SetPid(pid_t pid) {
   const std::string pagemap = "/proc/" + std::to_string(pid) + "/pagemap";
-  const int fd = ::open(pagemap.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(pagemap.c_str(), O_RDONLY | O_CLOEXEC);
+  // Opened while the program lived: the file is the program's.
+  if (fd >= 0 && !PeerAlive(pidfd_.load(std::memory_order_acquire))) {
+    ::close(fd);
+    fd = -1;
+  }
   const int old = pagemap_fd_.exchange(fd);
   if (old >= 0) ::close(old);
   pid_.store(pid, std::memory_order_release);
@@ -60,10 +85,12 @@ void ProcessSession::AttachAgent(int agent_fd) {
   zaps_.store(zap_queue_.get(), std::memory_order_release);
 }
 
-void ProcessSession::Start(int agent_fd, int fault_threads) {
+bool ProcessSession::Start(int agent_fd, int fault_threads) {
+  if (started_.exchange(true)) return false;
   if (agent_fd >= 0) AttachAgent(agent_fd);
   for (int i = 0; i < fault_threads; ++i) faulters_.emplace_back([this, i] { FaultLoop(i); });
   control_ = std::thread([this] { ControlLoop(); });
+  return true;
 }
 
 void ProcessSession::Join() {
@@ -86,8 +113,12 @@ int ProcessSession::ReadProcessPage(std::uint64_t uva, void* dst) {
   const pid_t pid = this->pid();
   if (pid <= 0) return ESRCH;  // a forked child not started yet
   ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  const int error = n < 0 ? errno : 0;
+  // Alive after the read: the pid named the program throughout, not a
+  // process that took its pid after it exited.
+  if (!PeerAlive(pidfd_.load(std::memory_order_acquire))) return ESRCH;
   if (n == static_cast<ssize_t>(kPageSize)) return 0;
-  return n < 0 ? errno : EFAULT;
+  return n < 0 ? error : EFAULT;
 }
 
 bool ProcessSession::PagePresent(std::uint64_t uva) {

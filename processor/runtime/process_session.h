@@ -59,6 +59,7 @@
 #include <vector>
 
 #include "common/mutex.h"
+#include "processor/runtime/peer.h"
 #include "processor/runtime/stream_detector.h"
 #include "processor/runtime/vma_table.h"
 #include "processor/runtime/write_predictor.h"
@@ -75,16 +76,19 @@ enum class SessionState : std::uint8_t { kAttached, kForkPending, kFailed, kDead
 
 class ProcessSession {
  public:
-  ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, pid_t pid, int control_fd,
-                 int uffd);
+  // `owner` is the program as the kernel named it (peer.h; its pidfd is
+  // owned from here on). A forked child's session is made before its pid
+  // is known: owner.pid 0, the parent's uid, until AdoptChild.
+  ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid asid, const Peer& owner,
+                 int control_fd, int uffd);
   ~ProcessSession();  // requires Join()
 
   ProcessSession(const ProcessSession&) = delete;
   ProcessSession& operator=(const ProcessSession&) = delete;
 
   // Starts the threads once the agent connected (agent_fd -1: attached
-  // already).
-  void Start(int agent_fd, int fault_threads);
+  // already). Once only: false (and nothing done) if it already started.
+  bool Start(int agent_fd, int fault_threads);
   // A forked child's agent connection, known before it starts: zaps can be
   // queued to it from the moment it shares lines.
   void AttachAgent(int agent_fd);
@@ -94,8 +98,11 @@ class ProcessSession {
   std::uint64_t id() const { return id_; }
   Asid asid() const { return asid_; }
   pid_t pid() const { return pid_.load(std::memory_order_acquire); }
-  // A forked child's pid arrives after its session was made (ForkDone).
-  void SetPid(pid_t pid);
+  // The user the program runs as (a forked child: its parent's).
+  uid_t uid() const { return uid_; }
+  // A forked child's pid arrives after its session was made (ForkDone),
+  // checked by CheckForkedChild (peer.h); `child`'s pidfd is owned from here.
+  void AdoptChild(const Peer& child);
   int uffd() const { return uffd_; }
   // True once teardown began (kDead): evictions skip the program's pages.
   bool dead() const { return state_.load(std::memory_order_acquire) == SessionState::kDead; }
@@ -110,6 +117,8 @@ class ProcessSession {
   // be evicted). Snapshots read zaps_pending() from the moment the session
   // is registered.
   ZapQueue& zaps() { return *zaps_.load(std::memory_order_acquire); }
+  // The agent's connection is known (Start with one, or AttachAgent).
+  bool agent_attached() const { return zaps_.load(std::memory_order_acquire) != nullptr; }
   std::size_t zaps_pending() const {
     const ZapQueue* z = zaps_.load(std::memory_order_acquire);
     return z != nullptr ? z->pending() : 0;
@@ -122,7 +131,8 @@ class ProcessSession {
   void MarkRemoteCopy(std::uint64_t uva) EXCLUDES(written_mu_);
 
   // Copies the program's page at uva into dst (process_vm_readv). ESRCH or
-  // EFAULT mean the page or the process is gone.
+  // EFAULT mean the page or the process is gone; ESRCH also when the pid
+  // may have been reused meanwhile (the pidfd says the program is gone).
   int ReadProcessPage(std::uint64_t uva, void* dst);
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
@@ -182,6 +192,10 @@ class ProcessSession {
   // fork_mu_): kAttached <-> kForkPending. A failed or dead session keeps
   // its state; fork_.pending alone then says faults are held back.
   void SetForkPendingLocked(bool pending) REQUIRES(fork_mu_);
+  // Records the program's pid and opens its pagemap (pidfd_ set first).
+  void SetPid(pid_t pid);
+  // The program as a Peer (uid and pid; no pidfd of its own).
+  Peer Owner() const;
   // Forgets the fork state except the faults still held (fork_mu_ held).
   void ResetForkLocked() REQUIRES(fork_mu_);
   void AbandonFork() EXCLUDES(fork_mu_);
@@ -192,6 +206,11 @@ class ProcessSession {
   const std::uint64_t id_;
   const Asid asid_;
   std::atomic<pid_t> pid_;
+  const uid_t uid_;
+  // The program's pidfd (peer.h): proves a pid still names the program after
+  // a /proc read or process_vm_readv; -1 for a child not adopted yet.
+  std::atomic<int> pidfd_{-1};
+  std::atomic<bool> started_{false};
   const int control_fd_;
   const int uffd_;
   int agent_fd_ = -1;

@@ -1,16 +1,15 @@
 #include "processor/runtime/processor_manager.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
 #include "processor/abi/runtime_protocol.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/runtime_socket.h"
@@ -85,30 +84,6 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   return Status::Ok();
 }
 
-Status ProcessorManager::Listen() {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (options_.socket_path.size() >= sizeof(addr.sun_path))
-    return {Code::kInvalidArgument, "socket path too long: " + options_.socket_path};
-  std::strcpy(addr.sun_path, options_.socket_path.c_str());
-  listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return {Code::kIoError, std::string("socket: ") + std::strerror(errno)};
-  // A stale socket file from a manager that died is replaced; a live one is
-  // not (connect succeeds) — two managers on one socket would split programs.
-  if (int probe = ConnectSeqpacket(options_.socket_path); probe >= 0) {
-    ::close(probe);
-    return {Code::kBusy, "a processor manager already listens on " + options_.socket_path};
-  }
-  ::unlink(options_.socket_path.c_str());
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(listen_fd_, 128) != 0) {
-    return {Code::kIoError,
-            "cannot listen on " + options_.socket_path + ": " + std::strerror(errno)};
-  }
-  stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  return Status::Ok();
-}
-
 ProcessorManager::~ProcessorManager() {
   // No background eviction while the sessions go: what is left to evict,
   // their faults evict themselves.
@@ -118,10 +93,8 @@ ProcessorManager::~ProcessorManager() {
     (void)!::write(stop_fd_, &one, sizeof(one));
   }
   if (acceptor_.joinable()) acceptor_.join();
-  if (listen_fd_ >= 0) {
-    ::close(listen_fd_);
-    ::unlink(options_.socket_path.c_str());
-  }
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (bound_) ::unlink(options_.socket_path.c_str());
   // Programs still attached lose their manager: closing our ends makes
   // their agents stop them, and the sessions tear down.
   std::vector<std::shared_ptr<ProcessSession>> live;
@@ -135,88 +108,17 @@ ProcessorManager::~ProcessorManager() {
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-void ProcessorManager::AcceptLoop() {
-  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-  for (;;) {
-    int n = ::poll(fds, 2, 1000);
-    if (n < 0 && errno != EINTR) break;
-    if (fds[1].revents) break;
-    ReapRetired();
-    if (n > 0 && (fds[0].revents & POLLIN)) {
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) Accept(fd);
-    }
-  }
-}
-
-// Reads a new connection's first message and acts on it. A client that
-// sends nothing within a second is dropped so one stuck peer cannot stall
-// the others.
-void ProcessorManager::Accept(int fd) {
-  timeval tv{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  rt::Request req;
-  int passed = -1;
-  ssize_t n = RecvWithFd(fd, &req, sizeof(req), &passed);
-  auto drop = [&](const std::string& why) {
-    if (!why.empty()) {
-      spdlog::warn("processor manager: refused a connection: {}", why);
-      (void)SendReply(fd, Code::kInvalidArgument, 0, 0, why);
-    }
-    if (passed >= 0) ::close(passed);
-    ::close(fd);
-  };
-  if (n != static_cast<ssize_t>(sizeof(req)) || req.magic != rt::kMagic)
-    return drop("malformed hello");
-  if (req.version != rt::kVersion)
-    return drop("protocol version mismatch (shim and manager from different builds)");
-  timeval none{0, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-
-  switch (req.op) {
-    case rt::Op::kHello: {
-      if (passed < 0) return drop("hello without a userfaultfd");
-      std::uint64_t id;
-      Asid asid;
-      NewSessionIds(&id, &asid);
-      Status st = options_.transport->CreateSpace(asid);
-      if (!st.ok()) {
-        spdlog::error("processor manager: cannot create an address space for pid {}: {}", req.pid,
-                      st.ToString());
-        (void)SendReply(fd, st.code(), 0, 0, st.ToString());
-        ::close(passed);
-        ::close(fd);
-        return;
-      }
-      Register(std::make_shared<ProcessSession>(this, id, asid, req.pid, fd, passed));
-      (void)SendReply(fd, Code::kOk, id, asid, "");
-      return;
-    }
-    case rt::Op::kAgentHello: {
-      std::shared_ptr<ProcessSession> s;
-      {
-        ReaderMutexLock lk(sessions_mu_);
-        auto it = by_id_.find(req.session);
-        if (it != by_id_.end()) s = it->second;
-      }
-      if (!s || s->pid() != req.pid) return drop("agent for an unknown program");
-      (void)SendReply(fd, Code::kOk, s->id(), s->asid(), "");
-      s->Start(fd, options_.fault_threads);
-      return;
-    }
-    case rt::Op::kStats: {
-      (void)SendReply(fd, Code::kOk, 0, 0, Snapshot().ToJson());
-      ::close(fd);
-      return;
-    }
-    default:
-      return drop("unexpected first message");
-  }
-}
-
 void ProcessorManager::NewSessionIds(std::uint64_t* id, Asid* asid) {
+  // A session id is what an agent presents to join its session: random,
+  // so one program cannot name another's (the agent's credentials must
+  // match the session's too, greeter.cc).
+  std::uint64_t r = 0;
   WriterMutexLock lk(sessions_mu_);
-  *id = ++next_id_;
+  do {
+    while (::getrandom(&r, sizeof(r), 0) != static_cast<ssize_t>(sizeof(r))) {
+    }
+  } while (r == 0 || by_id_.count(r) != 0);
+  *id = r;
   *asid = MakeAsid(options_.node_id, ++next_local_asid_);
 }
 
@@ -304,6 +206,33 @@ StatsSnapshot ProcessorManager::Snapshot() {
     rmaps_reported_ = rmaps;
   }
   return options_.stats->Snapshot();
+}
+
+std::string ProcessorManager::StatsFor(const Peer& peer) {
+  StatsSnapshot snap = Snapshot();
+  nlohmann::json sessions = nlohmann::json::array();
+  std::int64_t visible = 0;
+  {
+    ReaderMutexLock lk(sessions_mu_);
+    for (auto& [id, s] : by_id_) {
+      if (!peer.MaySee(s->uid())) continue;
+      ++visible;
+      sessions.push_back({{"id", id},
+                          {"pid", s->pid()},
+                          {"uid", s->uid()},
+                          {"asid", s->asid()},
+                          {"ranges", s->vmas().size()}});
+    }
+  }
+  // Another user's programs are not this peer's business, not even their
+  // number; node-wide totals (faults, evictions) stay, as /proc/vmstat does.
+  if (!peer.root()) snap.counters["processes_attached"] = visible;
+  // The snapshot's own JSON, as every other reader gets it, plus the list.
+  std::string json = snap.ToJson();
+  const auto end = json.rfind('}');
+  if (end == std::string::npos) return json;
+  json.insert(end, ", \"sessions\": " + sessions.dump() + "\n");
+  return json;
 }
 
 }  // namespace remora

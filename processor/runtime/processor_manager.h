@@ -78,10 +78,12 @@
 #include <vector>
 
 #include "common/mutex.h"
+#include "processor/abi/runtime_protocol.h"
 #include "processor/pcache/pcache.h"
 #include "processor/pcache/refault_shadow.h"
 #include "processor/pcache/victim_cache.h"
 #include "processor/runtime/fault_trace.h"
+#include "processor/runtime/peer.h"
 #include "processor/runtime/reclaimer.h"
 #include "processor/runtime/runtime_stats.h"
 #include "processor/runtime/transport_writeback_sink.h"
@@ -99,6 +101,15 @@ struct ProcessorManagerOptions {
   Transport* transport = nullptr;  // required; not owned
   NodeId node_id = 1;              // this processor node (the high half of asids)
   std::string socket_path;         // unix socket programs connect to
+  // The socket is 0600 (only this user's programs attach) unless a group is
+  // given: then 0660 with that group, its directory 0750 with that group
+  // (a node-wide manager serving several users). Its directory must be one
+  // only this user can write (created if missing; docs/security.md).
+  gid_t socket_group = static_cast<gid_t>(-1);
+  // Connections that have not sent their first message yet: at most this
+  // many per user (a client silent past first_message_timeout is dropped).
+  std::uint32_t pending_per_user = 32;
+  std::chrono::milliseconds first_message_timeout{5000};
   StatsRegistry* stats = nullptr;  // required; not owned
   int fault_threads = 2;           // per program
   // Readahead on sequential misses: up to this many pages past the fault
@@ -151,21 +162,39 @@ class ProcessorManager {
 
   // The node-wide snapshot, with the memory node's page count refreshed.
   StatsSnapshot Snapshot() EXCLUDES(snapshot_mu_, sessions_mu_);
+  // The reply to a Stats request from `peer` (JSON): the snapshot, and the
+  // sessions `peer` may see (root: all; others: their own), as
+  // {"sessions": [{"id", "pid", "uid", "asid", "ranges"}...]}. For a
+  // non-root peer the gauge processes_attached counts its programs only.
+  std::string StatsFor(const Peer& peer) EXCLUDES(snapshot_mu_, sessions_mu_);
 
   // For the eviction hooks: the live session of an address space, if any.
   std::shared_ptr<ProcessSession> FindSession(Asid asid) const EXCLUDES(sessions_mu_);
   // Called by a session's control thread when its teardown is done.
   void Retire(std::uint64_t id) EXCLUDES(sessions_mu_);
-  // A new session's id and address space id.
+  // A new session's id (random, unguessable, never 0 or a live one's) and
+  // address space id.
   void NewSessionIds(std::uint64_t* id, Asid* asid) EXCLUDES(sessions_mu_);
   // Makes a session visible (FindSession, sessions()) and counts it.
   void Register(std::shared_ptr<ProcessSession> session) EXCLUDES(sessions_mu_);
 
  private:
   explicit ProcessorManager(const ProcessorManagerOptions& options);
-  Status Listen();
+  Status Listen();  // listen_socket.cc
+  // The acceptor thread (greeter.cc): accepts connections and waits for
+  // their first messages side by side, so a silent client holds up nobody.
   void AcceptLoop();
-  void Accept(int fd);
+  // Receives and acts on a new connection's first message; false (nothing
+  // consumed) if it has not arrived yet. Otherwise the connection and
+  // `peer` are taken (kept by a session, or closed).
+  bool ServeFirstMessage(int fd, Peer* peer);
+  // A new connection's first message (from `peer`, already decoded).
+  void Greet(int fd, Peer* peer, const rt::Request& req, int passed);
+  void GreetHello(int fd, Peer* peer, const rt::Request& req, int uffd);
+  // Ends sessions whose agent never came (first_message_timeout after
+  // their hello): a client that stops half-way holds nothing for long.
+  void EndAgentless();
+  void GreetAgent(int fd, const Peer& peer, const rt::Request& req);
   // Joins retired sessions: without sessions_mu_, which their threads take.
   void ReapRetired() EXCLUDES(sessions_mu_);
   EvictHooks MakeEvictHooks();  // evict_hooks.cc
@@ -191,6 +220,11 @@ class ProcessorManager {
   std::unique_ptr<Reclaimer> reclaimer_;
 
   int listen_fd_ = -1;
+  bool bound_ = false;
+  // Sessions made by a hello whose agent has not come yet, with the time
+  // by which it must. The acceptor thread's only (no lock).
+  std::vector<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>>
+      awaiting_agent_;  // the socket file is ours (removed at the end)
   int stop_fd_ = -1;
   std::thread acceptor_;
 
@@ -203,7 +237,6 @@ class ProcessorManager {
   // Waits on sessions_mu_ itself (held exclusively), which it unlocks and
   // relocks through SharedMutex's lock()/unlock().
   std::condition_variable_any idle_cv_;
-  std::uint64_t next_id_ GUARDED_BY(sessions_mu_) = 0;
   std::uint32_t next_local_asid_ GUARDED_BY(sessions_mu_) = 0;
 };
 

@@ -26,6 +26,7 @@ std::uint64_t g_features = 0;
 int g_uffd = -1;
 int g_control = -1;
 std::uint64_t g_session = 0;
+pid_t g_manager_pid = 0;  // from SO_PEERCRED on the manager's socket
 pthread_mutex_t g_control_mu = PTHREAD_MUTEX_INITIALIZER;
 // The text of the last reply (an error's reason), under the control lock.
 char g_reply_text[257];
@@ -59,7 +60,24 @@ int ConnectTo(const char* path) {
     errno = e;
     return -1;
   }
+  // The manager will hold this program's userfaultfd and read its pages:
+  // it must be root's or our own user's, whoever made the socket file.
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred))
+    Fatal("cannot tell who serves REMORA_PROCESSOR_SOCKET");
+  if (cred.uid != 0 && cred.uid != ::geteuid())
+    Fatal("REMORA_PROCESSOR_SOCKET is served by another user; refusing to hand it this program");
+  g_manager_pid = cred.pid;
   return fd;
+}
+
+// The manager copies evicted pages out with process_vm_readv, which Yama's
+// ptrace_scope=1 allows only to an ancestor, a holder of CAP_SYS_PTRACE, or
+// the one process the program names: name the manager, and nobody else
+// (never PR_SET_PTRACER_ANY). Without Yama this fails harmlessly.
+void AllowManagerToRead() {
+  if (g_manager_pid > 0) (void)prctl(PR_SET_PTRACER, g_manager_pid, 0, 0, 0);
 }
 
 // Sends req (with the nfds descriptors in fds attached) and reads the reply.
@@ -150,10 +168,12 @@ int Connect(const char* path) {
 
   g_control = ConnectTo(path);
   if (g_control < 0) Fatal("cannot reach the processor manager (REMORA_PROCESSOR_SOCKET)");
+  AllowManagerToRead();
   rt::Request hello;
   hello.op = rt::Op::kHello;
   hello.pid = static_cast<std::int32_t>(getpid());
   hello.uffd_features = g_features;
+  hello.own_fd = g_uffd;  // the manager checks we hold the uffd we pass
   rt::Reply reply;
   if (!Exchange(g_control, hello, g_uffd, &reply) || reply.code != 0)
     Fatal("the processor manager refused this program");
@@ -201,9 +221,6 @@ void AttachEarly() {
                                        ours ? StartState::kAttached : StartState::kNotUnderRemora))
     return;
   if (!ours) return;
-  // The manager reads evicted pages with process_vm_readv; under Yama's
-  // ptrace_scope=1 that needs the program's consent.
-  (void)prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
   g_pending_agent = Connect(path);
   g_active = true;
 }
@@ -294,6 +311,7 @@ void BecomeForkedChild(int control, int agent, bool fresh) {
     return;
   }
   g_control = control;
+  AllowManagerToRead();  // Yama's exception is per process: not inherited
   rt::Reply welcome;
   int uffd;
   if (!ReceiveWelcome(g_control, &welcome, &uffd))

@@ -148,6 +148,26 @@ TEST(PcacheRmap, RemoveSpaceLeavesNoLineBehind) {
   EXPECT_EQ(rig.sink.writes(), 0u);
 }
 
+TEST(PcacheRmap, RemoveRangeDropsOnlyThatRangeOfThatSpace) {
+  PcacheRig rig(RigConfig{.capacity = 32 * kPageSize, .ways = 4});  // 8 sets
+  for (int p = 0; p < 12; ++p) rig.Load(Page(p, kParent), p);
+  ASSERT_EQ(rig.pcache->ShareSpace(kParent, kChild), 12u);
+  for (int p = 20; p < 24; ++p) rig.Load(Page(p, kParent));
+  // A huge range around pages 4..9 of the parent: the walk of the lines
+  // finds exactly those, and the child keeps its shared lines.
+  EXPECT_EQ(rig.pcache->RemoveRange(kParent, Page(4).uva, Page(10).uva), 6u);
+  for (int p = 0; p < 12; ++p) {
+    EXPECT_EQ(rig.pcache->Lookup(Page(p, kParent)).has_value(), p < 4 || p >= 10) << p;
+    EXPECT_TRUE(rig.pcache->Lookup(Page(p, kChild))) << p;
+  }
+  EXPECT_EQ(rig.pcache->lines_used(), 16u);
+  EXPECT_EQ(rig.pcache->RemoveRange(kChild, 0, std::uint64_t{1} << 47), 12u);
+  EXPECT_EQ(rig.pcache->lines_used(), 10u);  // the parent's 6 + 4 unshared ones
+  EXPECT_EQ(rig.pcache->RemoveRange(kChild, 0, std::uint64_t{1} << 47), 0u);
+  ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
+  EXPECT_EQ(rig.sink.writes(), 0u);
+}
+
 TEST(PcacheRmap, MappingDroppedDuringFillFreesTheLineAtCompletion) {
   PcacheRig rig;
   FillResult r;

@@ -300,6 +300,18 @@ TEST_F(VictimCacheTest, DropForgetsWithoutWriting) {
   EXPECT_EQ(vc->used(), 1u);
 }
 
+TEST_F(VictimCacheTest, DropRangeForgetsOnlyThatRangeOfThatSpace) {
+  Make(8);
+  for (std::uint64_t vpn = 0; vpn < 6; ++vpn) ASSERT_TRUE(Put(Key(vpn, 1), 1, vpn % 2 == 0).ok());
+  ASSERT_TRUE(Put(Key(3, 2), 2, false).ok());
+  EXPECT_EQ(vc->DropRange(1, Key(2).uva, Key(5).uva), 3u);
+  for (std::uint64_t vpn = 0; vpn < 6; ++vpn)
+    EXPECT_EQ(vc->Contains(Key(vpn, 1)), vpn < 2 || vpn >= 5) << vpn;
+  EXPECT_TRUE(vc->Contains(Key(3, 2)));
+  EXPECT_EQ(vc->DropRange(1, 0, std::uint64_t{1} << 47), 3u);
+  EXPECT_EQ(vc->used(), 1u);
+}
+
 TEST_F(VictimCacheTest, NewerCopyOfAPageSupersedesTheOlder) {
   Make(4);
   ASSERT_TRUE(Put(Key(1), 1, false).ok());
