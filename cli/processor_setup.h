@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/local_memory_node.h"
+#include "metrics/metrics_server.h"
 #include "processor/runtime/processor_manager.h"
 #include "remora/stats.h"
 #include "remora/status.h"
@@ -36,6 +37,8 @@ struct ProcessorArgs {
   // ways (processor/runtime/reclaimer.h); low 0: no background reclaim.
   int reclaim_low = -1;
   int reclaim_high = -1;
+  // HOST:PORT for Prometheus's /metrics (metrics/metrics_server.h); empty: off.
+  std::string metrics_listen;
 };
 
 // Adds the options above to `sub`. Values given on the command line win
@@ -53,9 +56,10 @@ struct ProcessorStack {
   std::unique_ptr<StatsRegistry> stats;
   std::unique_ptr<Transport> transport;
   std::unique_ptr<ProcessorManager> manager;
-  std::string description;  // one line: pcache geometry, memory node
+  std::unique_ptr<metrics::MetricsServer> metrics;  // with --metrics-listen
+  std::string description;                          // one line: pcache geometry, memory node
 
-  ~ProcessorStack();  // manager first, then the transport, then the node
+  ~ProcessorStack();  // metrics, manager, then the transport, then the node
 };
 
 Status StartProcessorStack(const ProcessorArgs& args, const std::string& socket_path,
