@@ -20,7 +20,9 @@ PACKAGES=(
   libcpp-httplib-dev      # --metrics-listen: Prometheus /metrics over HTTP
   python3 python3-matplotlib
   # Tests of /metrics and of the package: scraping, promtool (in Debian's
-  # prometheus package), cpack's dpkg-shlibdeps (dpkg-dev), systemd-analyze.
+  # prometheus package, which also brings a Prometheus server; on a machine
+  # booted with systemd it is enabled: `systemctl disable --now prometheus`
+  # if unwanted), cpack's dpkg-shlibdeps (dpkg-dev), systemd-analyze.
   curl prometheus dpkg-dev systemd
 )
 
