@@ -18,6 +18,7 @@ namespace {
 
 struct Flags {
   std::string config_file, listen, capacity, secret_file, shm_socket, transport, device;
+  std::string metrics_listen;
   std::uint32_t node_id = 0;
   int auth_timeout_ms = 0;
   int rdma_port = 1, gid_index = -1;
@@ -37,6 +38,7 @@ Status BuildConfig(CLI::App* sub, const Flags& f, MemoryNodeConfig* c) {
   if (given("--device")) c->rdma_device = f.device;
   if (given("--rdma-port")) c->rdma_port = f.rdma_port;
   if (given("--gid-index")) c->rdma_gid_index = f.gid_index;
+  if (given("--metrics-listen")) c->metrics_listen = f.metrics_listen;
   if (given("--log-level")) c->log_level.clear();  // already applied by the flag
   if (c->capacity_bytes < 4096)
     return {Code::kInvalidArgument, "capacity must be at least one page (4096 bytes)"};
@@ -70,6 +72,9 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   sub->add_option("--gid-index", f->gid_index,
                   "rdma: GID index (default: the port's IPv4 RoCE v2 GID, else 0)")
       ->check(CLI::Range(-1, 255));
+  sub->add_option("--metrics-listen", f->metrics_listen,
+                  "serve Prometheus /metrics over HTTP on HOST:PORT (port 0: any free port; "
+                  "default: off)");
   auto exit_with_parent = std::make_shared<bool>(false);
   sub->add_flag("--exit-with-parent", *exit_with_parent,
                 "stop when the process that started this node dies (an embedded node of remora "

@@ -130,6 +130,13 @@ int Run(CLI::App* sub, RunArgs& a) {
     std::fprintf(stderr, "remora run: %s\n", st.ToString().c_str());
     return 2;
   }
+  if (!a.processor.empty() && !a.proc.metrics_listen.empty()) {
+    std::fprintf(stderr,
+                 "remora run: --metrics-listen serves an embedded manager; give it to the "
+                 "`remora processor` behind %s instead\n",
+                 a.processor.c_str());
+    return 2;
+  }
   const std::string shim = ShimPath();
   if (shim.empty()) {
     std::fprintf(stderr, "remora run: libremora_shim.so not found next to %s\n",
@@ -155,6 +162,8 @@ int Run(CLI::App* sub, RunArgs& a) {
       std::fprintf(stderr, "remora run: %s\n", st.ToString().c_str());
       return 1;
     }
+    if (stack->metrics)
+      std::fprintf(stderr, "remora run: Prometheus metrics on %s\n", stack->metrics->url().c_str());
   } else {
     std::string json;
     st = ProcessorStatsJson(socket, &json);

@@ -90,6 +90,9 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_option("--fault-trace", a->fault_trace,
                   "write every fault served to FILE ('r|w ADDR ASID' per line: a trace for "
                   "remora sim)");
+  sub->add_option("--metrics-listen", a->metrics_listen,
+                  "serve the manager's counters as Prometheus /metrics over HTTP on HOST:PORT "
+                  "(port 0: any free port; default: off)");
 }
 
 namespace {
@@ -131,7 +134,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
                                   "transport",   "secret_file", "memory_capacity", "fault_threads",
                                   "readahead",   "timeout_ms",  "node_id",         "socket",
                                   "fault_trace", "reclaim_low", "reclaim_high"};
-    bool ok = false;
+    bool ok = k.str() == "metrics_listen";
     for (const char* name : known) ok = ok || k.str() == name;
     if (!ok)
       return {Code::kInvalidArgument,
@@ -152,10 +155,12 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "fault_trace", "--fault-trace", &a->fault_trace));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "reclaim_low", "--reclaim-low", &a->reclaim_low));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "reclaim_high", "--reclaim-high", &a->reclaim_high));
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "metrics_listen", "--metrics-listen", &a->metrics_listen));
   return Status::Ok();
 }
 
 ProcessorStack::~ProcessorStack() {
+  metrics.reset();  // its scrapes read the manager
   manager.reset();
   transport.reset();
   local_node.reset();
@@ -233,6 +238,12 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
                   : std::string("no background reclaim");
   stack->description = fmt::format("pcache {} ({}), victim cache {} entries, {}", stack->geometry,
                                    reclaim, a.victim, node_desc);
+  if (!a.metrics_listen.empty()) {
+    ProcessorManager* m = stack->manager.get();
+    REMORA_RETURN_IF_ERROR(metrics::MetricsServer::Start(
+        a.metrics_listen, [m] { return m->Snapshot(); }, &stack->metrics));
+    stack->description += ", Prometheus metrics on " + stack->metrics->url();
+  }
   *out = std::move(stack);
   return Status::Ok();
 }

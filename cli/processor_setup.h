@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/local_memory_node.h"
+#include "metrics/metrics_server.h"
 #include "processor/runtime/processor_manager.h"
 #include "remora/stats.h"
 #include "remora/status.h"
@@ -39,6 +40,8 @@ struct ProcessorArgs {
   // `remora processor --socket-group`: a group (name or number) whose
   // members may attach; empty: the socket is this user's only (0600).
   std::string socket_group;
+  // HOST:PORT for Prometheus's /metrics (metrics/metrics_server.h); empty: off.
+  std::string metrics_listen;
 };
 
 // Adds the options above to `sub`. Values given on the command line win
@@ -58,8 +61,9 @@ struct ProcessorStack {
   std::unique_ptr<ProcessorManager> manager;
   std::string description;  // one line: pcache geometry, memory node
   std::string geometry;     // "48 MiB = 1024 sets x 12 ways"
+  std::unique_ptr<metrics::MetricsServer> metrics;  // with --metrics-listen
 
-  ~ProcessorStack();  // manager first, then the transport, then the node
+  ~ProcessorStack();  // metrics, manager, then the transport, then the node
 };
 
 // The pcache geometry of --pcache and --ways (ways 0: chosen from the size).

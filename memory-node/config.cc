@@ -50,8 +50,9 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (!t) return Bad(path, "no [memory_node] table");
 
   static const std::set<std::string> kKnown = {
-      "listen",          "capacity",  "secret_file", "shm_socket", "node_id",       "log_level",
-      "auth_timeout_ms", "transport", "rdma_device", "rdma_port",  "rdma_gid_index"};
+      "listen",      "capacity",  "secret_file",     "shm_socket",
+      "node_id",     "log_level", "auth_timeout_ms", "transport",
+      "rdma_device", "rdma_port", "rdma_gid_index",  "metrics_listen"};
   for (const auto& [key, value] : *t)
     if (!kKnown.count(std::string(key.str())))
       return Bad(path, "unknown key memory_node." + std::string(key.str()));
@@ -64,6 +65,7 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (config->transport != "tcp" && config->transport != "rdma")
     return Bad(path, "memory_node.transport must be \"tcp\" or \"rdma\"");
   REMORA_RETURN_IF_ERROR(GetString(*t, "rdma_device", path, &config->rdma_device));
+  REMORA_RETURN_IF_ERROR(GetString(*t, "metrics_listen", path, &config->metrics_listen));
   if (const toml::node* n = t->get("capacity")) {
     if (auto s = n->value<std::string>()) {
       REMORA_RETURN_IF_ERROR(ParseSize(*s, &config->capacity_bytes));

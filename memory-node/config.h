@@ -13,6 +13,7 @@
 //   rdma_device = "mlx5_0"            # rdma: the device to serve on
 //   rdma_port   = 1
 //   rdma_gid_index = 3                # -1: the port's IPv4 RoCE v2 GID, else 0
+//   metrics_listen = "127.0.0.1:9400" # Prometheus /metrics over HTTP (default: off)
 //
 // configs/memory-node.toml is a commented example.
 #pragma once
@@ -41,6 +42,8 @@ struct MemoryNodeConfig {
   std::string rdma_device;  // empty: the first device
   int rdma_port = 1;
   int rdma_gid_index = -1;
+  // HOST:PORT to serve Prometheus's /metrics on; empty: no HTTP server.
+  std::string metrics_listen;
 };
 
 // Overwrites the fields present in `path`'s [memory_node] table. Unknown keys

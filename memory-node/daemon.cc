@@ -14,6 +14,7 @@
 #include "memory-node/page_store.h"
 #include "memory-node/rdma_service.h"
 #include "memory-node/server.h"
+#include "metrics/metrics_server.h"
 #include "net/auth.h"
 #include "net/rdma/rdma_verbs.h"
 #include "net/socket_util.h"
@@ -114,6 +115,17 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
     spdlog::error("{}", st.ToString());
     return 1;
   }
+  // Before the ready line, so that a bad address fails the start.
+  std::unique_ptr<metrics::MetricsServer> metrics;
+  if (!config.metrics_listen.empty()) {
+    st = metrics::MetricsServer::Start(
+        config.metrics_listen, [&stats] { return stats.Snapshot(); }, &metrics);
+    if (!st.ok()) {
+      spdlog::error("{}", st.ToString());
+      return 1;
+    }
+    spdlog::info("Prometheus metrics on {}", metrics->url());
+  }
   std::string secret_path = config.secret_file;
   if (generated) {
     st = DefaultSecretPath(bound, &secret_path);
@@ -142,6 +154,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   std::fflush(stdout);
 
   server.Run();
+  metrics.reset();  // no scrape may outlive the registry
 
   LogSummary(stats);
   if (generated) unlink(secret_path.c_str());

@@ -17,7 +17,13 @@ PACKAGES=(
   libssl-dev              # HMAC-SHA256 peer authentication (libcrypto)
   libmimalloc-dev         # the allocator preloaded under programs
   libibverbs-dev rdma-core ibverbs-providers
+  libcpp-httplib-dev      # --metrics-listen: Prometheus /metrics over HTTP
   python3 python3-matplotlib
+  # Tests of /metrics and of the package: scraping, promtool (in Debian's
+  # prometheus package, which also brings a Prometheus server; on a machine
+  # booted with systemd it is enabled: `systemctl disable --now prometheus`
+  # if unwanted), cpack's dpkg-shlibdeps (dpkg-dev), systemd-analyze.
+  curl prometheus dpkg-dev systemd
 )
 
 # The emulated RDMA cluster (tests/cluster/qemu-rdma.sh) boots guests with

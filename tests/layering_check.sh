@@ -22,6 +22,7 @@
 #   memory-node/        processor/, managers/, cli/
 #   managers/           processor/, memory-node/, cli/
 #   stats/              any project header but stats/, common/, include/
+#   metrics/            any project header but metrics/, stats/, common/, include/
 #   common/             any project header but common/, include/
 #   include/            any project header but include/
 # cli/ is the top and may include anything; tests/ and bench/ are not checked.
@@ -41,7 +42,7 @@ readonly RULES='
 # Top-level folders that hold project headers; anything else in <...>
 # is a system or third-party header.
 BEGIN {
-  split("processor net memory-node managers cli common stats include", r, " ")
+  split("processor net memory-node managers cli common stats metrics include", r, " ")
   for (i in r) root[r[i]] = 1
 }
 # "a/b/../c/./d" -> "a/c/d"
@@ -114,6 +115,9 @@ function forbidden(file, target, sys) {
   } else if (file ~ /^stats\//) {
     if (target != "" && target !~ /^(stats|common|include)\//)
       return "stats/ may include only stats/, common/ and include/"
+  } else if (file ~ /^metrics\//) {
+    if (target != "" && target !~ /^(metrics|stats|common|include)\//)
+      return "metrics/ may include only metrics/, stats/, common/ and include/"
   } else if (file ~ /^common\//) {
     if (target != "" && target !~ /^(common|include)\//)
       return "common/ may include only common/ and include/"
@@ -148,7 +152,7 @@ END {
 # if there are any.
 check_tree() {
   local -a dirs=()
-  for d in processor net memory-node managers common stats include; do
+  for d in processor net memory-node managers common stats metrics include; do
     [[ -d $d ]] && dirs+=("$d")
   done
   { grep -rnE '^[[:space:]]*#[[:space:]]*include' --include='*.h' --include='*.hh' \
@@ -163,7 +167,7 @@ self_test() {
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' RETURN
   mkdir -p "$tmp"/{processor/{shim,abi,pcache,sim,runtime},net/rdma,memory-node,managers} \
-           "$tmp"/{include/remora,common,stats}
+           "$tmp"/{include/remora,common,stats,metrics}
   cat >"$tmp/processor/shim/a.cc" <<'EOF'
 #include <sys/mman.h>
 #include "processor/abi/uffd.h"
@@ -228,6 +232,12 @@ EOF
 #include "common/log.h"
 #include "net/wire.h"
 EOF
+  cat >"$tmp/metrics/a.cc" <<'EOF'
+#include "metrics/prometheus_text.h"
+#include "remora/stats.h"
+#include "common/log.h"
+#include "processor/runtime/processor_manager.h"
+EOF
   cat >"$tmp/include/remora/a.h" <<'EOF'
 #include "remora/types.h"
 #include "types.h"
@@ -237,6 +247,7 @@ EOF
 include/remora/a.h:3
 managers/a.cc:2
 memory-node/a.cc:3
+metrics/a.cc:4
 net/rdma/a.cc:5
 net/rdma/a.cc:6
 processor/abi/a.h:3
