@@ -56,7 +56,11 @@ class ZapQueue {
   // Pages with a zap pending (queued or unacknowledged) per program, at most
   // (see Throttle). 512 KiB.
   static constexpr std::size_t kMaxPending = 128;
-  static constexpr std::chrono::milliseconds kFlushDelay{2};
+  // Long enough that a program evicting slowly still sends batches of many
+  // pages (each batch is a wake-up of the control thread, of the agent and
+  // an acknowledgement); the overshoot meanwhile is bounded by kMaxPending
+  // either way.
+  static constexpr std::chrono::milliseconds kFlushDelay{10};
 
   // Queues a zap of the page at uva (sending the batch if it is full).
   // kDisconnected if the agent is gone (the program is exiting).
