@@ -172,6 +172,31 @@ Status StreamTransport::WritePages(Asid asid, std::span<const std::uint64_t> uva
   return Status::Ok();
 }
 
+// The payload is gathered from the pages themselves (sendmsg with one iovec
+// each): no staging copy.
+Status StreamTransport::WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
+                                         std::span<const void* const> pages) {
+  if (uvas.size() != pages.size())
+    return {Code::kInvalidArgument, "WritePagesGather: one page per uva"};
+  std::uint8_t addrs[8 * wire::kMaxBatchPages];
+  iovec payload[1 + wire::kMaxBatchPages];
+  for (std::size_t i = 0; i < uvas.size(); i += wire::kMaxBatchPages) {
+    const std::size_t n = std::min<std::size_t>(wire::kMaxBatchPages, uvas.size() - i);
+    payload[0] = Iov(addrs, 8 * n);
+    for (std::size_t k = 0; k < n; ++k) {
+      wire::PutU64(addrs + 8 * k, uvas[i + k]);
+      payload[1 + k] = Iov(pages[i + k], kPageSize);
+    }
+    StreamClient::Request r;
+    r.type = MsgType::kWritePages;
+    r.asid = asid;
+    r.arg1 = n;
+    r.payload = {payload, 1 + n};
+    REMORA_RETURN_IF_ERROR(client_->Call(r));
+  }
+  return Status::Ok();
+}
+
 Status StreamTransport::WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
                                         const void* buf) {
   if (asids.empty() || asids.size() > wire::kMaxBatchPages)

@@ -45,6 +45,8 @@ class StreamTransport : public Transport {
   Status ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
                    bool* present = nullptr) override;
   Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
+  Status WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
+                          std::span<const void* const> pages) override;
   Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva, const void* buf) override;
 
  private:

@@ -1,5 +1,6 @@
 // Transport defaults shared by every implementation, and the factory.
 #include <cstring>
+#include <memory>
 
 #include "net/transports.h"
 #include "remora/transport.h"
@@ -22,6 +23,14 @@ Status Transport::WritePages(Asid asid, std::span<const std::uint64_t> uvas, con
   for (std::size_t i = 0; i < uvas.size(); ++i)
     REMORA_RETURN_IF_ERROR(WritePage(asid, uvas[i], in + i * kPageSize));
   return Status::Ok();
+}
+
+Status Transport::WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
+                                   std::span<const void* const> pages) {
+  std::unique_ptr<char[]> staging(new char[pages.size() * kPageSize]);
+  for (std::size_t i = 0; i < pages.size(); ++i)
+    std::memcpy(staging.get() + i * kPageSize, pages[i], kPageSize);
+  return WritePages(asid, uvas, staging.get());
 }
 
 Status ParseTransportKind(const std::string& s, TransportKind* kind) {

@@ -68,6 +68,11 @@ class Transport {
   virtual Status ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
                            bool* present = nullptr);
   virtual Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs);
+  // The same with the pages where they are: page i is uvas[i] <- pages[i]
+  // (kPageSize bytes each, anywhere). Stream transports send them straight
+  // from there; the default stages them contiguously for WritePages.
+  virtual Status WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
+                                  std::span<const void* const> pages);
   // Writes one page that several address spaces share (a pcache line mapped by
   // parent and child after fork): stored once, referenced by every asid.
   virtual Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,

@@ -26,7 +26,6 @@ VictimCache::VictimCache(const VictimCacheOptions& options)
       own_stats_(options.stats ? nullptr : std::make_unique<StatsRegistry>()),
       counters_(options.stats ? options.stats : own_stats_.get()),
       buffer_(new std::byte[std::size_t{options.entries} * kPageSize]),
-      staging_(new std::byte[kFlushBatch * kPageSize]),
       entries_(options.entries),
       // A batch never needs more than half the entries, so inserts find
       // room while one is being written.

@@ -155,7 +155,6 @@ class VictimCache {
   // the entry is kReserved (by its inserter) and read while it is published
   // (under mu_) or in kWriteback (by the flush thread); see the header.
   std::unique_ptr<std::byte[]> buffer_;
-  std::unique_ptr<std::byte[]> staging_;  // flush thread only: a batch, contiguous
 
   mutable Mutex mu_;
   CondVar changed_;   // entries freed, flushed, or a write failed

@@ -3,7 +3,7 @@
 // an insert needs room or Flush() was called. A single writer keeps
 // write-backs of one page in the order they were inserted. Consecutive entries of one address space
 // with a single owner each (the common case: no fork sharing) go in one batch, one round trip to
-// the memory node for up to kFlushBatch pages.
+// the memory node for up to kFlushBatch pages, sent straight from the entries.
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -34,6 +34,7 @@ void VictimCache::FlushLoop() {
     }
     std::uint32_t batch[kFlushBatch];
     std::uint64_t uvas[kFlushBatch];
+    const void* pages[kFlushBatch];
     std::size_t n = 0;
     std::vector<Rmap> owners;
     while (!dirty_queue_.empty() && n < kFlushBatch) {
@@ -48,6 +49,7 @@ void VictimCache::FlushLoop() {
       counters_.flush_submitted_dirty->Inc();
       if (n == 0) owners = e.owners;
       uvas[n] = e.owners[0].uva;
+      pages[n] = Data(index);
       batch[n++] = index;
       if (!single) break;  // a shared page goes alone
     }
@@ -57,10 +59,9 @@ void VictimCache::FlushLoop() {
     if (n == 1) {
       st = options_.sink->WriteBack(owners, Data(batch[0]));
     } else {
-      // Entries are scattered in the buffer; stage them contiguously.
-      for (std::size_t i = 0; i < n; ++i)
-        std::memcpy(staging_.get() + i * kPageSize, Data(batch[i]), kPageSize);
-      st = options_.sink->WriteBackMany(owners[0].asid, {uvas, n}, staging_.get());
+      // Entries are scattered in the buffer; the sink gathers them from
+      // there (they are in writeback: nobody reuses them meanwhile).
+      st = options_.sink->WriteBackMany(owners[0].asid, {uvas, n}, {pages, n});
     }
     lk.lock();
     for (std::size_t i = 0; i < n; ++i) FinishWriteback(batch[i], st);

@@ -3,11 +3,10 @@
 namespace remora {
 
 Status WritebackSink::WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas,
-                                    const void* data) {
-  const auto* p = static_cast<const std::byte*>(data);
+                                    std::span<const void* const> pages) {
   for (std::size_t i = 0; i < uvas.size(); ++i) {
     const Rmap owner{asid, uvas[i]};
-    REMORA_RETURN_IF_ERROR(WriteBack({&owner, 1}, p + i * kPageSize));
+    REMORA_RETURN_IF_ERROR(WriteBack({&owner, 1}, pages[i]));
   }
   return Status::Ok();
 }

@@ -23,10 +23,12 @@ class WritebackSink {
   // sink can. Blocks until stored or failed. Must be thread-safe.
   virtual Status WriteBack(std::span<const Rmap> owners, const void* data) = 0;
 
-  // Stores several pages of one address space: page i is uvas[i] <->
-  // (char*)data + i * kPageSize. One round trip where the sink can; the
-  // default writes them one by one.
-  virtual Status WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas, const void* data);
+  // Stores several pages of one address space: page i is uvas[i] <- pages[i]
+  // (kPageSize bytes each, wherever they are: the victim cache hands its
+  // entries over in place, without staging them). One round trip where the
+  // sink can; the default writes them one by one.
+  virtual Status WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas,
+                               std::span<const void* const> pages);
 };
 
 }  // namespace remora

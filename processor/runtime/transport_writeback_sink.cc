@@ -8,8 +8,8 @@
 namespace remora {
 
 Status TransportWritebackSink::WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas,
-                                             const void* data) {
-  return transport_->WritePages(asid, uvas, data);
+                                             std::span<const void* const> pages) {
+  return transport_->WritePagesGather(asid, uvas, pages);
 }
 
 Status TransportWritebackSink::WriteBack(std::span<const Rmap> owners, const void* data) {

@@ -14,7 +14,8 @@ class TransportWritebackSink : public WritebackSink {
  public:
   explicit TransportWritebackSink(Transport* transport) : transport_(transport) {}
   Status WriteBack(std::span<const Rmap> owners, const void* data) override;
-  Status WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas, const void* data) override;
+  Status WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas,
+                       std::span<const void* const> pages) override;
 
  private:
   Transport* transport_;  // not owned

@@ -11,8 +11,9 @@
 //
 // Zaps are batched: Zap() queues, and a batch goes to the agent when it is
 // full, when someone waits for a queued page (WaitClear), or kFlushDelay
-// after the first zap of the batch was queued: a timerfd, armed then, wakes
-// the session's control thread, which calls OnTimer(). (Fault threads never
+// after the first zap of the batch was queued: a timerfd, armed then (unless
+// it is armed already: it then fires sooner for this batch), wakes the
+// session's control thread, which calls OnTimer(). (Fault threads never
 // need a timeout of their own, so they can wait in a blocking read.) One
 // agent wake-up and one madvise call then drop many pages.
 //
@@ -55,7 +56,11 @@ class ZapQueue {
   // Pages with a zap pending (queued or unacknowledged) per program, at most
   // (see Throttle). 512 KiB.
   static constexpr std::size_t kMaxPending = 128;
-  static constexpr std::chrono::milliseconds kFlushDelay{2};
+  // Long enough that a program evicting slowly still sends batches of many
+  // pages (each batch is a wake-up of the control thread, of the agent and
+  // an acknowledgement); the overshoot meanwhile is bounded by kMaxPending
+  // either way.
+  static constexpr std::chrono::milliseconds kFlushDelay{10};
 
   // Queues a zap of the page at uva (sending the batch if it is full).
   // kDisconnected if the agent is gone (the program is exiting).
@@ -100,13 +105,15 @@ class ZapQueue {
   // acknowledgement: watches the agent socket, or waits for the waiter that
   // does. Drops mu_ meanwhile.
   void AwaitAckLocked(std::chrono::steady_clock::time_point deadline) REQUIRES(mu_);
+  // Arms the flush timer for kFlushDelay (the caller set timer_armed_).
+  void ArmTimer();
   // Signals ack_event_ if a WaitClear is watching the socket (mu_ held).
   void WakeWatcherLocked() REQUIRES(mu_);
 
   const int fd_;
   // Signalled by OnAck while a waiter watches the socket (watching_).
   const int ack_event_;
-  const int timer_fd_;  // armed when a batch starts (kFlushDelay)
+  const int timer_fd_;  // armed when a batch starts (kFlushDelay), unless armed already
   // Held across a send (blocking I/O); guards no field, only the order of
   // sends.
   Mutex send_mu_ ACQUIRED_BEFORE(mu_);
@@ -122,6 +129,7 @@ class ZapQueue {
   // allocates that line next (the set lock orders the two).
   std::atomic<std::size_t> pending_count_{0};
   bool closed_ GUARDED_BY(mu_) = false;
+  bool timer_armed_ GUARDED_BY(mu_) = false;    // set when armed, cleared when it fires
   bool agent_running_ GUARDED_BY(mu_) = false;  // it acknowledged once (seq 0 at its start)
   bool stalled_ GUARDED_BY(mu_) = false;        // a Throttle wait for it timed out
   // One WaitClear at a time polls the agent socket; the others wait on

@@ -138,6 +138,25 @@ TEST_P(MemoryNodeTest, BatchesLargerThanOneMessageRoundTrip) {
   ExpectPage(t_.get(), a, uvas[123], Pattern(a, uvas[123], 3));
 }
 
+// The gathered form: pages taken from wherever they are (scattered, in an
+// order unlike their addresses), more than one message's worth.
+TEST_P(MemoryNodeTest, GatheredWritesStoreEachPageFromWhereItIs) {
+  Asid a = NewSpace();
+  const std::size_t n = 300;  // two kWritePages messages
+  std::vector<std::uint64_t> uvas(n);
+  std::vector<std::vector<char>> pages(n);
+  std::vector<const void*> where(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    uvas[i] = kBase + ((n - 1 - i) * 5 % 1024) * kPageSize;
+    auto p = Pattern(a, uvas[i], 9);
+    pages[i].assign(p.begin(), p.end());
+    where[i] = pages[i].data();
+  }
+  ASSERT_TRUE(t_->WritePagesGather(a, uvas, where).ok());
+  for (std::size_t i = 0; i < n; i += 37) ExpectPage(t_.get(), a, uvas[i], Pattern(a, uvas[i], 9));
+  ExpectPage(t_.get(), a, uvas[n - 1], Pattern(a, uvas[n - 1], 9));
+}
+
 TEST_P(MemoryNodeTest, ManyThreadsShareOneTransport) {
   constexpr int kThreads = 6, kPages = 150;
   std::vector<Asid> spaces;

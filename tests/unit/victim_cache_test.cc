@@ -7,7 +7,10 @@
 #include <array>
 #include <chrono>
 #include <future>
+#include <mutex>
+#include <span>
 #include <thread>
+#include <vector>
 
 #include "tests/unit/testing/memory_writeback_sink.h"
 
@@ -468,6 +471,135 @@ TEST_F(VictimCacheTest, ChildTakesARedirtiedEntryDirtyAndTheParentKeepsIt) {
   EXPECT_EQ(got, Pattern(1));
   EXPECT_FALSE(dirty);        // written since
   EXPECT_EQ(vc->used(), 1u);  // the blocker's entry only
+}
+
+// A sink that takes a batch in one call, as the memory node's transports do,
+// and can refuse a whole batch.
+class BatchSink : public MemoryWritebackSink {
+ public:
+  Status WriteBackMany(Asid asid, std::span<const std::uint64_t> uvas,
+                       std::span<const void* const> pages) override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      batch_sizes_.push_back(uvas.size());
+      if (fail_batches_ > 0) {
+        --fail_batches_;
+        return {Code::kIoError, "batch refused"};
+      }
+    }
+    for (std::size_t i = 0; i < uvas.size(); ++i) {
+      const Rmap owner{asid, uvas[i]};
+      REMORA_RETURN_IF_ERROR(WriteBack({&owner, 1}, pages[i]));
+    }
+    return Status::Ok();
+  }
+  void FailNextBatches(int n) {
+    std::lock_guard<std::mutex> lk(mu_);
+    fail_batches_ = n;
+  }
+  std::vector<std::size_t> batch_sizes() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return batch_sizes_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::size_t> batch_sizes_;
+  int fail_batches_ = 0;
+};
+
+class VictimCacheBatchTest : public ::testing::Test {
+ protected:
+  void Make(std::uint32_t entries) {
+    VictimCacheOptions o;
+    o.entries = entries;
+    o.flush_delay = 10s;  // batches go only when asked for (Flush)
+    o.sink = &sink;
+    o.stats = &stats;
+    o.retry_backoff = 1ms;
+    o.max_retry_backoff = 5ms;
+    ASSERT_TRUE(VictimCache::Create(o, &vc).ok());
+  }
+  Status Put(const PageKey& k, std::uint32_t seed, bool dirty) {
+    Buf b = Pattern(seed);
+    const Rmap owners[] = {k};
+    return vc->Insert(owners, dirty, b.data());
+  }
+  std::int64_t Count(const char* name) { return stats.Snapshot().Counter(name); }
+
+  BatchSink sink;
+  StatsRegistry stats;
+  std::unique_ptr<VictimCache> vc;
+};
+
+// The entries of a batch are scattered in the cache's buffer (clean ones in
+// between, entries reused out of order); the sink gets each page from its
+// entry, byte exact, in one call.
+TEST_F(VictimCacheBatchTest, ABatchOfScatteredEntriesGoesInOneCallByteExact) {
+  Make(16);
+  for (std::uint32_t i = 0; i < 6; ++i) ASSERT_TRUE(Put(Key(100 + i), 500 + i, false).ok());
+  Buf scratch;
+  bool dirty;
+  // Free entries 1 and 4 so that the dirty pages land around the clean ones.
+  ASSERT_TRUE(vc->Take(Key(101), scratch.data(), &dirty));
+  ASSERT_TRUE(vc->Take(Key(104), scratch.data(), &dirty));
+  for (std::uint32_t i = 0; i < 5; ++i) ASSERT_TRUE(Put(Key(i * 3), 10 + i, true).ok());
+  ASSERT_TRUE(vc->Flush().ok());
+  EXPECT_EQ(sink.batch_sizes(), (std::vector<std::size_t>{5}));
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    Buf got;
+    ASSERT_TRUE(sink.Read(Key(i * 3), got.data())) << "page " << i;
+    EXPECT_EQ(got, Pattern(10 + i)) << "page " << i;
+    EXPECT_EQ(sink.WritesOf(Key(i * 3)), 1u);
+  }
+  for (std::uint32_t i : {0u, 2u, 3u, 5u}) EXPECT_FALSE(sink.Contains(Key(100 + i)));
+}
+
+// A batch the memory node refuses loses nothing: every page of it stays in
+// the cache, dirty, readable by a fill, and is written on the retry.
+TEST_F(VictimCacheBatchTest, AFailedBatchKeepsEveryPageDirtyAndResident) {
+  Make(16);
+  sink.FailNextBatches(1);
+  for (std::uint32_t i = 0; i < 8; ++i) ASSERT_TRUE(Put(Key(i), 40 + i, true).ok());
+  // The first Flush sees the refusal; the flush thread retries after the
+  // back-off and the second one succeeds.
+  Status first = vc->Flush();
+  if (first.ok()) {
+    // The retry may already have landed before Flush looked.
+    EXPECT_GE(Count("nr_victim_flush_failed"), 1);
+  } else {
+    EXPECT_EQ(first.code(), Code::kIoError) << first.ToString();
+    for (std::uint32_t i = 0; i < 8; ++i) EXPECT_TRUE(vc->Contains(Key(i))) << "page " << i;
+  }
+  ASSERT_TRUE(vc->Flush().ok());
+  const std::vector<std::size_t> sizes = sink.batch_sizes();
+  ASSERT_GE(sizes.size(), 2u);
+  EXPECT_EQ(sizes[0], 8u);
+  EXPECT_EQ(Count("nr_victim_flush_failed"), 8);  // one per page of the batch
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    Buf got;
+    ASSERT_TRUE(sink.Read(Key(i), got.data())) << "page " << i;
+    EXPECT_EQ(got, Pattern(40 + i));
+    EXPECT_EQ(sink.WritesOf(Key(i)), 1u);
+  }
+}
+
+// While a batch keeps failing, its pages are still the cache's: a fill takes
+// each back dirty (its line must be written back again later).
+TEST_F(VictimCacheBatchTest, PagesOfAFailingBatchAreTakenBackDirty) {
+  Make(16);
+  sink.FailNextBatches(1000000);
+  for (std::uint32_t i = 0; i < 4; ++i) ASSERT_TRUE(Put(Key(i), 70 + i, true).ok());
+  EXPECT_EQ(vc->Flush().code(), Code::kIoError);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    Buf got;
+    bool dirty = false;
+    ASSERT_TRUE(vc->Take(Key(i), got.data(), &dirty)) << "page " << i;
+    EXPECT_TRUE(dirty) << "page " << i;
+    EXPECT_EQ(got, Pattern(70 + i));
+  }
+  EXPECT_FALSE(sink.Contains(Key(0)));
+  sink.FailNextBatches(0);
 }
 
 }  // namespace

@@ -97,6 +97,29 @@ TEST_F(ZapQueueTest, APartialBatchGoesOutWhenItsTimerFires) {
   EXPECT_EQ(::poll(&p, 1, 5000), 1);
 }
 
+// The timer is armed once per period, not once per batch: a batch that starts
+// while it is still armed for an earlier one (sent early by a Flush) goes
+// out when that timer fires, and no later.
+TEST_F(ZapQueueTest, ABatchStartedWhileTheTimerIsArmedGoesOutWhenItFires) {
+  StartAgent();
+  pollfd p{q_->timer_fd(), POLLIN, 0};
+  ASSERT_TRUE(q_->Zap(1 * kPageSize).ok());  // arms the timer
+  ASSERT_TRUE(q_->Flush().ok());             // the batch goes before it fires
+  ASSERT_TRUE(q_->Zap(2 * kPageSize).ok());  // a new batch: the timer is still armed
+  EXPECT_TRUE(q_->has_queued());
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  q_->OnTimer();
+  EXPECT_FALSE(q_->has_queued());
+  ASSERT_TRUE(q_->WaitClear(0, 3 * kPageSize, 2000ms).ok());
+  EXPECT_EQ(batches_.load(), 2);
+  // Fired and consumed: the next batch arms it again.
+  EXPECT_EQ(::poll(&p, 1, 20), 0);
+  ASSERT_TRUE(q_->Zap(3 * kPageSize).ok());
+  EXPECT_EQ(::poll(&p, 1, 5000), 1);
+  q_->OnTimer();
+  EXPECT_FALSE(q_->has_queued());
+}
+
 TEST_F(ZapQueueTest, WaitingForAQueuedPageSendsIt) {
   StartAgent(20ms);
   ASSERT_TRUE(q_->Zap(7 * kPageSize).ok());
