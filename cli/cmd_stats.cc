@@ -4,6 +4,7 @@
 // manager (its unix socket, local to this node).
 #include <cstdio>
 
+#include "cli/cluster_status.h"
 #include "cli/command.h"
 #include "cli/processor_socket.h"
 #include "net/auth.h"
@@ -18,6 +19,7 @@ struct StatsArgs {
   std::string shm;
   std::string processor;
   std::string secret_file;
+  std::string cluster;
   bool json = false;
   bool prometheus = false;
   int timeout_ms = 5000;
@@ -41,6 +43,10 @@ int Print(const StatsArgs& a, const std::string& json) {
 }
 
 int RunStats(const StatsArgs& a) {
+  if (!a.cluster.empty())
+    return PrintClusterStatus(a.cluster,
+                              a.processor.empty() ? DefaultProcessorSocket() : a.processor, a.json,
+                              a.timeout_ms);
   if (!a.processor.empty()) {
     std::string json;
     Status st = ProcessorStatsJson(a.processor, &json);
@@ -92,6 +98,12 @@ CommandRegistration reg("stats", [](CLI::App& app) {
                       "processor manager socket (default: " + DefaultProcessorSocket() + ")");
   auto* mn = sub->add_option("--memory-node", args->memory_node, "memory node HOST:PORT (TCP)");
   auto* shm = sub->add_option("--shm", args->shm, "memory node unix socket (shared memory)");
+  auto* cl = sub->add_option("--cluster", args->cluster,
+                             "every memory node of a cluster description, with the processor "
+                             "manager's view of each (--processor, or the default socket)")
+                 ->check(CLI::ExistingFile);
+  cl->excludes(mn);
+  cl->excludes(shm);
   mn->excludes(shm);
   pm->excludes(mn);
   pm->excludes(shm);
@@ -104,7 +116,8 @@ CommandRegistration reg("stats", [](CLI::App& app) {
   sub->add_option("--timeout-ms", args->timeout_ms, "request timeout")->check(CLI::PositiveNumber);
   AddLogLevelOption(sub);
   sub->callback([args] {
-    if (args->memory_node.empty() && args->shm.empty() && args->processor.empty())
+    if (args->memory_node.empty() && args->shm.empty() && args->processor.empty() &&
+        args->cluster.empty())
       args->processor = DefaultProcessorSocket();
     SetExitCode(RunStats(*args));
   });
