@@ -175,8 +175,8 @@ int Main(int argc, char** argv) {
       "  re-replicated %lld regions, %.0f pages in %.2f s after the death: %.0f pages/s (%.1f "
       "MiB/s while copying: %.1f ms per region)\n",
       static_cast<long long>(snap.counters.at("cluster_rereplicated_regions")), copied, repair,
-      copied / std::max(repair, 1e-9), copied * 4096 / 1048576.0 / (static_cast<double>(h.sum) / 1e9),
-      h.Mean() / 1e6);
+      copied / std::max(repair, 1e-9),
+      copied * 4096 / 1048576.0 / (static_cast<double>(h.sum) / 1e9), h.Mean() / 1e6);
   std::printf("  read failovers %lld, nodes lost %lld\n",
               static_cast<long long>(snap.counters.at("cluster_read_failovers")),
               static_cast<long long>(snap.counters.at("cluster_nodes_lost")));

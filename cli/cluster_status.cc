@@ -75,10 +75,8 @@ int PrintClusterStatus(const std::string& file, const std::string& processor_soc
     const char* kind = n.kind == TransportKind::kShm    ? "shm"
                        : n.kind == TransportKind::kRdma ? "rdma"
                                                         : "tcp";
-    nlohmann::json j = {{"id", n.id},
-                        {"address", n.address},
-                        {"transport", kind},
-                        {"reachable", r.reachable}};
+    nlohmann::json j = {
+        {"id", n.id}, {"address", n.address}, {"transport", kind}, {"reachable", r.reachable}};
     if (r.reachable) {
       j["capacity_pages"] = r.info.capacity_pages;
       j["used_pages"] = r.info.used_pages;
@@ -97,17 +95,16 @@ int PrintClusterStatus(const std::string& file, const std::string& processor_soc
     }
     out["nodes"].push_back(j);
     if (json) continue;
-    std::printf("%-4u %-28s %-5s %-12s", n.id, n.address.c_str(), kind,
-                r.reachable ? "yes" : "NO");
+    std::printf("%-4u %-28s %-5s %-12s", n.id, n.address.c_str(), kind, r.reachable ? "yes" : "NO");
     if (r.reachable)
-      std::printf(" %12s %12llu %7llu",
-                  FormatSize(r.info.capacity_pages * kPageSize).c_str(),
+      std::printf(" %12s %12llu %7llu", FormatSize(r.info.capacity_pages * kPageSize).c_str(),
                   static_cast<unsigned long long>(r.info.used_pages),
                   static_cast<unsigned long long>(r.info.nr_spaces));
     else
       std::printf(" %12s %12s %7s", "-", "-", "-");
     if (have_proc && state >= 0)
-      std::printf("  %-12s %8lld %12lld %12lld %7lld %10lld", kStates[std::min<std::int64_t>(state, 2)],
+      std::printf("  %-12s %8lld %12lld %12lld %7lld %10lld",
+                  kStates[std::min<std::int64_t>(state, 2)],
                   static_cast<long long>(pc(n.id, "regions")),
                   static_cast<long long>(pc(n.id, "pages_read")),
                   static_cast<long long>(pc(n.id, "pages_written")),
@@ -129,7 +126,8 @@ int PrintClusterStatus(const std::string& file, const std::string& processor_soc
     if (!json) {
       std::printf("\nreplica health (processor %s, replicas %d):\n", processor_socket.c_str(),
                   c.policy.replicas);
-      for (auto& [k, v] : health.items()) std::printf("  %-32s %lld\n", k.c_str(), v.get<long long>());
+      for (auto& [k, v] : health.items())
+        std::printf("  %-32s %lld\n", k.c_str(), v.get<long long>());
     }
   }
   if (json) std::printf("%s\n", out.dump(2).c_str());

@@ -46,9 +46,9 @@ Status GetInt(const toml::table& t, const char* key, const std::string& where, s
 
 Status ParsePolicy(const toml::table& t, ClusterPolicy* p) {
   const std::string where = "[policy]";
-  REMORA_RETURN_IF_ERROR(CheckKeys(t, where,
-                                   {"region_size", "replicas", "stall_deadline_ms",
-                                    "reconnect_deadline_ms", "secret_file"}));
+  REMORA_RETURN_IF_ERROR(CheckKeys(
+      t, where,
+      {"region_size", "replicas", "stall_deadline_ms", "reconnect_deadline_ms", "secret_file"}));
   std::string region;
   REMORA_RETURN_IF_ERROR(GetString(t, "region_size", where, &region));
   if (!region.empty()) {
@@ -115,8 +115,7 @@ const ClusterNodeSpec* ClusterConfig::FindNode(NodeId id) const {
   return nullptr;
 }
 
-Status ParseClusterConfig(const std::string& text, const std::string& source,
-                          ClusterConfig* out) {
+Status ParseClusterConfig(const std::string& text, const std::string& source, ClusterConfig* out) {
   toml::table root;
   try {
     root = toml::parse(text, source);

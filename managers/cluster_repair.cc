@@ -64,8 +64,8 @@ void ClusterTransport::Repair(const RegionKey& key) {
     bool any = false;
     const std::vector<NodeLoad> loads = Loads();
     for (std::size_t i = 0; i < loads.size(); ++i)
-      any = any || (!r->HasReplica(i) && loads[i].usable &&
-                    loads[i].free_pages() >= map_.region_pages());
+      any = any ||
+            (!r->HasReplica(i) && loads[i].usable && loads[i].free_pages() >= map_.region_pages());
     if (!any) return;
   }
   WriterMutexLock topo(topology_mu_);
@@ -79,8 +79,7 @@ void ClusterTransport::Repair(const RegionKey& key) {
     if (r == nullptr || r->lost || r->in_sync() >= policy_.replicas) return;
     std::vector<std::size_t> exclude;
     for (const auto& rep : r->replicas) exclude.push_back(rep.node);
-    std::vector<std::size_t> chosen =
-        ChooseNodes(Loads(), map_.region_pages(), 1, exclude, &rng_);
+    std::vector<std::size_t> chosen = ChooseNodes(Loads(), map_.region_pages(), 1, exclude, &rng_);
     if (chosen.empty()) return;
     target = chosen[0];
     target_epoch = nodes_[target]->epoch();
@@ -130,8 +129,7 @@ Status ClusterTransport::CopyRegion(const RegionKey& key, const View& sources, N
   std::vector<std::uint64_t> out_uvas;
   std::vector<char> out(kBatch * kPageSize);
   for (std::size_t i = 0; i < uvas.size(); i += kBatch) {
-    const std::span<const std::uint64_t> batch(uvas.data() + i,
-                                               std::min(kBatch, uvas.size() - i));
+    const std::span<const std::uint64_t> batch(uvas.data() + i, std::min(kBatch, uvas.size() - i));
     Status read{Code::kDisconnected, "no surviving replica to copy from"};
     for (std::size_t s = 0; s < sources.nodes.size(); ++s) {
       bool gone = false;
@@ -149,15 +147,14 @@ Status ClusterTransport::CopyRegion(const RegionKey& key, const View& sources, N
     out_uvas.clear();
     for (std::size_t k = 0; k < batch.size(); ++k) {
       if (!present[k]) continue;
-      std::memcpy(out.data() + out_uvas.size() * kPageSize, buf.data() + k * kPageSize,
-                  kPageSize);
+      std::memcpy(out.data() + out_uvas.size() * kPageSize, buf.data() + k * kPageSize, kPageSize);
       out_uvas.push_back(batch[k]);
     }
     if (out_uvas.empty()) continue;
     bool gone = false;
     REMORA_RETURN_IF_ERROR(nodes_[target]->Call(
-        target_epoch,
-        [&](Transport* t) { return t->WritePages(key.asid, out_uvas, out.data()); }, &gone));
+        target_epoch, [&](Transport* t) { return t->WritePages(key.asid, out_uvas, out.data()); },
+        &gone));
     nodes_[target]->metrics().pages_written->Add(out_uvas.size());
     *pages += out_uvas.size();
   }

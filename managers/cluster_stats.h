@@ -29,25 +29,23 @@ namespace remora {
   X(rereplicated_pages, Counter, "cluster_rereplicated_pages", "pages",                           \
     "pages copied by re-replication")                                                             \
   X(rereplicate_ns, Histogram, "cluster_rereplicate_ns", "ns", "time to re-replicate one region") \
-  X(write_ns, Histogram, "cluster_write_ns", "ns",                                                \
-    "write-back latency until every replica has it")
+  X(write_ns, Histogram, "cluster_write_ns", "ns", "write-back latency until every replica has it")
 
 struct ClusterMetrics {
   REMORA_METRIC_TABLE(REMORA_CLUSTER_METRICS)
 };
 
-#define REMORA_CLUSTER_NODE_METRICS(X)                                                           \
-  X(state, Gauge, "cluster_<node>_state", "state",                                               \
-    "0 up, 1 reconnecting or stalled, 2 lost")                                                   \
-  X(regions, Gauge, "cluster_<node>_regions", "regions", "regions with a replica on the node")   \
+#define REMORA_CLUSTER_NODE_METRICS(X)                                                            \
+  X(state, Gauge, "cluster_<node>_state", "state", "0 up, 1 reconnecting or stalled, 2 lost")     \
+  X(regions, Gauge, "cluster_<node>_regions", "regions", "regions with a replica on the node")    \
   X(pages_read, Counter, "cluster_<node>_pages_read", "pages", "pages read from the node")        \
   X(pages_written, Counter, "cluster_<node>_pages_written", "pages", "pages written to the node") \
   X(errors, Counter, "cluster_<node>_errors", "requests",                                         \
-    "requests to the node that failed (timeouts and broken connections included)")              \
-  X(reconnects, Counter, "cluster_<node>_reconnects", "connections",                             \
-    "connections to the node re-established")                                                    \
-  X(capacity_pages, Gauge, "cluster_<node>_capacity_pages", "pages",                             \
-    "capacity the node last reported")                                                           \
+    "requests to the node that failed (timeouts and broken connections included)")                \
+  X(reconnects, Counter, "cluster_<node>_reconnects", "connections",                              \
+    "connections to the node re-established")                                                     \
+  X(capacity_pages, Gauge, "cluster_<node>_capacity_pages", "pages",                              \
+    "capacity the node last reported")                                                            \
   X(used_pages, Gauge, "cluster_<node>_used_pages", "pages", "pages the node last reported in use")
 
 struct ClusterNodeMetrics {

@@ -79,15 +79,15 @@ Status ClusterTransport::Connect(const ClusterOptions& opts,
     if (st.ok()) {
       ++up;
     } else {
-      spdlog::warn("cluster: {} unreachable at start ({}); retried as a new node",
-                   n->Describe(), st.ToString());
+      spdlog::warn("cluster: {} unreachable at start ({}); retried as a new node", n->Describe(),
+                   st.ToString());
       why += fmt::format("; {}: {}", n->Describe(), st.ToString());
     }
   }
   if (up < c->policy_.replicas)
-    return {Code::kDisconnected, fmt::format("{} of {} memory nodes answer, {} replicas need {}{}",
-                                             up, c->nodes_.size(), c->policy_.replicas,
-                                             c->policy_.replicas, why)};
+    return {Code::kDisconnected,
+            fmt::format("{} of {} memory nodes answer, {} replicas need {}{}", up, c->nodes_.size(),
+                        c->policy_.replicas, c->policy_.replicas, why)};
   c->repair_thread_ = std::thread([self = c.get()] { self->RepairLoop(); });
   *out = std::move(c);
   return Status::Ok();
@@ -142,15 +142,14 @@ std::vector<NodeLoad> ClusterTransport::Loads() const {
   std::vector<NodeLoad> loads(nodes_.size());
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     bool full = false;
-    nodes_[i]->Load(&loads[i].capacity_pages, &loads[i].used_pages, &loads[i].pending_pages,
-                    &full);
+    nodes_[i]->Load(&loads[i].capacity_pages, &loads[i].used_pages, &loads[i].pending_pages, &full);
     loads[i].usable = !full && nodes_[i]->state() == NodeState::kUp;
   }
   return loads;
 }
 
-Status ClusterTransport::Host(NodeIndex node, std::uint64_t epoch, Asid asid,
-                              std::uint64_t index, bool* gone) {
+Status ClusterTransport::Host(NodeIndex node, std::uint64_t epoch, Asid asid, std::uint64_t index,
+                              bool* gone) {
   NodeLink* link = nodes_[node].get();
   bool hosted;
   {
@@ -382,7 +381,9 @@ Status ClusterTransport::Info(MemoryNodeInfo* info) {
   for (auto& n : nodes_) {
     MemoryNodeInfo one;
     bool gone = false;
-    if (!n->TryOnce(n->epoch(), [&](Transport* t) { return t->Info(&one); }, &gone).ok())
+    if (!n->TryOnce(
+              n->epoch(), [&](Transport* t) { return t->Info(&one); }, &gone)
+             .ok())
       continue;
     info->capacity_pages += one.capacity_pages;
     info->used_pages += one.used_pages;
@@ -470,9 +471,8 @@ Status ClusterTransport::ReadRegion(Asid asid, std::uint64_t index,
     MutexLock lk(map_mu_);
     return LostError(asid, index);
   }
-  return {Code::kDisconnected,
-          fmt::format("no replica of [{:#x}, +{}) answered: {}", uvas[0], uvas.size(),
-                      last.message())};
+  return {Code::kDisconnected, fmt::format("no replica of [{:#x}, +{}) answered: {}", uvas[0],
+                                           uvas.size(), last.message())};
 }
 
 Status ClusterTransport::WriteRegion(Asid asid, std::uint64_t index,
@@ -508,8 +508,7 @@ Status ClusterTransport::WriteRegion(Asid asid, std::uint64_t index,
       nodes_[v.nodes[i]]->metrics().pages_written->Add(uvas.size());
     } else if (!gone[i]) {
       if (results[i].code() == Code::kOutOfMemory) nodes_[v.nodes[i]]->MarkFull();
-      return {results[i].code(),
-              nodes_[v.nodes[i]]->Describe() + ": " + results[i].message()};
+      return {results[i].code(), nodes_[v.nodes[i]]->Describe() + ": " + results[i].message()};
     }
   }
   MutexLock lk(map_mu_);
@@ -573,7 +572,8 @@ Status ClusterTransport::WritePageShared(std::span<const Asid> asids, std::uint6
   }
   std::vector<View> views(asids.size());
   for (std::size_t i = 0; i < asids.size(); ++i) {
-    REMORA_RETURN_IF_ERROR(PlaceIfNeeded(asids[i], index, like.empty() ? nullptr : &like, &views[i]));
+    REMORA_RETURN_IF_ERROR(
+        PlaceIfNeeded(asids[i], index, like.empty() ? nullptr : &like, &views[i]));
     if (like.empty()) like = views[i].nodes;
   }
   auto same = [&](const View& a, const View& b) {
@@ -610,8 +610,7 @@ Status ClusterTransport::WritePageShared(std::span<const Asid> asids, std::uint6
       nodes_[v.nodes[i]]->metrics().pages_written->Inc();
     } else if (!gone[i]) {
       if (results[i].code() == Code::kOutOfMemory) nodes_[v.nodes[i]]->MarkFull();
-      return {results[i].code(),
-              nodes_[v.nodes[i]]->Describe() + ": " + results[i].message()};
+      return {results[i].code(), nodes_[v.nodes[i]]->Describe() + ": " + results[i].message()};
     }
   }
   MutexLock lk(map_mu_);

@@ -97,8 +97,7 @@ class ClusterTransport : public Transport {
   Status ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
                    bool* present = nullptr) override;
   Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
-  Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,
-                         const void* buf) override;
+  Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva, const void* buf) override;
 
   std::vector<ClusterNodeStatus> Nodes() const;
   // Regions short of `replicas` in-sync copies that are not lost, and
@@ -130,8 +129,8 @@ class ClusterTransport : public Transport {
   std::vector<NodeLoad> Loads() const REQUIRES(map_mu_);
   Status WriteRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas,
                      const char* bufs) REQUIRES_SHARED(topology_mu_);
-  Status ReadRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas,
-                    char* bufs, bool* present);
+  Status ReadRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas, char* bufs,
+                    bool* present);
   // Runs fn on every node the space exists on (lost ones skipped).
   Status OnEveryNode(const std::vector<NodeIndex>& nodes,
                      const std::function<Status(Transport*)>& fn);

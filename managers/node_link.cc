@@ -172,8 +172,8 @@ void NodeLink::NoteFailure(const std::shared_ptr<Transport>& t, const Status& st
       stalled_ = true;
       // The first timeout already waited a whole request timeout.
       stalled_since_ = now - std::chrono::milliseconds(opts_.transport.timeout_ms);
-      spdlog::warn("cluster: {}: not answering ({}); waiting up to {} ms", Describe(),
-                   st.message(), opts_.stall_deadline_ms);
+      spdlog::warn("cluster: {}: not answering ({}); waiting up to {} ms", Describe(), st.message(),
+                   opts_.stall_deadline_ms);
     }
     if (now - stalled_since_ < std::chrono::milliseconds(opts_.stall_deadline_ms)) return;
     epoch = epoch_;

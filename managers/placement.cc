@@ -4,9 +4,9 @@
 
 namespace remora {
 
-std::vector<std::size_t> ChooseNodes(const std::vector<NodeLoad>& nodes,
-                                     std::uint64_t region_pages, int replicas,
-                                     const std::vector<std::size_t>& exclude, std::mt19937_64* rng) {
+std::vector<std::size_t> ChooseNodes(const std::vector<NodeLoad>& nodes, std::uint64_t region_pages,
+                                     int replicas, const std::vector<std::size_t>& exclude,
+                                     std::mt19937_64* rng) {
   std::vector<std::size_t> eligible;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (!nodes[i].usable || nodes[i].free_pages() < region_pages) continue;

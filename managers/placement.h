@@ -33,8 +33,8 @@ struct NodeLoad {
 // Up to `replicas` distinct indexes into `nodes` for a region of
 // `region_pages`, never one in `exclude` (replicas the region already has).
 // Fewer (possibly none) when fewer nodes are eligible.
-std::vector<std::size_t> ChooseNodes(const std::vector<NodeLoad>& nodes,
-                                     std::uint64_t region_pages, int replicas,
-                                     const std::vector<std::size_t>& exclude, std::mt19937_64* rng);
+std::vector<std::size_t> ChooseNodes(const std::vector<NodeLoad>& nodes, std::uint64_t region_pages,
+                                     int replicas, const std::vector<std::size_t>& exclude,
+                                     std::mt19937_64* rng);
 
 }  // namespace remora

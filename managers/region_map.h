@@ -83,8 +83,8 @@ class RegionMap {
   void DropReplica(const RegionKey& key, NodeIndex node);
 
   // The node is gone with everything on it: it leaves every region's
-  // replicas (a region left with none is marked lost) and its spaces. Returns the regions that had a replica there; *spaces gets
-  // the spaces that existed on it.
+  // replicas (a region left with none is marked lost) and its spaces. Returns the regions that had
+  // a replica there; *spaces gets the spaces that existed on it.
   std::vector<RegionKey> RemoveNode(NodeIndex node, std::vector<Asid>* spaces);
 
   // ---- written pages ----

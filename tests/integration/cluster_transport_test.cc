@@ -28,7 +28,8 @@ constexpr std::uint64_t kBase = 0x10000000;
 // A page's expected content: its address, the space and a version in every word.
 void Fill(char* page, Asid asid, std::uint64_t uva, std::uint64_t version) {
   auto* w = reinterpret_cast<std::uint64_t*>(page);
-  for (std::size_t i = 0; i < kPageSize / 8; ++i) w[i] = (uva + i * 8) ^ (asid << 40) ^ (version << 56) ^ 0x9e3779b97f4a7c15ull;
+  for (std::size_t i = 0; i < kPageSize / 8; ++i)
+    w[i] = (uva + i * 8) ^ (asid << 40) ^ (version << 56) ^ 0x9e3779b97f4a7c15ull;
 }
 
 class ClusterTransportTest : public ::testing::Test {

@@ -55,8 +55,8 @@ class RunClusterTest : public RunDirTest {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       f << "\n[[memory_node]]\nid = " << i + 1 << "\naddress = \""
         << (transport == "shm" ? nodes_[i]->shm_path() : nodes_[i]->tcp_address())
-        << "\"\ntransport = \"" << transport << "\"\nsecret_file = \""
-        << nodes_[i]->secret_file() << "\"\n";
+        << "\"\ntransport = \"" << transport << "\"\nsecret_file = \"" << nodes_[i]->secret_file()
+        << "\"\n";
     }
     return path;
   }
@@ -119,15 +119,15 @@ TEST_F(RunClusterTest, ProgramBiggerThanAnyNode) {
     const std::string cluster = WriteCluster(transport, 1);
     // The pool's pages in use, sampled while the program runs.
     std::uint64_t peak = 0;
-    Result r = Under({"--cluster", cluster, "--pcache", "16M"}, argv, "big-" + transport,
-                     [&](pid_t pid) {
-                       while (!ProcessGone(pid)) {
-                         std::uint64_t total = 0;
-                         for (std::size_t i = 0; i < nodes_.size(); ++i) total += UsedPages(i);
-                         peak = std::max(peak, total);
-                         std::this_thread::sleep_for(100ms);
-                       }
-                     });
+    Result r =
+        Under({"--cluster", cluster, "--pcache", "16M"}, argv, "big-" + transport, [&](pid_t pid) {
+          while (!ProcessGone(pid)) {
+            std::uint64_t total = 0;
+            for (std::size_t i = 0; i < nodes_.size(); ++i) total += UsedPages(i);
+            peak = std::max(peak, total);
+            std::this_thread::sleep_for(100ms);
+          }
+        });
     ASSERT_TRUE(r.Ok()) << r.Describe();
     EXPECT_GT(peak, (48u << 20) / 4096) << "the pool never held more than one node could";
     EXPECT_EQ(r.out, native.out);

@@ -53,7 +53,8 @@ TEST(ClusterConfig, ParsesNodesAndPolicy) {
 
 TEST(ClusterConfig, TheExampleFileParses) {
   ClusterConfig c;
-  Status st = LoadClusterConfig(std::string(REMORA_SOURCE_DIR) + "/configs/cluster.example.toml", &c);
+  Status st =
+      LoadClusterConfig(std::string(REMORA_SOURCE_DIR) + "/configs/cluster.example.toml", &c);
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_GE(c.nodes.size(), 3u);
 }

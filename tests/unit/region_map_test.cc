@@ -104,11 +104,11 @@ TEST(RegionMap, WrittenPagesFollowWritesDiscardsAndUnmaps) {
   m.AddSpace(1);
   m.Place(1, 0, {0});
   m.Place(1, 1, {0});
-  for (std::uint64_t a : {std::uint64_t{0}, std::uint64_t{0x5000}, kRegion - 0x1000, kRegion, kRegion + 0x2000})
+  for (std::uint64_t a :
+       {std::uint64_t{0}, std::uint64_t{0x5000}, kRegion - 0x1000, kRegion, kRegion + 0x2000})
     m.MarkWritten(1, a);
   m.MarkWritten(1, 2 * kRegion);  // region 2 never placed: nothing to track
-  EXPECT_EQ(m.WrittenPages({1, 0}),
-            (std::vector<std::uint64_t>{0x0, 0x5000, kRegion - 0x1000}));
+  EXPECT_EQ(m.WrittenPages({1, 0}), (std::vector<std::uint64_t>{0x0, 0x5000, kRegion - 0x1000}));
   // A discard across the boundary clears both sides.
   m.ClearWritten(1, kRegion - 0x1000, 0x2000);
   EXPECT_EQ(m.WrittenPages({1, 0}), (std::vector<std::uint64_t>{0x0, 0x5000}));
