@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "managers/cluster_config.h"
 #include "memory-node/config.h"
 #include "memory-node/daemon.h"
 
@@ -17,17 +18,44 @@ namespace remora::cli {
 namespace {
 
 struct Flags {
-  std::string config_file, listen, capacity, secret_file, shm_socket, transport, device;
+  std::string config_file, cluster_file, listen, capacity, secret_file, shm_socket, transport,
+      device;
   std::string metrics_listen;
   std::uint32_t node_id = 0;
   int auth_timeout_ms = 0;
   int rdma_port = 1, gid_index = -1;
 };
 
-// Config file first, then every flag the user actually gave.
+// This node's [[memory_node]] entry of a cluster description: where it
+// listens (a shm entry's address is its unix socket), what it offers, its
+// secret and id.
+Status ApplyClusterEntry(const Flags& f, bool have_id, MemoryNodeConfig* c) {
+  ClusterConfig cluster;
+  REMORA_RETURN_IF_ERROR(LoadClusterConfig(f.cluster_file, &cluster));
+  if (!have_id) return {Code::kInvalidArgument, "--cluster needs --node-id (its id in the file)"};
+  const ClusterNodeSpec* n = cluster.FindNode(f.node_id);
+  if (n == nullptr)
+    return {Code::kInvalidArgument,
+            f.cluster_file + " has no [[memory_node]] with id " + std::to_string(f.node_id)};
+  if (n->kind == TransportKind::kShm) {
+    c->shm_socket = n->address;
+    c->listen = "127.0.0.1:0";
+  } else {
+    c->listen = n->address;
+  }
+  if (n->kind == TransportKind::kRdma) c->transport = "rdma";
+  if (!n->capacity.empty()) REMORA_RETURN_IF_ERROR(ParseSize(n->capacity, &c->capacity_bytes));
+  if (!n->secret_file.empty()) c->secret_file = n->secret_file;
+  c->node_id = n->id;
+  return Status::Ok();
+}
+
+// Config file first, then the cluster description's entry, then every flag
+// the user actually gave.
 Status BuildConfig(CLI::App* sub, const Flags& f, MemoryNodeConfig* c) {
   if (!f.config_file.empty()) REMORA_RETURN_IF_ERROR(LoadMemoryNodeConfig(f.config_file, c));
   auto given = [sub](const char* name) { return sub->get_option(name)->count() > 0; };
+  if (!f.cluster_file.empty()) REMORA_RETURN_IF_ERROR(ApplyClusterEntry(f, given("--node-id"), c));
   if (given("--listen")) c->listen = f.listen;
   if (given("--capacity")) REMORA_RETURN_IF_ERROR(ParseSize(f.capacity, &c->capacity_bytes));
   if (given("--secret-file")) c->secret_file = f.secret_file;
@@ -49,6 +77,9 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   auto* sub = app.add_subcommand("memory-node", "Serve pages to processor nodes (TCP, shm, RDMA)");
   auto f = std::make_shared<Flags>();
   sub->add_option("--config", f->config_file, "TOML file with a [memory_node] table")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--cluster", f->cluster_file,
+                  "cluster description: serve as its [[memory_node]] whose id is --node-id")
       ->check(CLI::ExistingFile);
   sub->add_option("--listen", f->listen,
                   "TCP HOST:PORT to listen on (port 0: any free port; default 0.0.0.0:7400)");

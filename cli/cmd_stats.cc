@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/cluster_status.h"
 #include "cli/command.h"
 #include "cli/live_stats.h"
 #include "cli/processor_socket.h"
@@ -27,6 +28,7 @@ struct StatsArgs {
   std::string shm;
   std::string processor;
   std::string secret_file;
+  std::string cluster;
   bool json = false;
   bool prometheus = false;
   int timeout_ms = 5000;
@@ -104,6 +106,17 @@ int Show(const StatsArgs& a, const FetchFn& fetch) {
 }
 
 int RunStats(StatsArgs& a) {
+  if (!a.cluster.empty()) {
+    std::string processor = a.processor;
+    if (processor.empty()) {
+      Status st = DefaultProcessorSocket(&processor);
+      if (!st.ok()) {
+        std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());
+        return 1;
+      }
+    }
+    return PrintClusterStatus(a.cluster, processor, a.json, a.timeout_ms);
+  }
   if (!a.processor.empty()) {
     a.source = "processor manager " + a.processor;
     return Show(a, [&a](std::string* json) { return ProcessorStatsJson(a.processor, json); });
@@ -146,6 +159,12 @@ CommandRegistration reg("stats", [](CLI::App& app) {
                              "$XDG_RUNTIME_DIR/remora-processor.sock)");
   auto* mn = sub->add_option("--memory-node", args->memory_node, "memory node HOST:PORT (TCP)");
   auto* shm = sub->add_option("--shm", args->shm, "memory node unix socket (shared memory)");
+  auto* cl = sub->add_option("--cluster", args->cluster,
+                             "every memory node of a cluster description, with the processor "
+                             "manager's view of each (--processor, or the default socket)")
+                 ->check(CLI::ExistingFile);
+  cl->excludes(mn);
+  cl->excludes(shm);
   mn->excludes(shm);
   pm->excludes(mn);
   pm->excludes(shm);
@@ -168,7 +187,8 @@ CommandRegistration reg("stats", [](CLI::App& app) {
   sub->add_option("--timeout-ms", args->timeout_ms, "request timeout")->check(CLI::PositiveNumber);
   AddLogLevelOption(sub);
   sub->callback([args] {
-    if (args->memory_node.empty() && args->shm.empty() && args->processor.empty()) {
+    if (args->memory_node.empty() && args->shm.empty() && args->processor.empty() &&
+        args->cluster.empty()) {
       Status st = DefaultProcessorSocket(&args->processor);
       if (!st.ok()) {
         std::fprintf(stderr, "remora stats: %s\n", st.ToString().c_str());

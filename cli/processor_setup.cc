@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/size.h"
+#include "managers/cluster_transport.h"
 #include "net/auth.h"
 
 namespace remora::cli {
@@ -49,9 +50,16 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_option("--victim", a->victim, "victim cache entries (0: none)")
       ->check(CLI::Range(0, 65536))
       ->capture_default_str();
-  sub->add_option("--memory-node", a->memory_node,
+  sub->add_option("--memory-node", a->memory_nodes,
                   "memory node to use: HOST:PORT (tcp), or its unix socket (shm); default: "
-                  "start a local one");
+                  "start a local one. Repeat it for a cluster of nodes (ids 1, 2, ... in order)");
+  sub->add_option("--cluster", a->cluster,
+                  "cluster description: memory nodes and placement policy (TOML, "
+                  "configs/cluster.example.toml)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--replicas", a->replicas,
+                  "copies of every page on different memory nodes of the cluster (1-3)")
+      ->check(CLI::Range(1, 3));
   sub->add_option("--transport", a->transport,
                   "shm | tcp | rdma (rdma needs --memory-node, a verbs device and a memory node "
                   "started with --transport rdma)")
@@ -133,7 +141,8 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
     static const char* known[] = {"pcache",      "ways",        "victim",          "memory_node",
                                   "transport",   "secret_file", "memory_capacity", "fault_threads",
                                   "readahead",   "timeout_ms",  "node_id",         "socket",
-                                  "fault_trace", "reclaim_low", "reclaim_high"};
+                                  "fault_trace", "reclaim_low", "reclaim_high", "cluster",
+                                  "replicas"};
     bool ok = k.str() == "metrics_listen";
     for (const char* name : known) ok = ok || k.str() == name;
     if (!ok)
@@ -143,7 +152,11 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "pcache", "--pcache", &a->pcache));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "ways", "--ways", &a->ways));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "victim", "--victim", &a->victim));
-  REMORA_RETURN_IF_ERROR(Take(*t, sub, "memory_node", "--memory-node", &a->memory_node));
+  std::string node;
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "memory_node", "--memory-node", &node));
+  if (!node.empty()) a->memory_nodes = {node};
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "cluster", "--cluster", &a->cluster));
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "replicas", "--replicas", &a->replicas));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "transport", "--transport", &a->transport));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "secret_file", "--secret-file", &a->secret_file));
   REMORA_RETURN_IF_ERROR(
@@ -189,7 +202,11 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   TransportOptions topt;
   REMORA_RETURN_IF_ERROR(ParseTransportKind(a.transport, &topt.kind));
   std::string node_desc;
-  if (a.memory_node.empty()) {
+  stack->stats = std::make_unique<StatsRegistry>();
+  if (!a.cluster.empty() || a.memory_nodes.size() > 1 || a.replicas > 1) {
+    REMORA_RETURN_IF_ERROR(
+        ConnectClusterFromArgs(a, stack->stats.get(), &stack->transport, &node_desc));
+  } else if (a.memory_nodes.empty()) {
     if (topt.kind == TransportKind::kRdma)
       return {Code::kInvalidArgument, "--transport rdma needs --memory-node"};
     LocalMemoryNodeOptions lo;
@@ -200,18 +217,19 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
     topt = stack->local_node->ClientOptions(topt.kind);
     node_desc = fmt::format("local memory node ({})", a.transport);
   } else {
-    topt.address = a.memory_node;
+    topt.address = a.memory_nodes[0];
     if (a.secret_file.empty()) return {Code::kInvalidArgument, "--memory-node needs --secret-file"};
     REMORA_RETURN_IF_ERROR(auth::LoadSecretFile(a.secret_file, &topt.secret));
-    node_desc = fmt::format("memory node {} ({})", a.memory_node, a.transport);
+    node_desc = fmt::format("memory node {} ({})", a.memory_nodes[0], a.transport);
   }
-  topt.node_id = a.node_id;
-  topt.timeout_ms = a.timeout_ms;
-  stack->stats = std::make_unique<StatsRegistry>();
-  topt.stats = stack->stats.get();
-  stack->transport = ConnectTransport(topt, &st);
-  if (!stack->transport)
-    return {st.code(), "cannot reach the memory node at " + topt.address + ": " + st.message()};
+  if (!stack->transport) {
+    topt.node_id = a.node_id;
+    topt.timeout_ms = a.timeout_ms;
+    topt.stats = stack->stats.get();
+    stack->transport = ConnectTransport(topt, &st);
+    if (!stack->transport)
+      return {st.code(), "cannot reach the memory node at " + topt.address + ": " + st.message()};
+  }
 
   ProcessorManagerOptions mo;
   mo.pcache = geometry.config();
@@ -245,6 +263,41 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
     stack->description += ", Prometheus metrics on " + stack->metrics->url();
   }
   *out = std::move(stack);
+  return Status::Ok();
+}
+
+Status ConnectClusterFromArgs(const ProcessorArgs& a, StatsRegistry* stats,
+                              std::unique_ptr<Transport>* out, std::string* description) {
+  ClusterOptions co;
+  if (!a.cluster.empty()) {
+    if (!a.memory_nodes.empty())
+      return {Code::kInvalidArgument, "--cluster and --memory-node exclude each other"};
+    REMORA_RETURN_IF_ERROR(LoadClusterConfig(a.cluster, &co.config));
+  } else {
+    if (a.memory_nodes.empty())
+      return {Code::kInvalidArgument, "--replicas needs --cluster or several --memory-node"};
+    if (a.secret_file.empty()) return {Code::kInvalidArgument, "--memory-node needs --secret-file"};
+    TransportKind kind;
+    REMORA_RETURN_IF_ERROR(ParseTransportKind(a.transport, &kind));
+    for (std::size_t i = 0; i < a.memory_nodes.size(); ++i) {
+      ClusterNodeSpec n;
+      n.id = static_cast<NodeId>(i + 1);
+      n.address = a.memory_nodes[i];
+      n.kind = kind;
+      n.secret_file = a.secret_file;
+      co.config.nodes.push_back(n);
+    }
+  }
+  if (a.replicas > 0) co.config.policy.replicas = a.replicas;
+  REMORA_RETURN_IF_ERROR(co.config.Validate());
+  co.processor_id = a.node_id;
+  co.timeout_ms = a.timeout_ms;
+  co.stats = stats;
+  std::unique_ptr<ClusterTransport> cluster;
+  Status st = ClusterTransport::Connect(co, &cluster);
+  if (!st.ok()) return {st.code(), "cannot start the memory-node cluster: " + st.message()};
+  *description = "cluster of " + cluster->Describe();
+  *out = std::move(cluster);
   return Status::Ok();
 }
 

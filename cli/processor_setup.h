@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/local_memory_node.h"
 #include "metrics/metrics_server.h"
@@ -23,7 +24,11 @@ struct ProcessorArgs {
   std::string pcache = "64M";
   std::uint32_t ways = 0;  // 0: chosen from the size (PcacheGeometry::ForCapacity)
   std::uint32_t victim = 64;
-  std::string memory_node;        // empty: start a local one (shared memory)
+  // Empty: start a local one (shared memory). More than one: a cluster of
+  // them (managers/cluster_transport.h), as with --cluster.
+  std::vector<std::string> memory_nodes;
+  std::string cluster;            // cluster description (managers/cluster_config.h)
+  int replicas = 0;               // 0: the cluster file's, else 1
   std::string transport = "shm";  // shm | tcp (rdma where built)
   std::string secret_file;
   std::string memory_capacity = "4G";  // of the local memory node
@@ -73,5 +78,9 @@ Status ChoosePcacheGeometry(const std::string& size, std::uint32_t ways, PcacheG
 
 Status StartProcessorStack(const ProcessorArgs& args, const std::string& socket_path,
                            std::unique_ptr<ProcessorStack>* out);
+
+// The cluster transport --cluster or several --memory-node ask for.
+Status ConnectClusterFromArgs(const ProcessorArgs& args, StatsRegistry* stats,
+                              std::unique_ptr<Transport>* out, std::string* description);
 
 }  // namespace remora::cli

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/demo_paged_region.h"
+#include "managers/cluster_stats.h"
 #include "memory-node/memnode_stats.h"
 #include "net/transport_stats.h"
 #include "processor/pcache/pcache_stats.h"
@@ -59,6 +60,8 @@ std::vector<Declared> AllDeclared() {
   AddTable<PageStoreMetrics>("page store", &d);
   AddTable<MemoryNodeServiceMetrics>("memory node service", &d);
   AddTable<RdmaServiceMetrics>("memory node rdma service", &d);
+  AddTable<ClusterMetrics>("cluster", &d);
+  AddTable<ClusterNodeMetrics>("cluster node", &d);
   return d;
 }
 
