@@ -61,6 +61,11 @@
 //       VmaTable::mu_, StreamDetector::mu_, RefaultShadow::mu_,
 //       FaultTrace::mu_ (across one buffered fprintf), StatsRegistry::mu_
 //       (registration and snapshots; counters are atomics, taken anywhere)
+//   below everything: the transport's own locks (the stream client's; with
+//       a cluster, ClusterTransport's topology_mu_ > place_mu_ > map_mu_ >
+//       repair_mu_ > NodeLink::mu_, managers/cluster_transport.h), taken
+//       only inside a Transport call, which never calls back into the
+//       manager; any of the above may be held across one.
 //
 // Waiting counts as holding: a thread waits for a line lock (Pcache::Lock,
 // Fill) or for a reclaim to end only while holding locks above that flag.
