@@ -50,8 +50,9 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (!t) return Bad(path, "no [memory_node] table");
 
   static const std::set<std::string> kKnown = {
-      "listen",          "capacity",  "secret_file", "shm_socket", "node_id",       "log_level",
-      "auth_timeout_ms", "transport", "rdma_device", "rdma_port",  "rdma_gid_index"};
+      "listen",         "capacity",        "secret_file",         "shm_socket",  "node_id",
+      "log_level",      "auth_timeout_ms", "transport",           "rdma_device", "rdma_port",
+      "rdma_gid_index", "lease_ms",        "max_unauthenticated", "reply_budget"};
   for (const auto& [key, value] : *t)
     if (!kKnown.count(std::string(key.str())))
       return Bad(path, "unknown key memory_node." + std::string(key.str()));
@@ -79,6 +80,23 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   v = config->auth_timeout_ms;
   REMORA_RETURN_IF_ERROR(GetInt(*t, "auth_timeout_ms", path, 1, 3'600'000, &v));
   config->auth_timeout_ms = static_cast<int>(v);
+  v = config->lease_ms;
+  REMORA_RETURN_IF_ERROR(GetInt(*t, "lease_ms", path, 0, 86'400'000, &v));
+  config->lease_ms = static_cast<int>(v);
+  v = config->max_unauthenticated;
+  REMORA_RETURN_IF_ERROR(GetInt(*t, "max_unauthenticated", path, 1, 1'000'000, &v));
+  config->max_unauthenticated = static_cast<int>(v);
+  if (const toml::node* n = t->get("reply_budget")) {
+    if (auto s = n->value<std::string>()) {
+      REMORA_RETURN_IF_ERROR(ParseSize(*s, &config->reply_budget_bytes));
+    } else if (auto i = n->value<std::int64_t>(); i && *i > 0) {
+      config->reply_budget_bytes = static_cast<std::uint64_t>(*i);
+    } else {
+      return Bad(path, "memory_node.reply_budget must be a size (\"256M\") or a number of bytes");
+    }
+    if (config->reply_budget_bytes < (std::uint64_t{4} << 20))
+      return Bad(path, "memory_node.reply_budget must be at least 4M");
+  }
   v = config->rdma_port;
   REMORA_RETURN_IF_ERROR(GetInt(*t, "rdma_port", path, 1, 255, &v));
   config->rdma_port = static_cast<int>(v);

@@ -22,13 +22,27 @@
 namespace remora {
 namespace {
 
-std::string DefaultSecretPath(const std::string& bound) {
+// $XDG_RUNTIME_DIR (private to the user) or else a fresh directory of mode
+// 0700 under /tmp: never a predictable path in a directory others can write,
+// where someone could have planted a file or be watching for it. `*made_dir`
+// is the directory to remove at exit, if one was made.
+Status DefaultSecretPath(const std::string& bound, std::string* path, std::string* made_dir) {
   std::string host;
   std::uint16_t port = 0;
   (void)net::ParseHostPort(bound, &host, &port);
+  const std::string name = "remora-memnode-" + std::to_string(port) + ".secret";
   const char* dir = std::getenv("XDG_RUNTIME_DIR");
-  std::string base = dir && *dir ? dir : "/tmp";
-  return base + "/remora-memnode-" + std::to_string(port) + ".secret";
+  if (dir && *dir) {
+    *path = std::string(dir) + "/" + name;
+    return Status::Ok();
+  }
+  char tmpl[] = "/tmp/remora-memnode-XXXXXX";
+  if (!mkdtemp(tmpl))
+    return {Code::kIoError,
+            std::string("cannot make a private directory for the secret: ") + std::strerror(errno)};
+  *made_dir = tmpl;
+  *path = *made_dir + "/" + name;
+  return Status::Ok();
 }
 
 // SIGTERM/SIGINT arrive through a signalfd watched by the event loop, so the
@@ -81,6 +95,8 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   mo.secret = secret;
   mo.node_id = config.node_id;
   mo.auth_timeout_ms = config.auth_timeout_ms;
+  mo.lease_ms = config.lease_ms;
+  mo.max_unauthenticated = config.max_unauthenticated;
   // With RDMA the device is opened before anything listens, so a wrong
   // device or GID is reported at start, not at the first processor.
   rdma::Endpoint endpoint;
@@ -102,6 +118,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   StreamServer::Options svo;
   svo.stats = &stats;
   svo.stats_prefix = "memnode";
+  svo.reply_budget_bytes = config.reply_budget_bytes;
   StreamServer server(service.get(), svo);
 
   std::string bound;
@@ -112,9 +129,10 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
     return 1;
   }
   std::string secret_path = config.secret_file;
+  std::string secret_dir;
   if (generated) {
-    secret_path = DefaultSecretPath(bound);
-    st = auth::WriteSecretFile(secret_path, secret);
+    st = DefaultSecretPath(bound, &secret_path, &secret_dir);
+    if (st.ok()) st = auth::WriteSecretFile(secret_path, secret);
     if (!st.ok()) {
       spdlog::error("{}", st.ToString());
       return 1;
@@ -122,6 +140,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
     spdlog::info("generated a secret; processor nodes must use the file {}", secret_path);
   }
 
+  (void)server.Watch(service->timer_fd(), [&] { service->OnTimer(); });
   (void)server.Watch(sig_fd, [&] {
     signalfd_siginfo si;
     if (read(sig_fd, &si, sizeof si) == sizeof si)
@@ -142,6 +161,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
 
   LogSummary(stats);
   if (generated) unlink(secret_path.c_str());
+  if (!secret_dir.empty()) rmdir(secret_dir.c_str());
   close(sig_fd);
   spdlog::info("memory node stopped");
   return 0;

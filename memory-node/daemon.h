@@ -7,8 +7,10 @@
 // SIGINT, which end it cleanly (exit status 0).
 //
 // Without a secret file the node generates a secret and writes it, mode 0600,
-// to $XDG_RUNTIME_DIR/remora-memnode-<port>.secret (or /tmp/ when that is not
-// set), logs the path, and removes the file when it exits.
+// to $XDG_RUNTIME_DIR/remora-memnode-<port>.secret (or, when that is not set,
+// into a fresh mode-0700 directory /tmp/remora-memnode-XXXXXX), logs the
+// path, and removes the file when it exits. A given secret file must be mode
+// 0600 or stricter and hold at least 32 bytes, or the node refuses to start.
 //
 // Nothing is written to stdout after the ready line: launchers may have
 // stopped reading it.
