@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -27,7 +28,9 @@ Status GetInt(const toml::table& t, const char* key, const std::string& path, st
               std::int64_t hi, std::int64_t* out) {
   const toml::node* n = t.get(key);
   if (!n) return Status::Ok();
-  auto v = n->value<std::int64_t>();
+  // Integers only: toml++'s value<int64_t>() also converts a float, and a
+  // float beyond int64 makes that conversion undefined (found by fuzzing).
+  auto v = n->is_integer() ? n->value<std::int64_t>() : std::nullopt;
   if (!v || *v < lo || *v > hi)
     return Bad(path, std::string("memory_node.") + key + " must be an integer in " +
                          std::to_string(lo) + ".." + std::to_string(hi));
@@ -68,7 +71,7 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (const toml::node* n = t->get("capacity")) {
     if (auto s = n->value<std::string>()) {
       REMORA_RETURN_IF_ERROR(ParseSize(*s, &config->capacity_bytes));
-    } else if (auto i = n->value<std::int64_t>(); i && *i > 0) {
+    } else if (auto i = n->is_integer() ? n->value<std::int64_t>() : std::nullopt; i && *i > 0) {
       config->capacity_bytes = static_cast<std::uint64_t>(*i);
     } else {
       return Bad(path, "memory_node.capacity must be a size (\"4G\") or a number of bytes");
@@ -89,7 +92,7 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (const toml::node* n = t->get("reply_budget")) {
     if (auto s = n->value<std::string>()) {
       REMORA_RETURN_IF_ERROR(ParseSize(*s, &config->reply_budget_bytes));
-    } else if (auto i = n->value<std::int64_t>(); i && *i > 0) {
+    } else if (auto i = n->is_integer() ? n->value<std::int64_t>() : std::nullopt; i && *i > 0) {
       config->reply_budget_bytes = static_cast<std::uint64_t>(*i);
     } else {
       return Bad(path, "memory_node.reply_budget must be a size (\"256M\") or a number of bytes");
