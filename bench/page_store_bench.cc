@@ -55,8 +55,10 @@ int Main(int argc, char** argv) {
   Status st;
   auto store = PageStore::Create({pages * 3, 1}, &stats, &st);
   if (!store) Die(st.ToString());
-  auto fds = store->ShmFds();
-  auto reader = ShmPageReader::Map(fds[0], fds[1], store->ShmLayout(), &st);
+  std::vector<int> fds;
+  std::string layout;
+  Check(store->AttachShm(1, &fds, &layout));
+  auto reader = ShmPageReader::Map(fds[0], fds[1], layout, &st);
   if (!reader) Die(st.ToString());
 
   const Asid a = MakeAsid(1, 1), child = MakeAsid(1, 2);

@@ -23,6 +23,7 @@ struct Flags {
   std::string metrics_listen;
   std::uint32_t node_id = 0;
   int auth_timeout_ms = 0;
+  int lease_ms = 0;
   int rdma_port = 1, gid_index = -1;
 };
 
@@ -62,6 +63,7 @@ Status BuildConfig(CLI::App* sub, const Flags& f, MemoryNodeConfig* c) {
   if (given("--shm-socket")) c->shm_socket = f.shm_socket;
   if (given("--node-id")) c->node_id = f.node_id;
   if (given("--auth-timeout-ms")) c->auth_timeout_ms = f.auth_timeout_ms;
+  if (given("--lease-ms")) c->lease_ms = f.lease_ms;
   if (given("--transport")) c->transport = f.transport;
   if (given("--device")) c->rdma_device = f.device;
   if (given("--rdma-port")) c->rdma_port = f.rdma_port;
@@ -92,6 +94,10 @@ CommandRegistration reg("memory-node", [](CLI::App& app) {
   sub->add_option("--auth-timeout-ms", f->auth_timeout_ms,
                   "drop peers that do not authenticate within this time (default 5000)")
       ->check(CLI::Range(1, 3'600'000));
+  sub->add_option("--lease-ms", f->lease_ms,
+                  "free the address spaces of a processor node without a connection for this "
+                  "long (default 30000)")
+      ->check(CLI::Range(0, 86'400'000));
   sub->add_option("--transport", f->transport,
                   "tcp (default) or rdma: also let processors attach over RDMA verbs")
       ->check(CLI::IsMember({"tcp", "rdma"}));

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -27,7 +28,9 @@ Status GetInt(const toml::table& t, const char* key, const std::string& path, st
               std::int64_t hi, std::int64_t* out) {
   const toml::node* n = t.get(key);
   if (!n) return Status::Ok();
-  auto v = n->value<std::int64_t>();
+  // Integers only: toml++'s value<int64_t>() also converts a float, and a
+  // float beyond int64 makes that conversion undefined (found by fuzzing).
+  auto v = n->is_integer() ? n->value<std::int64_t>() : std::nullopt;
   if (!v || *v < lo || *v > hi)
     return Bad(path, std::string("memory_node.") + key + " must be an integer in " +
                          std::to_string(lo) + ".." + std::to_string(hi));
@@ -50,9 +53,9 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (!t) return Bad(path, "no [memory_node] table");
 
   static const std::set<std::string> kKnown = {
-      "listen",      "capacity",  "secret_file",     "shm_socket",
-      "node_id",     "log_level", "auth_timeout_ms", "transport",
-      "rdma_device", "rdma_port", "rdma_gid_index",  "metrics_listen"};
+      "listen",         "capacity",        "secret_file",         "shm_socket",  "node_id",
+      "log_level",      "auth_timeout_ms", "transport",           "rdma_device", "rdma_port",
+      "rdma_gid_index", "lease_ms",        "max_unauthenticated", "reply_budget", "metrics_listen"};
   for (const auto& [key, value] : *t)
     if (!kKnown.count(std::string(key.str())))
       return Bad(path, "unknown key memory_node." + std::string(key.str()));
@@ -69,7 +72,7 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (const toml::node* n = t->get("capacity")) {
     if (auto s = n->value<std::string>()) {
       REMORA_RETURN_IF_ERROR(ParseSize(*s, &config->capacity_bytes));
-    } else if (auto i = n->value<std::int64_t>(); i && *i > 0) {
+    } else if (auto i = n->is_integer() ? n->value<std::int64_t>() : std::nullopt; i && *i > 0) {
       config->capacity_bytes = static_cast<std::uint64_t>(*i);
     } else {
       return Bad(path, "memory_node.capacity must be a size (\"4G\") or a number of bytes");
@@ -81,6 +84,23 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   v = config->auth_timeout_ms;
   REMORA_RETURN_IF_ERROR(GetInt(*t, "auth_timeout_ms", path, 1, 3'600'000, &v));
   config->auth_timeout_ms = static_cast<int>(v);
+  v = config->lease_ms;
+  REMORA_RETURN_IF_ERROR(GetInt(*t, "lease_ms", path, 0, 86'400'000, &v));
+  config->lease_ms = static_cast<int>(v);
+  v = config->max_unauthenticated;
+  REMORA_RETURN_IF_ERROR(GetInt(*t, "max_unauthenticated", path, 1, 1'000'000, &v));
+  config->max_unauthenticated = static_cast<int>(v);
+  if (const toml::node* n = t->get("reply_budget")) {
+    if (auto s = n->value<std::string>()) {
+      REMORA_RETURN_IF_ERROR(ParseSize(*s, &config->reply_budget_bytes));
+    } else if (auto i = n->is_integer() ? n->value<std::int64_t>() : std::nullopt; i && *i > 0) {
+      config->reply_budget_bytes = static_cast<std::uint64_t>(*i);
+    } else {
+      return Bad(path, "memory_node.reply_budget must be a size (\"256M\") or a number of bytes");
+    }
+    if (config->reply_budget_bytes < (std::uint64_t{4} << 20))
+      return Bad(path, "memory_node.reply_budget must be at least 4M");
+  }
   v = config->rdma_port;
   REMORA_RETURN_IF_ERROR(GetInt(*t, "rdma_port", path, 1, 255, &v));
   config->rdma_port = static_cast<int>(v);

@@ -9,6 +9,9 @@
 //   node_id     = 1
 //   log_level   = "info"
 //   auth_timeout_ms = 5000
+//   lease_ms    = 30000               # spaces of a processor gone this long are freed
+//   max_unauthenticated = 256         # connections still in the handshake
+//   reply_budget = "256M"             # replies queued for all peers together
 //   transport   = "rdma"              # "tcp" (default) or "rdma"
 //   rdma_device = "mlx5_0"            # rdma: the device to serve on
 //   rdma_port   = 1
@@ -36,6 +39,15 @@ struct MemoryNodeConfig {
   NodeId node_id = 0;
   std::string log_level = "info";
   int auth_timeout_ms = 5000;
+  // A processor node's address spaces are destroyed once it has had no
+  // connection for this long (its processor died), or at once when the same
+  // node authenticates again with no connection of its own still open.
+  int lease_ms = 30000;
+  // Connections that have not authenticated yet; more are closed at once.
+  int max_unauthenticated = 256;
+  // Replies queued for all connections together; beyond it the node stops
+  // reading from the peers with the largest backlogs.
+  std::uint64_t reply_budget_bytes = std::uint64_t{256} << 20;
   // "rdma": processors may attach over RDMA verbs (docs/cluster.md); the TCP
   // listener stays, for control and for plain TCP clients.
   std::string transport = "tcp";

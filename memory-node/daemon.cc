@@ -85,6 +85,8 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   mo.secret = secret;
   mo.node_id = config.node_id;
   mo.auth_timeout_ms = config.auth_timeout_ms;
+  mo.lease_ms = config.lease_ms;
+  mo.max_unauthenticated = config.max_unauthenticated;
   // With RDMA the device is opened before anything listens, so a wrong
   // device or GID is reported at start, not at the first processor.
   rdma::Endpoint endpoint;
@@ -106,6 +108,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
   StreamServer::Options svo;
   svo.stats = &stats;
   svo.stats_prefix = "memnode";
+  svo.reply_budget_bytes = config.reply_budget_bytes;
   StreamServer server(service.get(), svo);
 
   std::string bound;
@@ -127,6 +130,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
     spdlog::info("Prometheus metrics on {}", metrics->url());
   }
   std::string secret_path = config.secret_file;
+  std::string secret_dir;
   if (generated) {
     st = DefaultSecretPath(bound, &secret_path);
     if (st.ok()) st = auth::WriteSecretFile(secret_path, secret);
@@ -137,6 +141,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
     spdlog::info("generated a secret; processor nodes must use the file {}", secret_path);
   }
 
+  (void)server.Watch(service->timer_fd(), [&] { service->OnTimer(); });
   (void)server.Watch(sig_fd, [&] {
     signalfd_siginfo si;
     if (read(sig_fd, &si, sizeof si) == sizeof si)
@@ -158,6 +163,7 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
 
   LogSummary(stats);
   if (generated) unlink(secret_path.c_str());
+  if (!secret_dir.empty()) rmdir(secret_dir.c_str());
   close(sig_fd);
   spdlog::info("memory node stopped");
   return 0;

@@ -10,7 +10,9 @@
 // to remora-memnode-<port>.secret in this user's private runtime directory
 // (common/private_dir.h: $XDG_RUNTIME_DIR, /run/remora for root, or a
 // verified 0700 /tmp/remora-UID; never a name anyone could predict and
-// plant in /tmp), logs the path, and removes the file when it exits.
+// plant in /tmp), logs the path, and removes the file when it exits. A given
+// secret file must be mode 0600 or stricter and hold at least 32 bytes, or
+// the node refuses to start.
 //
 // Nothing is written to stdout after the ready line: launchers may have
 // stopped reading it.

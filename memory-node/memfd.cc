@@ -30,7 +30,8 @@ Status CreateSharedFile(const std::string& name, std::uint64_t bytes, SharedFile
     return st;
   }
   // Sizes are fixed for the file's life: a mapping past EOF would SIGBUS.
-  if (fcntl(f.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+  // F_SEAL_SEAL comes with SealSharedFile(), before a descriptor is shared.
+  if (fcntl(f.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
     Status st = Errno("sealing " + name);
     DestroySharedFile(&f);
     return st;
@@ -56,6 +57,12 @@ Status CreateSharedFile(const std::string& name, std::uint64_t bytes, SharedFile
         name, self, std::strerror(errno));
   }
   *out = f;
+  return Status::Ok();
+}
+
+Status SealSharedFile(const SharedFile& f) {
+  if (fcntl(f.fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0)
+    return Errno("sealing a shared file against writes");
   return Status::Ok();
 }
 

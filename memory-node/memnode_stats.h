@@ -11,6 +11,8 @@ namespace remora {
 #define REMORA_PAGE_STORE_METRICS(X)                                                             \
   X(pages_used, Gauge, "memnode_pages_used", "pages", "pages stored (a COW-shared page once)")   \
   X(spaces, Gauge, "memnode_spaces", "spaces", "address spaces")                                 \
+  X(meta_pages, Gauge, "memnode_meta_pages", "pages",                                            \
+    "capacity charged for spaces, page tables and ranges")                                       \
   X(index_live, Gauge, "memnode_index_entries", "mappings", "mappings in the shared page index") \
   X(backed_free, Gauge, "memnode_free_backed_pages", "pages",                                    \
     "freed pages whose memory is kept for reuse")                                                \
@@ -46,6 +48,14 @@ struct PageStoreMetrics {
     "peers refused for failing or skipping authentication")                                 \
   X(auth_timeouts, Counter, "memnode_auth_timeouts", "peers",                               \
     "peers dropped for not authenticating in time")                                         \
+  X(refused, Counter, "memnode_connections_refused", "connections",                         \
+    "connections closed at once: too many not yet authenticated")                           \
+  X(lease_expiries, Counter, "memnode_lease_expiries", "nodes",                             \
+    "processor nodes whose spaces were destroyed when their lease expired")                 \
+  X(takeovers, Counter, "memnode_takeovers", "nodes",                                       \
+    "processor nodes that reconnected and found their old spaces destroyed")                \
+  X(reclaimed_spaces, Counter, "memnode_reclaimed_spaces", "spaces",                        \
+    "address spaces destroyed by lease expiry or takeover")                                 \
   X(latency, Histogram, "memnode_request_ns", "ns", "time to serve one request")
 
 struct MemoryNodeServiceMetrics {

@@ -49,11 +49,20 @@ using Slot = SlotPool::Slot;
 // keeps each odd window short so concurrent readers make progress.
 constexpr std::size_t kSectionBatch = 1024;
 
+// The pages of one processor node: its own page region and shared index, so
+// that a shared-memory client of that node can be given exactly these files
+// and nothing of another node's memory. Slots never cross views: a fork and
+// a shared write name address spaces of one node only.
+struct NodeView {
+  std::unique_ptr<SlotPool> pool;
+  std::unique_ptr<SharedPageIndex> index;
+  std::uint64_t spaces = 0;  // address spaces of this node
+  std::uint64_t pins = 0;    // shared-memory attachments (AttachShm)
+};
+
 class PageStoreImpl final : public PageStore {
  public:
-  PageStoreImpl(const Options& opts, StatsRegistry* stats, std::unique_ptr<SlotPool> pool,
-                std::unique_ptr<SharedPageIndex> index)
-      : opts_(opts), pool_(std::move(pool)), index_(std::move(index)) {
+  PageStoreImpl(const Options& opts, StatsRegistry* stats) : opts_(opts) {
     if (!stats) {
       own_stats_ = std::make_unique<StatsRegistry>();
       stats = own_stats_.get();
@@ -74,12 +83,18 @@ class PageStoreImpl final : public PageStore {
     m_.spaces->Sub(reported_spaces_);
     m_.index_live->Sub(reported_index_);
     m_.backed_free->Sub(reported_backed_free_);
+    m_.meta_pages->Sub(reported_meta_);
   }
 
   Status CreateSpace(Asid asid) override {
     std::lock_guard<std::mutex> l(mu_);
     if (spaces_.count(asid)) return SpaceExists(asid);
+    REMORA_RETURN_IF_ERROR(ChargeMeta(kSpaceBytes));
+    NodeView* v = nullptr;
+    REMORA_RETURN_IF_ERROR(GetView(AsidNode(asid), &v));
     spaces_.emplace(asid, std::make_unique<AddressSpace>());
+    meta_bytes_ += kSpaceBytes;
+    ++v->spaces;
     SyncGauges();
     return Status::Ok();
   }
@@ -88,34 +103,48 @@ class PageStoreImpl final : public PageStore {
     std::lock_guard<std::mutex> l(mu_);
     auto it = spaces_.find(asid);
     if (it == spaces_.end()) return NoSuchSpace(asid);
-    std::vector<std::pair<std::uint64_t, Slot>> pages(it->second->pages.begin(),
-                                                      it->second->pages.end());
-    spaces_.erase(it);
-    UnmapAndRelease(asid, pages);
+    DestroyLocked(it);
     SyncGauges();
     return Status::Ok();
   }
 
+  std::uint64_t DestroyNodeSpaces(NodeId node) override {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<Asid> victims;
+    for (const auto& [asid, as] : spaces_)
+      if (AsidNode(asid) == node) victims.push_back(asid);
+    for (Asid asid : victims) DestroyLocked(spaces_.find(asid));
+    SyncGauges();
+    return victims.size();
+  }
+
   Status ForkSpace(Asid parent, Asid child) override {
+    if (AsidNode(parent) != AsidNode(child))
+      return {Code::kPermissionDenied, "a fork's child must belong to its parent's node"};
     std::lock_guard<std::mutex> l(mu_);
     auto pit = spaces_.find(parent);
     if (pit == spaces_.end()) return NoSuchSpace(parent);
     if (spaces_.count(child)) return SpaceExists(child);
+    const std::uint64_t cost = kSpaceBytes + SpaceMetaBytes(*pit->second);
+    REMORA_RETURN_IF_ERROR(ChargeMeta(cost));
+    NodeView* v = ViewOf(parent);
     auto copy = std::make_unique<AddressSpace>(*pit->second);
-    for (const auto& [uva, slot] : copy->pages) pool_->Ref(slot);
+    for (const auto& [uva, slot] : copy->pages) v->pool->Ref(slot);
     // Index the child's mappings; nothing is freed, so batching is only for
     // the readers' sake.
     std::size_t n = 0;
-    index_->Begin();
+    v->index->Begin();
     for (const auto& [uva, slot] : copy->pages) {
-      if (!index_->Put(child, uva, slot)) m_.index_overflow->Inc();
+      if (!v->index->Put(child, uva, slot)) m_.index_overflow->Inc();
       if (++n % kSectionBatch == 0) {
-        index_->End();
-        index_->Begin();
+        v->index->End();
+        v->index->Begin();
       }
     }
-    index_->End();
+    v->index->End();
     spaces_.emplace(child, std::move(copy));
+    meta_bytes_ += cost;
+    ++v->spaces;
     m_.forks->Inc();
     SyncGauges();
     return Status::Ok();
@@ -126,7 +155,12 @@ class PageStoreImpl final : public PageStore {
     std::lock_guard<std::mutex> l(mu_);
     AddressSpace* as = FindSpace(asid);
     if (!as) return NoSuchSpace(asid);
+    // Charged as if the range added an interval (it may merge instead).
+    REMORA_RETURN_IF_ERROR(ChargeMeta(kRangeBytes));
+    const std::uint64_t before = SpaceMetaBytes(*as);
     as->ranges.Add(start, start + len);
+    meta_bytes_ += SpaceMetaBytes(*as) - before;
+    SyncGauges();
     return Status::Ok();
   }
 
@@ -137,8 +171,12 @@ class PageStoreImpl final : public PageStore {
     std::lock_guard<std::mutex> l(mu_);
     AddressSpace* as = FindSpace(asid);
     if (!as) return NoSuchSpace(asid);
+    const std::uint64_t before = SpaceMetaBytes(*as);
     DropPages(asid, as, start, start + len);
     as->ranges.Remove(start, start + len);
+    // Removing the middle of a range splits it: that interval is charged
+    // too, even past capacity (a release must never fail for lack of room).
+    meta_bytes_ = meta_bytes_ - before + SpaceMetaBytes(*as);
     SyncGauges();
     return Status::Ok();
   }
@@ -148,7 +186,9 @@ class PageStoreImpl final : public PageStore {
     std::lock_guard<std::mutex> l(mu_);
     AddressSpace* as = FindSpace(asid);
     if (!as) return NoSuchSpace(asid);
+    const std::uint64_t before = SpaceMetaBytes(*as);
     DropPages(asid, as, start, start + len);
+    meta_bytes_ = meta_bytes_ - before + SpaceMetaBytes(*as);
     SyncGauges();
     return Status::Ok();
   }
@@ -163,7 +203,7 @@ class PageStoreImpl final : public PageStore {
       if (present) *present = false;
       m_.zero_reads->Inc();
     } else {
-      std::memcpy(out, pool_->Data(it->second), kPageSize);
+      std::memcpy(out, ViewOf(asid)->pool->Data(it->second), kPageSize);
       if (present) *present = true;
     }
     m_.pages_read->Inc();
@@ -181,6 +221,9 @@ class PageStoreImpl final : public PageStore {
     std::vector<Asid> unique(asids.begin(), asids.end());
     std::sort(unique.begin(), unique.end());
     unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+    for (Asid a : unique)
+      if (AsidNode(a) != AsidNode(unique[0]))
+        return {Code::kPermissionDenied, "a shared write spans address spaces of several nodes"};
     std::lock_guard<std::mutex> l(mu_);
     Status st = WriteLocked(unique, uva, data);
     if (st.ok()) m_.shared_writes->Inc();
@@ -191,29 +234,135 @@ class PageStoreImpl final : public PageStore {
     std::lock_guard<std::mutex> l(mu_);
     MemoryNodeInfo info;
     info.capacity_pages = opts_.capacity_pages;
-    info.used_pages = pool_->used();
+    info.used_pages = UsedPages();
     info.nr_spaces = spaces_.size();
     info.node_id = opts_.node_id;
     return info;
   }
 
-  std::vector<int> ShmFds() const override { return {pool_->readonly_fd(), index_->readonly_fd()}; }
+  Status AttachShm(NodeId node, std::vector<int>* fds, std::string* layout) override {
+    std::lock_guard<std::mutex> l(mu_);
+    NodeView* v = nullptr;
+    REMORA_RETURN_IF_ERROR(GetView(node, &v));
+    Status st = v->pool->SealForSharing();
+    if (st.ok() && (v->pool->readonly_fd() < 0 || v->index->readonly_fd() < 0))
+      st = {Code::kUnsupported, "this memory node offers no shared memory"};
+    if (!st.ok()) {
+      MaybeDropView(node);
+      return st;
+    }
+    ++v->pins;
+    *fds = {v->pool->readonly_fd(), v->index->readonly_fd()};
+    shm::Layout sl{};
+    sl.magic = shm::kLayoutMagic;
+    sl.version = shm::kLayoutVersion;
+    sl.page_size = kPageSize;
+    sl.entry_size = sizeof(shm::IndexEntry);
+    sl.region_slots = v->pool->nslots();
+    sl.region_bytes = v->pool->file_bytes();
+    sl.index_header_bytes = shm::kIndexHeaderBytes;
+    sl.index_max_entries = v->index->max_entries();
+    sl.index_bytes = v->index->file_bytes();
+    *layout = shm::EncodeLayout(sl);
+    return Status::Ok();
+  }
 
-  std::string ShmLayout() const override {
-    shm::Layout l{};
-    l.magic = shm::kLayoutMagic;
-    l.version = shm::kLayoutVersion;
-    l.page_size = kPageSize;
-    l.entry_size = sizeof(shm::IndexEntry);
-    l.region_slots = pool_->nslots();
-    l.region_bytes = pool_->file_bytes();
-    l.index_header_bytes = shm::kIndexHeaderBytes;
-    l.index_max_entries = index_->max_entries();
-    l.index_bytes = index_->file_bytes();
-    return shm::EncodeLayout(l);
+  void DetachShm(NodeId node) override {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = views_.find(node);
+    if (it == views_.end() || it->second->pins == 0) return;
+    --it->second->pins;
+    MaybeDropView(node);
+    SyncGauges();
   }
 
  private:
+  // What the node's own bookkeeping costs, charged to capacity beside the
+  // pages (floor(meta_bytes_ / kPageSize) pages): an address space, one
+  // page-table entry (a hash node and its bucket), one registered interval.
+  static constexpr std::uint64_t kSpaceBytes = 256;
+  static constexpr std::uint64_t kPteBytes = 48;
+  static constexpr std::uint64_t kRangeBytes = 64;
+  // Processor nodes with pages here at once; each has its own files.
+  static constexpr std::size_t kMaxViews = 1024;
+
+  static std::uint64_t SpaceMetaBytes(const AddressSpace& as) {
+    return as.pages.size() * kPteBytes + as.ranges.count() * kRangeBytes;
+  }
+
+  std::uint64_t UsedPages() const {
+    std::uint64_t used = 0;
+    for (const auto& [node, v] : views_) used += v->pool->used();
+    return used;
+  }
+  std::uint64_t MetaPages() const { return meta_bytes_ / kPageSize; }
+
+  // kOutOfMemory unless `extra_bytes` more bookkeeping fits beside the pages.
+  Status ChargeMeta(std::uint64_t extra_bytes) {
+    if (UsedPages() + (meta_bytes_ + extra_bytes) / kPageSize <= opts_.capacity_pages)
+      return Status::Ok();
+    m_.oom->Inc();
+    return {Code::kOutOfMemory, "memory node full (capacity " +
+                                    std::to_string(opts_.capacity_pages) +
+                                    " pages, including address-space bookkeeping)"};
+  }
+
+  // The view of `node`, created on first use.
+  Status GetView(NodeId node, NodeView** out) {
+    auto it = views_.find(node);
+    if (it != views_.end()) {
+      *out = it->second.get();
+      return Status::Ok();
+    }
+    if (views_.size() >= kMaxViews)
+      return {Code::kOutOfMemory, "memory node serves too many processor nodes"};
+    auto v = std::make_shared<NodeView>();
+    Status st;
+    // One spare slot beyond capacity (an overwrite allocates before it
+    // frees), and room for a batch of free slots in flight to the reclaimer.
+    SlotPool::Options po;
+    po.nslots = opts_.capacity_pages + 1 + SlotPool::kPunchBatch;
+    v->pool = SlotPool::Create(po, &st);
+    if (!v->pool) return st;
+    // The table starts at 2x capacity (at most 64 Ki entries, 1.5 MiB) and
+    // may grow to 8x capacity: mappings outnumber slots once forks share them.
+    const std::uint64_t initial = std::min<std::uint64_t>(NextPow2(2 * po.nslots), 1 << 16);
+    const std::uint64_t max = std::max<std::uint64_t>(NextPow2(8 * po.nslots), 1024);
+    v->index = SharedPageIndex::Create(initial, max, &st);
+    if (!v->index) return st;
+    *out = v.get();
+    views_.emplace(node, std::move(v));
+    return Status::Ok();
+  }
+
+  NodeView* ViewOf(Asid asid) {
+    auto it = views_.find(AsidNode(asid));
+    assert(it != views_.end() && "a live space has a view");
+    return it->second.get();
+  }
+
+  // A view with no spaces and no attached client holds nothing anyone can
+  // reach: dropping it gives all of its memory back, sealed or not.
+  void MaybeDropView(NodeId node) {
+    auto it = views_.find(node);
+    if (it == views_.end() || it->second->spaces || it->second->pins) return;
+    dropped_punched_ += it->second->pool->punched_total();
+    dropped_rebuilds_ += it->second->index->rebuilds();
+    views_.erase(it);  // the reclaimer may still hold it while punching
+  }
+
+  void DestroyLocked(std::unordered_map<Asid, std::unique_ptr<AddressSpace>>::iterator it) {
+    const Asid asid = it->first;
+    std::vector<std::pair<std::uint64_t, Slot>> pages(it->second->pages.begin(),
+                                                      it->second->pages.end());
+    meta_bytes_ -= kSpaceBytes + SpaceMetaBytes(*it->second);
+    spaces_.erase(it);
+    NodeView* v = ViewOf(asid);
+    UnmapAndRelease(v, asid, pages);
+    --v->spaces;
+    MaybeDropView(AsidNode(asid));
+  }
+
   AddressSpace* FindSpace(Asid asid) {
     auto it = spaces_.find(asid);
     return it == spaces_.end() ? nullptr : it->second.get();
@@ -229,16 +378,22 @@ class PageStoreImpl final : public PageStore {
     return Status::Ok();
   }
 
-  // `asids` sorted and unique. See the file comment for why every write goes
-  // to a fresh slot.
+  // `asids` sorted, unique and of one node. See the file comment for why
+  // every write goes to a fresh slot.
   Status WriteLocked(std::span<const Asid> asids, std::uint64_t uva, const void* data) {
     std::vector<AddressSpace*> spaces(asids.size());
     std::vector<std::int64_t> old(asids.size(), -1);
+    std::uint64_t new_ptes = 0;
     for (std::size_t i = 0; i < asids.size(); ++i) {
       REMORA_RETURN_IF_ERROR(CheckAccess(asids[i], uva, &spaces[i]));
       auto it = spaces[i]->pages.find(uva);
-      if (it != spaces[i]->pages.end()) old[i] = it->second;
+      if (it != spaces[i]->pages.end())
+        old[i] = it->second;
+      else
+        ++new_ptes;
     }
+    NodeView* v = ViewOf(asids[0]);
+    SlotPool* pool = v->pool.get();
     // Old slots referenced by nobody but the writers are freed by this write;
     // the others are copy-on-write breaks. Capacity counts the net change.
     std::int64_t freed = 0;
@@ -247,36 +402,38 @@ class PageStoreImpl final : public PageStore {
       if (old[i] < 0 || std::find(old.begin(), old.begin() + i, old[i]) != old.begin() + i)
         continue;  // absent, or already counted
       const auto holders = std::count(old.begin(), old.end(), old[i]);
-      if (pool_->refcount(static_cast<Slot>(old[i])) == static_cast<std::uint32_t>(holders))
+      if (pool->refcount(static_cast<Slot>(old[i])) == static_cast<std::uint32_t>(holders))
         ++freed;
       else
         cow_break = true;
     }
-    if (static_cast<std::int64_t>(pool_->used()) + 1 - freed >
+    const std::uint64_t meta_after = meta_bytes_ + new_ptes * kPteBytes;
+    if (static_cast<std::int64_t>(UsedPages() + meta_after / kPageSize) + 1 - freed >
         static_cast<std::int64_t>(opts_.capacity_pages)) {
       m_.oom->Inc();
       return {Code::kOutOfMemory,
               "memory node full (capacity " + std::to_string(opts_.capacity_pages) + " pages)"};
     }
     Slot slot;
-    [[maybe_unused]] bool ok = pool_->Allocate(&slot);
+    [[maybe_unused]] bool ok = pool->Allocate(&slot);
     assert(ok && "capacity check leaves a slot (the pool has one spare)");
     // The slot may have been freed by an earlier write section and still be
     // under a stale reader's memcpy: order that section's seq update before
     // these bytes so such a reader's seq re-check fails.
     std::atomic_thread_fence(std::memory_order_release);
-    std::memcpy(pool_->Data(slot), data, kPageSize);
-    for (std::size_t i = 1; i < asids.size(); ++i) pool_->Ref(slot);
+    std::memcpy(pool->Data(slot), data, kPageSize);
+    for (std::size_t i = 1; i < asids.size(); ++i) pool->Ref(slot);
 
-    index_->Begin();
+    v->index->Begin();
     for (std::size_t i = 0; i < asids.size(); ++i) {
-      if (!index_->Put(asids[i], uva, slot)) m_.index_overflow->Inc();
+      if (!v->index->Put(asids[i], uva, slot)) m_.index_overflow->Inc();
       spaces[i]->pages[uva] = slot;
     }
-    index_->End();
+    v->index->End();
+    meta_bytes_ = meta_after;
     // Only now may old slots be freed and reused (shm_format.h rule 2).
     for (std::int64_t s : old)
-      if (s >= 0) Release(static_cast<Slot>(s));
+      if (s >= 0) Release(v, static_cast<Slot>(s));
     if (cow_break) m_.cow_breaks->Inc();
     m_.pages_written->Inc();
     SyncGauges();
@@ -295,40 +452,50 @@ class PageStoreImpl final : public PageStore {
       for (const auto& p : as->pages)
         if (p.first >= start && p.first < end) victims.push_back(p);
     }
-    for (const auto& v : victims) as->pages.erase(v.first);
-    UnmapAndRelease(asid, victims);
+    for (const auto& victim : victims) as->pages.erase(victim.first);
+    UnmapAndRelease(ViewOf(asid), asid, victims);
   }
 
   // Removes the index entries of `pages` of `asid`, then drops their slot
   // references: one write section per batch, each batch released only after
   // its section ended.
-  void UnmapAndRelease(Asid asid, const std::vector<std::pair<std::uint64_t, Slot>>& pages) {
+  void UnmapAndRelease(NodeView* v, Asid asid,
+                       const std::vector<std::pair<std::uint64_t, Slot>>& pages) {
     for (std::size_t b = 0; b < pages.size(); b += kSectionBatch) {
       const std::size_t e = std::min(pages.size(), b + kSectionBatch);
-      index_->Begin();
-      for (std::size_t i = b; i < e; ++i) index_->Erase(asid, pages[i].first);
-      index_->End();
-      for (std::size_t i = b; i < e; ++i) Release(pages[i].second);
+      v->index->Begin();
+      for (std::size_t i = b; i < e; ++i) v->index->Erase(asid, pages[i].first);
+      v->index->End();
+      for (std::size_t i = b; i < e; ++i) Release(v, pages[i].second);
     }
   }
 
-  void Release(Slot s) {
-    assert(!index_->in_section());
-    if (pool_->Unref(s)) m_.pages_freed->Inc();
+  void Release(NodeView* v, Slot s) {
+    assert(!v->index->in_section());
+    if (v->pool->Unref(s)) m_.pages_freed->Inc();
   }
 
-  // Punches batches of cold free slots while the pool is above its high
-  // watermark, without holding the mutex during the system calls.
+  // Punches batches of cold free slots while a pool is above its high
+  // watermark, without holding the mutex during the system calls. The view
+  // is held by a reference meanwhile, so dropping it cannot pull the pool
+  // from under the punch.
   void ReclaimLoop() {
     std::unique_lock<std::mutex> l(mu_);
     for (;;) {
-      reclaim_cv_.wait(l, [this] { return stopping_ || pool_->NeedsPunch(); });
+      std::shared_ptr<NodeView> v;
+      reclaim_cv_.wait(l, [&] {
+        if (stopping_) return true;
+        for (const auto& [node, view] : views_)
+          if (view->pool->NeedsPunch()) v = view;
+        return v != nullptr;
+      });
       if (stopping_) return;
-      for (auto batch = pool_->TakePunchBatch(); !batch.empty(); batch = pool_->TakePunchBatch()) {
+      SlotPool* pool = v->pool.get();
+      for (auto batch = pool->TakePunchBatch(); !batch.empty(); batch = pool->TakePunchBatch()) {
         l.unlock();
-        pool_->PunchSlots(batch);
+        pool->PunchSlots(batch);
         l.lock();
-        pool_->FinishPunch(batch);
+        pool->FinishPunch(batch);
         SyncGauges();
         if (stopping_) return;
       }
@@ -339,47 +506,60 @@ class PageStoreImpl final : public PageStore {
   // Runs at the end of every mutation, so it also checks the invariants that
   // are cheap to check.
   void SyncGauges() {
-    assert(pool_->used() <= opts_.capacity_pages && "capacity is a hard limit");
-    assert(!index_->in_section());
-    if (pool_->NeedsPunch()) reclaim_cv_.notify_one();
+    std::uint64_t used = 0, live = 0, backed_free = 0, punched = dropped_punched_,
+                  rebuilds = dropped_rebuilds_;
+    bool needs_punch = false;
+    for (const auto& [node, v] : views_) {
+      assert(!v->index->in_section());
+      used += v->pool->used();
+      live += v->index->live();
+      backed_free += v->pool->backed_free();
+      punched += v->pool->punched_total();
+      rebuilds += v->index->rebuilds();
+      needs_punch |= v->pool->NeedsPunch();
+    }
+    assert(used <= opts_.capacity_pages && "capacity is a hard limit");
+    if (needs_punch) reclaim_cv_.notify_one();
     auto sync = [](Gauge* g, std::int64_t now, std::int64_t* reported) {
       if (now != *reported) g->Add(now - *reported);
       *reported = now;
     };
-    sync(m_.pages_used, static_cast<std::int64_t>(pool_->used()), &reported_used_);
+    sync(m_.pages_used, static_cast<std::int64_t>(used), &reported_used_);
     sync(m_.spaces, static_cast<std::int64_t>(spaces_.size()), &reported_spaces_);
-    sync(m_.index_live, static_cast<std::int64_t>(index_->live()), &reported_index_);
-    sync(m_.backed_free, static_cast<std::int64_t>(pool_->backed_free()), &reported_backed_free_);
-    if (pool_->punched_total() != reported_punched_) {
-      m_.punched->Add(pool_->punched_total() - reported_punched_);
-      reported_punched_ = pool_->punched_total();
+    sync(m_.index_live, static_cast<std::int64_t>(live), &reported_index_);
+    sync(m_.backed_free, static_cast<std::int64_t>(backed_free), &reported_backed_free_);
+    sync(m_.meta_pages, static_cast<std::int64_t>(MetaPages()), &reported_meta_);
+    if (punched != reported_punched_) {
+      m_.punched->Add(punched - reported_punched_);
+      reported_punched_ = punched;
     }
-    if (index_->rebuilds() != reported_rebuilds_) {
-      m_.index_rebuilds->Add(index_->rebuilds() - reported_rebuilds_);
-      reported_rebuilds_ = index_->rebuilds();
+    if (rebuilds != reported_rebuilds_) {
+      m_.index_rebuilds->Add(rebuilds - reported_rebuilds_);
+      reported_rebuilds_ = rebuilds;
     }
+  }
+
+  static std::uint64_t NextPow2(std::uint64_t n) {
+    std::uint64_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
   }
 
   const Options opts_;
   std::unique_ptr<StatsRegistry> own_stats_;
   PageStoreMetrics m_;
   mutable std::mutex mu_;
-  std::unique_ptr<SlotPool> pool_;
-  std::unique_ptr<SharedPageIndex> index_;
+  std::unordered_map<NodeId, std::shared_ptr<NodeView>> views_;
   std::unordered_map<Asid, std::unique_ptr<AddressSpace>> spaces_;
+  std::uint64_t meta_bytes_ = 0;                              // bookkeeping charged to capacity
+  std::uint64_t dropped_punched_ = 0, dropped_rebuilds_ = 0;  // of views gone
   std::condition_variable reclaim_cv_;
   bool stopping_ = false;
   std::thread reclaimer_;  // started in the constructor body, joined first
   std::int64_t reported_used_ = 0, reported_spaces_ = 0, reported_index_ = 0,
-               reported_backed_free_ = 0;
+               reported_backed_free_ = 0, reported_meta_ = 0;
   std::uint64_t reported_punched_ = 0, reported_rebuilds_ = 0;
 };
-
-std::uint64_t NextPow2(std::uint64_t n) {
-  std::uint64_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
 
 }  // namespace
 
@@ -390,20 +570,8 @@ std::unique_ptr<PageStore> PageStore::Create(const Options& opts, StatsRegistry*
     *status = {Code::kInvalidArgument, "memory node capacity must be 1 page .. 16 TiB"};
     return nullptr;
   }
-  // One spare slot beyond capacity (an overwrite allocates before it frees),
-  // and room for a batch of free slots in flight to the reclaimer.
-  SlotPool::Options po;
-  po.nslots = opts.capacity_pages + 1 + SlotPool::kPunchBatch;
-  auto pool = SlotPool::Create(po, status);
-  if (!pool) return nullptr;
-  // The table starts at 2x capacity (at most 64 Ki entries, 1.5 MiB) and may
-  // grow to 8x capacity: mappings outnumber slots once forks share them.
-  const std::uint64_t initial = std::min<std::uint64_t>(NextPow2(2 * po.nslots), 1 << 16);
-  const std::uint64_t max = std::max<std::uint64_t>(NextPow2(8 * po.nslots), 1024);
-  auto index = SharedPageIndex::Create(initial, max, status);
-  if (!index) return nullptr;
   *status = Status::Ok();
-  return std::make_unique<PageStoreImpl>(opts, stats, std::move(pool), std::move(index));
+  return std::make_unique<PageStoreImpl>(opts, stats);
 }
 
 }  // namespace remora

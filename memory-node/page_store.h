@@ -8,10 +8,21 @@
 //   slots and each slot carries a reference count. A write to a slot with
 //   refcount > 1 stores the data in a fresh slot for the writer only, so a
 //   child's write-back never changes its parent's page (LegoOS lacked this).
-// * Pages live in one memfd-backed region of `capacity_pages` slots. For the
-//   shared-memory transport the region and a lock-free page index are mapped
-//   read-only by processors on the same machine, which then read pages with a
-//   plain memcpy (see shared_page_index.h for the reader protocol).
+// * Capacity also pays for the store's own bookkeeping: address spaces,
+//   page-table entries (a fork copies its parent's) and registered ranges
+//   are charged in bytes, floor(bytes / page) pages beside the stored pages
+//   (memnode_meta_pages), so no request can grow the node's memory without
+//   bound through metadata.
+// * Each processor node's pages live in its own memfd-backed region with its
+//   own lock-free page index (a "view"), created with the node's first
+//   address space and dropped — all of its memory given back — once the node
+//   has no space left and no shared-memory client attached. For the
+//   shared-memory transport a node's region and index are sealed against
+//   writes and mapped read-only by that node's processors on the same
+//   machine, which then read pages with a plain memcpy (see
+//   shared_page_index.h for the reader protocol) and see no other node's
+//   pages. Slots never cross views: fork and shared writes stay within one
+//   node (AsidNode).
 //
 // Thread-safe. Readers that go through the shared index never take its locks.
 #pragma once
@@ -55,10 +66,17 @@ class PageStore {
 
   virtual MemoryNodeInfo Info() const = 0;
 
-  // Shared-memory attach: file descriptors of the page region and the page
-  // index (owned by the store) and an opaque layout blob the shm client parses.
-  virtual std::vector<int> ShmFds() const = 0;
-  virtual std::string ShmLayout() const = 0;
+  // Destroys every address space of processor node `node` (a processor that
+  // died: its lease expired). Returns how many there were.
+  virtual std::uint64_t DestroyNodeSpaces(NodeId node) = 0;
+
+  // Shared-memory attach for processor node `node`: seals its view (creating
+  // it if needed) and returns the read-only descriptors of its page region
+  // and index (owned by the store; valid until the matching DetachShm) and
+  // an opaque layout blob the shm client parses. Each successful attach pins
+  // the view until DetachShm(node).
+  virtual Status AttachShm(NodeId node, std::vector<int>* fds, std::string* layout) = 0;
+  virtual void DetachShm(NodeId node) = 0;
 };
 
 }  // namespace remora

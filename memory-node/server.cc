@@ -1,6 +1,8 @@
 #include "memory-node/server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <vector>
@@ -18,6 +20,9 @@ struct MemoryNodeService::Session : StreamServer::Context {
   auth::Nonce nonce{};
   bool authenticated = false;
   NodeId node_id = 0;
+  // kAttachShm served on this connection: each pins the node's view in the
+  // store until the connection closes.
+  mutable std::uint64_t shm_attaches = 0;
 };
 
 NodeId MemoryNodeService::SessionNode(const Session& s) { return s.node_id; }
@@ -42,9 +47,25 @@ MemoryNodeService::MemoryNodeService(PageStore* store, StatsRegistry* stats, Opt
   }
   for (int c = 1; c <= static_cast<int>(Code::kInternal); ++c)
     err_counters_[c] = m_.errors.Get(CounterSuffix(CodeName(static_cast<Code>(c))));
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+}
+
+MemoryNodeService::~MemoryNodeService() {
+  if (timer_fd_ >= 0) close(timer_fd_);
 }
 
 void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
+  if (unauthenticated_ >= static_cast<std::size_t>(options_.max_unauthenticated)) {
+    // No hello, no nonce, no deadline: the cheapest way to say no.
+    if (!refused_logged_)
+      spdlog::warn("{}: too many connections in the handshake; closed", conn.peer());
+    refused_logged_ = true;
+    m_.refused->Inc();
+    conn.CloseAfterFlush();
+    return;
+  }
+  refused_logged_ = false;
+  ++unauthenticated_;
   auto s = std::make_unique<Session>();
   Status st = auth::NewNonce(&s->nonce);
   if (!st.ok()) {  // no randomness: refusing is the only safe answer
@@ -61,6 +82,10 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
 
 void MemoryNodeService::OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) {
   auto* s = static_cast<Session*>(conn.context());
+  if (s)
+    for (; s->shm_attaches > 0; --s->shm_attaches) store_->DetachShm(s->node_id);
+  if (s && !s->authenticated) --unauthenticated_;
+  if (s && s->authenticated) NodeDisconnected(s->node_id);
   if (s && !s->authenticated && reason == StreamServer::CloseReason::kDeadline) {
     m_.auth_timeouts->Inc();
     m_.auth_failures->Inc();
@@ -89,19 +114,30 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   if (!wire::ValidateRequest(h).ok()) return RefuseAuth(conn, h, "malformed auth message");
   if (h.arg0 > UINT32_MAX) return RefuseAuth(conn, h, "node id out of range");
   const auto* p = reinterpret_cast<const std::uint8_t*>(payload.data());
-  auth::Mac expect = auth::ClientProof(options_.secret, s.nonce);
-  if (!auth::MacEqual(expect.data(), p)) return RefuseAuth(conn, h, "wrong secret");
+  auth::Transcript t;
+  t.processor_node = static_cast<NodeId>(h.arg0);
+  t.memory_node = options_.node_id;
+  t.server_nonce = s.nonce;
+  std::memcpy(t.client_nonce.data(), p + wire::kMacLen, t.client_nonce.size());
+  // The proof is made with the claimed node's own key, over its id: only a
+  // holder of that key (or of the cluster secret) passes as that node.
+  const auth::Key key = auth::DeriveNodeKey(options_.secret, t.processor_node);
+  auth::Mac expect = auth::ClientProof(key, t);
+  if (!auth::MacEqual(expect.data(), p))
+    return RefuseAuth(conn, h, "wrong key for processor node " + std::to_string(t.processor_node));
 
-  auth::Nonce client_nonce;
-  std::memcpy(client_nonce.data(), p + wire::kMacLen, client_nonce.size());
-  auth::Mac proof = auth::ServerProof(options_.secret, client_nonce);
+  auth::Mac proof = auth::ServerProof(key, t);
   s.authenticated = true;
-  s.node_id = static_cast<NodeId>(h.arg0);
+  s.node_id = t.processor_node;
+  --unauthenticated_;
+  NodeConnected(s.node_id);
   conn.SetDeadline(0);
   conn.SetMaxPayload(wire::kMaxPayload);
   wire::Header reply = wire::MakeReply(h, Code::kOk);
   reply.arg0 = options_.node_id;
   conn.Send(reply, std::string(reinterpret_cast<const char*>(proof.data()), proof.size()));
+  // Everything after the proof is tagged both ways (auth.h, "Frames").
+  conn.EnableFrameAuth(auth::DeriveFrameKeys(key, t));
   spdlog::info("processor node {} connected from {}", s.node_id, conn.peer());
 }
 
@@ -133,6 +169,71 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
     conn.Send(wire::MakeReply(h, st.code()), st.message());
   }
   m_.latency->Record(MonotonicNs() - start);
+}
+
+void MemoryNodeService::NodeConnected(NodeId node) {
+  if (live_[node]++ > 0) return;
+  // The node's only connection. A processor never reconnects (a client has
+  // no reconnect), so spaces left from before belong to a processor that is
+  // gone, whether or not its lease has run out: destroy them, so the new
+  // one starts clean and may reuse the same address space ids.
+  const bool leased = leases_.erase(node) > 0;
+  const std::uint64_t n = store_->DestroyNodeSpaces(node);
+  if (n > 0) {
+    m_.takeovers->Inc();
+    m_.reclaimed_spaces->Add(n);
+    spdlog::warn(
+        "processor node {} connected again: destroyed {} address spaces its previous "
+        "processor left{}",
+        node, n, leased ? " (its lease had not expired yet)" : "");
+  }
+}
+
+void MemoryNodeService::NodeDisconnected(NodeId node) {
+  auto it = live_.find(node);
+  if (it == live_.end() || --it->second > 0) return;
+  live_.erase(it);
+  leases_[node] = MonotonicNs() + static_cast<std::uint64_t>(options_.lease_ms) * 1000000ull;
+  ArmTimer();
+}
+
+void MemoryNodeService::ArmTimer() {
+  if (timer_fd_ < 0) return;
+  std::uint64_t next = 0;
+  for (const auto& [node, expiry] : leases_)
+    if (next == 0 || expiry < next) next = expiry;
+  itimerspec its{};
+  if (next) {
+    const std::uint64_t now = MonotonicNs();
+    const std::uint64_t wait = next > now ? next - now : 1;
+    its.it_value.tv_sec = static_cast<time_t>(wait / 1000000000ull);
+    its.it_value.tv_nsec = static_cast<long>(wait % 1000000000ull);
+  }
+  timerfd_settime(timer_fd_, 0, &its, nullptr);
+}
+
+void MemoryNodeService::OnTimer() {
+  std::uint64_t ticks;
+  while (read(timer_fd_, &ticks, sizeof ticks) > 0) {
+  }
+  const std::uint64_t now = MonotonicNs();
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    const NodeId node = it->first;
+    it = leases_.erase(it);
+    const std::uint64_t n = store_->DestroyNodeSpaces(node);
+    m_.lease_expiries->Inc();
+    m_.reclaimed_spaces->Add(n);
+    if (n > 0)
+      spdlog::warn(
+          "processor node {} has had no connection for {} ms: destroyed its {} address "
+          "spaces",
+          node, options_.lease_ms, n);
+  }
+  ArmTimer();
 }
 
 Status MemoryNodeService::CheckOwner(const Session& s, Asid asid) const {
@@ -184,10 +285,10 @@ Status MemoryNodeService::Execute(StreamServer::Connection& conn, const Session&
     case MsgType::kAttachShm:
       if (!conn.is_unix())
         return {Code::kUnsupported, "shared memory is offered only on the unix socket"};
-      reply->fds = store_->ShmFds();
-      for (int fd : reply->fds)
-        if (fd < 0) return {Code::kUnsupported, "this memory node offers no shared memory"};
-      reply->body = store_->ShmLayout();
+      // Only this node's own view: the region and index hold no page of any
+      // other processor node.
+      REMORA_RETURN_IF_ERROR(store_->AttachShm(s.node_id, &reply->fds, &reply->body));
+      ++s.shm_attaches;
       return Status::Ok();
     case MsgType::kReadPage: {
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));

@@ -16,7 +16,17 @@
 //    type, misaligned address) is answered with kBadRequest and the
 //    connection stays: the stream is still in sync.
 //  * kAttachShm is served only on the unix socket, where the peer is on this
-//    machine and can map the page region; elsewhere it is kUnsupported.
+//    machine and can map the page region; elsewhere it is kUnsupported. It
+//    hands out the connection's own node's view only (PageStore::AttachShm).
+//  * At most max_unauthenticated connections may be in the handshake at
+//    once; a connection beyond that is closed at once, without a hello.
+//  * Leases: a processor node's address spaces belong to its connections.
+//    When its last connection closes, a lease of lease_ms starts; if the
+//    node has not reconnected when it expires, its spaces are destroyed
+//    (memnode_lease_expiries). When a node authenticates while it has no
+//    other open connection and spaces are left from before, its previous
+//    processor is gone (a processor never reconnects), so those spaces are
+//    destroyed first (memnode_takeovers): a restarted processor starts clean.
 //
 // Counters: memnode_req_<type> per request type, memnode_err_<code> per error
 // code, memnode_auth_failures, memnode_auth_timeouts, and the latency
@@ -25,8 +35,10 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "memory-node/memnode_stats.h"
@@ -45,6 +57,8 @@ class MemoryNodeService : public StreamServer::Handler {
     std::string secret;  // shared with every processor node
     NodeId node_id = 0;  // this memory node's id (kHello, kInfo)
     int auth_timeout_ms = 5000;
+    int lease_ms = 30000;
+    int max_unauthenticated = 256;
   };
 
   // `store` and `stats` must outlive the service.
@@ -54,6 +68,12 @@ class MemoryNodeService : public StreamServer::Handler {
   void OnMessage(StreamServer::Connection& conn, const wire::Header& header,
                  std::string_view payload) override;
   void OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) override;
+
+  // A timerfd that becomes readable when a lease may have expired; the owner
+  // of the event loop watches it and calls OnTimer() (daemon.cc).
+  int timer_fd() const { return timer_fd_; }
+  void OnTimer();
+  ~MemoryNodeService() override;
 
  protected:
   struct Session;
@@ -78,9 +98,19 @@ class MemoryNodeService : public StreamServer::Handler {
   Status WritePages(const wire::Header& h, const std::uint8_t* payload);
   Status WriteShared(const Session& s, const wire::Header& h, const std::uint8_t* payload);
 
+  // Lease bookkeeping (see the file comment).
+  void NodeConnected(NodeId node);
+  void NodeDisconnected(NodeId node);
+  void ArmTimer();
+
   PageStore* store_;
   StatsRegistry* stats_;
   Options options_;
+  std::size_t unauthenticated_ = 0;
+  bool refused_logged_ = false;                   // one warning per burst of refusals
+  std::unordered_map<NodeId, std::size_t> live_;  // authenticated connections per node
+  std::map<NodeId, std::uint64_t> leases_;        // node -> expiry (monotonic ns)
+  int timer_fd_ = -1;
 
   std::array<Counter*, 32> req_counters_{};  // by MsgType value
   std::array<Counter*, 16> err_counters_{};  // by Code value

@@ -31,6 +31,14 @@ std::unique_ptr<SharedPageIndex> SharedPageIndex::Create(std::uint64_t initial_e
   SharedFile file;
   *status = CreateSharedFile("remora-page-index", shm::IndexBytes(max_entries), &file);
   if (!status->ok()) return nullptr;
+  // The index is only ever written through the mapping made above, so it is
+  // sealed at once: no client can reopen it writable and corrupt the header
+  // or the table the node itself probes.
+  *status = SealSharedFile(file);
+  if (!status->ok()) {
+    DestroySharedFile(&file);
+    return nullptr;
+  }
   std::unique_ptr<SharedPageIndex> idx(new SharedPageIndex);
   idx->fd_ = file.fd;
   idx->ro_fd_ = file.ro_fd;

@@ -22,12 +22,6 @@ std::unique_ptr<SlotPool> SlotPool::Create(const Options& opts, Status* status) 
   *status = CreateSharedFile("remora-pages", opts.nslots * kPageSize, &p->file_);
   if (!status->ok()) return nullptr;
   p->nslots_ = opts.nslots;
-  try {
-    p->refs_ = ZeroedArray<std::uint32_t>(opts.nslots);
-  } catch (const std::bad_alloc&) {
-    *status = {Code::kIoError, "cannot reserve the slot pool's reference counts"};
-    return nullptr;
-  }
   p->high_ = opts.backed_free_high ? opts.backed_free_high
                                    : std::clamp<std::uint64_t>(opts.nslots / 64, 64, 8192);
   p->low_ = opts.backed_free_low ? std::min(opts.backed_free_low, p->high_) : p->high_ / 2;
@@ -48,6 +42,7 @@ bool SlotPool::Allocate(Slot* s) {
     holes_.pop_back();
   } else if (next_untouched_ < nslots_) {
     *s = static_cast<Slot>(next_untouched_++);
+    refs_.push_back(0);
   } else {
     return false;
   }
@@ -61,6 +56,13 @@ void SlotPool::Ref(Slot s) {
   assert_valid(s);
   assert(refs_[s] > 0 && "Ref of a free slot");
   ++refs_[s];
+}
+
+Status SlotPool::SealForSharing() {
+  if (sealed_) return Status::Ok();
+  REMORA_RETURN_IF_ERROR(SealSharedFile(file_));
+  sealed_ = true;
+  return Status::Ok();
 }
 
 bool SlotPool::Unref(Slot s) {

@@ -76,9 +76,16 @@ class SlotPool {
   bool Unref(Slot s);
   std::uint32_t refcount(Slot s) const { return refs_[s]; }
 
+  // Seals the file against writes by anyone but this pool's own mapping
+  // (memfd.h), so that its read-only descriptor may be handed to a client.
+  // From then on freed slots keep their memory (a sealed file cannot be
+  // punched) and are reused by later allocations instead. Idempotent.
+  Status SealForSharing();
+  bool sealed() const { return sealed_; }
+
   // ---- returning memory ----
-  // Above the high watermark: time to start punching.
-  bool NeedsPunch() const { return backed_free_.size() > high_; }
+  // Above the high watermark: time to start punching (never once sealed).
+  bool NeedsPunch() const { return !sealed_ && backed_free_.size() > high_; }
   // Up to kPunchBatch of the coldest backed free slots, sorted, taken out of
   // the free lists; empty once at or below the low watermark. Call it until
   // empty after NeedsPunch() said so.
@@ -102,7 +109,10 @@ class SlotPool {
   SharedFile file_;
   std::uint64_t nslots_ = 0, used_ = 0;
   std::uint64_t high_ = 0, low_ = 0;
-  ZeroedArray<std::uint32_t> refs_;   // untouched slots cost no memory
+  bool sealed_ = false;
+  // Grows with next_untouched_: a pool costs memory for the slots it used,
+  // not for its capacity.
+  std::vector<std::uint32_t> refs_;
   std::deque<Slot> backed_free_;      // back = most recently freed (hot)
   std::vector<Slot> holes_;           // punched: no memory behind them
   std::uint64_t next_untouched_ = 0;  // slots >= this were never used

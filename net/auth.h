@@ -1,47 +1,105 @@
-// Peer authentication by a shared secret.
+// Peer authentication: per-node keys, the handshake's proofs, and the keys
+// that protect every frame after it.
 //
-// Both sides of a connection prove that they know the secret without sending
-// it, by MACing a nonce the other side just chose (HMAC-SHA256):
+// Keys. The memory node holds the cluster secret S. Processor node N proves
+// itself with its node key K_N = HKDF-SHA256(S, salt "remora node key v2",
+// info = N as 4 little-endian bytes), never with S itself: a processor given
+// only K_N (a node key file, see LoadSecretFile) can authenticate as N and
+// as nothing else. A holder of S can derive every K_N, so S is the trust
+// root: it belongs on memory nodes and on hosts trusted with every node.
 //
-//   server -> client   kHello  payload = Ns                      (32 random bytes)
-//   client -> server   kAuth   payload = HMAC(K, "remora-c"||Ns) || Nc
-//   server -> client   kAuth|reply payload = HMAC(K, "remora-s"||Nc)
+// The exchange (protocol version V = wire::kVersion, M = memory node id):
 //
-// The two labels keep a server's proof from being replayed as a client's
-// proof. Nonces are fresh per connection, so a recorded exchange is useless on
-// the next one. MACs are compared in constant time.
+//   server -> client   kHello        arg0 = M, payload = Ns
+//   client -> server   kAuth         arg0 = N, payload = Pc || Nc
+//   server -> client   kAuth|reply   arg0 = M, payload = Ps
 //
-// This file only computes and checks proofs and handles secrets; the message
-// exchange lives in handshake.h (client) and memory-node/server.cc (server).
+//   T  = V (u16) || N (u32) || M (u32) || Ns || Nc
+//   Pc = HMAC(K_N, "remora-c2" || T)        Ps = HMAC(K_N, "remora-s2" || T)
+//
+// Both proofs cover both nonces, both node ids and the version, so a relay
+// cannot change who connects to whom, a recorded exchange is useless on the
+// next connection (fresh nonces), and the labels keep one side's proof from
+// being reflected as the other's. The client checks Ps: only a holder of
+// K_N (the memory node) can answer, which is the mutual authentication.
+//
+// Frames. From the handshake both sides derive one key per direction,
+//   Kcs = HMAC(K_N, "remora-k-cs" || T)     Ksc = HMAC(K_N, "remora-k-sc" || T)
+// and every later frame carries a 32-byte tag after its payload (not counted
+// in payload_len): HMAC(K_dir, seq (u64) || header || payload), seq counting
+// the direction's frames from 0. A frame whose tag does not verify ends the
+// connection, so a relay without K_N can neither inject, alter, replay,
+// drop-and-reorder nor splice frames between connections.
+//
+// MACs are compared in constant time.
 #pragma once
+
+#include <sys/uio.h>
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "remora/protocol.h"
 #include "remora/status.h"
+#include "remora/types.h"
 
 namespace remora::auth {
 
 using Nonce = std::array<std::uint8_t, wire::kNonceLen>;
 using Mac = std::array<std::uint8_t, wire::kMacLen>;
+using Key = std::array<std::uint8_t, 32>;
+
+// Secret files: the cluster secret or a node key must be at least this long.
+constexpr std::size_t kMinSecretLen = 32;
 
 // Fills `out` from the kernel's CSPRNG (via OpenSSL RAND_bytes).
 Status RandomBytes(void* out, std::size_t len);
 Status NewNonce(Nonce* nonce);
 
-// The proof a client sends for the server's nonce, and the one a server sends
-// back for the client's nonce.
-Mac ClientProof(std::string_view secret, const Nonce& server_nonce);
-Mac ServerProof(std::string_view secret, const Nonce& client_nonce);
+// K_N from the cluster secret.
+Key DeriveNodeKey(std::string_view cluster_secret, NodeId node);
+// The key a client holding `secret` uses as node `node`: `secret` is either a
+// cluster secret (K_N is derived) or a node key text (EncodeNodeKey) that
+// must be for `node` (kAuthFailed otherwise: it proves no other identity).
+Status ClientNodeKey(std::string_view secret, NodeId node, Key* key);
+// The text of a node key file: "remora-node-key <node> <64 hex digits>".
+std::string EncodeNodeKey(NodeId node, const Key& key);
+bool IsNodeKey(std::string_view secret);
+
+struct Transcript {
+  std::uint16_t version = wire::kVersion;
+  NodeId processor_node = 0;
+  NodeId memory_node = 0;
+  Nonce server_nonce{};
+  Nonce client_nonce{};
+};
+Mac ClientProof(const Key& key, const Transcript& t);
+Mac ServerProof(const Key& key, const Transcript& t);
+struct FrameKeys {
+  Key client_to_server{};
+  Key server_to_client{};
+};
+FrameKeys DeriveFrameKeys(const Key& key, const Transcript& t);
+
+// The tag of frame number `seq` (header bytes as on the wire, then payload
+// pieces).
+Mac FrameTag(const Key& key, std::uint64_t seq, const std::uint8_t* header,
+             std::span<const iovec> payload);
+Mac FrameTag(const Key& key, std::uint64_t seq, const std::uint8_t* header, const void* payload,
+             std::size_t len);
+
 // Constant-time comparison (CRYPTO_memcmp): no early exit on the first
 // differing byte, so response time does not leak how much of a guess was right.
 bool MacEqual(const std::uint8_t* a, const std::uint8_t* b);
 
-// Reads a secret file: surrounding whitespace (a trailing newline) is trimmed
-// and an empty secret is refused. Warns if the file is readable by others.
+// Reads a secret file (a cluster secret or a node key): surrounding whitespace
+// (a trailing newline) is trimmed. Refused with kInvalidArgument and a
+// message saying how to fix it when the file is a symlink or not a regular
+// file, is accessible by group or others (must be 0600 or stricter), or the
+// secret is shorter than kMinSecretLen.
 Status LoadSecretFile(const std::string& path, std::string* secret);
 // A fresh secret: 32 random bytes as 64 hex characters.
 Status GenerateSecret(std::string* secret);

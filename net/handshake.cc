@@ -27,25 +27,29 @@ Status ReadMessage(int fd, std::uint64_t deadline, std::size_t max_payload, wire
 
 Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int timeout_ms,
                        HandshakeResult* result) {
+  auth::Key key;
+  REMORA_RETURN_IF_ERROR(auth::ClientNodeKey(secret, node_id, &key));
   const std::uint64_t deadline = DeadlineAfterMs(timeout_ms);
   wire::Header h;
   std::string payload;
   REMORA_RETURN_IF_ERROR(ReadMessage(fd, deadline, 4096, &h, &payload));
   if (h.type != static_cast<std::uint16_t>(wire::MsgType::kHello) ||
-      payload.size() != wire::kNonceLen)
+      payload.size() != wire::kNonceLen || h.arg0 > UINT32_MAX)
     return {Code::kDisconnected, "memory node did not greet with a hello"};
-  const auto server_node_id = static_cast<NodeId>(h.arg0);
-  auth::Nonce server_nonce, client_nonce;
-  std::memcpy(server_nonce.data(), payload.data(), server_nonce.size());
-  REMORA_RETURN_IF_ERROR(auth::NewNonce(&client_nonce));
+  auth::Transcript t;
+  t.processor_node = node_id;
+  t.memory_node = static_cast<NodeId>(h.arg0);
+  std::memcpy(t.server_nonce.data(), payload.data(), t.server_nonce.size());
+  REMORA_RETURN_IF_ERROR(auth::NewNonce(&t.client_nonce));
 
   std::uint8_t msg[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];
   wire::Header req =
       wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, 0, wire::kMacLen + wire::kNonceLen);
   wire::EncodeHeader(req, msg);
-  auth::Mac proof = auth::ClientProof(secret, server_nonce);
+  auth::Mac proof = auth::ClientProof(key, t);
   std::memcpy(msg + wire::kHeaderSize, proof.data(), proof.size());
-  std::memcpy(msg + wire::kHeaderSize + wire::kMacLen, client_nonce.data(), client_nonce.size());
+  std::memcpy(msg + wire::kHeaderSize + wire::kMacLen, t.client_nonce.data(),
+              t.client_nonce.size());
   REMORA_RETURN_IF_ERROR(WriteFull(fd, msg, sizeof msg, deadline));
 
   REMORA_RETURN_IF_ERROR(ReadMessage(fd, deadline, 4096, &h, &payload));
@@ -53,12 +57,13 @@ Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int ti
     return {Code::kDisconnected, "unexpected answer to authentication"};
   if (h.status != 0)
     return {static_cast<Code>(h.status), "memory node refused authentication: " + payload};
-  if (payload.size() != wire::kMacLen)
+  if (payload.size() != wire::kMacLen || h.arg0 != t.memory_node)
     return {Code::kAuthFailed, "memory node sent a malformed proof"};
-  auth::Mac expect = auth::ServerProof(secret, client_nonce);
+  auth::Mac expect = auth::ServerProof(key, t);
   if (!auth::MacEqual(expect.data(), reinterpret_cast<const std::uint8_t*>(payload.data())))
-    return {Code::kAuthFailed, "memory node could not prove it knows the secret"};
-  if (result) result->server_node_id = server_node_id;
+    return {Code::kAuthFailed, "memory node could not prove it holds this node's key"};
+  result->server_node_id = t.memory_node;
+  result->frame_keys = auth::DeriveFrameKeys(key, t);
   return Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "net/auth.h"
 #include "remora/status.h"
 #include "remora/types.h"
 
@@ -13,12 +14,16 @@ namespace remora::net {
 
 struct HandshakeResult {
   NodeId server_node_id = 0;  // the memory node's own id, from its kHello
+  // Keys of every later frame (StreamClient::Options::frame_keys).
+  auth::FrameKeys frame_keys;
 };
 
 // Reads the server's kHello, sends kAuth as `node_id`, and checks the server's
-// proof. kAuthFailed if the server refused us or could not prove the secret;
-// kTimeout / kDisconnected if it did not answer properly in time.
+// proof. `secret` is the cluster secret or node `node_id`'s key
+// (auth::ClientNodeKey). kAuthFailed if the server refused us or could not
+// prove it holds the key; kTimeout / kDisconnected if it did not answer
+// properly in time.
 Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int timeout_ms,
-                       HandshakeResult* result = nullptr);
+                       HandshakeResult* result);
 
 }  // namespace remora::net

@@ -171,12 +171,20 @@ Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_
   std::uint8_t hb[wire::kHeaderSize];
   wire::EncodeHeader(h, hb);
   std::vector<iovec> iov;
-  iov.reserve(1 + req.payload.size());
+  iov.reserve(2 + req.payload.size());
   iov.push_back({hb, sizeof hb});
   for (const iovec& v : req.payload)
     if (v.iov_len) iov.push_back(v);
 
   std::lock_guard<std::mutex> wl(write_mu_);
+  // The tag's sequence number is the frame's place on the stream, so it is
+  // taken under the lock that orders the frames.
+  auth::Mac tag;
+  if (options_.frame_keys) {
+    tag = auth::FrameTag(options_.frame_keys->client_to_server, send_seq_++, hb,
+                         std::span<const iovec>(iov).subspan(1));
+    iov.push_back({tag.data(), tag.size()});
+  }
   std::size_t idx = 0, sent = 0;
   while (idx < iov.size()) {
     msghdr m{};
@@ -312,7 +320,8 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
              "protocol violation by memory node: " + std::string(wire::FrameErrorName(fe))});
       return;
     }
-    std::size_t total = wire::kHeaderSize + h.payload_len;
+    const std::size_t tag_len = options_.frame_keys ? wire::kMacLen : 0;
+    std::size_t total = wire::kHeaderSize + h.payload_len + tag_len;
     if (rend_ - rstart_ < total) {
       if (rbuf_.size() - rstart_ < total) {  // this message needs a larger buffer
         std::memmove(rbuf_.data(), rbuf_.data() + rstart_, rend_ - rstart_);
@@ -322,7 +331,18 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
       }
       break;
     }
-    Deliver({h, rbuf_.data() + rstart_ + wire::kHeaderSize});
+    const std::uint8_t* frame = rbuf_.data() + rstart_;
+    if (options_.frame_keys &&
+        !auth::MacEqual(auth::FrameTag(options_.frame_keys->server_to_client, recv_seq_++, frame,
+                                       frame + wire::kHeaderSize, h.payload_len)
+                            .data(),
+                        frame + wire::kHeaderSize + h.payload_len)) {
+      Break({Code::kDisconnected,
+             "a frame from the memory node failed its integrity check (altered, replayed or "
+             "injected on the way)"});
+      return;
+    }
+    Deliver({h, frame + wire::kHeaderSize});
     rstart_ += total;
   }
   if (rstart_ == rend_) rstart_ = rend_ = 0;

@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -38,6 +39,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "net/auth.h"
 #include "net/transport_stats.h"
 #include "remora/protocol.h"
 #include "remora/status.h"
@@ -52,6 +54,11 @@ class StreamClient {
     StatsRegistry* stats = nullptr;  // <prefix>_requests, _bytes_sent, ... if set
     std::string stats_prefix{kTcpStatsPrefix};
     bool receive_fds = false;  // unix sockets: accept SCM_RIGHTS in replies
+    // From the handshake (net/handshake.h; every connection to a memory node
+    // has them): every frame is tagged and every reply's tag checked
+    // (auth.h). A reply that fails the check breaks the connection like a
+    // framing violation. Unset only for bare streams in tests.
+    std::optional<auth::FrameKeys> frame_keys;
   };
 
   struct Request {
@@ -112,7 +119,8 @@ class StreamClient {
   const int fd_;
   const Options options_;
   std::atomic<std::uint64_t> next_id_{1};
-  std::mutex write_mu_;  // one message at a time on the socket
+  std::mutex write_mu_;         // one message at a time on the socket
+  std::uint64_t send_seq_ = 0;  // frames sent; guarded by write_mu_
 
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, Pending*> pending_;
@@ -134,6 +142,7 @@ class StreamClient {
   std::vector<std::uint8_t> rbuf_;
   std::size_t rstart_ = 0, rend_ = 0;
   std::deque<std::vector<int>> received_fds_;
+  std::uint64_t recv_seq_ = 0;  // replies received and verified
 
   StreamClientMetrics metrics_;  // null handles without stats
 

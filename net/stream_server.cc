@@ -27,7 +27,12 @@ constexpr std::uint64_t kListenerTag = 1ull << 62;
 constexpr std::uint64_t kWatchTag = 2ull << 62;
 constexpr std::uint64_t kTagMask = 3ull << 62;
 
-constexpr std::size_t kInitialReadBuffer = 64 * 1024;
+// Small: a connection that never authenticates costs little. Grown to fit a
+// large message, and shrunk back once it has been served.
+constexpr std::size_t kInitialReadBuffer = 4096;
+constexpr std::size_t kShrinkReadBufferAbove = 256 * 1024;
+// Under the global budget no connection is paused for holding less than this.
+constexpr std::size_t kMinFairShare = 1u << 20;
 constexpr std::size_t kMaxIov = 64;
 // A connection told to close after flushing gets this long to take its data.
 constexpr std::uint64_t kCloseGraceNs = 5'000'000'000ull;
@@ -61,8 +66,14 @@ void StreamServer::Connection::Send(wire::Header header, std::string body, std::
   Out& o = out_.emplace_back();
   wire::EncodeHeader(header, o.header);
   o.body = std::move(body);
+  if (keys_) {
+    const auth::Mac tag = auth::FrameTag(keys_->server_to_client, send_seq_++, o.header,
+                                         o.body.data(), o.body.size());
+    std::memcpy(o.tag, tag.data(), tag.size());
+    o.tag_len = tag.size();
+  }
   o.fds = is_unix_ ? std::move(fds) : std::vector<int>{};
-  out_bytes_ += wire::kHeaderSize + o.body.size();
+  out_bytes_ += o.size();
 }
 
 void StreamServer::Connection::CloseAfterFlush() {
@@ -239,6 +250,7 @@ void StreamServer::Accept(const Listener& l) {
     Connection& ref = *c;
     conns_[c->id_] = std::move(c);
     handler_->OnOpen(ref);
+    Track(ref, 0);
     Flush(ref);
   }
 }
@@ -282,7 +294,8 @@ bool StreamServer::DispatchBuffered(Connection& c) {
       CloseConn(c.id_, CloseReason::kProtocolError);
       return false;
     }
-    std::size_t total = wire::kHeaderSize + h.payload_len;
+    const std::size_t tag_len = c.keys_ ? wire::kMacLen : 0;
+    std::size_t total = wire::kHeaderSize + h.payload_len + tag_len;
     if (c.in_end_ - c.in_start_ < total) {
       if (c.in_.size() - c.in_start_ < total) {  // make room for the whole message
         std::memmove(c.in_.data(), c.in_.data() + c.in_start_, c.in_end_ - c.in_start_);
@@ -292,15 +305,39 @@ bool StreamServer::DispatchBuffered(Connection& c) {
       }
       break;
     }
-    std::string_view payload(
-        reinterpret_cast<const char*>(c.in_.data()) + c.in_start_ + wire::kHeaderSize,
-        h.payload_len);
+    const std::uint8_t* frame = c.in_.data() + c.in_start_;
+    if (c.keys_ && !auth::MacEqual(auth::FrameTag(c.keys_->client_to_server, c.recv_seq_++, frame,
+                                                  frame + wire::kHeaderSize, h.payload_len)
+                                       .data(),
+                                   frame + wire::kHeaderSize + h.payload_len)) {
+      if (metrics_.violations) metrics_.violations->Inc();
+      if (metrics_.integrity_failures) metrics_.integrity_failures->Inc();
+      spdlog::warn("{}: frame {} failed its integrity check; dropping the connection", c.peer_,
+                   c.recv_seq_ - 1);
+      CloseConn(c.id_, CloseReason::kProtocolError);
+      return false;
+    }
+    std::string_view payload(reinterpret_cast<const char*>(frame) + wire::kHeaderSize,
+                             h.payload_len);
     c.in_start_ += total;
+    const std::size_t before = c.out_bytes_;
     handler_->OnMessage(c, h, payload);
-    // Stop taking requests while the peer is not taking our replies.
-    if (c.out_bytes_ > options_.max_queued_bytes) c.reading_ = false;
+    Track(c, before);
+    // Stop taking requests while the peer is not taking our replies, or
+    // holds more than its share of a spent global budget.
+    if (OverBudget(c, false)) {
+      c.reading_ = false;
+      if (c.out_bytes_ <= options_.max_queued_bytes && metrics_.budget_pauses)
+        metrics_.budget_pauses->Inc();
+    }
   }
-  if (c.in_start_ == c.in_end_) c.in_start_ = c.in_end_ = 0;
+  if (c.in_start_ == c.in_end_) {
+    c.in_start_ = c.in_end_ = 0;
+    if (c.in_.size() > kShrinkReadBufferAbove) {
+      c.in_.resize(kInitialReadBuffer);
+      c.in_.shrink_to_fit();
+    }
+  }
   return true;
 }
 
@@ -331,7 +368,10 @@ bool StreamServer::Flush(Connection& c) {
         std::size_t body_off = o.sent > wire::kHeaderSize ? o.sent - wire::kHeaderSize : 0;
         if (body_off < o.body.size())
           iov[niov++] = {o.body.data() + body_off, o.body.size() - body_off};
-        if (m.msg_control || niov + 2 > kMaxIov) break;
+        const std::size_t tag_start = wire::kHeaderSize + o.body.size();
+        std::size_t tag_off = o.sent > tag_start ? o.sent - tag_start : 0;
+        if (tag_off < o.tag_len) iov[niov++] = {o.tag + tag_off, o.tag_len - tag_off};
+        if (m.msg_control || niov + 3 > kMaxIov) break;
       }
       m.msg_iov = iov;
       m.msg_iovlen = niov;
@@ -348,9 +388,10 @@ bool StreamServer::Flush(Connection& c) {
       }
       if (metrics_.bytes_out) metrics_.bytes_out->Add(static_cast<std::uint64_t>(n));
       auto left = static_cast<std::size_t>(n);
+      const std::size_t before = c.out_bytes_;
       while (left > 0) {
         auto& o = c.out_.front();
-        std::size_t size = wire::kHeaderSize + o.body.size();
+        std::size_t size = o.size();
         std::size_t take = std::min(left, size - o.sent);
         o.sent += take;
         left -= take;
@@ -360,13 +401,14 @@ bool StreamServer::Flush(Connection& c) {
           c.out_.pop_front();
         }
       }
+      Track(c, before);
     }
     c.want_write_ = false;
     if (c.closing_) {
       CloseConn(c.id_, CloseReason::kByHandler);
       return false;
     }
-    if (c.reading_ || c.out_bytes_ > options_.max_queued_bytes / 2) break;
+    if (c.reading_ || OverBudget(c, true)) break;
     // The backlog drained: take the requests that waited in our buffer.
     c.reading_ = true;
     if (!DispatchBuffered(c)) return false;
@@ -395,10 +437,35 @@ void StreamServer::CloseConn(std::uint64_t id, CloseReason reason) {
   conns_.erase(it);
   epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
   close(c->fd_);
+  const std::size_t before = c->out_bytes_;
+  c->out_.clear();
+  c->out_bytes_ = 0;
+  Track(*c, before);
   if (metrics_.open) metrics_.open->Sub(1);
   if (reason == CloseReason::kDeadline && metrics_.deadline_closes) metrics_.deadline_closes->Inc();
   spdlog::debug("connection {} ({}) closed: {}", id, c->peer_, CloseReasonName(reason));
   handler_->OnClose(*c, reason);
+}
+
+bool StreamServer::OverBudget(const Connection& c, bool resume) const {
+  const std::size_t budget = options_.reply_budget_bytes;
+  std::size_t own_cap = std::min(options_.max_queued_bytes, budget / 2);
+  if (resume) own_cap /= 2;
+  if (c.out_bytes_ > own_cap) return true;
+  if (total_out_bytes_ <= (resume ? budget / 4 * 3 : budget)) return false;
+  const std::size_t share =
+      std::max(kMinFairShare, budget / std::max<std::size_t>(1, backlogged_conns_));
+  return c.out_bytes_ > share;
+}
+
+void StreamServer::Track(const Connection& c, std::size_t before) {
+  const std::size_t now = c.out_bytes_;
+  if (now == before) return;
+  if (before == 0) ++backlogged_conns_;
+  if (now == 0) --backlogged_conns_;
+  total_out_bytes_ = total_out_bytes_ + now - before;
+  if (metrics_.queued)
+    metrics_.queued->Add(static_cast<std::int64_t>(now) - static_cast<std::int64_t>(before));
 }
 
 void StreamServer::PauseListeners() {

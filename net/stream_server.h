@@ -15,9 +15,16 @@
 // than spinning. Everything about a
 // message's meaning is the Handler's business.
 //
-// A connection whose unsent replies exceed Options::max_queued_bytes is not
-// read from until its queue drains to half of that, so a peer that sends
-// without reading cannot grow the server's memory without bound.
+// Memory is bounded per peer and globally. A connection whose unsent
+// replies exceed Options::max_queued_bytes is not read from until its queue
+// drains to half of that. On top of that, all connections together may queue
+// at most Options::reply_budget_bytes: past it, a connection that already
+// has more than its fair share queued (the budget split over the connections
+// that have anything queued, at least kMinFairShare) is not read from until
+// the total is back under three quarters of the budget. So peers that send
+// without reading cannot grow the server's memory beyond the budget, however
+// many they are, and a peer that reads its replies keeps being served. A
+// read buffer starts small and shrinks back once a large message is done.
 #pragma once
 
 #include <sys/epoll.h>
@@ -26,11 +33,13 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "net/auth.h"
 #include "net/transport_stats.h"
 #include "remora/protocol.h"
 #include "remora/status.h"
@@ -63,6 +72,13 @@ class StreamServer {
     // connection (default wire::kMaxPayload). Lets a handler keep peers that
     // have not authenticated from making the server buffer a megabyte each.
     void SetMaxPayload(std::uint32_t bytes) { max_payload_ = bytes; }
+    // From now on every message sent carries a tag and every message received
+    // must carry a valid one (auth.h, "Frames"); one that does not ends the
+    // connection as a protocol violation (counted in
+    // <prefix>_integrity_failures too).
+    void EnableFrameAuth(const auth::FrameKeys& keys) { keys_ = keys; }
+    // Bytes of replies queued on this connection, not yet sent.
+    std::size_t queued_bytes() const { return out_bytes_; }
 
     Context* context() const { return context_.get(); }
     void set_context(std::unique_ptr<Context> c) { context_ = std::move(c); }
@@ -72,8 +88,11 @@ class StreamServer {
     struct Out {
       std::uint8_t header[48];
       std::string body;
+      std::uint8_t tag[32];
+      std::size_t tag_len = 0;  // 0 or 32 (frame auth)
       std::vector<int> fds;
-      std::size_t sent = 0;  // bytes of header+body already written
+      std::size_t sent = 0;  // bytes of header+body+tag already written
+      std::size_t size() const { return 48 + body.size() + tag_len; }
     };
 
     std::uint64_t id_ = 0;
@@ -91,6 +110,8 @@ class StreamServer {
     std::uint64_t deadline_ns_ = 0;
     std::uint32_t max_payload_ = wire::kMaxPayload;
     std::unique_ptr<Context> context_;
+    std::optional<auth::FrameKeys> keys_;
+    std::uint64_t send_seq_ = 0, recv_seq_ = 0;
   };
 
   enum class CloseReason {
@@ -117,6 +138,7 @@ class StreamServer {
 
   struct Options {
     std::size_t max_queued_bytes = 64u << 20;
+    std::size_t reply_budget_bytes = 256u << 20;
     StatsRegistry* stats = nullptr;
     std::string stats_prefix = "server";  // <prefix>_connections, _bytes_in, ...
   };
@@ -137,6 +159,7 @@ class StreamServer {
   void Stop();
 
   std::size_t connection_count() const { return conns_.size(); }
+  std::size_t queued_bytes() const { return total_out_bytes_; }
 
  private:
   struct Listener {
@@ -157,6 +180,12 @@ class StreamServer {
   // Writes queued output; resumes reading once the backlog is small again.
   bool Flush(Connection& c);
   bool UpdateEvents(Connection& c);
+  // Whether `c` must stop reading for its own or the global backlog
+  // (`resume`: the lower marks that let a paused connection read again).
+  bool OverBudget(const Connection& c, bool resume) const;
+  // Keeps total_out_bytes_, backlogged_conns_ and the gauge in step after
+  // c.out_bytes_ changed from `before`.
+  void Track(const Connection& c, std::size_t before);
   void CloseConn(std::uint64_t id, CloseReason reason);
   void CheckDeadlines();
   std::uint64_t NextDeadline() const;
@@ -171,6 +200,8 @@ class StreamServer {
   std::vector<Listener> listeners_;
   std::unordered_map<std::uint64_t, std::function<void()>> watches_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> conns_;
+  std::size_t total_out_bytes_ = 0;   // queued replies of every connection
+  std::size_t backlogged_conns_ = 0;  // connections with out_bytes_ > 0
 
   StreamServerMetrics metrics_;  // null handles without stats
 };

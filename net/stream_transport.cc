@@ -31,7 +31,8 @@ Status StreamTransport::Dial(const TransportOptions& opts, bool unix_socket,
                           : net::ConnectTcp(opts.address, opts.timeout_ms, &fd);
   if (!st.ok())
     return {st.code(), "cannot reach memory node at " + opts.address + ": " + st.message()};
-  st = net::ClientHandshake(fd, opts.secret, opts.node_id, opts.timeout_ms);
+  net::HandshakeResult hs;
+  st = net::ClientHandshake(fd, opts.secret, opts.node_id, opts.timeout_ms, &hs);
   if (!st.ok()) {
     close(fd);
     return {st.code(), "memory node at " + opts.address + ": " + st.message()};
@@ -41,6 +42,7 @@ Status StreamTransport::Dial(const TransportOptions& opts, bool unix_socket,
   co.stats = opts.stats;
   co.stats_prefix = stats_prefix;
   co.receive_fds = unix_socket;
+  co.frame_keys = hs.frame_keys;
   *client = std::make_unique<StreamClient>(fd, co);
   return Status::Ok();
 }

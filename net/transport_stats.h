@@ -41,7 +41,12 @@ struct StreamClientMetrics {
   X(truncated, Counter, "<server>_truncated_messages", "connections",                      \
     "connections that ended in the middle of a message")                                   \
   X(deadline_closes, Counter, "<server>_deadline_closes", "connections",                   \
-    "connections dropped for missing a deadline")
+    "connections dropped for missing a deadline")                                          \
+  X(integrity_failures, Counter, "<server>_integrity_failures", "connections",             \
+    "connections dropped for a frame whose tag did not verify")                            \
+  X(queued, Gauge, "<server>_queued_bytes", "bytes", "replies queued for all peers")       \
+  X(budget_pauses, Counter, "<server>_budget_pauses", "pauses",                            \
+    "times a peer was not read from because the global reply budget was spent")
 
 struct StreamServerMetrics {
   static constexpr std::string_view kInstances[] = {kMemoryNodeServerStatsPrefix};

@@ -12,7 +12,9 @@
 namespace remora::wire {
 
 constexpr std::uint32_t kMagic = 0x41524D52;  // "RMRA" little-endian
-constexpr std::uint16_t kVersion = 1;
+// 2: per-node keys, proofs over both node ids, both nonces and the version,
+// and a tag on every frame after the handshake (net/auth.h).
+constexpr std::uint16_t kVersion = 2;
 constexpr std::uint16_t kReplyBit = 0x8000;
 // Largest payload a peer may send; anything larger is a protocol violation and
 // the connection is dropped. Fits a full batch plus its address list.
@@ -27,10 +29,11 @@ constexpr std::uint32_t kRdmaQpInfoLen = 32;
 constexpr std::uint32_t kRdmaMappingLen = 16;
 
 enum class MsgType : std::uint16_t {
-  // Handshake. Server speaks first with kHello (payload: server nonce).
-  // Client answers kAuth (arg0 = its node id; payload: HMAC(secret, "remora-c" ||
-  // server nonce) || client nonce). Server replies kAuth|reply with payload
-  // HMAC(secret, "remora-s" || client nonce) so both sides prove the secret.
+  // Handshake (net/auth.h). Server speaks first with kHello (arg0 = memory
+  // node id; payload: server nonce). Client answers kAuth (arg0 = its node
+  // id; payload: proof || client nonce). Server replies kAuth|reply with its
+  // proof, so both sides prove they hold the processor node's key. Every
+  // later frame carries a 32-byte tag after its payload.
   kHello = 1,
   kAuth = 2,
 

@@ -3,6 +3,7 @@
 // result with the same computation in local memory and checks for leaks; this
 // test also checks that the counters are consistent with each other.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -103,7 +104,8 @@ TEST_F(DemoTest, WrongSecretIsAClearError) {
   MemoryNodeProcess node;
   ASSERT_TRUE(node.started());
   std::string bad = dir_ + "/bad-secret";
-  std::ofstream(bad) << "not-the-secret\n";
+  std::ofstream(bad) << "not-the-secret-not-the-secret-not-the-secret\n";
+  chmod(bad.c_str(), 0600);
   std::string out;
   int st = RunCommand({RemoraBinary(), "demo", "--data", "1M", "--transport", "tcp",
                        "--memory-node", node.tcp_address(), "--secret-file", bad},

@@ -20,7 +20,7 @@ namespace remora::testing {
 struct MemoryNodeProcessOptions {
   std::string capacity = "64M";
   std::vector<std::string> extra_args;
-  std::string secret = "integration-test-secret";
+  std::string secret = "integration-test-secret-0123456789abcdef";
 };
 
 class MemoryNodeProcess {

@@ -130,7 +130,7 @@ TEST_F(DaemonTest, GeneratesASecretFileWhenNoneIsGiven) {
 
 TEST_F(DaemonTest, ConfigFileWithFlagsOverriding) {
   std::string secret_file = dir_ + "/secret";
-  std::ofstream(secret_file) << "  config-secret\n";
+  std::ofstream(secret_file) << "  config-secret-config-secret-config-secret\n";
   chmod(secret_file.c_str(), 0600);
   std::string cfg = dir_ + "/node.toml";
   std::ofstream(cfg) << "[memory_node]\n"
@@ -149,7 +149,8 @@ TEST_F(DaemonTest, ConfigFileWithFlagsOverriding) {
   EXPECT_EQ(d.Field("shm"), dir_ + "/mn.sock");
   TransportOptions o;
   o.address = d.Field("tcp");
-  o.secret = "config-secret";  // whitespace in the file is not part of it
+  o.secret =
+      "config-secret-config-secret-config-secret";  // whitespace in the file is not part of it
   Status st;
   auto t = ConnectTransport(o, &st);
   ASSERT_TRUE(t) << st.ToString();
@@ -177,13 +178,30 @@ TEST_F(DaemonTest, BadConfigurationIsRefused) {
       {RemoraBinary(), "memory-node", "--listen", "127.0.0.1:0", "--secret-file", empty}, &out);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
 
+  // A secret others can read, or one too short to resist guessing.
+  std::string open_secret = dir_ + "/open";
+  std::ofstream(open_secret) << std::string(64, 'o') << "\n";
+  chmod(open_secret.c_str(), 0644);
+  st = RunCommand(
+      {RemoraBinary(), "memory-node", "--listen", "127.0.0.1:0", "--secret-file", open_secret},
+      &out);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
+  EXPECT_EQ(out.find("ready"), std::string::npos);
+  std::string short_secret = dir_ + "/short";
+  std::ofstream(short_secret) << "x\n";
+  chmod(short_secret.c_str(), 0600);
+  st = RunCommand(
+      {RemoraBinary(), "memory-node", "--listen", "127.0.0.1:0", "--secret-file", short_secret},
+      &out);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
+
   st = RunCommand({RemoraBinary(), "memory-node", "--listen", "no-port-here"}, &out);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st;
 }
 
 TEST_F(DaemonTest, RunningOutOfDescriptorsIsSurvived) {
   if (access("/usr/bin/prlimit", X_OK) != 0) GTEST_SKIP() << "no prlimit";
-  std::ofstream(dir_ + "/secret") << "fd-secret\n";
+  std::ofstream(dir_ + "/secret") << "fd-secret-fd-secret-fd-secret-fd-secret\n";
   chmod((dir_ + "/secret").c_str(), 0600);
   Daemon d({"--listen", "127.0.0.1:0", "--capacity", "4M", "--secret-file", dir_ + "/secret",
             "--auth-timeout-ms", "60000"},
@@ -201,7 +219,7 @@ TEST_F(DaemonTest, RunningOutOfDescriptorsIsSurvived) {
   // Once they are gone the node accepts and serves again.
   TransportOptions o;
   o.address = tcp;
-  o.secret = "fd-secret";
+  o.secret = "fd-secret-fd-secret-fd-secret-fd-secret";
   o.timeout_ms = 2000;
   Status st;
   std::unique_ptr<Transport> t;
@@ -223,7 +241,7 @@ TEST_F(DaemonTest, ExampleConfigParses) {
   ASSERT_TRUE(in);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::string secret_file = dir_ + "/secret";
-  std::ofstream(secret_file) << "s\n";
+  std::ofstream(secret_file) << std::string(48, 's') << "\n";
   chmod(secret_file.c_str(), 0600);
   auto replace = [&](const std::string& from, const std::string& to) {
     auto pos = text.find(from);

@@ -334,12 +334,9 @@ TEST_F(ProtocolTest, PipelinedRequestsAreAllAnswered) {
   auto p = Authed();
   std::string burst;
   for (std::uint64_t id = 1; id <= 200; ++id) {
-    std::uint8_t b[wire::kHeaderSize];
     wire::Header h =
         id % 2 ? Req(MsgType::kPing, id, 0, 0, 0, 8) : Req(MsgType::kReadPage, id, kSpace, kBase);
-    wire::EncodeHeader(h, b);
-    burst.append(reinterpret_cast<char*>(b), sizeof b);
-    if (id % 2) burst.append(8, static_cast<char>(id));
+    burst += p->Frame(h, id % 2 ? std::string(8, static_cast<char>(id)) : std::string());
   }
   ASSERT_TRUE(p->SendBytes(burst.data(), burst.size()));
   std::set<std::uint64_t> seen;
@@ -361,10 +358,7 @@ TEST_F(ProtocolTest, PeerThatNeverReadsDoesNotStallOthers) {
   // Many 4 KiB reads whose replies it never takes.
   std::string burst;
   for (std::uint64_t id = 1; id <= 2000; ++id) {
-    std::uint8_t b[wire::kHeaderSize];
-    wire::EncodeHeader(Req(MsgType::kPing, id, 0, 0, 0, 4096), b);
-    burst.append(reinterpret_cast<char*>(b), sizeof b);
-    burst.append(4096, 'p');
+    burst += p->Frame(Req(MsgType::kPing, id, 0, 0, 0, 4096), std::string(4096, 'p'));
   }
   std::thread writer([&] { p->SendBytes(burst.data(), burst.size()); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

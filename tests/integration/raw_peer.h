@@ -45,30 +45,61 @@ class RawPeer {
   }
 
   // Full handshake; returns the status the server put in its auth reply
-  // (or kDisconnected if it did not reply).
+  // (or kDisconnected if it did not reply). `secret` is the cluster secret
+  // or the node's key, as for a real client. On success every later frame is
+  // tagged and every reply's tag checked, like StreamClient does.
   Code Authenticate(const std::string& secret, NodeId node_id) {
     if (!ReadHello()) return Code::kDisconnected;
-    auth::Mac proof = auth::ClientProof(secret, server_nonce_);
+    auth::Key key;
+    if (!auth::ClientNodeKey(secret, node_id, &key).ok()) return Code::kInvalidArgument;
+    auth::Transcript t;
+    t.processor_node = node_id;
+    t.memory_node = static_cast<NodeId>(hello_arg0_);
+    t.server_nonce = server_nonce_;
+    t.client_nonce.fill('n');
+    auth::Mac proof = auth::ClientProof(key, t);
     std::string payload(reinterpret_cast<const char*>(proof.data()), proof.size());
-    payload.append(32, 'n');
+    payload.append(reinterpret_cast<const char*>(t.client_nonce.data()), t.client_nonce.size());
     Send(wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, 0, 64), payload);
     wire::Header h;
     std::string p;
     if (Read(&h, &p) != Result::kMessage) return Code::kDisconnected;
+    if (h.status == 0) {
+      auth::Mac expect = auth::ServerProof(key, t);
+      if (p.size() != expect.size() ||
+          !auth::MacEqual(expect.data(), reinterpret_cast<const std::uint8_t*>(p.data())))
+        return Code::kAuthFailed;
+      keys_ = auth::DeriveFrameKeys(key, t);
+      tagged_ = true;
+    }
     return static_cast<Code>(h.status);
   }
 
   bool SendBytes(const void* data, std::size_t len) {
     return net::WriteFull(fd_, data, len, net::DeadlineAfterMs(2000)).ok();
   }
-  // Sends `h` exactly as given (payload_len is not corrected) and `payload`.
-  bool Send(const wire::Header& h, const std::string& payload = "") {
+  // The bytes of one message: `h` exactly as given (payload_len is not
+  // corrected) and `payload`, then, once authenticated, the frame's tag (over
+  // what is sent). Counts as sent: frames must go out in the order made.
+  std::string Frame(const wire::Header& h, const std::string& payload = "") {
     std::uint8_t b[wire::kHeaderSize];
     wire::EncodeHeader(h, b);
     std::string all(reinterpret_cast<char*>(b), sizeof b);
     all += payload;
+    if (tagged_) {
+      auth::Mac tag =
+          auth::FrameTag(keys_.client_to_server, send_seq_++, b, payload.data(), payload.size());
+      all.append(reinterpret_cast<const char*>(tag.data()), tag.size());
+    }
+    return all;
+  }
+  bool Send(const wire::Header& h, const std::string& payload = "") {
+    const std::string all = Frame(h, payload);
     return SendBytes(all.data(), all.size());
   }
+  // The frame keys of this connection (a relay would need them and has not).
+  const auth::FrameKeys& frame_keys() const { return keys_; }
+  std::uint64_t send_seq() const { return send_seq_; }
 
   Result Read(wire::Header* h, std::string* payload, int timeout_ms = 3000) {
     std::uint8_t b[wire::kHeaderSize];
@@ -76,11 +107,22 @@ class RawPeer {
     Status st = net::ReadFull(fd_, b, sizeof b, deadline);
     if (!st.ok()) return st.code() == Code::kTimeout ? Result::kTimeout : Result::kClosed;
     *h = wire::DecodeHeader(b);
+    if (h->type == static_cast<std::uint16_t>(wire::MsgType::kHello)) hello_arg0_ = h->arg0;
     payload->resize(h->payload_len);
     st = net::ReadFull(fd_, payload->data(), payload->size(), deadline);
     if (!st.ok()) return st.code() == Code::kTimeout ? Result::kTimeout : Result::kClosed;
+    if (tagged_) {
+      std::uint8_t tag[wire::kMacLen];
+      st = net::ReadFull(fd_, tag, sizeof tag, deadline);
+      if (!st.ok()) return st.code() == Code::kTimeout ? Result::kTimeout : Result::kClosed;
+      auth::Mac expect =
+          auth::FrameTag(keys_.server_to_client, recv_seq_++, b, payload->data(), payload->size());
+      if (!auth::MacEqual(expect.data(), tag)) bad_tags_++;
+    }
     return Result::kMessage;
   }
+  // Replies whose tag did not verify (must stay 0 with a real memory node).
+  int bad_tags() const { return bad_tags_; }
 
   // The status of the next reply, or kDisconnected if the connection ended.
   Code ReplyCode(std::string* text = nullptr) {
@@ -111,6 +153,11 @@ class RawPeer {
   explicit RawPeer(int fd) : fd_(fd) {}
   int fd_;
   auth::Nonce server_nonce_{};
+  std::uint64_t hello_arg0_ = 0;
+  bool tagged_ = false;
+  auth::FrameKeys keys_;
+  std::uint64_t send_seq_ = 0, recv_seq_ = 0;
+  int bad_tags_ = 0;
 };
 
 }  // namespace remora::testing

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,7 +105,8 @@ TEST_F(RunFailureTest, MemoryNodeDyingStopsTheProgramWithAClearError) {
 }
 
 TEST_F(RunFailureTest, UnreachableMemoryNodeIsAClearErrorBeforeTheProgramStarts) {
-  std::ofstream(dir_ + "/secret") << "some-secret\n";
+  std::ofstream(dir_ + "/secret") << "some-secret-some-secret-some-secret\n";
+  chmod((dir_ + "/secret").c_str(), 0600);
   const auto t0 = Clock::now();
   std::string out, err;
   int st =

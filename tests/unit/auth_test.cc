@@ -34,26 +34,81 @@ Nonce CountingNonce() {
   return n;
 }
 
-// Expected values computed independently (Python's hmac module).
-TEST(AuthTest, ProofsMatchReferenceHmac) {
-  Nonce n = CountingNonce();
-  EXPECT_EQ(Hex(ClientProof("integration-test-secret", n)),
-            "1e15d3e5119917518acd31bdfb2526b2c40869bce0ffe60c9e844e4fc5f6e663");
-  EXPECT_EQ(Hex(ServerProof("integration-test-secret", n)),
-            "efff358d2bc99d0f5b00656f7912d6f91227bcf83106d16c16bfbfd71b5c59ee");
+constexpr char kSecret[] = "integration-test-secret-0123456789abcdef";
+
+Transcript SampleTranscript() {
+  Transcript t;
+  t.processor_node = 5;
+  t.memory_node = 42;
+  t.server_nonce = CountingNonce();
+  for (std::size_t i = 0; i < t.client_nonce.size(); ++i)
+    t.client_nonce[i] = static_cast<std::uint8_t>(32 + i);
+  return t;
 }
 
-TEST(AuthTest, ProofsDependOnSecretNonceAndDirection) {
-  Nonce a = CountingNonce(), b = CountingNonce();
-  b[31] ^= 1;
-  EXPECT_NE(ClientProof("s", a), ClientProof("s", b));
-  EXPECT_NE(ClientProof("s", a), ClientProof("t", a));
-  EXPECT_NE(ClientProof("s", a), ServerProof("s", a));  // no reflection of a proof
-  EXPECT_EQ(ClientProof("s", a), ClientProof("s", a));
+// Expected values computed independently (Python's hmac module, HKDF written
+// out as extract and one expand step).
+TEST(AuthTest, KeysProofsAndTagsMatchReferenceHmac) {
+  Key k = DeriveNodeKey(kSecret, 5);
+  EXPECT_EQ(Hex(k), "e80b6843a39d6703d20fe8430183e4ff838b5d72ebddbc8383e14dbf05b72460");
+  Transcript t = SampleTranscript();
+  EXPECT_EQ(Hex(ClientProof(k, t)),
+            "e991351fce5ecdc6a5856fb2418d9a3298b13ddaf13caa61e74c4c15f4574d5d");
+  EXPECT_EQ(Hex(ServerProof(k, t)),
+            "1c4f45d6600c1bd6eac88985104bb8407d2b3403679301241f630bb679d3ccc1");
+  FrameKeys fk = DeriveFrameKeys(k, t);
+  std::uint8_t header[wire::kHeaderSize];
+  for (std::size_t i = 0; i < sizeof header; ++i) header[i] = static_cast<std::uint8_t>(i);
+  EXPECT_EQ(Hex(FrameTag(fk.client_to_server, 7, header, "payload", 7)),
+            "b7af742987d3cf1bf52bc6d8c9244a2f4563a8c6bfde6f9f40b8a08535308673");
+}
+
+// Everything the proofs must bind: change any of it and the proof changes.
+TEST(AuthTest, ProofsBindNodeIdsNoncesVersionAndDirection) {
+  const Key k = DeriveNodeKey(kSecret, 5);
+  const Transcript t = SampleTranscript();
+  const Mac base = ClientProof(k, t);
+  EXPECT_EQ(base, ClientProof(k, t));
+  EXPECT_NE(base, ServerProof(k, t));  // no reflection of a proof
+  Transcript u = t;
+  u.processor_node = 6;
+  EXPECT_NE(base, ClientProof(k, u));
+  u = t;
+  u.memory_node = 43;
+  EXPECT_NE(base, ClientProof(k, u));
+  u = t;
+  u.version = 1;
+  EXPECT_NE(base, ClientProof(k, u));
+  u = t;
+  u.server_nonce[31] ^= 1;
+  EXPECT_NE(base, ClientProof(k, u));
+  u = t;
+  u.client_nonce[0] ^= 1;
+  EXPECT_NE(base, ClientProof(k, u));
+  EXPECT_NE(base, ClientProof(DeriveNodeKey(kSecret, 6), t));
+  FrameKeys fk = DeriveFrameKeys(k, t);
+  EXPECT_NE(fk.client_to_server, fk.server_to_client);
+}
+
+TEST(AuthTest, NodeKeysAreBoundToTheirNode) {
+  const Key k5 = DeriveNodeKey(kSecret, 5);
+  EXPECT_NE(k5, DeriveNodeKey(kSecret, 6));
+  EXPECT_NE(k5, DeriveNodeKey("another-cluster-secret-0123456789abcdef", 5));
+  Key k;
+  ASSERT_TRUE(ClientNodeKey(kSecret, 5, &k).ok());  // a cluster secret: derived
+  EXPECT_EQ(k, k5);
+  const std::string text = EncodeNodeKey(5, k5);
+  EXPECT_TRUE(IsNodeKey(text));
+  k.fill(0);
+  ASSERT_TRUE(ClientNodeKey(text, 5, &k).ok());
+  EXPECT_EQ(k, k5);
+  // A node key proves its own node and no other.
+  EXPECT_EQ(ClientNodeKey(text, 6, &k).code(), Code::kAuthFailed);
+  EXPECT_EQ(ClientNodeKey("remora-node-key 5 abc", 5, &k).code(), Code::kInvalidArgument);
 }
 
 TEST(AuthTest, MacEqualComparesAllBytes) {
-  Mac a = ClientProof("s", CountingNonce());
+  Mac a = ClientProof(DeriveNodeKey(kSecret, 1), SampleTranscript());
   Mac b = a;
   EXPECT_TRUE(MacEqual(a.data(), b.data()));
   b[31] ^= 0x80;
@@ -89,10 +144,33 @@ class SecretFileTest : public ::testing::Test {
 
 TEST_F(SecretFileTest, TrimsWhitespace) {
   std::string s;
-  ASSERT_TRUE(LoadSecretFile(Write("a", "  hunter2 \n\n"), &s).ok());
-  EXPECT_EQ(s, "hunter2");
-  ASSERT_TRUE(LoadSecretFile(Write("b", "with inner space\n"), &s).ok());
-  EXPECT_EQ(s, "with inner space");
+  ASSERT_TRUE(
+      LoadSecretFile(Write("a", "  hunter2-hunter2-hunter2-hunter2-hunter2 \n\n"), &s).ok());
+  EXPECT_EQ(s, "hunter2-hunter2-hunter2-hunter2-hunter2");
+  ASSERT_TRUE(LoadSecretFile(Write("b", "with inner space, long enough to pass\n"), &s).ok());
+  EXPECT_EQ(s, "with inner space, long enough to pass");
+}
+
+// A secret others can read, or one short enough to guess, is refused with a
+// message that says how to fix it.
+TEST_F(SecretFileTest, RefusesWeakOrExposedSecrets) {
+  std::string s = "unchanged";
+  const std::string good(40, 'g');
+  std::string p = Write("open", good);
+  for (mode_t mode : {0640, 0604, 0644, 0660, 0666}) {
+    chmod(p.c_str(), mode);
+    Status st = LoadSecretFile(p, &s);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << std::oct << mode;
+    EXPECT_NE(st.message().find("chmod 600"), std::string::npos) << st.message();
+  }
+  chmod(p.c_str(), 0400);
+  EXPECT_TRUE(LoadSecretFile(p, &s).ok());
+  Status st = LoadSecretFile(Write("short", "x\n"), &s);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("at least 32"), std::string::npos) << st.message();
+  EXPECT_EQ(LoadSecretFile(Write("31", std::string(31, 'a')), &s).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(LoadSecretFile(Write("32", std::string(32, 'a')), &s).ok());
+  EXPECT_EQ(LoadSecretFile(dir_, &s).code(), Code::kInvalidArgument);  // not a file
 }
 
 TEST_F(SecretFileTest, RefusesEmptyAndMissing) {
@@ -120,45 +198,53 @@ TEST_F(SecretFileTest, GeneratedSecretRoundTripsWithMode0600) {
 }
 
 TEST_F(SecretFileTest, WriteReplacesASymlinkInsteadOfFollowingIt) {
-  std::string victim = Write("victim", "do not touch\n");
+  const std::string kept = "do not touch, this file is not the secret";
+  const std::string fresh = "the new secret, thirty-two bytes or more";
+  std::string victim = Write("victim", kept + "\n");
   std::string link = dir_ + "/link.secret";
   ASSERT_EQ(symlink(victim.c_str(), link.c_str()), 0);
-  ASSERT_TRUE(WriteSecretFile(link, "abc").ok());
   std::string s;
+  EXPECT_EQ(LoadSecretFile(link, &s).code(), Code::kInvalidArgument);  // never followed
+  ASSERT_TRUE(WriteSecretFile(link, fresh).ok());
   ASSERT_TRUE(LoadSecretFile(victim, &s).ok());
-  EXPECT_EQ(s, "do not touch");
+  EXPECT_EQ(s, kept);
   ASSERT_TRUE(LoadSecretFile(link, &s).ok());
-  EXPECT_EQ(s, "abc");
+  EXPECT_EQ(s, fresh);
 }
 
 // ---- the client handshake against a scripted server on a socketpair ----
 
-// Plays the server side; `server_secret` decides what it accepts and proves.
+// Plays the server side with `server_secret` (the cluster secret).
 void ScriptedServer(int fd, std::string server_secret, bool corrupt_proof) {
   std::uint64_t deadline = net::DeadlineAfterMs(5000);
-  Nonce ns = CountingNonce();
+  Transcript t;
+  t.memory_node = 42;
+  t.server_nonce = CountingNonce();
   std::uint8_t hello[wire::kHeaderSize + wire::kNonceLen];
   wire::EncodeHeader(wire::MakeRequest(wire::MsgType::kHello, 0, 0, 42, 0, wire::kNonceLen), hello);
-  std::memcpy(hello + wire::kHeaderSize, ns.data(), ns.size());
+  std::memcpy(hello + wire::kHeaderSize, t.server_nonce.data(), t.server_nonce.size());
   if (!net::WriteFull(fd, hello, sizeof hello, deadline).ok()) return;
   std::uint8_t req[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];
   if (!net::ReadFull(fd, req, sizeof req, deadline).ok()) return;
   wire::Header h = wire::DecodeHeader(req);
   EXPECT_EQ(h.type, static_cast<std::uint16_t>(wire::MsgType::kAuth));
   EXPECT_EQ(h.arg0, 5u);  // the client's node id
-  Mac expect = ClientProof(server_secret, ns);
+  t.processor_node = static_cast<NodeId>(h.arg0);
+  std::memcpy(t.client_nonce.data(), req + wire::kHeaderSize + wire::kMacLen,
+              t.client_nonce.size());
+  const Key key = DeriveNodeKey(server_secret, t.processor_node);
+  Mac expect = ClientProof(key, t);
   std::string out;
   wire::Header rep;
   if (!MacEqual(expect.data(), req + wire::kHeaderSize)) {
-    out = "wrong secret";
+    out = "wrong key";
     rep = wire::MakeReply(h, Code::kAuthFailed, static_cast<std::uint32_t>(out.size()));
   } else {
-    Nonce nc;
-    std::memcpy(nc.data(), req + wire::kHeaderSize + wire::kMacLen, nc.size());
-    Mac proof = ServerProof(server_secret, nc);
+    Mac proof = ServerProof(key, t);
     if (corrupt_proof) proof[3] ^= 1;
     out.assign(reinterpret_cast<char*>(proof.data()), proof.size());
     rep = wire::MakeReply(h, Code::kOk, wire::kMacLen);
+    rep.arg0 = 42;
   }
   std::uint8_t rb[wire::kHeaderSize];
   wire::EncodeHeader(rep, rb);
@@ -171,7 +257,8 @@ Status RunHandshake(const std::string& client_secret, const std::string& server_
   int sv[2];
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
   std::thread server(ScriptedServer, sv[1], server_secret, corrupt_proof);
-  Status st = net::ClientHandshake(sv[0], client_secret, 5, 5000, result);
+  net::HandshakeResult unused;
+  Status st = net::ClientHandshake(sv[0], client_secret, 5, 5000, result ? result : &unused);
   server.join();
   close(sv[0]);
   close(sv[1]);
@@ -180,23 +267,38 @@ Status RunHandshake(const std::string& client_secret, const std::string& server_
 
 TEST(HandshakeTest, SucceedsWithTheSameSecret) {
   net::HandshakeResult r;
-  Status st = RunHandshake("k", "k", false, &r);
+  Status st = RunHandshake(kSecret, kSecret, false, &r);
   EXPECT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(r.server_node_id, 42u);
 }
 
+TEST(HandshakeTest, SucceedsWithTheNodesOwnKey) {
+  net::HandshakeResult r;
+  Status st = RunHandshake(EncodeNodeKey(5, DeriveNodeKey(kSecret, 5)), kSecret, false, &r);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST(HandshakeTest, AnotherNodesKeyCannotClaimThisNode) {
+  // The client is node 5 but holds node 6's key: refused before sending.
+  EXPECT_EQ(
+      RunHandshake(EncodeNodeKey(6, DeriveNodeKey(kSecret, 6)), kSecret, false, nullptr).code(),
+      Code::kAuthFailed);
+}
+
 TEST(HandshakeTest, ServerRefusesAWrongSecret) {
-  EXPECT_EQ(RunHandshake("wrong", "k", false, nullptr).code(), Code::kAuthFailed);
+  EXPECT_EQ(RunHandshake("wrong-secret-wrong-secret-wrong-secret", kSecret, false, nullptr).code(),
+            Code::kAuthFailed);
 }
 
 TEST(HandshakeTest, ClientRefusesAServerThatCannotProveTheSecret) {
-  EXPECT_EQ(RunHandshake("k", "k", true, nullptr).code(), Code::kAuthFailed);
+  EXPECT_EQ(RunHandshake(kSecret, kSecret, true, nullptr).code(), Code::kAuthFailed);
 }
 
 TEST(HandshakeTest, SilentServerTimesOut) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-  Status st = net::ClientHandshake(sv[0], "k", 1, 200);
+  net::HandshakeResult r;
+  Status st = net::ClientHandshake(sv[0], kSecret, 1, 200, &r);
   EXPECT_EQ(st.code(), Code::kTimeout);
   close(sv[1]);
   close(sv[0]);

@@ -1,0 +1,88 @@
+#include "memnode_under_fuzz.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "memory-node/page_store.h"
+#include "memory-node/server.h"
+#include "net/stream_server.h"
+#include "remora/stats.h"
+
+namespace remora::fuzz {
+
+MemnodeUnderFuzz& MemnodeUnderFuzz::Get() {
+  // Deliberately never destroyed: the serving thread runs until exit.
+  static MemnodeUnderFuzz* node = [] {
+    auto* n = new MemnodeUnderFuzz;
+    n->Start();
+    return n;
+  }();
+  return *node;
+}
+
+void MemnodeUnderFuzz::Start() {
+  spdlog::set_level(spdlog::level::off);  // every refused input would log
+  auto* stats = new StatsRegistry;
+  Status st;
+  PageStore::Options so;
+  so.capacity_pages = 4096;
+  so.node_id = kNodeId;
+  auto* store = PageStore::Create(so, stats, &st).release();
+  if (!store) std::abort();
+  MemoryNodeService::Options mo;
+  mo.secret = secret_;
+  mo.node_id = kNodeId;
+  mo.auth_timeout_ms = 2000;
+  auto* service = new MemoryNodeService(store, stats, mo);
+  StreamServer::Options svo;
+  svo.stats = stats;
+  svo.stats_prefix = "memnode";
+  auto* server = new StreamServer(service, svo);
+  path_ = "/tmp/remora-fuzz-" + std::to_string(getpid()) + ".sock";
+  if (!server->ListenUnix(path_).ok()) std::abort();
+  (void)server->Watch(service->timer_fd(), [service] { service->OnTimer(); });
+  std::thread([server] { server->Run(); }).detach();
+  std::atexit([] { unlink(Get().path_.c_str()); });
+}
+
+int MemnodeUnderFuzz::Connect() const {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+  return fd;
+}
+
+bool WriteAll(int fd, const void* data, std::size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool ReadAll(int fd, void* data, std::size_t len, int timeout_ms) {
+  char* p = static_cast<char*>(data);
+  while (len > 0) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, timeout_ms) != 1) return false;
+    ssize_t n = recv(fd, p, len, 0);
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace remora::fuzz

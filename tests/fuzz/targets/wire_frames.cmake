@@ -1,0 +1,6 @@
+# The memory node's protocol decoder: authenticated frame streams, correctly
+# tagged but otherwise arbitrary, served by a real MemoryNodeService.
+remora_fuzz_target(NAME wire_frames_fuzz
+                   SOURCES tests/fuzz/wire_frames_fuzz.cc tests/fuzz/memnode_under_fuzz.cc
+                   LIBS remora_fuzz_memnode
+                   CORPUS tests/fuzz/corpus/wire_frames)
