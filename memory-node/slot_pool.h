@@ -30,7 +30,6 @@
 #include <memory>
 #include <vector>
 
-#include "common/zeroed_array.h"
 #include "memory-node/memfd.h"
 #include "remora/status.h"
 #include "remora/types.h"
