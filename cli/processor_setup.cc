@@ -80,6 +80,11 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_flag("--readahead-stride", a->readahead_stride,
                 "also read ahead on strided and interleaved streams (experimental: "
                 "docs/runtime.md, Read-ahead)");
+  sub->add_option("--replacement", a->replacement,
+                  "pcache replacement: adaptive (set dueling between recency and bimodal "
+                  "insertion), recency, bimodal (docs/pcache.md, Replacement)")
+      ->check(CLI::IsMember({"adaptive", "recency", "bimodal"}))
+      ->capture_default_str();
   sub->add_option("--timeout-ms", a->timeout_ms, "memory-node request timeout")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -142,7 +147,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
                                   "transport",   "secret_file", "memory_capacity", "fault_threads",
                                   "readahead",   "timeout_ms",  "node_id",         "socket",
                                   "fault_trace", "reclaim_low", "reclaim_high", "cluster",
-                                  "replicas"};
+                                  "replicas",   "replacement"};
     bool ok = k.str() == "metrics_listen";
     for (const char* name : known) ok = ok || k.str() == name;
     if (!ok)
@@ -169,6 +174,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "reclaim_low", "--reclaim-low", &a->reclaim_low));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "reclaim_high", "--reclaim-high", &a->reclaim_high));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "metrics_listen", "--metrics-listen", &a->metrics_listen));
+  REMORA_RETURN_IF_ERROR(Take(*t, sub, "replacement", "--replacement", &a->replacement));
   return Status::Ok();
 }
 
@@ -245,6 +251,16 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.fault_threads = a.fault_threads;
   mo.readahead_max = a.readahead;
   mo.readahead_stride = a.readahead_stride;
+  if (a.replacement == "adaptive") {
+    mo.replacement = Replacement::kAdaptive;
+  } else if (a.replacement == "recency") {
+    mo.replacement = Replacement::kRecency;
+  } else if (a.replacement == "bimodal") {
+    mo.replacement = Replacement::kBimodal;
+  } else {
+    return {Code::kInvalidArgument,
+            "replacement: '" + a.replacement + "' is not adaptive, recency or bimodal"};
+  }
   mo.fault_trace = a.fault_trace;
   mo.reclaim_low = a.reclaim_low;
   mo.reclaim_high = a.reclaim_high;

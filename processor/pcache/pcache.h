@@ -170,12 +170,10 @@ struct PcacheOptions {
   // line's lock). The runtime's background reclaimer compares it with the
   // set's low watermark (runtime/reclaimer.h). Must not call Fill or block.
   std::function<void(std::uint32_t set, std::uint32_t free_left)> on_allocate;
-  // The replacement policy (replacement.h). kRecency (CLOCK over fill order)
-  // is the default; kAdaptive (set dueling) wins on synthetic loops in
-  // `remora sim` but made a forked tree of processes under an 8 MiB pcache
-  // 7x slower (fork_tree: 8.7 s against over 60 s), so it is not yet the
-  // runtime's. kBimodal forces bimodal insertion everywhere (tests).
-  Replacement replacement = Replacement::kRecency;
+  // The replacement policy (replacement.h): kAdaptive (set dueling between
+  // recency and bimodal insertion) by default; kRecency is CLOCK over fill
+  // order everywhere, kBimodal forces bimodal insertion everywhere (tests).
+  Replacement replacement = Replacement::kAdaptive;
 };
 
 // Where a fill's data came from (FillPlan decides it for a miss).
@@ -189,12 +187,20 @@ struct PcacheOptions {
 //                 written back)
 enum class FillSource { kMemoryNode, kVictimCache, kZeroFill, kCowBreak, kFile };
 
-// Why a line is filled, for the statistics only.
-//   kFault      a fault on the page (the default)
-//   kReadahead  speculative: the page did not fault, read-ahead expects it
-//               to. A wait for the page's eviction is not counted in
-//               nr_pgfault_due_to_concurrent_eviction, which counts faults.
-enum class FillIntent { kFault, kReadahead };
+// Why a line is filled.
+//   kFault          a fault on the page (the default): the fill votes in set
+//                   dueling
+//   kReadahead      speculative: the page did not fault, read-ahead expects
+//                   it to (a sequential run); inserted as the set's policy
+//                   inserts. A wait for the page's eviction is not counted
+//                   in nr_pgfault_due_to_concurrent_eviction, which counts
+//                   faults.
+//   kReadaheadCold  a weaker guess (a strided stream): inserted at the back
+//                   of its set whatever the policy, its next victim: a wrong
+//                   guess takes only the line the set would have given up
+//                   next anyway, a right one is used before the set fills
+//                   again (or is counted wasted: runtime/prefetch_accuracy.h).
+enum class FillIntent { kFault, kReadahead, kReadaheadCold };
 
 struct FillResult {
   LineId line = 0;

@@ -17,14 +17,14 @@ const char* ReplacementName(Replacement r) {
 }
 
 // Leaders: one recency and one bimodal leader per group of `stride` sets,
-// up to 32 pairs (a sixteenth of the sets, at most 64 leaders). Within its
-// group a leader's offset moves with the group number, so that an access
-// pattern striding over sets does not meet only leaders of one kind. One
-// set cannot duel: it uses recency.
+// one pair per kLeaderSpacing sets, at least one and at most kMaxPairs.
+// Within its group a leader's offset moves with the group number, so that
+// an access pattern striding over sets does not meet only leaders of one
+// kind. One set cannot duel: it uses recency.
 SetDueling::SetDueling(Replacement mode, std::uint32_t nr_sets)
     : mode_(mode), roles_(nr_sets, Role::kFollower) {
   if (mode != Replacement::kAdaptive || nr_sets < 2) return;
-  const std::uint32_t pairs = std::clamp<std::uint32_t>(nr_sets / 16, 1, 32);
+  const std::uint32_t pairs = std::clamp<std::uint32_t>(nr_sets / kLeaderSpacing, 1, kMaxPairs);
   const std::uint32_t stride = nr_sets / pairs;  // >= 2
   const std::uint32_t half = stride / 2;
   for (std::uint32_t i = 0; i < pairs; ++i) {
@@ -51,7 +51,7 @@ bool SetDueling::Bimodal(std::uint32_t set) const {
     case Role::kFollower:
       break;
   }
-  return selector() > kSelectorMid;
+  return FollowersBimodal();
 }
 
 void SetDueling::OnFill(std::uint32_t set) {
@@ -65,6 +65,13 @@ void SetDueling::OnFill(std::uint32_t set) {
     next = std::clamp(v + step, 0, kSelectorMax);
     if (next == v) return;
   } while (!selector_.compare_exchange_weak(v, next, std::memory_order_relaxed));
+  // A store made stale by a thread that stopped between its step and its
+  // store is put right by the next leader fill beyond the threshold.
+  if (next > kSelectorMid + kHysteresis) {
+    if (!FollowersBimodal()) followers_bimodal_.store(true, std::memory_order_relaxed);
+  } else if (next < kSelectorMid - kHysteresis) {
+    if (FollowersBimodal()) followers_bimodal_.store(false, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace remora

@@ -35,13 +35,23 @@
 // Neither wins everywhere, and the runtime cannot see hit rates — but it
 // sees misses, and that suffices to choose (set dueling, from the same
 // paper): a few leader sets always use recency, as many always use bimodal;
-// a saturating counter goes up on every fill of a recency leader and down on
-// every fill of a bimodal leader, and the other sets (followers) use the
-// policy whose leaders fill less. Switching costs nothing: both policies
-// keep the same list, they only insert differently.
+// a saturating counter goes up on every fault's fill of a recency leader and
+// down on every fault's fill of a bimodal leader, and the other sets
+// (followers) use the policy whose leaders fill less. Switching costs
+// nothing: both policies keep the same list, they only insert differently.
+//
+// What set dueling costs is its leaders: on a program recency serves well,
+// the bimodal leaders miss more than they would under recency. So there
+// are not many (one set in 16 of each kind, at most 32 of each), and the
+// followers switch with hysteresis: to bimodal when the selector is
+// kHysteresis above the middle, back to recency kHysteresis below it, so
+// that a selector wandering around the middle (both policies alike) leaves
+// the followers on recency instead of flipping them back and forth.
 //
 // The counter is one atomic word, updated without a lock: no global lock on
-// the fault path, and a lost race costs one step of the counter.
+// the fault path, and a lost race costs one step of the counter. The
+// followers' choice is a second atomic word, changed only when the counter
+// crosses a threshold.
 #pragma once
 
 #include <atomic>
@@ -66,6 +76,13 @@ class SetDueling {
   // kSelectorMid; followers use bimodal above it.
   static constexpr int kSelectorMax = 1023;
   static constexpr int kSelectorMid = (kSelectorMax + 1) / 2;
+  // Followers turn bimodal above kSelectorMid + kHysteresis and back to
+  // recency below kSelectorMid - kHysteresis.
+  static constexpr int kHysteresis = 16;
+  // One set in kLeaderSpacing leads for each policy, at most kMaxPairs
+  // pairs.
+  static constexpr std::uint32_t kLeaderSpacing = 16;
+  static constexpr std::uint32_t kMaxPairs = 32;
 
   enum class Role : std::uint8_t { kFollower, kRecencyLeader, kBimodalLeader };
 
@@ -75,15 +92,19 @@ class SetDueling {
   // Whether `set` inserts bimodally now.
   bool Bimodal(std::uint32_t set) const;
   // A fault allocated a line in `set` (read-ahead fills do not vote): a
-  // leader's fill moves the selector towards the other policy.
+  // leader's fill moves the selector towards the other policy. Only
+  // kAdaptive keeps a selector: under a fixed policy this does nothing.
   void OnFill(std::uint32_t set);
   int selector() const { return selector_.load(std::memory_order_relaxed); }
+  // The followers' policy now.
+  bool FollowersBimodal() const { return followers_bimodal_.load(std::memory_order_relaxed); }
   Replacement mode() const { return mode_; }
 
  private:
   const Replacement mode_;
   std::vector<Role> roles_;
   std::atomic<int> selector_{kSelectorMid};
+  std::atomic<bool> followers_bimodal_{false};
 };
 
 }  // namespace remora

@@ -60,6 +60,7 @@
 
 #include "common/mutex.h"
 #include "processor/runtime/peer.h"
+#include "processor/runtime/prefetch_accuracy.h"
 #include "processor/runtime/stream_detector.h"
 #include "processor/runtime/vma_table.h"
 #include "processor/runtime/write_predictor.h"
@@ -142,6 +143,9 @@ class ProcessSession {
   // un-protecting ahead of a write run).
   StreamDetector miss_streams;
   StreamDetector wp_fault_around_streams;
+  // How many strided read-ahead pages were evicted unused, and the back-off
+  // when too many are (readahead.cc).
+  PrefetchAccuracy stride_accuracy;
   // Whether read misses are followed by writes: such misses go in writable
   // and dirty (fault.cc).
   WritePredictor write_predictor;

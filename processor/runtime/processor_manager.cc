@@ -56,6 +56,7 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   po.victim = m->victim_.get();
   po.sink = &m->sink_;
   po.stats = options.stats;
+  po.replacement = options.replacement;
   if (watermarks.enabled()) {
     // Set below, before any program can attach and fill.
     po.on_allocate = [p = m.get()](std::uint32_t set, std::uint32_t free_left) {

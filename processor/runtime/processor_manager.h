@@ -58,7 +58,8 @@
 //       VictimCache::mu_                 never across I/O or a page copy: the
 //                                        flush thread writes back without it
 //       ProcessSession::written_mu_      (a parent's before its new child's)
-//       VmaTable::mu_, StreamDetector::mu_, RefaultShadow::mu_,
+//       VmaTable::mu_, StreamDetector::mu_, PrefetchAccuracy::mu_,
+//       RefaultShadow::mu_,
 //       FaultTrace::mu_ (across one buffered fprintf), StatsRegistry::mu_
 //       (registration and snapshots; counters are atomics, taken anywhere)
 //   below everything: the transport's own locks (the stream client's; with
@@ -120,11 +121,14 @@ struct ProcessorManagerOptions {
   // Readahead on sequential misses: up to this many pages past the fault
   // (0 disables it).
   std::uint32_t readahead_max = 32;
-  // Also read ahead on strided and interleaved streams (readahead.cc). Off
-  // by default: on matmul's column walk it raised faults (84k -> 377k, N=1200,
-  // 4 MiB pcache) and a forked tree of processes under an 8 MiB pcache
-  // stalled on it; docs/runtime.md, "Read-ahead".
+  // Also read ahead on strided and interleaved streams (readahead.cc): at
+  // the back of the sets, backing off while too many pages are evicted
+  // unused (prefetch_accuracy.h). Off by default: on matmul's column walk
+  // it once raised faults (84k -> 377k, N=1200, 4 MiB pcache), and it is
+  // not yet shown to win; docs/runtime.md, "Read-ahead".
   bool readahead_stride = false;
+  // The pcache's replacement policy (processor/pcache/replacement.h).
+  Replacement replacement = Replacement::kRecency;
   // How long a fault may wait for an agent's zap before the program is
   // stopped as unresponsive.
   std::chrono::milliseconds zap_timeout{10000};

@@ -13,12 +13,18 @@ namespace {
 constexpr std::uint32_t kReadaheadBatch = kFillRunMax;
 
 // A strided stream: its pages are not adjacent, so each goes in as a run of
-// its own (one fill, one read, one install). Pages outside the fault's vma
-// or resident already are stepped over; the stream is advanced by the whole
-// window either way, so its next miss is the one past it.
+// its own (one fill, one read, one install), at the back of its set (a
+// strided guess is weaker than a sequential one: FillIntent). Pages outside
+// the fault's vma or resident already are stepped over; the stream is
+// advanced by the whole window either way, so its next miss is the one past
+// it. While the program's PrefetchAccuracy backs off, nothing is read.
 void StridedReadahead(const Fault& vmf, int slot, std::uint32_t window) {
   ProcessorManager& m = vmf.manager;
   ProcessSession& s = vmf.session;
+  if (!s.stride_accuracy.Allow()) {
+    m.counters().readahead_stride_backoff->Inc();
+    return;
+  }
   Pcache* pcache = m.pcache();
   std::uint64_t previous = vmf.key.uva;
   for (std::uint32_t i = 1; i <= window && !s.dead(); ++i) {
@@ -30,9 +36,10 @@ void StridedReadahead(const Fault& vmf, int slot, std::uint32_t window) {
     const PageKey key{s.asid(), page};
     if (pcache->Lookup(key)) continue;
     FillResult fr;
-    if (!pcache->Fill(key, &fr, FillIntent::kReadahead).ok()) break;
+    if (!pcache->Fill(key, &fr, FillIntent::kReadaheadCold).ok()) break;
     if (!fr.allocated) continue;
     if (!FillRun(vmf, page, &fr.line, 1).ok()) break;
+    s.stride_accuracy.Issued(page);
     m.counters().readahead_pages->Inc();
     m.counters().readahead_stride_pages->Inc();
   }
@@ -51,12 +58,21 @@ void Readahead(const Fault& vmf) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
   int slot;
-  std::int64_t stride = 0;
-  const std::uint32_t window = s.miss_streams.OnAccessStrided(page, max, &slot, &stride);
-  if (window == 0) return;
-  if (stride != static_cast<std::int64_t>(kPageSize)) {
-    if (m.options().readahead_stride) StridedReadahead(vmf, slot, window);
-    return;
+  std::uint32_t window;
+  if (m.options().readahead_stride) {
+    // This miss may be on a page read ahead and evicted unused.
+    if (s.stride_accuracy.Missed(page)) m.counters().readahead_stride_wasted->Inc();
+    std::int64_t stride = 0;
+    window = s.miss_streams.OnAccessStrided(page, max, &slot, &stride);
+    if (window == 0) return;
+    if (stride != static_cast<std::int64_t>(kPageSize)) {
+      StridedReadahead(vmf, slot, window);
+      return;
+    }
+  } else {
+    // Sequential runs only: no stride estimation on every miss.
+    window = s.miss_streams.OnAccess(page, max, &slot);
+    if (window == 0) return;
   }
   Pcache* pcache = m.pcache();
   const std::uint32_t batch = std::max<std::uint32_t>(

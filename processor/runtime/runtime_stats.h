@@ -73,6 +73,10 @@ namespace remora {
     "pages filled ahead of a sequential or strided run of misses")                             \
   X(readahead_stride_pages, Counter, "nr_pcache_readahead_stride", "pages",                    \
     "of those, pages filled ahead of a strided run (a constant stride other than one page)")   \
+  X(readahead_stride_wasted, Counter, "nr_pcache_readahead_stride_wasted", "pages",            \
+    "strided read-ahead pages that faulted soon after: evicted before the program used them")  \
+  X(readahead_stride_backoff, Counter, "nr_pcache_readahead_stride_backoff", "windows",        \
+    "strided read-ahead windows skipped because too many of the last pages were wasted")       \
   X(write_ahead_pages, Counter, "nr_pcache_write_ahead", "pages",                              \
     "resident clean pages un-protected (and dirtied) ahead of a sequential write run")         \
   X(evict_owner_gone, Counter, "nr_evict_owner_gone", "pages",                                 \

@@ -97,10 +97,8 @@ std::uint32_t StreamDetector::OnAccessLocked(std::uint64_t page, std::uint32_t m
   // is the nearest one in an interleaving of streams over different data.
   int nearest = -1;
   std::int64_t best = kMaxStride + 1;
-  int lru = 0;
   for (int i = 0; i < kStreams; ++i) {
     const Stream& s = streams_[i];
-    if (s.used < streams_[lru].used) lru = i;
     if (s.used == 0 || s.seen != 0 || s.last == page) continue;
     const std::int64_t d = std::abs(Distance(page, s.last));
     if (d < best) {
@@ -121,19 +119,55 @@ std::uint32_t StreamDetector::OnAccessLocked(std::uint64_t page, std::uint32_t m
     *slot = nearest;
     return s.window;
   }
+  *slot = StartLoneLocked(page);
+  return 0;
+}
+
+int StreamDetector::StartLoneLocked(std::uint64_t page) {
+  int lru = 0;
+  for (int i = 1; i < kStreams; ++i)
+    if (streams_[i].used < streams_[lru].used) lru = i;
   Stream& lone = streams_[lru];
   lone = Stream();
   lone.first = lone.last = page;
   lone.next = 1;
   lone.used = clock_;
-  *slot = lru;
+  return lru;
+}
+
+// Integer compares only: a sequential stream's step k is first + k pages.
+std::uint32_t StreamDetector::OnSequentialAccessLocked(std::uint64_t page, std::uint32_t max,
+                                                       int* slot) {
+  ++clock_;
+  const std::uint32_t opening = std::min<std::uint32_t>(4, max);
+  for (int i = 0; i < kStreams; ++i) {
+    Stream& s = streams_[i];
+    if (s.used == 0 || s.seen == 0 || page != s.first + s.next * kPageSize) continue;
+    s.seen = s.next++;
+    s.last = page;
+    s.window = s.window == 0 ? opening : std::min(s.window * 2, max);
+    s.used = clock_;
+    *slot = i;
+    return s.window;
+  }
+  for (int i = 0; i < kStreams; ++i) {
+    Stream& s = streams_[i];
+    if (s.used == 0 || s.seen != 0 || s.last + kPageSize != page) continue;
+    s.seen = 1;
+    s.next = 2;
+    s.last = page;
+    s.window = opening;
+    s.used = clock_;
+    *slot = i;
+    return s.window;
+  }
+  *slot = StartLoneLocked(page);
   return 0;
 }
 
 std::uint32_t StreamDetector::OnAccess(std::uint64_t page, std::uint32_t max, int* slot) {
   MutexLock lk(mu_);
-  const std::uint32_t window = OnAccessLocked(page, max, slot);
-  return streams_[*slot].Sequential() ? window : 0;
+  return OnSequentialAccessLocked(page, max, slot);
 }
 
 std::uint32_t StreamDetector::OnAccessStrided(std::uint64_t page, std::uint32_t max, int* slot,

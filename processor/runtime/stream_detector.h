@@ -41,9 +41,10 @@ class StreamDetector {
   static constexpr int kStreams = 8;
 
   // An access to `page`; returns the window in pages (0: no sequential
-  // stream) and the slot to Advance(). Only sequential streams get a
-  // window here (write-protect fault-around un-protects the pages right
-  // after the access); strided ones are tracked all the same.
+  // stream) and the slot to Advance(). Sequential streams only: an access
+  // pairs with a lone access one page below it and extends a stream only
+  // at its next page, with none of the stride estimation (write-protect
+  // fault-around, and read-ahead when strided read-ahead is off).
   std::uint32_t OnAccess(std::uint64_t page, std::uint32_t max, int* slot) EXCLUDES(mu_);
   // The same for streams of any stride: returns the window in steps of the
   // stream (0: none), with *stride its estimated stride in bytes (kPageSize
@@ -84,6 +85,10 @@ class StreamDetector {
     void Observe(std::uint64_t step, std::uint64_t page);
   };
   std::uint32_t OnAccessLocked(std::uint64_t page, std::uint32_t max, int* slot) REQUIRES(mu_);
+  std::uint32_t OnSequentialAccessLocked(std::uint64_t page, std::uint32_t max, int* slot)
+      REQUIRES(mu_);
+  // The least recently used slot, made a lone access at `page`.
+  int StartLoneLocked(std::uint64_t page) REQUIRES(mu_);
 
   Mutex mu_;  // a leaf lock
   Stream streams_[kStreams] GUARDED_BY(mu_);

@@ -27,7 +27,8 @@ TEST(SetDueling, OneLeaderOfEachKindPerGroup) {
       recency += d.role(s) == SetDueling::Role::kRecencyLeader;
       bimodal += d.role(s) == SetDueling::Role::kBimodalLeader;
     }
-    const std::uint32_t pairs = std::clamp<std::uint32_t>(sets / 16, 1, 32);
+    const std::uint32_t pairs =
+        std::clamp<std::uint32_t>(sets / SetDueling::kLeaderSpacing, 1, SetDueling::kMaxPairs);
     EXPECT_EQ(recency, pairs) << sets;
     EXPECT_EQ(bimodal, pairs) << sets;
   }
@@ -45,16 +46,25 @@ TEST(SetDueling, FollowersUseThePolicyWhoseLeadersFillLess) {
     if (d.role(s) == SetDueling::Role::kBimodalLeader) bl = s;
     if (d.role(s) == SetDueling::Role::kFollower) follower = s;
   }
+  constexpr int kH = SetDueling::kHysteresis;
   EXPECT_FALSE(d.Bimodal(follower));
   EXPECT_FALSE(d.Bimodal(rl));
   EXPECT_TRUE(d.Bimodal(bl));
-  for (int i = 0; i < 10; ++i) d.OnFill(rl);  // recency's leader misses more
+  // Recency's leader misses more, but not by enough yet: hysteresis.
+  for (int i = 0; i < kH; ++i) d.OnFill(rl);
+  EXPECT_FALSE(d.Bimodal(follower));
+  d.OnFill(rl);
   EXPECT_TRUE(d.Bimodal(follower));
   EXPECT_FALSE(d.Bimodal(rl));  // leaders never switch
-  for (int i = 0; i < 20; ++i) d.OnFill(bl);
+  // Back across the middle: the followers stay bimodal until the selector
+  // is as far below it.
+  for (int i = 0; i < 2 * kH + 1; ++i) d.OnFill(bl);
+  EXPECT_EQ(d.selector(), SetDueling::kSelectorMid - kH);
+  EXPECT_TRUE(d.Bimodal(follower));
+  d.OnFill(bl);
   EXPECT_FALSE(d.Bimodal(follower));
   d.OnFill(follower);  // followers do not vote
-  EXPECT_EQ(d.selector(), SetDueling::kSelectorMid - 10);
+  EXPECT_EQ(d.selector(), SetDueling::kSelectorMid - kH - 1);
   for (int i = 0; i < 5000; ++i) d.OnFill(rl);
   EXPECT_EQ(d.selector(), SetDueling::kSelectorMax);  // saturates
   for (int i = 0; i < 5000; ++i) d.OnFill(bl);
@@ -67,7 +77,27 @@ TEST(SetDueling, FixedModesIgnoreTheSelector) {
     EXPECT_FALSE(r.Bimodal(s));
     EXPECT_TRUE(b.Bimodal(s));
     EXPECT_EQ(r.role(s), SetDueling::Role::kFollower);
+    r.OnFill(s);
+    b.OnFill(s);
   }
+  // No selector to keep: fills leave it alone.
+  EXPECT_EQ(r.selector(), SetDueling::kSelectorMid);
+  EXPECT_EQ(b.selector(), SetDueling::kSelectorMid);
+}
+
+// A strided read-ahead's fill goes to the back under recency too: the next
+// victim.
+TEST(ColdReadahead, GoesToTheBackUnderRecency) {
+  RigConfig c;
+  c.replacement = Replacement::kRecency;
+  PcacheRig rig(c);
+  for (int p = 0; p < 3; ++p) rig.Load(Page(p));
+  rig.Load(Page(10), -1, FillIntent::kReadaheadCold);  // list: 2 1 0 10
+  rig.Load(Page(3));                                   // evicts 10
+  EXPECT_FALSE(rig.pcache->Lookup(Page(10)));
+  EXPECT_TRUE(rig.pcache->Lookup(Page(0)));
+  rig.Load(Page(4));  // evicts 0, the oldest fault's fill
+  EXPECT_FALSE(rig.pcache->Lookup(Page(0)));
 }
 
 // One set of four ways, bimodal: a fill is the next victim, except every

@@ -56,6 +56,27 @@ TEST(StreamDetector, WholePageStrideNeedsConfirmingAccesses) {
   EXPECT_EQ(d.OnAccess(P(1055), kMax, &slot), 0u);
 }
 
+// The sequential-only view (OnAccess): interleaved sequential runs are all
+// followed; a stride, even a steady one, never makes a stream.
+TEST(StreamDetector, SequentialOnlyViewFollowsInterleavedRuns) {
+  StreamDetector d;
+  int slot;
+  std::uint32_t a = 0, b = 0, strided = 0;
+  for (std::uint64_t k = 0; k < 6; ++k) {
+    a = d.OnAccess(P(100 + k), kMax, &slot);
+    b = d.OnAccess(P(5000 + k), kMax, &slot);
+    strided += d.OnAccess(P(9000 + 3 * k), kMax, &slot);
+  }
+  EXPECT_EQ(a, 32u);  // 4 8 16 32 32
+  EXPECT_EQ(b, 32u);
+  EXPECT_EQ(strided, 0u);
+  // A run descending is not sequential either.
+  StreamDetector down;
+  std::uint32_t windows = 0;
+  for (std::uint64_t k = 0; k < 8; ++k) windows += down.OnAccess(P(700 - k), kMax, &slot);
+  EXPECT_EQ(windows, 0u);
+}
+
 TEST(StreamDetector, DescendingStride) {
   StreamDetector d;
   int slot;

@@ -1,2 +1,6 @@
-# The processor manager's socket message decoder (docs/security.md).
-remora_fuzz_target(NAME runtime_message SOURCES ${CMAKE_CURRENT_LIST_DIR}/../runtime_message_fuzz.cc LIBS remora_runtime CORPUS ${CMAKE_CURRENT_LIST_DIR}/../corpus/runtime_message)
+# The processor manager's socket message decoder (docs/security.md): every
+# request a client may send, checked against its rules.
+remora_fuzz_target(NAME runtime_message_fuzz
+                   SOURCES tests/fuzz/runtime_message_fuzz.cc processor/runtime/runtime_message.cc
+                   LIBS remora_fuzz_base
+                   CORPUS tests/fuzz/corpus/runtime_message)
