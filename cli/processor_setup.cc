@@ -146,8 +146,8 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
     static const char* known[] = {"pcache",      "ways",        "victim",          "memory_node",
                                   "transport",   "secret_file", "memory_capacity", "fault_threads",
                                   "readahead",   "timeout_ms",  "node_id",         "socket",
-                                  "fault_trace", "reclaim_low", "reclaim_high", "cluster",
-                                  "replicas",   "replacement"};
+                                  "fault_trace", "reclaim_low", "reclaim_high",    "cluster",
+                                  "replicas",    "replacement"};
     bool ok = k.str() == "metrics_listen";
     for (const char* name : known) ok = ok || k.str() == name;
     if (!ok)

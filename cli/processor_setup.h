@@ -33,8 +33,8 @@ struct ProcessorArgs {
   std::string secret_file;
   std::string memory_capacity = "4G";  // of the local memory node
   int fault_threads = 2;
-  std::uint32_t readahead = 32;          // pages, on sequential misses (0: off)
-  bool readahead_stride = false;         // also on strided streams
+  std::uint32_t readahead = 32;         // pages, on sequential misses (0: off)
+  bool readahead_stride = false;        // also on strided streams
   std::string replacement = "recency";  // recency | adaptive | bimodal
   int timeout_ms = 10000;
   NodeId node_id = 1;
@@ -65,8 +65,8 @@ struct ProcessorStack {
   std::unique_ptr<StatsRegistry> stats;
   std::unique_ptr<Transport> transport;
   std::unique_ptr<ProcessorManager> manager;
-  std::string description;  // one line: pcache geometry, memory node
-  std::string geometry;     // "48 MiB = 1024 sets x 12 ways"
+  std::string description;                          // one line: pcache geometry, memory node
+  std::string geometry;                             // "48 MiB = 1024 sets x 12 ways"
   std::unique_ptr<metrics::MetricsServer> metrics;  // with --metrics-listen
 
   ~ProcessorStack();  // metrics, manager, then the transport, then the node

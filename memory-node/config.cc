@@ -53,8 +53,8 @@ Status LoadMemoryNodeConfig(const std::string& path, MemoryNodeConfig* config) {
   if (!t) return Bad(path, "no [memory_node] table");
 
   static const std::set<std::string> kKnown = {
-      "listen",         "capacity",        "secret_file",         "shm_socket",  "node_id",
-      "log_level",      "auth_timeout_ms", "transport",           "rdma_device", "rdma_port",
+      "listen",         "capacity",        "secret_file",         "shm_socket",   "node_id",
+      "log_level",      "auth_timeout_ms", "transport",           "rdma_device",  "rdma_port",
       "rdma_gid_index", "lease_ms",        "max_unauthenticated", "reply_budget", "metrics_listen"};
   for (const auto& [key, value] : *t)
     if (!kKnown.count(std::string(key.str())))
