@@ -7,6 +7,7 @@
 # What goes where, P the prefix and ETC its configuration directory (/etc
 # when P is /usr, P/etc otherwise):
 #   P/bin/remora                            the CLI and every daemon
+#   P/share/remora/remora-plot.py           what `remora plot` runs
 #   P/lib/remora/libremora_shim.so          the preloaded shim; `remora run`
 #                                           finds it at ../lib/remora from
 #                                           its own binary (and next to the
@@ -30,9 +31,10 @@ file(GLOB remora_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${remora_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)  # README.md links docs/
 file(GLOB remora_configs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/configs/*.toml)
 install(FILES ${remora_configs} DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
-# `remora plot` (the timeline plotter, python3-matplotlib): its install rule
-# goes here, next to the binary it is run by, e.g.
-#   install(PROGRAMS <plot script> DESTINATION lib/remora)
+# `remora plot` runs the timeline plotter (python3-matplotlib) from
+# ../share/remora next to its own binary (cli/cmd_plot.cc).
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/tools/remora-plot.py
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/remora)
 
 install(CODE "set(REMORA_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
 set(REMORA_BINARY_DIR \"${CMAKE_BINARY_DIR}\")

@@ -8,8 +8,9 @@
 #   - `systemd-analyze verify` accepts its units (checked against the
 #     extracted tree with --root, so ExecStart= resolves there);
 #   - the package extracted with `dpkg-deb -x` runs a real program under
-#     `remora run --pcache 64M` from the extracted tree, forcing evictions,
-#     with the same output as the native run.
+#     `remora run --pcache 48M` from the extracted tree, forcing evictions,
+#     with the same output as the native run, and `remora plot` draws the
+#     run's timeline from there.
 #
 #   package_test.sh BUILD_DIR
 set -euo pipefail
@@ -45,7 +46,8 @@ dpkg-deb --contents "$deb" | awk '{ print $6 }' >"$tmp/contents"
 for f in ./usr/bin/remora ./usr/lib/remora/libremora_shim.so ./etc/remora/memory-node.toml \
   ./etc/remora/processor.toml ./usr/lib/systemd/system/remora-memory-node.service \
   ./usr/lib/systemd/system/remora-processor.service ./usr/share/doc/remora/README.md \
-  ./usr/share/doc/remora/docs/cluster.md ./usr/share/doc/remora/examples/processor.toml; do
+  ./usr/share/doc/remora/docs/cluster.md ./usr/share/doc/remora/examples/processor.toml \
+  ./usr/share/remora/remora-plot.py; do
   grep -qx -- "$f" "$tmp/contents" || fail "dpkg-deb --contents: no $f"
 done
 depends=$(dpkg-deb -f "$deb" Depends)
@@ -99,10 +101,16 @@ xs = sorted((i * 7919) % 1000003 for i in range(400000))
 print(h, sum(xs[::1000]), xs[12345])
 '
 native=$("$PY" -c "$script")
-installed=$("$root/usr/bin/remora" run --pcache 64M --stats-json "$tmp/stats.json" -- \
+installed=$("$root/usr/bin/remora" run --pcache 48M --stats-json "$tmp/stats.json" \
+  --stats-interval 0.2 --timeline "$tmp/timeline.jsonl" --quiet -- \
   "$PY" -c "$script" 2>"$tmp/run.err") || { cat "$tmp/run.err"; fail "remora run from the package"; }
 [[ $installed == "$native" ]] || fail "output under the packaged remora differs: '$installed' vs '$native'"
 evicted=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["counters"]["nr_pcache_eviction_succeed"])' "$tmp/stats.json")
-echo "packaged remora run --pcache 64M: output equal to native ($native), $evicted lines evicted"
-((evicted > 0)) || fail "no eviction under 64M"
+echo "packaged remora run --pcache 48M: output equal to native ($native), $evicted lines evicted"
+((evicted > 0)) || fail "no eviction under 48M"
+"$root/usr/bin/remora" plot "$tmp/timeline.jsonl" -o "$tmp/run.png" >"$tmp/plot.log" 2>&1 ||
+  { cat "$tmp/plot.log"; fail "remora plot from the package"; }
+[[ $(head -c 8 "$tmp/run.png" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] ||
+  fail "remora plot from the package wrote no PNG"
+echo "packaged remora plot: $(du -k "$tmp/run.png" | cut -f1) KiB PNG"
 echo "PASS"
