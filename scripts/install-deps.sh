@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   ccache                  # rebuilds after a change or in a second build tree are quick
   clang                   # scripts/check-thread-safety.sh (-Wthread-safety)
+  libclang-rt-14-dev      # libFuzzer and the sanitizer runtimes of the fuzz targets (tests/fuzz)
   clang-format            # scripts/check-format.sh (.clang-format)
   libboost-dev            # Boost.Intrusive (header-only)
   libspdlog-dev libfmt-dev
