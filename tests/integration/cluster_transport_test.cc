@@ -38,7 +38,7 @@ class ClusterTransportTest : public ::testing::Test {
     for (int i = 0; i < n; ++i) {
       MemoryNodeProcessOptions o;
       o.capacity = capacity;
-      o.secret = "cluster-secret-" + std::to_string(i);  // every node its own
+      o.secret = "cluster-secret-of-memory-node-number-" + std::to_string(i);  // its own
       o.extra_args = {"--log-level", "warn", "--node-id", std::to_string(i + 1)};
       nodes_.push_back(std::make_unique<MemoryNodeProcess>(o));
       ASSERT_TRUE(nodes_.back()->started());

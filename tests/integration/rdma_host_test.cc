@@ -26,7 +26,7 @@ bool HasRdmaDevice() {
 // A secret file for commands that need one before they get to the point.
 std::string SecretFile() {
   const std::string path = ::testing::TempDir() + "/rdma-host-test.secret";
-  std::ofstream(path) << "rdma-host-test-secret\n";
+  std::ofstream(path) << "rdma-host-test-secret-rdma-host-test-secret\n";
   std::filesystem::permissions(
       path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   return path;

@@ -38,7 +38,7 @@ class RunClusterTest : public RunDirTest {
     for (int i = 0; i < 3; ++i) {
       MemoryNodeProcessOptions o;
       o.capacity = capacity;
-      o.secret = "run-cluster-secret-" + std::to_string(i);
+      o.secret = "run-cluster-secret-of-memory-node-number-" + std::to_string(i);
       o.extra_args = {"--log-level", "warn", "--node-id", std::to_string(i + 1)};
       nodes_.push_back(std::make_unique<MemoryNodeProcess>(o));
       ASSERT_TRUE(nodes_.back()->started());
