@@ -96,8 +96,8 @@ TEST_F(DemoTest, BadGeometryIsAClearError) {
   std::string out;
   // 3 MiB in 8 ways is 96 sets: not a power of two. (Without --ways the
   // geometry is chosen and any size works.)
-  int st = RunCommand(
-      {RemoraBinary(), "demo", "--data", "8M", "--pcache", "3M", "--ways", "8"}, &out);
+  int st =
+      RunCommand({RemoraBinary(), "demo", "--data", "8M", "--pcache", "3M", "--ways", "8"}, &out);
   ASSERT_TRUE(WIFEXITED(st)) << "demo died of a signal";
   EXPECT_NE(WEXITSTATUS(st), 0);
 }
