@@ -112,7 +112,9 @@ TEST(PcacheGeometry, AnySizeGetsTheClosestGeometryBelowIt) {
     EXPECT_EQ(again.nr_lines(), g.nr_lines());
     // The default associativity whenever it fits exactly.
     PcacheGeometry eight;
-    if (PcacheGeometry::FromConfig({g.capacity_bytes(), 8}, &eight).ok()) EXPECT_EQ(g.ways(), 8u);
+    if (PcacheGeometry::FromConfig({g.capacity_bytes(), 8}, &eight).ok()) {
+      EXPECT_EQ(g.ways(), 8u);
+    }
   }
 }
 
