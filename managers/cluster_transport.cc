@@ -339,41 +339,35 @@ Status ClusterTransport::ForkSpace(Asid parent, Asid child) {
   });
 }
 
+Status ClusterTransport::RangeOnEveryNode(Asid asid, std::uint64_t start, std::uint64_t len,
+                                          bool forget_written,
+                                          const std::function<Status(Transport*)>& fn) {
+  ReaderMutexLock topo(topology_mu_);
+  std::vector<NodeIndex> nodes;
+  {
+    MutexLock lk(map_mu_);
+    if (!map_.HasSpace(asid)) return {Code::kNoSuchSpace, fmt::format("no space {:#x}", asid)};
+    if (forget_written) map_.ClearWritten(asid, start, len);
+    nodes = map_.NodesOf(asid);
+  }
+  return OnEveryNode(nodes, fn);
+}
+
 Status ClusterTransport::RegisterRange(Asid asid, std::uint64_t start, std::uint64_t len) {
   if (!PageAligned(start) || !PageAligned(len) || len == 0 || start + len < start)
     return {Code::kBadRequest, "range not page-aligned or empty"};
-  ReaderMutexLock topo(topology_mu_);
-  std::vector<NodeIndex> nodes;
-  {
-    MutexLock lk(map_mu_);
-    if (!map_.HasSpace(asid)) return {Code::kNoSuchSpace, fmt::format("no space {:#x}", asid)};
-    nodes = map_.NodesOf(asid);
-  }
-  return OnEveryNode(nodes, [&](Transport* t) { return t->RegisterRange(asid, start, len); });
+  return RangeOnEveryNode(asid, start, len, /*forget_written=*/false,
+                          [&](Transport* t) { return t->RegisterRange(asid, start, len); });
 }
 
 Status ClusterTransport::UnregisterRange(Asid asid, std::uint64_t start, std::uint64_t len) {
-  ReaderMutexLock topo(topology_mu_);
-  std::vector<NodeIndex> nodes;
-  {
-    MutexLock lk(map_mu_);
-    if (!map_.HasSpace(asid)) return {Code::kNoSuchSpace, fmt::format("no space {:#x}", asid)};
-    map_.ClearWritten(asid, start, len);
-    nodes = map_.NodesOf(asid);
-  }
-  return OnEveryNode(nodes, [&](Transport* t) { return t->UnregisterRange(asid, start, len); });
+  return RangeOnEveryNode(asid, start, len, /*forget_written=*/true,
+                          [&](Transport* t) { return t->UnregisterRange(asid, start, len); });
 }
 
 Status ClusterTransport::DiscardRange(Asid asid, std::uint64_t start, std::uint64_t len) {
-  ReaderMutexLock topo(topology_mu_);
-  std::vector<NodeIndex> nodes;
-  {
-    MutexLock lk(map_mu_);
-    if (!map_.HasSpace(asid)) return {Code::kNoSuchSpace, fmt::format("no space {:#x}", asid)};
-    map_.ClearWritten(asid, start, len);
-    nodes = map_.NodesOf(asid);
-  }
-  return OnEveryNode(nodes, [&](Transport* t) { return t->DiscardRange(asid, start, len); });
+  return RangeOnEveryNode(asid, start, len, /*forget_written=*/true,
+                          [&](Transport* t) { return t->DiscardRange(asid, start, len); });
 }
 
 Status ClusterTransport::Info(MemoryNodeInfo* info) {

@@ -134,6 +134,11 @@ class ClusterTransport : public Transport {
   // Runs fn on every node the space exists on (lost ones skipped).
   Status OnEveryNode(const std::vector<NodeIndex>& nodes,
                      const std::function<Status(Transport*)>& fn);
+  // A range operation on every node the space lives on (kNoSuchSpace if it
+  // has none); forget_written: its pages read as zero again afterwards
+  // (unregister, discard), so the map forgets which of them were written.
+  Status RangeOnEveryNode(Asid asid, std::uint64_t start, std::uint64_t len, bool forget_written,
+                          const std::function<Status(Transport*)>& fn);
   Status LostError(Asid asid, std::uint64_t index) const;
   std::vector<RegionKey> DegradedRegions() const;
   std::vector<Asid> OnNodeLost(NodeIndex node, const std::string& why);
