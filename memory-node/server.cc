@@ -65,7 +65,6 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
     return;
   }
   refused_logged_ = false;
-  ++unauthenticated_;
   auto s = std::make_unique<Session>();
   Status st = auth::NewNonce(&s->nonce);
   if (!st.ok()) {  // no randomness: refusing is the only safe answer
@@ -73,6 +72,8 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
     conn.CloseAfterFlush();
     return;
   }
+  // Counted only with a session attached: OnClose uncounts exactly those.
+  ++unauthenticated_;
   wire::Header hello = wire::MakeRequest(MsgType::kHello, 0, 0, options_.node_id);
   conn.Send(hello, std::string(reinterpret_cast<const char*>(s->nonce.data()), s->nonce.size()));
   conn.SetDeadline(MonotonicNs() + static_cast<std::uint64_t>(options_.auth_timeout_ms) * 1000000);

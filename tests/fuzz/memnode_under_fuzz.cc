@@ -6,12 +6,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
 
 #include "memory-node/page_store.h"
 #include "memory-node/server.h"
+#include "net/socket_util.h"
 #include "net/stream_server.h"
 #include "remora/stats.h"
 
@@ -65,6 +67,7 @@ bool WriteAll(int fd, const void* data, std::size_t len) {
   const char* p = static_cast<const char*>(data);
   while (len > 0) {
     ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     p += n;
     len -= static_cast<std::size_t>(n);
@@ -73,11 +76,17 @@ bool WriteAll(int fd, const void* data, std::size_t len) {
 }
 
 bool ReadAll(int fd, void* data, std::size_t len, int timeout_ms) {
+  // libFuzzer's -timeout runs on SIGALRM, which interrupts poll() and
+  // recv(); an interrupted wait is not the node's failure to answer.
+  const std::uint64_t deadline = net::DeadlineAfterMs(timeout_ms);
   char* p = static_cast<char*>(data);
   while (len > 0) {
     pollfd pfd{fd, POLLIN, 0};
-    if (poll(&pfd, 1, timeout_ms) != 1) return false;
+    const int rc = poll(&pfd, 1, net::MsUntil(deadline));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc != 1) return false;
     ssize_t n = recv(fd, p, len, 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     p += n;
     len -= static_cast<std::size_t>(n);
