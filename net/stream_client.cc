@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstring>
 
+#include "common/thread_name.h"
 #include "net/socket_util.h"
 #include "net/wire.h"
 #include "remora/stats.h"
@@ -74,7 +75,10 @@ StreamClient::StreamClient(int fd, Options options) : fd_(fd), options_(std::mov
   if (StatsRegistry* s = options_.stats) {
     metrics_.Register(s, options_.stats_prefix);
   }
-  background_ = std::thread([this] { BackgroundLoop(); });
+  background_ = std::thread([this] {
+    NameThisThread("remora-client");
+    BackgroundLoop();
+  });
 }
 
 StreamClient::~StreamClient() {
@@ -459,7 +463,12 @@ void StreamClient::BackgroundLoop() {
       HandOffReading();
       continue;
     }
-    background_cv_.wait_for(l, std::chrono::nanoseconds(kBackgroundSliceNs));
+    // With nothing outstanding nothing can time out: sleep until a request,
+    // a completion or Stop notifies, so an idle client costs no wake-ups.
+    if (async_outstanding_ == 0)
+      background_cv_.wait(l);
+    else
+      background_cv_.wait_for(l, std::chrono::nanoseconds(kBackgroundSliceNs));
   }
 }
 

@@ -6,6 +6,8 @@
 #include <cassert>
 #include <cstring>
 
+#include "common/thread_name.h"
+
 namespace remora {
 
 Status VictimCache::Create(const VictimCacheOptions& options, std::unique_ptr<VictimCache>* out) {
@@ -16,7 +18,10 @@ Status VictimCache::Create(const VictimCacheOptions& options, std::unique_ptr<Vi
     return {Code::kInvalidArgument, "victim cache needs a write-back sink for dirty pages"};
   }
   std::unique_ptr<VictimCache> cache(new VictimCache(options));
-  cache->flusher_ = std::thread([c = cache.get()] { c->FlushLoop(); });
+  cache->flusher_ = std::thread([c = cache.get()] {
+    NameThisThread("remora-victim");
+    c->FlushLoop();
+  });
   *out = std::move(cache);
   return Status::Ok();
 }

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -18,6 +19,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/thread_name.h"
 #include "processor/abi/runtime_protocol.h"
 #include "processor/runtime/local_memory.h"
 #include "processor/runtime/process_session.h"
@@ -28,16 +30,24 @@
 namespace remora {
 
 void ProcessSession::ControlLoop() {
+  NameThisThread("remora-control");
   const ZapQueue* zq = zaps_.load(std::memory_order_acquire);
   pollfd fds[3] = {{control_fd_, POLLIN, 0},
                    {agent_fd_, POLLIN, 0},
                    {zq != nullptr ? zq->timer_fd() : -1, POLLIN, 0}};
   auto next_sample = std::chrono::steady_clock::now();
+  std::chrono::milliseconds sample_period = kLocalMemorySamplePeriod;
+  std::uint64_t faults_at_sample = 0;
   for (;;) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_sample) {
-      SampleLocalMemory();
-      next_sample = now + kLocalMemorySamplePeriod;
+      // Back off while the program sleeps (local_memory.h).
+      const std::uint64_t faults = manager_->counters().pgfault->Value();
+      const bool moved = SampleLocalMemory() || faults != faults_at_sample;
+      faults_at_sample = faults;
+      sample_period = moved ? kLocalMemorySamplePeriod
+                            : std::min(sample_period * 2, kLocalMemoryIdleSamplePeriod);
+      next_sample = now + sample_period;
     }
     const auto wait =
         std::chrono::duration_cast<std::chrono::milliseconds>(next_sample - now).count() + 1;

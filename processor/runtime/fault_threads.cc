@@ -9,9 +9,11 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "processor/abi/uffd.h"
 #include "processor/runtime/fault.h"
 #include "processor/runtime/fault_reader.h"
@@ -26,6 +28,7 @@ namespace remora {
 // timeout: zaps queued by evictions go out when a batch is
 // full or, by the zap queue's timer, from the control thread.
 void ProcessSession::FaultLoop(int index) {
+  NameThisThread("remora-fault" + std::to_string(index));
   FaultReader::Waiter waiter(*reader_, index);
   uffd_msg msgs[16];
   for (;;) {

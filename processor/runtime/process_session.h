@@ -151,10 +151,11 @@ class ProcessSession {
   WritePredictor write_predictor;
 
   // Samples the program's resident anonymous memory outside managed ranges
-  // into the unmanaged_anon gauges (local_memory.cc; the control thread,
-  // every kLocalMemorySamplePeriod). ForgetLocalMemory takes the program's
-  // share out of the node-wide gauge when it is gone.
-  void SampleLocalMemory();
+  // into the unmanaged_anon gauges (local_memory.cc; the control thread, at
+  // the period local_memory.h describes); true if the sample moved.
+  // ForgetLocalMemory takes the program's share out of the node-wide gauge
+  // when it is gone.
+  bool SampleLocalMemory();
   void ForgetLocalMemory();
 
   // Stops the program with `why` (sent to the agent, which exits it with a

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "common/thread_name.h"
 #include "processor/abi/runtime_protocol.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/runtime_socket.h"
@@ -87,7 +88,10 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
                                sizeof(PcacheSet) / std::max(1u, m->pcache_->geometry().ways());
   m->counters_.pcache_metadata_bytes_per_line->Add(static_cast<std::int64_t>(per_line));
   REMORA_RETURN_IF_ERROR(m->Listen());
-  m->acceptor_ = std::thread([p = m.get()] { p->AcceptLoop(); });
+  m->acceptor_ = std::thread([p = m.get()] {
+    NameThisThread("remora-accept");
+    p->AcceptLoop();
+  });
   *out = std::move(m);
   return Status::Ok();
 }

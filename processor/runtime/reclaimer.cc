@@ -8,6 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace remora {
 
 Watermarks DefaultWatermarks(const PcacheGeometry& geometry) {
@@ -46,7 +48,10 @@ Reclaimer::Reclaimer(Pcache* pcache, ReclaimerOptions options)
       queued_(pcache->geometry().nr_sets(), false) {
   assert(options_.batch > 0);
   if (options_.background && options_.watermarks.enabled())
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      NameThisThread("remora-reclaim");
+      Loop();
+    });
 }
 
 Reclaimer::~Reclaimer() { Stop(); }
