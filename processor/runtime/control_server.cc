@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/thread_name.h"
+#include "processor/abi/fd_passing.h"
 #include "processor/abi/runtime_protocol.h"
 #include "processor/runtime/local_memory.h"
 #include "processor/runtime/process_session.h"
@@ -63,7 +64,7 @@ void ProcessSession::ControlLoop() {
     if (fds[0].revents) {
       alignas(rt::Request) char buf[sizeof(rt::Request) + 1];
       int fds[2];
-      ssize_t r = RecvWithFds(control_fd_, buf, sizeof(buf), fds, 2);
+      ssize_t r = rt::RecvWithFds(control_fd_, buf, sizeof(buf), fds, 2);
       int& fd = fds[0];
       if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
       if (r < 0) continue;

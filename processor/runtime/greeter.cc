@@ -29,6 +29,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "processor/abi/fd_passing.h"
 #include "processor/runtime/process_session.h"
 #include "processor/runtime/processor_manager.h"
 #include "processor/runtime/runtime_message.h"
@@ -132,7 +133,7 @@ void ProcessorManager::AcceptLoop() {
 bool ProcessorManager::ServeFirstMessage(int fd, Peer* peer) {
   alignas(rt::Request) char buf[sizeof(rt::Request) + 1];
   int passed[2];
-  const ssize_t got = RecvWithFds(fd, buf, sizeof(buf), passed, 2);  // fd is non-blocking
+  const ssize_t got = rt::RecvWithFds(fd, buf, sizeof(buf), passed, 2);  // fd is non-blocking
   if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
   const int nfds = (passed[0] >= 0) + (passed[1] >= 0);
   rt::Request req;

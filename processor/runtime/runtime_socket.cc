@@ -1,49 +1,16 @@
 #include "processor/runtime/runtime_socket.h"
 
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "processor/abi/fd_passing.h"
 #include "processor/abi/runtime_protocol.h"
 
 namespace remora {
-
-ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd) {
-  return RecvWithFds(sock, buf, len, fd, 1);
-}
-
-ssize_t RecvWithFds(int sock, void* buf, std::size_t len, int* fds, int max) {
-  for (int i = 0; i < max; ++i) fds[i] = -1;
-  int got_count = 0;
-  iovec iov{buf, len};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(4 * sizeof(int))];
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return n;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int got;
-      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (got_count < max)
-        fds[got_count++] = got;
-      else
-        ::close(got);
-    }
-  }
-  return n;
-}
 
 int ConnectSeqpacket(const std::string& path) {
   sockaddr_un addr{};
@@ -88,23 +55,7 @@ Status SendReplyWithFd(int sock, Code code, std::uint64_t session, Asid asid, in
   r.code = static_cast<std::int32_t>(code);
   r.session = session;
   r.asid = asid;
-  iovec iov{&r, sizeof(r)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  if (fd >= 0) {
-    msg.msg_control = ctrl;
-    msg.msg_controllen = sizeof(ctrl);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t n;
-  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  const ssize_t n = rt::SendWithFds(sock, &r, sizeof(r), &fd, fd >= 0 ? 1 : 0);
   if (n != static_cast<ssize_t>(sizeof(r)))
     return {Code::kDisconnected, std::string("welcome: ") + std::strerror(errno)};
   return Status::Ok();

@@ -1,5 +1,6 @@
 // Small helpers for the manager's side of the shim protocol
-// (runtime_protocol.h): SEQPACKET messages with an optional descriptor.
+// (runtime_protocol.h): replies, with a descriptor attached
+// (processor/abi/fd_passing.h, whose RecvWithFds reads the requests).
 #pragma once
 
 #include <sys/types.h>
@@ -13,11 +14,6 @@
 
 namespace remora {
 
-// Receives one message and at most one passed descriptor (*fd = -1 if
-// none; extra descriptors are closed). Returns what recvmsg returned.
-ssize_t RecvWithFd(int sock, void* buf, std::size_t len, int* fd);
-// The same for up to `max` descriptors (unused slots -1; extra ones closed).
-ssize_t RecvWithFds(int sock, void* buf, std::size_t len, int* fds, int max);
 // Sends a ForkWelcome (an rt::Reply) with one descriptor attached.
 Status SendReplyWithFd(int sock, Code code, std::uint64_t session, Asid asid, int fd);
 

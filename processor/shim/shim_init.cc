@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "processor/abi/fd_passing.h"
 #include "processor/abi/uffd.h"
 #include "processor/shim/shim.h"
 
@@ -82,23 +83,7 @@ void AllowManagerToRead() {
 
 // Sends req (with the nfds descriptors in fds attached) and reads the reply.
 bool Exchange(int sock, const rt::Request& req, const int* fds, int nfds, rt::Reply* reply) {
-  iovec iov{const_cast<rt::Request*>(&req), sizeof(req)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(2 * sizeof(int))];
-  if (nfds > 0) {
-    msg.msg_control = ctrl;
-    msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-  }
-  ssize_t n;
-  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = rt::SendWithFds(sock, &req, sizeof(req), fds, nfds);
   if (n != static_cast<ssize_t>(sizeof(req))) return false;
   // An error reply carries its reason; a longer one is truncated.
   char buf[sizeof(rt::Reply) + sizeof(g_reply_text) - 1];
@@ -119,20 +104,7 @@ bool Exchange(int sock, const rt::Request& req, int fd, rt::Reply* reply) {
 // Receives the manager's ForkWelcome on a forked child's control
 // connection: the reply and the child's own uffd.
 bool ReceiveWelcome(int sock, rt::Reply* reply, int* uffd) {
-  *uffd = -1;
-  iovec iov{reply, sizeof(*reply)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))];
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (c != nullptr && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-    memcpy(uffd, CMSG_DATA(c), sizeof(int));
+  const ssize_t n = rt::RecvWithFds(sock, reply, sizeof(*reply), uffd, 1);
   return n == static_cast<ssize_t>(sizeof(*reply)) && reply->magic == rt::kMagic &&
          reply->op == rt::Op::kForkWelcome && reply->code == 0 && *uffd >= 0;
 }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "processor/abi/fd_passing.h"
 #include "processor/abi/runtime_protocol.h"
 #include "run_util.h"
 
@@ -63,22 +64,10 @@ struct Answer {
 };
 
 Answer Exchange(int sock, const rt::Request& req, int fd = -1) {
-  iovec iov{const_cast<rt::Request*>(&req), sizeof(req)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  if (fd >= 0) {
-    msg.msg_control = ctrl;
-    msg.msg_controllen = sizeof(ctrl);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
   Answer a;
-  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(req))) return a;
+  if (rt::SendWithFds(sock, &req, sizeof(req), &fd, fd >= 0 ? 1 : 0) !=
+      static_cast<ssize_t>(sizeof(req)))
+    return a;
   std::vector<char> buf(1 << 20);
   const ssize_t n = ::recv(sock, buf.data(), buf.size(), 0);
   if (n < static_cast<ssize_t>(sizeof(rt::Reply))) return a;

@@ -39,7 +39,10 @@ void WaitFor(const std::function<bool()>& cond) {
   ASSERT_TRUE(cond());
 }
 
-class VictimCacheTest : public ::testing::Test {
+// A victim cache writing into a Sink, with quick retries; Put inserts a
+// page of a seeded pattern.
+template <class Sink>
+class VictimCacheFixture : public ::testing::Test {
  protected:
   void Make(std::uint32_t entries, std::chrono::microseconds flush_delay = 2000us) {
     VictimCacheOptions o;
@@ -58,10 +61,12 @@ class VictimCacheTest : public ::testing::Test {
   }
   std::int64_t Count(const char* name) { return stats.Snapshot().Counter(name); }
 
-  MemoryWritebackSink sink;
+  Sink sink;
   StatsRegistry stats;
   std::unique_ptr<VictimCache> vc;
 };
+
+using VictimCacheTest = VictimCacheFixture<MemoryWritebackSink>;
 
 TEST_F(VictimCacheTest, CreateChecksOptions) {
   VictimCacheOptions o;
@@ -508,28 +513,10 @@ class BatchSink : public MemoryWritebackSink {
   int fail_batches_ = 0;
 };
 
-class VictimCacheBatchTest : public ::testing::Test {
+class VictimCacheBatchTest : public VictimCacheFixture<BatchSink> {
  protected:
-  void Make(std::uint32_t entries) {
-    VictimCacheOptions o;
-    o.entries = entries;
-    o.flush_delay = 10s;  // batches go only when asked for (Flush)
-    o.sink = &sink;
-    o.stats = &stats;
-    o.retry_backoff = 1ms;
-    o.max_retry_backoff = 5ms;
-    ASSERT_TRUE(VictimCache::Create(o, &vc).ok());
-  }
-  Status Put(const PageKey& k, std::uint32_t seed, bool dirty) {
-    Buf b = Pattern(seed);
-    const Rmap owners[] = {k};
-    return vc->Insert(owners, dirty, b.data());
-  }
-  std::int64_t Count(const char* name) { return stats.Snapshot().Counter(name); }
-
-  BatchSink sink;
-  StatsRegistry stats;
-  std::unique_ptr<VictimCache> vc;
+  // Batches go only when asked for (Flush).
+  void Make(std::uint32_t entries) { VictimCacheFixture::Make(entries, 10s); }
 };
 
 // The entries of a batch are scattered in the cache's buffer (clean ones in
