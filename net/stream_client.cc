@@ -203,14 +203,14 @@ Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_
         if (st.ok()) continue;
         if (metrics_.timeouts) metrics_.timeouts->Inc();
       } else {
-        st = {Code::kDisconnected, std::string("send to memory node: ") + std::strerror(errno)};
+        st = {Code::kDisconnected, "send to " + Peer() + ": " + std::strerror(errno)};
       }
       // Either half a message is on the stream, which would corrupt
       // everything after it, or the peer has not read anything for a whole
       // timeout; both ways the connection is done for, and failing everyone
       // now beats making every later caller wait out its own timeout.
       Break({Code::kDisconnected,
-             st.code() == Code::kTimeout ? "memory node stopped taking requests" : st.message()});
+             st.code() == Code::kTimeout ? Peer() + " stopped taking requests" : st.message()});
       return st;
     }
     sent += static_cast<std::size_t>(n);
@@ -233,7 +233,7 @@ Status StreamClient::WaitFor(Pending* p) {
     if (!p->claimed && expired) {
       pending_.erase(p->request.req_id);
       p->status = {Code::kTimeout, std::string(wire::TypeName(p->request.type)) +
-                                       ": no reply from the memory node within " +
+                                       ": no reply from " + Peer() + " within " +
                                        std::to_string(options_.timeout_ms) + " ms"};
       p->done = true;
       if (metrics_.timeouts) metrics_.timeouts->Inc();
@@ -292,12 +292,11 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
   ssize_t n = recvmsg(fd_, &m, MSG_CMSG_CLOEXEC);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    Break({Code::kDisconnected,
-           std::string("connection to memory node lost: ") + std::strerror(errno)});
+    Break({Code::kDisconnected, "connection to " + Peer() + " lost: " + std::strerror(errno)});
     return;
   }
   if (n == 0) {
-    Break({Code::kDisconnected, "memory node closed the connection"});
+    Break({Code::kDisconnected, Peer() + " closed the connection"});
     return;
   }
   if (options_.receive_fds) {
@@ -309,7 +308,7 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
       received_fds_.push_back(std::move(fds));
     }
     if (m.msg_flags & MSG_CTRUNC) {
-      Break({Code::kDisconnected, "memory node sent more descriptors than expected"});
+      Break({Code::kDisconnected, Peer() + " sent more descriptors than expected"});
       return;
     }
   }
@@ -321,7 +320,7 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
     wire::FrameError fe = wire::CheckFrame(h);
     if (fe != wire::FrameError::kNone) {
       Break({Code::kDisconnected,
-             "protocol violation by memory node: " + std::string(wire::FrameErrorName(fe))});
+             "protocol violation by " + Peer() + ": " + std::string(wire::FrameErrorName(fe))});
       return;
     }
     const std::size_t tag_len = options_.frame_keys ? wire::kMacLen : 0;
@@ -341,9 +340,9 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
                                        frame + wire::kHeaderSize, h.payload_len)
                             .data(),
                         frame + wire::kHeaderSize + h.payload_len)) {
-      Break({Code::kDisconnected,
-             "a frame from the memory node failed its integrity check (altered, replayed or "
-             "injected on the way)"});
+      Break({Code::kDisconnected, "a frame from " + Peer() +
+                                      " failed its integrity check (altered, replayed or "
+                                      "injected on the way)"});
       return;
     }
     Deliver({h, frame + wire::kHeaderSize});
@@ -447,7 +446,7 @@ void StreamClient::BackgroundLoop() {
         --async_outstanding_;
         if (metrics_.timeouts) metrics_.timeouts->Inc();
         Finish(p, {Code::kTimeout, std::string(wire::TypeName(p->request.type)) +
-                                       ": no reply from the memory node in time"});
+                                       ": no reply from " + Peer() + " in time"});
       } else {
         ++it;
       }

@@ -50,7 +50,11 @@ namespace remora {
 class StreamClient {
  public:
   struct Options {
-    int timeout_ms = 10000;          // per request
+    int timeout_ms = 10000;  // per request
+    // Who is at the other end, as errors name it ("memory node at
+    // 10.0.0.2:7000"): in a cluster, which node failed is the first thing
+    // an operator needs. Empty: "memory node".
+    std::string peer;
     StatsRegistry* stats = nullptr;  // <prefix>_requests, _bytes_sent, ... if set
     std::string stats_prefix{kTcpStatsPrefix};
     bool receive_fds = false;  // unix sockets: accept SCM_RIGHTS in replies
@@ -101,6 +105,7 @@ class StreamClient {
   bool connected() const;
 
  private:
+  std::string Peer() const { return options_.peer.empty() ? "memory node" : options_.peer; }
   struct Pending;
   struct Frame;
 

@@ -39,6 +39,7 @@ Status StreamTransport::Dial(const TransportOptions& opts, bool unix_socket,
   }
   StreamClient::Options co;
   co.timeout_ms = opts.timeout_ms;
+  co.peer = "memory node at " + opts.address;
   co.stats = opts.stats;
   co.stats_prefix = stats_prefix;
   co.receive_fds = unix_socket;

@@ -178,7 +178,8 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
     if (st.ok()) {
       st = unmap ? manager_->transport()->UnregisterRange(asid_, v.start, v.end - v.start)
                  : manager_->transport()->DiscardRange(asid_, v.start, v.end - v.start);
-      if (!st.ok()) st = {st.code(), "memory node: " + st.message()};
+      if (!st.ok() && st.message().rfind("memory node", 0) != 0)  // as in fault.cc
+        st = {st.code(), "memory node: " + st.message()};
     }
     if (!st.ok() && result.ok()) result = st;
   }

@@ -65,7 +65,10 @@ Status ReadMemoryNodePages(ProcessorManager& m, Asid asid, std::uint64_t uva, st
     for (std::uint32_t k = 0; k < count; ++k) uvas[k] = uva + k * kPageSize;
     st = m.transport()->ReadPages(asid, {uvas, count}, buf);
   }
-  if (!st.ok()) return {st.code(), "memory node: " + st.message()};
+  // A lost connection already names its node ("memory node at ..."); a
+  // node's own error reply ("no such space") gets said whose it is.
+  if (!st.ok() && st.message().rfind("memory node", 0) != 0)
+    return {st.code(), "memory node: " + st.message()};
   return st;
 }
 
