@@ -6,12 +6,12 @@ evicted.
     bench/run_reclaim_bench.py [--build DIR] [--region-mb N] [--pcache-mb N]
                                [--ops N] [--rounds R] [--json FILE]
 
-bench/rmw_bench writes every page of a REGION once, then reads, changes and
-writes one word of a random page OPS times, under `remora run` with a pcache
+tests/programs/rand_rmw (the end-to-end tests' program) writes every page of
+a REGION once, then reads and changes a random page OPS times, under `remora run` with a pcache
 of PCACHE (8 ways). Four configurations, interleaved in each of R rounds so
 that a change of load on the machine hits all alike:
 
-    reclaim on / off    default watermarks / --reclaim-low 0
+    reclaim on / off    watermarks 1/2 / --reclaim-low 0
     pinned / unpinned   `taskset -c 0` (program, manager and memory node on
                         one CPU) / free to use every CPU
 
@@ -59,10 +59,10 @@ def main():
 
     b = os.path.abspath(args.build)
     remora = os.path.join(b, "remora")
-    bench = os.path.join(b, "bench", "rmw_bench")
+    bench = os.path.join(b, "tests", "programs", "rand_rmw")
     for f in (remora, bench):
         if not os.access(f, os.X_OK):
-            raise SystemExit(f"missing {f}: build the remora and rmw_bench targets first")
+            raise SystemExit(f"missing {f}: build remora and the programs of tests/programs first")
     prog = [bench, str(args.region_mb), str(args.ops)]
     native, _ = run(prog)
     taskset = shutil.which("taskset")
@@ -75,8 +75,10 @@ def main():
             argv = ([taskset, "-c", "0"] if pin == "pinned" else []) + [
                 remora, "run", "--pcache", f"{args.pcache_mb}M", "--ways", "8", "--victim",
                 str(args.victim), "--quiet", "--stats-json", stats_path]
-            if reclaim == "off":
-                argv += ["--reclaim-low", "0"]
+            # Explicit watermarks: the default for 8 ways is none
+            # (processor/runtime/reclaimer.h), which would make "on" "off".
+            argv += ["--reclaim-low", "1", "--reclaim-high", "2"] if reclaim == "on" else [
+                "--reclaim-low", "0"]
             out, wall = run(argv + ["--"] + prog)
             if out != native:
                 raise SystemExit(f"checksum differs from the native run ({reclaim}, {pin}):\n"
@@ -101,7 +103,7 @@ def main():
                   f"{samples[(reclaim, pin)][-1]['faults_per_s']:8.0f} faults/s "
                   f"p50 {h['p50']:7.0f} ns p99 {h['p99']:8.0f} ns", file=sys.stderr)
 
-    print(f"rmw_bench: {args.region_mb} MiB region, {args.ops} random read-modify-writes, "
+    print(f"rand_rmw: {args.region_mb} MiB region, {args.ops} random read-modify-writes, "
           f"{args.pcache_mb} MiB pcache (8 ways), victim cache {args.victim}; "
           f"median of {args.rounds} interleaved rounds; {os.cpu_count()} CPUs")
     print()
