@@ -237,6 +237,11 @@ class Relay {
 
  private:
   void Serve() {
+    // The listening socket is non-blocking: wait for the client first, or
+    // an accept before it connects fails with EAGAIN and strands it.
+    pollfd l{lfd_, POLLIN, 0};
+    while (!stop_ && poll(&l, 1, 100) <= 0) {
+    }
     int c = accept(lfd_, nullptr, nullptr);
     if (c < 0) return;
     int u = -1;
