@@ -179,7 +179,7 @@ void Touch(const std::string& path) { std::ofstream(path) << ""; }
 // the "baseline" marker (before the cycles) and at the "done" marker (after
 // them, every child gone) must be equal, and all zero once the program ended.
 TEST_F(RunForkTest, ForkCyclesLeaveNothingBehind) {
-  constexpr int kCycles = 1000, kWarmup = 3;  // fork_cycles' own warm-up forks
+  constexpr int kCycles = 400, kWarmup = 3;  // fork_cycles' own warm-up forks
   const std::vector<std::string> argv = {REMORA_FORK_CYCLES, std::to_string(kCycles), "1024"};
   Result native = Native(argv, "fork_cycles");
   ASSERT_FALSE(HasFailure());
