@@ -166,6 +166,8 @@ void ForkAndDestroyWhileOthersRead(std::uint64_t pages) {
   // fork did not wait for it (served inline, it would wait the whole fork).
   EXPECT_LT(during_fork, std::max(20.0, ms(t1 - t0) / 2));
   EXPECT_GE(RemoteCounter(other.get(), "memnode_offloaded"), 2);
+  // The sibling's reads of the parent came during the fork: they waited.
+  EXPECT_GE(RemoteCounter(other.get(), "memnode_deferred"), 1);
 
   // The parent is intact and the node's accounting is exact again.
   CheckPages(owner.get(), parent, pages);
