@@ -108,8 +108,7 @@ InProcessMemnode::Session InProcessMemnode::Open(NodeId node) {
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
   // A unix connect completes at once while the listen backlog has room.
-  if (s.fd < 0 || connect(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    std::abort();
+  if (s.fd < 0 || connect(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
 
   // The client half of auth.h's exchange, one step at a time.
   std::uint8_t hello[wire::kHeaderSize + wire::kNonceLen];
