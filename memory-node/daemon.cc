@@ -141,7 +141,11 @@ int RunMemoryNode(const MemoryNodeConfig& config) {
     spdlog::info("generated a secret; processor nodes must use the file {}", secret_path);
   }
 
-  (void)server.Watch(service->timer_fd(), [&] { service->OnTimer(); });
+  st = service->Attach(&server);
+  if (!st.ok()) {
+    spdlog::error("{}", st.ToString());
+    return 1;
+  }
   (void)server.Watch(sig_fd, [&] {
     signalfd_siginfo si;
     if (read(sig_fd, &si, sizeof si) == sizeof si)

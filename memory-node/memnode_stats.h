@@ -56,6 +56,10 @@ struct PageStoreMetrics {
     "processor nodes that reconnected and found their old spaces destroyed")                \
   X(reclaimed_spaces, Counter, "memnode_reclaimed_spaces", "spaces",                        \
     "address spaces destroyed by lease expiry or takeover")                                 \
+  X(offloaded, Counter, "memnode_offloaded", "operations",                                  \
+    "long operations run off the event loop (fork, destroy, big discards, takeovers)")      \
+  X(deferred, Counter, "memnode_deferred", "requests",                                      \
+    "requests that waited behind a long operation on their address space")                  \
   X(latency, Histogram, "memnode_request_ns", "ns", "time to serve one request")
 
 struct MemoryNodeServiceMetrics {

@@ -1,10 +1,17 @@
 // PageStore implementation: address spaces (page tables, ranges) over a
 // reference-counted slot pool, mirrored into the shared page index.
 //
-// Every operation runs under one mutex; the only work done while holding it
-// that scales with data is one 4 KiB memcpy per page (and, for destroy/fork,
-// one pass over the space's page table). Processors reading through the
-// shared index never take the mutex.
+// Every operation runs under one mutex. Most hold it for work of fixed size
+// (one 4 KiB memcpy per page). The long ones — fork, destroy, discard and
+// unregister, whose work grows with a page table — hold it for one chunk of
+// kSectionBatch entries at a time and let waiting callers in between chunks
+// (Relax). The spaces such an operation works on are busy meanwhile: any other
+// operation naming one waits until it is done, so no caller sees half a fork
+// or half a destroy, and a destroyed space's id is reusable only once its last
+// index entry is gone. A caller that must never wait (the memory node's event
+// loop) keeps requests on busy spaces away from the store
+// (server.h, "Long operations"). Processors reading through the shared index
+// never take the mutex.
 //
 // The write path is the heart of it (WriteLocked): page data always goes to a
 // fresh slot, the mappings are switched in one write section of the index,
@@ -25,9 +32,11 @@
 #include <cassert>
 #include <condition_variable>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "memory-node/address_space.h"
@@ -87,7 +96,8 @@ class PageStoreImpl final : public PageStore {
   }
 
   Status CreateSpace(Asid asid) override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, asid);
     if (spaces_.count(asid)) return SpaceExists(asid);
     REMORA_RETURN_IF_ERROR(ChargeMeta(kSpaceBytes));
     NodeView* v = nullptr;
@@ -100,59 +110,85 @@ class PageStoreImpl final : public PageStore {
   }
 
   Status DestroySpace(Asid asid) override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, asid);
     auto it = spaces_.find(asid);
     if (it == spaces_.end()) return NoSuchSpace(asid);
-    DestroyLocked(it);
+    DestroyLocked(l, it);
     SyncGauges();
     return Status::Ok();
   }
 
   std::uint64_t DestroyNodeSpaces(NodeId node) override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
     std::vector<Asid> victims;
     for (const auto& [asid, as] : spaces_)
       if (AsidNode(asid) == node) victims.push_back(asid);
-    for (Asid asid : victims) DestroyLocked(spaces_.find(asid));
+    std::uint64_t n = 0;
+    for (Asid asid : victims) {
+      WaitIdle(l, asid);  // it may have gone meanwhile
+      auto it = spaces_.find(asid);
+      if (it == spaces_.end()) continue;
+      DestroyLocked(l, it);
+      ++n;
+    }
     SyncGauges();
-    return victims.size();
+    return n;
+  }
+
+  std::uint64_t NodeSpaces(NodeId node) const override {
+    auto l = Lock();
+    auto it = views_.find(node);
+    return it == views_.end() ? 0 : it->second->spaces;
   }
 
   Status ForkSpace(Asid parent, Asid child) override {
     if (AsidNode(parent) != AsidNode(child))
       return {Code::kPermissionDenied, "a fork's child must belong to its parent's node"};
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, parent);
+    WaitIdle(l, child);
     auto pit = spaces_.find(parent);
     if (pit == spaces_.end()) return NoSuchSpace(parent);
     if (spaces_.count(child)) return SpaceExists(child);
     const std::uint64_t cost = kSpaceBytes + SpaceMetaBytes(*pit->second);
     REMORA_RETURN_IF_ERROR(ChargeMeta(cost));
-    NodeView* v = ViewOf(parent);
-    auto copy = std::make_unique<AddressSpace>(*pit->second);
-    for (const auto& [uva, slot] : copy->pages) v->pool->Ref(slot);
-    // Index the child's mappings; nothing is freed, so batching is only for
-    // the readers' sake.
-    std::size_t n = 0;
-    v->index->Begin();
-    for (const auto& [uva, slot] : copy->pages) {
-      if (!v->index->Put(child, uva, slot)) m_.index_overflow->Inc();
-      if (++n % kSectionBatch == 0) {
-        v->index->End();
-        v->index->Begin();
-      }
-    }
-    v->index->End();
-    spaces_.emplace(child, std::move(copy));
+    // The child's whole bookkeeping is charged before its first entry exists,
+    // so nothing admitted between chunks can take the room it needs.
     meta_bytes_ += cost;
+    busy_.insert(parent);
+    busy_.insert(child);
+    // The parent is busy: its table does not change (so `it` stays valid)
+    // and it keeps the view alive.
+    const AddressSpace& src = *pit->second;
+    NodeView* v = ViewOf(parent);
+    auto copy = std::make_unique<AddressSpace>();
+    copy->ranges = src.ranges;
+    copy->pages.reserve(src.pages.size());
+    // One chunk per write section: reference the parent's slots, index the
+    // child's mappings. Nothing is freed, so a reader never misses a page.
+    for (auto it = src.pages.begin(); it != src.pages.end();) {
+      v->index->Begin();
+      for (std::size_t n = 0; n < kSectionBatch && it != src.pages.end(); ++n, ++it) {
+        copy->pages.emplace(it->first, it->second);
+        v->pool->Ref(it->second);
+        if (!v->index->Put(child, it->first, it->second)) m_.index_overflow->Inc();
+      }
+      v->index->End();
+      if (it != src.pages.end()) Relax(l);
+    }
+    spaces_.emplace(child, std::move(copy));
     ++v->spaces;
     m_.forks->Inc();
+    SetIdle({parent, child});
     SyncGauges();
     return Status::Ok();
   }
 
   Status RegisterRange(Asid asid, std::uint64_t start, std::uint64_t len) override {
     REMORA_RETURN_IF_ERROR(CheckRangeArgs(start, len));
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, asid);
     AddressSpace* as = FindSpace(asid);
     if (!as) return NoSuchSpace(asid);
     // Charged as if the range added an interval (it may merge instead).
@@ -168,11 +204,12 @@ class PageStoreImpl final : public PageStore {
   // not an error, like munmap and madvise(DONTNEED) of unmapped memory.
   Status UnregisterRange(Asid asid, std::uint64_t start, std::uint64_t len) override {
     REMORA_RETURN_IF_ERROR(CheckRangeArgs(start, len));
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, asid);
     AddressSpace* as = FindSpace(asid);
     if (!as) return NoSuchSpace(asid);
+    DropPages(l, asid, as, start, start + len);
     const std::uint64_t before = SpaceMetaBytes(*as);
-    DropPages(asid, as, start, start + len);
     as->ranges.Remove(start, start + len);
     // Removing the middle of a range splits it: that interval is charged
     // too, even past capacity (a release must never fail for lack of room).
@@ -183,18 +220,18 @@ class PageStoreImpl final : public PageStore {
 
   Status DiscardRange(Asid asid, std::uint64_t start, std::uint64_t len) override {
     REMORA_RETURN_IF_ERROR(CheckRangeArgs(start, len));
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, asid);
     AddressSpace* as = FindSpace(asid);
     if (!as) return NoSuchSpace(asid);
-    const std::uint64_t before = SpaceMetaBytes(*as);
-    DropPages(asid, as, start, start + len);
-    meta_bytes_ = meta_bytes_ - before + SpaceMetaBytes(*as);
+    DropPages(l, asid, as, start, start + len);
     SyncGauges();
     return Status::Ok();
   }
 
   Status ReadPage(Asid asid, std::uint64_t uva, void* out, bool* present) override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, asid);
     AddressSpace* as = nullptr;
     REMORA_RETURN_IF_ERROR(CheckAccess(asid, uva, &as));
     auto it = as->pages.find(uva);
@@ -211,7 +248,8 @@ class PageStoreImpl final : public PageStore {
   }
 
   Status WritePage(Asid asid, std::uint64_t uva, const void* data) override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    WaitIdle(l, asid);
     return WriteLocked(std::span<const Asid>(&asid, 1), uva, data);
   }
 
@@ -224,14 +262,17 @@ class PageStoreImpl final : public PageStore {
     for (Asid a : unique)
       if (AsidNode(a) != AsidNode(unique[0]))
         return {Code::kPermissionDenied, "a shared write spans address spaces of several nodes"};
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
+    idle_cv_.wait(l, [&] {
+      return std::none_of(unique.begin(), unique.end(), [&](Asid a) { return busy_.count(a); });
+    });
     Status st = WriteLocked(unique, uva, data);
     if (st.ok()) m_.shared_writes->Inc();
     return st;
   }
 
   MemoryNodeInfo Info() const override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
     MemoryNodeInfo info;
     info.capacity_pages = opts_.capacity_pages;
     info.used_pages = UsedPages();
@@ -241,7 +282,7 @@ class PageStoreImpl final : public PageStore {
   }
 
   Status AttachShm(NodeId node, std::vector<int>* fds, std::string* layout) override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
     NodeView* v = nullptr;
     REMORA_RETURN_IF_ERROR(GetView(node, &v));
     Status st = v->pool->SealForSharing();
@@ -268,7 +309,7 @@ class PageStoreImpl final : public PageStore {
   }
 
   void DetachShm(NodeId node) override {
-    std::lock_guard<std::mutex> l(mu_);
+    auto l = Lock();
     auto it = views_.find(node);
     if (it == views_.end() || it->second->pins == 0) return;
     --it->second->pins;
@@ -285,6 +326,33 @@ class PageStoreImpl final : public PageStore {
   static constexpr std::uint64_t kRangeBytes = 64;
   // Processor nodes with pages here at once; each has its own files.
   static constexpr std::size_t kMaxViews = 1024;
+
+  // Takes the mutex as a caller that a long operation lets in between its
+  // chunks (Relax).
+  std::unique_lock<std::mutex> Lock() const {
+    contenders_.fetch_add(1, std::memory_order_relaxed);
+    std::unique_lock<std::mutex> l(mu_);
+    contenders_.fetch_sub(1, std::memory_order_relaxed);
+    return l;
+  }
+  // Between two chunks of a long operation: lets every caller waiting for
+  // the mutex have it first. A plain unlock-lock would mostly take it back
+  // at once (a mutex is not fair), and the waiters would wait for the whole
+  // operation after all.
+  void Relax(std::unique_lock<std::mutex>& l) {
+    l.unlock();
+    while (contenders_.load(std::memory_order_relaxed) > 0) std::this_thread::yield();
+    l.lock();
+  }
+  // Waits (the mutex released meanwhile) until no long operation works on
+  // `asid`.
+  void WaitIdle(std::unique_lock<std::mutex>& l, Asid asid) {
+    idle_cv_.wait(l, [&] { return busy_.count(asid) == 0; });
+  }
+  void SetIdle(std::initializer_list<Asid> asids) {
+    for (Asid a : asids) busy_.erase(a);
+    idle_cv_.notify_all();
+  }
 
   static std::uint64_t SpaceMetaBytes(const AddressSpace& as) {
     return as.pages.size() * kPteBytes + as.ranges.count() * kRangeBytes;
@@ -351,16 +419,32 @@ class PageStoreImpl final : public PageStore {
     views_.erase(it);  // the reclaimer may still hold it while punching
   }
 
-  void DestroyLocked(std::unordered_map<Asid, std::unique_ptr<AddressSpace>>::iterator it) {
+  // Unmaps and frees the space's pages a chunk at a time, the space busy
+  // meanwhile (out of spaces_, its id not yet reusable). Its bookkeeping
+  // stays charged until the entries it pays for are gone.
+  void DestroyLocked(std::unique_lock<std::mutex>& l,
+                     std::unordered_map<Asid, std::unique_ptr<AddressSpace>>::iterator it) {
     const Asid asid = it->first;
-    std::vector<std::pair<std::uint64_t, Slot>> pages(it->second->pages.begin(),
-                                                      it->second->pages.end());
-    meta_bytes_ -= kSpaceBytes + SpaceMetaBytes(*it->second);
+    std::unique_ptr<AddressSpace> as = std::move(it->second);
     spaces_.erase(it);
-    NodeView* v = ViewOf(asid);
-    UnmapAndRelease(v, asid, pages);
+    busy_.insert(asid);
+    NodeView* v = ViewOf(asid);  // v->spaces still counts this space
+    std::vector<std::pair<std::uint64_t, Slot>> batch;
+    for (auto pit = as->pages.begin(); pit != as->pages.end();) {
+      batch.clear();
+      // Erased as they go, so that no single step frees the whole table.
+      while (batch.size() < kSectionBatch && pit != as->pages.end()) {
+        batch.push_back(*pit);
+        pit = as->pages.erase(pit);
+      }
+      UnmapAndRelease(v, asid, batch);
+      meta_bytes_ -= batch.size() * kPteBytes;
+      if (pit != as->pages.end()) Relax(l);
+    }
+    meta_bytes_ -= kSpaceBytes + as->ranges.count() * kRangeBytes;
     --v->spaces;
     MaybeDropView(AsidNode(asid));
+    SetIdle({asid});
   }
 
   AddressSpace* FindSpace(Asid asid) {
@@ -440,20 +524,43 @@ class PageStoreImpl final : public PageStore {
     return Status::Ok();
   }
 
-  // Frees the pages of `as` in [start, end).
-  void DropPages(Asid asid, AddressSpace* as, std::uint64_t start, std::uint64_t end) {
+  // Frees the pages of `as` in [start, end), with their page-table charge:
+  // looks at kSectionBatch candidates (addresses of the range, or entries of
+  // the table, whichever are fewer) per chunk, the space busy meanwhile.
+  void DropPages(std::unique_lock<std::mutex>& l, Asid asid, AddressSpace* as, std::uint64_t start,
+                 std::uint64_t end) {
+    busy_.insert(asid);
+    NodeView* v = ViewOf(asid);
     std::vector<std::pair<std::uint64_t, Slot>> victims;
+    auto drop = [&] {
+      for (const auto& victim : victims) as->pages.erase(victim.first);
+      UnmapAndRelease(v, asid, victims);
+      meta_bytes_ -= victims.size() * kPteBytes;
+      victims.clear();
+    };
+    std::size_t looked = 0;
     if ((end - start) / kPageSize < as->pages.size()) {
       for (std::uint64_t uva = start; uva < end; uva += kPageSize) {
         auto it = as->pages.find(uva);
         if (it != as->pages.end()) victims.emplace_back(*it);
+        if (++looked % kSectionBatch == 0 && uva + kPageSize < end) {
+          drop();
+          Relax(l);
+        }
       }
     } else {
-      for (const auto& p : as->pages)
-        if (p.first >= start && p.first < end) victims.push_back(p);
+      // Erasing entries already passed keeps `it` valid.
+      for (auto it = as->pages.begin(); it != as->pages.end();) {
+        if (it->first >= start && it->first < end) victims.push_back(*it);
+        ++it;
+        if (++looked % kSectionBatch == 0 && it != as->pages.end()) {
+          drop();
+          Relax(l);
+        }
+      }
     }
-    for (const auto& victim : victims) as->pages.erase(victim.first);
-    UnmapAndRelease(ViewOf(asid), asid, victims);
+    drop();
+    SetIdle({asid});
   }
 
   // Removes the index entries of `pages` of `asid`, then drops their slot
@@ -549,6 +656,9 @@ class PageStoreImpl final : public PageStore {
   std::unique_ptr<StatsRegistry> own_stats_;
   PageStoreMetrics m_;
   mutable std::mutex mu_;
+  mutable std::atomic<int> contenders_{0};  // callers waiting in Lock()
+  std::unordered_set<Asid> busy_;           // spaces a long operation works on
+  std::condition_variable idle_cv_;         // busy_ lost a member
   std::unordered_map<NodeId, std::shared_ptr<NodeView>> views_;
   std::unordered_map<Asid, std::unique_ptr<AddressSpace>> spaces_;
   std::uint64_t meta_bytes_ = 0;                              // bookkeeping charged to capacity

@@ -69,6 +69,9 @@ class PageStore {
   // Destroys every address space of processor node `node` (a processor that
   // died: its lease expired). Returns how many there were.
   virtual std::uint64_t DestroyNodeSpaces(NodeId node) = 0;
+  // Address spaces of processor node `node`, counting those being forked
+  // into or destroyed.
+  virtual std::uint64_t NodeSpaces(NodeId node) const = 0;
 
   // Shared-memory attach for processor node `node`: seals its view (creating
   // it if needed) and returns the read-only descriptors of its page region

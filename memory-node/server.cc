@@ -4,6 +4,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -51,7 +52,15 @@ MemoryNodeService::MemoryNodeService(PageStore* store, StatsRegistry* stats, Opt
 }
 
 MemoryNodeService::~MemoryNodeService() {
+  worker_.reset();  // finishes the running operation first
   if (timer_fd_ >= 0) close(timer_fd_);
+}
+
+Status MemoryNodeService::Attach(StreamServer* server) {
+  server_ = server;
+  worker_ = std::make_unique<LoopWorker>();
+  REMORA_RETURN_IF_ERROR(server->Watch(timer_fd_, [this] { OnTimer(); }));
+  return server->Watch(worker_->done_fd(), [this] { worker_->RunCompletions(); });
 }
 
 void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
@@ -83,6 +92,7 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
 
 void MemoryNodeService::OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) {
   auto* s = static_cast<Session*>(conn.context());
+  pending_.erase(conn.id());  // its operation finishes unanswered
   if (s)
     for (; s->shm_attaches > 0; --s->shm_attaches) store_->DetachShm(s->node_id);
   if (s && !s->authenticated) --unauthenticated_;
@@ -149,14 +159,32 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
   if (!s->authenticated) return Authenticate(conn, *s, h, payload);
 
   std::uint64_t start = MonotonicNs();
-  if (h.type < req_counters_.size() && req_counters_[h.type])
-    req_counters_[h.type]->Inc();
-  else
-    m_.req_unknown->Inc();
-
   Reply reply;
-  Status st = wire::ValidateRequest(h);
-  if (st.ok()) st = Execute(conn, *s, h, payload, &reply);
+  Status st;
+  auto pit = pending_.find(conn.id());
+  if (pit != pending_.end() && pit->second.result) {
+    // The request of a finished long operation, handed back (Defer).
+    start = pit->second.start_ns;
+    st = std::move(*pit->second.result);
+    pending_.erase(pit);
+  } else {
+    if (Blocked(*s, h, payload)) {
+      conn.Defer();
+      waiting_.push_back(conn.id());
+      m_.deferred->Inc();
+      return;
+    }
+    if (h.type < req_counters_.size() && req_counters_[h.type])
+      req_counters_[h.type]->Inc();
+    else
+      m_.req_unknown->Inc();
+    st = wire::ValidateRequest(h);
+    if (st.ok()) st = Execute(conn, *s, h, payload, &reply);
+    if (st.ok() && reply.off_loop) {
+      conn.Defer();
+      return;
+    }
+  }
   if (st.ok()) {
     wire::Header rh = wire::MakeReply(h, Code::kOk);
     rh.arg0 = reply.arg0;
@@ -178,16 +206,96 @@ void MemoryNodeService::NodeConnected(NodeId node) {
   // no reconnect), so spaces left from before belong to a processor that is
   // gone, whether or not its lease has run out: destroy them, so the new
   // one starts clean and may reuse the same address space ids.
-  const bool leased = leases_.erase(node) > 0;
-  const std::uint64_t n = store_->DestroyNodeSpaces(node);
-  if (n > 0) {
-    m_.takeovers->Inc();
+  leases_.erase(node);
+  DestroyNodeSpaces(node, false);
+}
+
+// Takeover or lease expiry; the node's requests wait until it is done.
+void MemoryNodeService::DestroyNodeSpaces(NodeId node, bool lease_expired) {
+  auto done = [this, node, lease_expired](std::uint64_t n) {
+    if (lease_expired) {
+      m_.lease_expiries->Inc();
+      if (n > 0)
+        spdlog::warn(
+            "processor node {} has had no connection for {} ms: destroyed its {} address "
+            "spaces",
+            node, options_.lease_ms, n);
+    } else if (n > 0) {
+      m_.takeovers->Inc();
+      spdlog::warn(
+          "processor node {} connected again: destroyed {} address spaces its previous "
+          "processor left",
+          node, n);
+    }
     m_.reclaimed_spaces->Add(n);
-    spdlog::warn(
-        "processor node {} connected again: destroyed {} address spaces its previous "
-        "processor left{}",
-        node, n, leased ? " (its lease had not expired yet)" : "");
+  };
+  if (!worker_ || store_->NodeSpaces(node) == 0) return done(store_->DestroyNodeSpaces(node));
+  ++busy_nodes_[node];
+  m_.offloaded->Inc();
+  auto n = std::make_shared<std::uint64_t>(0);
+  PageStore* store = store_;
+  worker_->Submit([store, node, n] { *n = store->DestroyNodeSpaces(node); },
+                  [this, node, n, done] {
+                    if (--busy_nodes_[node] == 0) busy_nodes_.erase(node);
+                    done(*n);
+                    WakeWaiters();
+                  });
+}
+
+bool MemoryNodeService::OffLoop(StreamServer::Connection& conn, std::vector<Asid> asids,
+                                std::function<Status()> op, Reply* reply) {
+  if (!worker_) return false;
+  for (Asid a : asids) ++busy_spaces_[a];
+  m_.offloaded->Inc();
+  pending_[conn.id()].start_ns = MonotonicNs();
+  auto result = std::make_shared<Status>();
+  const std::uint64_t id = conn.id();
+  worker_->Submit([op = std::move(op), result] { *result = op(); },
+                  [this, id, asids = std::move(asids), result] {
+                    for (Asid a : asids)
+                      if (--busy_spaces_[a] == 0) busy_spaces_.erase(a);
+                    auto it = pending_.find(id);
+                    if (it != pending_.end()) {  // still connected: answer it
+                      it->second.result = std::move(*result);
+                      server_->Resume(id);
+                    }
+                    WakeWaiters();
+                  });
+  reply->off_loop = true;
+  return true;
+}
+
+bool MemoryNodeService::Blocked(const Session& s, const wire::Header& h,
+                                std::string_view payload) const {
+  switch (static_cast<MsgType>(h.type)) {
+    case MsgType::kPing:
+    case MsgType::kInfo:
+    case MsgType::kStats:
+    case MsgType::kAttachShm:
+      return false;
+    default:
+      break;
   }
+  if (busy_nodes_.count(s.node_id)) return true;
+  if (busy_spaces_.empty()) return false;
+  if (busy_spaces_.count(h.asid)) return true;
+  if (h.type == static_cast<std::uint16_t>(MsgType::kForkSpace) && busy_spaces_.count(h.arg0))
+    return true;
+  if (h.type == static_cast<std::uint16_t>(MsgType::kWritePageShared)) {
+    const std::size_t n = std::min<std::size_t>(h.arg1, payload.size() / 8);
+    for (std::size_t i = 0; i < n; ++i)
+      if (busy_spaces_.count(
+              wire::GetU64(reinterpret_cast<const std::uint8_t*>(payload.data()) + 8 * i)))
+        return true;
+  }
+  return false;
+}
+
+void MemoryNodeService::WakeWaiters() {
+  std::vector<std::uint64_t> ids;
+  ids.swap(waiting_);
+  // Each is handed its request again; one still blocked waits again.
+  for (std::uint64_t id : ids) server_->Resume(id);
 }
 
 void MemoryNodeService::NodeDisconnected(NodeId node) {
@@ -225,14 +333,7 @@ void MemoryNodeService::OnTimer() {
     }
     const NodeId node = it->first;
     it = leases_.erase(it);
-    const std::uint64_t n = store_->DestroyNodeSpaces(node);
-    m_.lease_expiries->Inc();
-    m_.reclaimed_spaces->Add(n);
-    if (n > 0)
-      spdlog::warn(
-          "processor node {} has had no connection for {} ms: destroyed its {} address "
-          "spaces",
-          node, options_.lease_ms, n);
+    DestroyNodeSpaces(node, true);
   }
   ArmTimer();
 }
@@ -251,22 +352,35 @@ Status MemoryNodeService::Execute(StreamServer::Connection& conn, const Session&
     case MsgType::kCreateSpace:
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
       return store_->CreateSpace(h.asid);
-    case MsgType::kDestroySpace:
+    case MsgType::kDestroySpace: {
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
-      return store_->DestroySpace(h.asid);
-    case MsgType::kForkSpace:
+      const Asid asid = h.asid;
+      auto op = [store = store_, asid] { return store->DestroySpace(asid); };
+      return OffLoop(conn, {asid}, op, reply) ? Status::Ok() : op();
+    }
+    case MsgType::kForkSpace: {
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.arg0));
-      return store_->ForkSpace(h.asid, h.arg0);
+      const Asid parent = h.asid, child = h.arg0;
+      auto op = [store = store_, parent, child] { return store->ForkSpace(parent, child); };
+      return OffLoop(conn, {parent, child}, op, reply) ? Status::Ok() : op();
+    }
     case MsgType::kRegisterRange:
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
       return store_->RegisterRange(h.asid, h.arg0, h.arg1);
     case MsgType::kUnregisterRange:
+    case MsgType::kDiscardRange: {
       REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
-      return store_->UnregisterRange(h.asid, h.arg0, h.arg1);
-    case MsgType::kDiscardRange:
-      REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
-      return store_->DiscardRange(h.asid, h.arg0, h.arg1);
+      const bool discard = h.type == static_cast<std::uint16_t>(MsgType::kDiscardRange);
+      const Asid asid = h.asid;
+      const std::uint64_t start = h.arg0, len = h.arg1;
+      auto op = [store = store_, discard, asid, start, len] {
+        return discard ? store->DiscardRange(asid, start, len)
+                       : store->UnregisterRange(asid, start, len);
+      };
+      if (len / kPageSize > kInlinePages && OffLoop(conn, {asid}, op, reply)) return Status::Ok();
+      return op();
+    }
     case MsgType::kInfo: {
       MemoryNodeInfo info = store_->Info();
       wire::InfoPayload ip{};

@@ -28,19 +28,40 @@
 //    processor is gone (a processor never reconnects), so those spaces are
 //    destroyed first (memnode_takeovers): a restarted processor starts clean.
 //
+// Long operations. Forking or destroying an address space, discarding or
+// unregistering more than kInlinePages pages, and destroying a node's spaces
+// (takeover, lease expiry) cost time in proportion to a page table, so they
+// run on a LoopWorker thread (loop_worker.h), not on the event loop, which
+// keeps serving every other peer meanwhile. The page store takes them a chunk
+// at a time and lets the loop's requests in between (page_store.cc). Their
+// spaces (a fork's parent and child; for a node's spaces, the whole node) are
+// busy until the operation is done, and a request naming a busy space waits,
+// unread, behind it (StreamServer::Connection::Defer) — it is never refused,
+// and never reaches the store where it would block the loop. The connection
+// that asked is deferred too, so it gets the reply when the work is done and
+// its later replies stay in order. Requests naming no space (ping, info,
+// stats, shared-memory attach) are never held. Without Attach() (a service
+// that no loop drives) everything runs inline, as the store allows.
+//
 // Counters: memnode_req_<type> per request type, memnode_err_<code> per error
-// code, memnode_auth_failures, memnode_auth_timeouts, and the latency
-// histogram memnode_request_ns (time spent serving, excluding the network).
+// code, memnode_auth_failures, memnode_auth_timeouts, memnode_offloaded and
+// memnode_deferred, and the latency histogram memnode_request_ns (time from a
+// request's arrival to its reply, excluding the network; for a long
+// operation, its whole run).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "memory-node/loop_worker.h"
 #include "memory-node/memnode_stats.h"
 #include "net/stream_server.h"
 #include "remora/protocol.h"
@@ -69,11 +90,14 @@ class MemoryNodeService : public StreamServer::Handler {
                  std::string_view payload) override;
   void OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) override;
 
-  // A timerfd that becomes readable when a lease may have expired; the owner
-  // of the event loop watches it and calls OnTimer() (daemon.cc).
-  int timer_fd() const { return timer_fd_; }
-  void OnTimer();
+  // Serve in `server`'s loop: watches the lease timer and the completions of
+  // long operations there. Call once, before the loop runs; the service must
+  // be destroyed after `server`.
+  Status Attach(StreamServer* server);
   ~MemoryNodeService() override;
+
+  // A range operation of more pages than this is a long operation.
+  static constexpr std::uint64_t kInlinePages = 1024;
 
  protected:
   struct Session;
@@ -82,6 +106,7 @@ class MemoryNodeService : public StreamServer::Handler {
     std::uint64_t arg1 = 0;
     std::string body;
     std::vector<int> fds;
+    bool off_loop = false;  // handed to the worker: answered when it is done
   };
   // Serves one request of an authenticated peer. A subclass (the RDMA
   // service) may take over some messages and hand the rest back here.
@@ -98,10 +123,21 @@ class MemoryNodeService : public StreamServer::Handler {
   Status WritePages(const wire::Header& h, const std::uint8_t* payload);
   Status WriteShared(const Session& s, const wire::Header& h, const std::uint8_t* payload);
 
-  // Lease bookkeeping (see the file comment).
+  // Long operations (see the file comment). OffLoop runs `op` on the worker
+  // with `asids` busy, unless no loop is attached (then it returns false and
+  // the caller runs it inline).
+  bool OffLoop(StreamServer::Connection& conn, std::vector<Asid> asids, std::function<Status()> op,
+               Reply* reply);
+  bool Blocked(const Session& s, const wire::Header& h, std::string_view payload) const;
+  void DestroyNodeSpaces(NodeId node, bool lease_expired);
+  void WakeWaiters();
+
+  // Lease bookkeeping (see the file comment). The timer is watched by the
+  // attached loop.
   void NodeConnected(NodeId node);
   void NodeDisconnected(NodeId node);
   void ArmTimer();
+  void OnTimer();
 
   PageStore* store_;
   StatsRegistry* stats_;
@@ -111,6 +147,18 @@ class MemoryNodeService : public StreamServer::Handler {
   std::unordered_map<NodeId, std::size_t> live_;  // authenticated connections per node
   std::map<NodeId, std::uint64_t> leases_;        // node -> expiry (monotonic ns)
   int timer_fd_ = -1;
+
+  // Long operations; loop thread only, like everything above.
+  StreamServer* server_ = nullptr;
+  std::unique_ptr<LoopWorker> worker_;
+  struct Pending {  // a connection's long operation
+    std::uint64_t start_ns = 0;
+    std::optional<Status> result;  // set when the worker is done
+  };
+  std::unordered_map<std::uint64_t, Pending> pending_;  // by connection id
+  std::unordered_map<Asid, int> busy_spaces_;
+  std::unordered_map<NodeId, int> busy_nodes_;
+  std::vector<std::uint64_t> waiting_;  // deferred behind a busy space
 
   std::array<Counter*, 32> req_counters_{};  // by MsgType value
   std::array<Counter*, 16> err_counters_{};  // by Code value

@@ -168,50 +168,58 @@ void StreamServer::Stop() {
 
 void StreamServer::Run() {
   running_ = true;
-  epoll_event evs[64];
-  while (running_) {
-    std::uint64_t next = NextDeadline();
-    int timeout = next ? std::min(net::MsUntil(next), 1000) : -1;
-    int n = epoll_wait(epfd_, evs, 64, timeout);
-    if (n < 0 && errno != EINTR) {
-      spdlog::error("epoll_wait: {}", std::strerror(errno));
-      break;
-    }
-    for (int i = 0; i < n; ++i) {
-      std::uint64_t key = evs[i].data.u64;
-      std::uint32_t ev = evs[i].events;
-      if (key == kWakeId) {
-        std::uint64_t v;
-        ssize_t rc = read(wake_fd_, &v, sizeof v);
-        (void)rc;
-        running_ = false;
-      } else if ((key & kTagMask) == kListenerTag) {
-        Accept(listeners_[key & ~kTagMask]);
-      } else if ((key & kTagMask) == kWatchTag) {
-        auto it = watches_.find(key);
-        if (it != watches_.end()) it->second();
-      } else {
-        auto it = conns_.find(key);
-        if (it == conns_.end()) continue;  // closed earlier in this batch
-        Connection& c = *it->second;
-        bool alive = true;
-        if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-          if (c.reading_)
-            alive = OnReadable(c);
-          else if (ev & (EPOLLHUP | EPOLLERR)) {
-            CloseConn(key, CloseReason::kIoError);
-            alive = false;
-          }
-        }
-        if (alive && (ev & EPOLLOUT)) Flush(c);
-      }
-    }
-    CheckDeadlines();
-    if (listeners_paused_until_ && MonotonicNs() >= listeners_paused_until_) ResumeListeners();
-  }
+  while (running_)
+    if (Poll(-1) < 0) break;
   std::vector<std::uint64_t> ids;
   for (auto& [id, c] : conns_) ids.push_back(id);
   for (auto id : ids) CloseConn(id, CloseReason::kShutdown);
+}
+
+int StreamServer::Poll(int timeout_ms) {
+  std::uint64_t next = NextDeadline();
+  int timeout = timeout_ms;
+  if (next) {
+    const int until = std::min(net::MsUntil(next), 1000);
+    timeout = timeout < 0 ? until : std::min(timeout, until);
+  }
+  epoll_event evs[64];
+  int n = epoll_wait(epfd_, evs, 64, timeout);
+  if (n < 0 && errno != EINTR) {
+    spdlog::error("epoll_wait: {}", std::strerror(errno));
+    return -1;
+  }
+  for (int i = 0; i < n; ++i) {
+    std::uint64_t key = evs[i].data.u64;
+    std::uint32_t ev = evs[i].events;
+    if (key == kWakeId) {
+      std::uint64_t v;
+      ssize_t rc = read(wake_fd_, &v, sizeof v);
+      (void)rc;
+      running_ = false;
+    } else if ((key & kTagMask) == kListenerTag) {
+      Accept(listeners_[key & ~kTagMask]);
+    } else if ((key & kTagMask) == kWatchTag) {
+      auto it = watches_.find(key);
+      if (it != watches_.end()) it->second();
+    } else {
+      auto it = conns_.find(key);
+      if (it == conns_.end()) continue;  // closed earlier in this batch
+      Connection& c = *it->second;
+      bool alive = true;
+      if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (c.reading_ && !c.held_)
+          alive = OnReadable(c);
+        else if (ev & (EPOLLHUP | EPOLLERR)) {
+          CloseConn(key, CloseReason::kIoError);
+          alive = false;
+        }
+      }
+      if (alive && (ev & EPOLLOUT)) Flush(c);
+    }
+  }
+  CheckDeadlines();
+  if (listeners_paused_until_ && MonotonicNs() >= listeners_paused_until_) ResumeListeners();
+  return std::max(n, 0);
 }
 
 void StreamServer::Accept(const Listener& l) {
@@ -282,7 +290,7 @@ bool StreamServer::OnReadable(Connection& c) {
 }
 
 bool StreamServer::DispatchBuffered(Connection& c) {
-  while (!c.closing_ && c.reading_ && c.in_end_ - c.in_start_ >= wire::kHeaderSize) {
+  while (!c.closing_ && c.reading_ && !c.held_ && c.in_end_ - c.in_start_ >= wire::kHeaderSize) {
     wire::Header h = wire::DecodeHeader(c.in_.data() + c.in_start_);
     wire::FrameError fe = wire::CheckFrame(h);
     if (fe == wire::FrameError::kNone && h.payload_len > c.max_payload_)
@@ -319,10 +327,16 @@ bool StreamServer::DispatchBuffered(Connection& c) {
     }
     std::string_view payload(reinterpret_cast<const char*>(frame) + wire::kHeaderSize,
                              h.payload_len);
+    const std::size_t frame_start = c.in_start_;
     c.in_start_ += total;
     const std::size_t before = c.out_bytes_;
     handler_->OnMessage(c, h, payload);
     Track(c, before);
+    if (c.held_) {  // deferred: the message stays first in line, tag and all
+      c.in_start_ = frame_start;
+      if (c.keys_) --c.recv_seq_;
+      break;
+    }
     // Stop taking requests while the peer is not taking our replies, or
     // holds more than its share of a spent global budget.
     if (OverBudget(c, false)) {
@@ -417,9 +431,18 @@ bool StreamServer::Flush(Connection& c) {
   return UpdateEvents(c);
 }
 
+void StreamServer::Resume(std::uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end() || !it->second->held_) return;
+  Connection& c = *it->second;
+  c.held_ = false;
+  if (!DispatchBuffered(c)) return;
+  Flush(c);
+}
+
 bool StreamServer::UpdateEvents(Connection& c) {
   std::uint32_t want = 0;
-  if (c.reading_ && !c.closing_) want |= EPOLLIN;
+  if (c.reading_ && !c.held_ && !c.closing_) want |= EPOLLIN;
   if (c.want_write_) want |= EPOLLOUT;
   if (want == c.events_) return true;
   epoll_event ev{};

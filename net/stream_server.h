@@ -77,6 +77,13 @@ class StreamServer {
     // connection as a protocol violation (counted in
     // <prefix>_integrity_failures too).
     void EnableFrameAuth(const auth::FrameKeys& keys) { keys_ = keys; }
+    // Called from OnMessage: hands the message being handled back. The
+    // server keeps it, reads and dispatches nothing more of this connection,
+    // and hands the same message to OnMessage again after
+    // StreamServer::Resume(id()). Replies queued meanwhile are still sent.
+    // Lets a handler park a request behind work done elsewhere without
+    // blocking the loop and without reordering the connection's replies.
+    void Defer() { held_ = true; }
     // Bytes of replies queued on this connection, not yet sent.
     std::size_t queued_bytes() const { return out_bytes_; }
 
@@ -104,6 +111,7 @@ class StreamServer {
     std::deque<Out> out_;
     std::size_t out_bytes_ = 0;
     bool closing_ = false;      // CloseAfterFlush() called
+    bool held_ = false;         // Defer() called, Resume() not yet
     bool reading_ = true;       // EPOLLIN registered
     bool want_write_ = false;   // output is waiting for the socket
     std::uint32_t events_ = 0;  // what epoll currently watches for
@@ -155,6 +163,15 @@ class StreamServer {
 
   // Serves until Stop(). Connections still open are closed with kShutdown.
   void Run();
+  // One turn of the loop Run() repeats: waits up to `timeout_ms` (-1: until
+  // something is ready; never past the next connection deadline), serves
+  // what is ready and returns how many events it handled (-1 if the loop
+  // broke). For a caller that drives the server from its own thread, such as
+  // a fuzz harness that plays client and server in turn without waiting.
+  int Poll(int timeout_ms);
+  // Hands connection `id` its deferred message again (Connection::Defer)
+  // and lets it read on; nothing if it is gone or not deferred. Loop thread.
+  void Resume(std::uint64_t id);
   // Thread-safe and async-signal-safe: makes Run() return soon.
   void Stop();
 

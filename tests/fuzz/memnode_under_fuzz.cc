@@ -49,7 +49,7 @@ void MemnodeUnderFuzz::Start() {
   auto* server = new StreamServer(service, svo);
   path_ = "/tmp/remora-fuzz-" + std::to_string(getpid()) + ".sock";
   if (!server->ListenUnix(path_).ok()) std::abort();
-  (void)server->Watch(service->timer_fd(), [service] { service->OnTimer(); });
+  if (!service->Attach(server).ok()) std::abort();
   std::thread([server] { server->Run(); }).detach();
   std::atexit([] { unlink(Get().path_.c_str()); });
 }
