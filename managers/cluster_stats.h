@@ -24,6 +24,9 @@ namespace remora {
     "deadline, or restarted empty)")                                                              \
   X(read_failovers, Counter, "cluster_read_failovers", "reads",                                   \
     "page reads that failed on one replica and were served by another")                           \
+  X(write_failovers, Counter, "cluster_write_failovers", "write-backs",                           \
+    "write-backs acknowledged without a replica whose connection had broken (it leaves the "      \
+    "region until re-replication gives the region its copies back)")                              \
   X(rereplicated_regions, Counter, "cluster_rereplicated_regions", "regions",                     \
     "regions copied to a new replica after losing one")                                           \
   X(rereplicated_pages, Counter, "cluster_rereplicated_pages", "pages",                           \

@@ -469,6 +469,92 @@ Status ClusterTransport::ReadRegion(Asid asid, std::uint64_t index,
                                            uvas.size(), last.message())};
 }
 
+Status ClusterTransport::WriteReplicas(const View& v, std::span<const RegionKey> keys,
+                                       std::size_t pages,
+                                       const std::function<Status(Transport*)>& write,
+                                       std::size_t* ok) {
+  const std::size_t n = v.nodes.size();
+  std::vector<Status> results(n);
+  std::vector<char> gone(n, 0), broken(n, 0);
+  std::vector<std::function<void()>> fns;
+  for (std::size_t i = 0; i < n; ++i) {
+    fns.push_back([&, i] {
+      bool g = false, b = false;
+      results[i] = nodes_[v.nodes[i]]->CallUnlessBroken(v.epochs[i], write, &g, &b);
+      gone[i] = g;
+      broken[i] = b;
+    });
+  }
+  pool_.RunAll(fns);
+  bool any_ok = false, any_broken = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    any_ok = any_ok || results[i].ok();
+    any_broken = any_broken || broken[i];
+  }
+  auto took = [&](NodeIndex node) {
+    for (std::size_t i = 0; i < n; ++i)
+      if (v.nodes[i] == node && results[i].ok()) return true;
+    return false;
+  };
+  bool dropped = false;
+  if (any_ok && any_broken) {
+    // The broken replicas missed this write: they stop serving these
+    // regions now, before the write is acknowledged, so no read can find
+    // the old data there; re-replication gives each region its copies back
+    // (onto the same node if it reconnects, or another). Only if every
+    // region keeps a replica that took the write (a concurrent write-back
+    // may have dropped that one for missing its own write).
+    MutexLock lk(map_mu_);
+    bool safe = true;
+    for (const RegionKey& key : keys) {
+      const Region* r = map_.Find(key.asid, key.index);
+      if (r == nullptr) continue;
+      bool kept = false;
+      for (const Replica& rep : r->replicas) kept = kept || took(rep.node);
+      safe = safe && kept;
+    }
+    if (safe) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!broken[i] || nodes_[v.nodes[i]]->epoch() != v.epochs[i]) continue;  // lost since
+        for (const RegionKey& key : keys) map_.DropReplica(key, v.nodes[i]);
+      }
+      UpdateGauges();
+      dropped = true;
+    }
+  }
+  if (any_broken && !dropped) {
+    // Nobody else holds the page: wait for the broken replicas to come
+    // back or be given up, as for a node with no other copy.
+    fns.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!broken[i]) continue;
+      broken[i] = 0;
+      fns.push_back([&, i] {
+        bool g = false;
+        results[i] = nodes_[v.nodes[i]]->Call(v.epochs[i], write, &g);
+        gone[i] = g;
+      });
+    }
+    pool_.RunAll(fns);
+  }
+  *ok = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (results[i].ok()) {
+      ++*ok;
+      nodes_[v.nodes[i]]->metrics().pages_written->Add(pages);
+    } else if (!gone[i] && !broken[i]) {
+      if (results[i].code() == Code::kOutOfMemory) nodes_[v.nodes[i]]->MarkFull();
+      return {results[i].code(), nodes_[v.nodes[i]]->Describe() + ": " + results[i].message()};
+    }
+  }
+  if (!dropped) return Status::Ok();
+  metrics_.write_failovers->Inc();
+  MutexLock r(repair_mu_);
+  for (const RegionKey& key : keys) repair_queue_.push_back(key);
+  repair_cv_.notify_all();
+  return Status::Ok();
+}
+
 Status ClusterTransport::WriteRegion(Asid asid, std::uint64_t index,
                                      std::span<const std::uint64_t> uvas, const char* bufs) {
   View v;
@@ -478,33 +564,15 @@ Status ClusterTransport::WriteRegion(Asid asid, std::uint64_t index,
     return LostError(asid, index);
   }
   ScopedLatency lat(metrics_.write_ns);
-  std::vector<Status> results(v.nodes.size());
-  std::vector<char> gone(v.nodes.size(), 0);
-  std::vector<std::function<void()>> fns;
-  for (std::size_t i = 0; i < v.nodes.size(); ++i) {
-    fns.push_back([&, i] {
-      bool g = false;
-      results[i] = nodes_[v.nodes[i]]->Call(
-          v.epochs[i],
-          [&](Transport* t) {
-            return uvas.size() == 1 ? t->WritePage(asid, uvas[0], bufs)
-                                    : t->WritePages(asid, uvas, bufs);
-          },
-          &g);
-      gone[i] = g;
-    });
-  }
-  pool_.RunAll(fns);
+  const RegionKey key{asid, index};
   std::size_t ok = 0;
-  for (std::size_t i = 0; i < v.nodes.size(); ++i) {
-    if (results[i].ok()) {
-      ++ok;
-      nodes_[v.nodes[i]]->metrics().pages_written->Add(uvas.size());
-    } else if (!gone[i]) {
-      if (results[i].code() == Code::kOutOfMemory) nodes_[v.nodes[i]]->MarkFull();
-      return {results[i].code(), nodes_[v.nodes[i]]->Describe() + ": " + results[i].message()};
-    }
-  }
+  REMORA_RETURN_IF_ERROR(WriteReplicas(
+      v, {&key, 1}, uvas.size(),
+      [&](Transport* t) {
+        return uvas.size() == 1 ? t->WritePage(asid, uvas[0], bufs)
+                                : t->WritePages(asid, uvas, bufs);
+      },
+      &ok));
   MutexLock lk(map_mu_);
   if (ok == 0) return LostError(asid, index);
   for (std::uint64_t uva : uvas) map_.MarkWritten(asid, uva);
@@ -585,28 +653,11 @@ Status ClusterTransport::WritePageShared(std::span<const Asid> asids, std::uint6
     return Status::Ok();
   }
   const View& v = views[0];
-  std::vector<Status> results(v.nodes.size());
-  std::vector<char> gone(v.nodes.size(), 0);
-  std::vector<std::function<void()>> fns;
-  for (std::size_t i = 0; i < v.nodes.size(); ++i) {
-    fns.push_back([&, i] {
-      bool g = false;
-      results[i] = nodes_[v.nodes[i]]->Call(
-          v.epochs[i], [&](Transport* t) { return t->WritePageShared(asids, uva, data); }, &g);
-      gone[i] = g;
-    });
-  }
-  pool_.RunAll(fns);
+  std::vector<RegionKey> keys;
+  for (Asid a : asids) keys.push_back({a, index});
   std::size_t ok = 0;
-  for (std::size_t i = 0; i < v.nodes.size(); ++i) {
-    if (results[i].ok()) {
-      ++ok;
-      nodes_[v.nodes[i]]->metrics().pages_written->Inc();
-    } else if (!gone[i]) {
-      if (results[i].code() == Code::kOutOfMemory) nodes_[v.nodes[i]]->MarkFull();
-      return {results[i].code(), nodes_[v.nodes[i]]->Describe() + ": " + results[i].message()};
-    }
-  }
+  REMORA_RETURN_IF_ERROR(WriteReplicas(
+      v, keys, 1, [&](Transport* t) { return t->WritePageShared(asids, uva, data); }, &ok));
   MutexLock lk(map_mu_);
   if (ok == 0) return LostError(asids[0], index);
   for (Asid a : asids) map_.MarkWritten(a, uva);

@@ -17,8 +17,12 @@
 //    is placed there); fork, register, unregister, discard and destroy go to
 //    every node the space exists on, so copy-on-write sharing after fork
 //    holds on every node and destroy frees everywhere;
-//  * failure — a node that is down or stalled is waited for (NodeLink); a
-//    node given up as lost leaves every region's replicas, and a background
+//  * failure — a node that is stalled is waited for (NodeLink); one whose
+//    process is gone (connection broken, reconnect refused) is not: reads
+//    go to another replica at once, and a write-back taken by the other
+//    replicas drops the dead one from its region (re-replication restores
+//    the copy). A node given up as lost
+//    leaves every region's replicas, and a background
 //    thread re-replicates its regions onto the remaining nodes until each
 //    has `replicas` copies again. A region whose every copy was lost
 //    (replicas = 1) reads as an error naming the node, never as zeros.
@@ -129,6 +133,15 @@ class ClusterTransport : public Transport {
   std::vector<NodeLoad> Loads() const REQUIRES(map_mu_);
   Status WriteRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas,
                      const char* bufs) REQUIRES_SHARED(topology_mu_);
+  // Runs `write` on every replica of `v` at once; *ok: how many took it.
+  // A replica whose connection broke is not waited for when another one
+  // took the write: it leaves the regions `keys` (it misses this write) and
+  // re-replication is asked for. Only when no replica took it are broken
+  // ones waited for (reconnected or given up). Returns the first error that
+  // is not the loss of a node.
+  Status WriteReplicas(const View& v, std::span<const RegionKey> keys, std::size_t pages,
+                       const std::function<Status(Transport*)>& write, std::size_t* ok)
+      REQUIRES_SHARED(topology_mu_);
   Status ReadRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas, char* bufs,
                     bool* present);
   // Runs fn on every node the space exists on (lost ones skipped).

@@ -129,6 +129,37 @@ Status NodeLink::Call(std::uint64_t epoch, const std::function<Status(Transport*
   }
 }
 
+Status NodeLink::CallUnlessBroken(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
+                                  bool* gone, bool* broken) {
+  *gone = false;
+  *broken = false;
+  for (;;) {
+    std::shared_ptr<Transport> t;
+    {
+      MutexLock lk(mu_);
+      for (;;) {
+        if (stop_ || epoch_ != epoch || state_ == NodeState::kLost) {
+          *gone = true;
+          return {Code::kDisconnected, Describe() + " is lost"};
+        }
+        if (state_ == NodeState::kUp) break;
+        if (broken_) {
+          *broken = true;
+          return {Code::kDisconnected, Describe() + ": connection broken, reconnecting"};
+        }
+        cv_.wait(mu_);  // down after a stall: wait as Call() does
+      }
+      t = transport_;
+    }
+    Status st = fn(t.get());
+    if (!TransportFailure(st)) {
+      if (st.ok()) NoteSuccess();
+      return st;
+    }
+    NoteFailure(t, st);  // a break: down until a reconnect (refused: broken_)
+  }
+}
+
 Status NodeLink::TryOnce(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
                          bool* gone) {
   *gone = false;
@@ -165,6 +196,7 @@ void NodeLink::NoteFailure(const std::shared_ptr<Transport>& t, const Status& st
       spdlog::warn("cluster: {}: connection lost ({}); reconnecting", Describe(), st.message());
       SetState(NodeState::kDown);
       down_since_ = now;
+      broken_ = false;  // until a reconnect is refused (Reconnect)
       stalled_ = false;
       return;
     }
@@ -189,6 +221,7 @@ void NodeLink::DeclareLost(std::uint64_t epoch, const std::string& why) {
     ++epoch_;
     transport_.reset();
     stalled_ = false;
+    broken_ = false;
     SetState(NodeState::kLost);
   }
   spdlog::error("cluster: {} is lost: {}", Describe(), why);
@@ -236,6 +269,14 @@ void NodeLink::Reconnect() {
     {
       MutexLock lk(mu_);
       elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - down_since_);
+      // Refused (not timed out): no process listens there any more. Its
+      // connection did not merely break after a stall, and write-backs
+      // with other replicas stop waiting for it (CallUnlessBroken).
+      if (st.code() != Code::kTimeout && epoch_ == epoch && state_ == NodeState::kDown &&
+          !broken_) {
+        broken_ = true;
+        cv_.notify_all();
+      }
     }
     // A stopped node still completes TCP connects (its listen backlog) and
     // then says nothing: that is a stall, not a death.
@@ -277,6 +318,7 @@ void NodeLink::Reconnect() {
     if (stop_) return;
     transport_ = t;
     stalled_ = false;
+    broken_ = false;
     SetState(NodeState::kUp);
   }
   metrics_.reconnects->Inc();

@@ -6,7 +6,12 @@
 //  * a broken connection is re-established in the background, with
 //    exponential backoff (10 ms doubling to 250 ms);
 //  * callers that need this node wait while it is down or stalled, and
-//    retry, until it answers or is given up;
+//    retry, until it answers or is given up — except a write-back with
+//    other replicas (CallUnlessBroken), which does not wait for a node
+//    whose connection broke and whose first reconnect was refused (its
+//    process is gone; a stalled node's connects time out instead): the
+//    replicas that took the write are enough, and re-replication restores
+//    the missing copy;
 //  * a node is given up as *lost* when it refuses connections for longer
 //    than the reconnect deadline (its process died), when it answers nothing
 //    for longer than the stall deadline, or when it comes back empty (it was
@@ -93,6 +98,14 @@ class NodeLink {
   // *gone (and returns an error) if the node was lost or restarted since
   // `epoch`.
   Status Call(std::uint64_t epoch, const std::function<Status(Transport*)>& fn, bool* gone);
+  // As Call(), but a dead node is not waited for: once the connection is
+  // broken (EOF, reset, an RDMA error) and a reconnect was refused, sets
+  // *broken and returns (the first reconnect is tried at once, so that is
+  // a round trip after the break). Stalls — timeouts, and reconnects that
+  // time out — are waited through as in Call(). Reconnecting goes on in
+  // the background.
+  Status CallUnlessBroken(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
+                          bool* gone, bool* broken);
   // One attempt, no waiting (a read with another replica to try).
   Status TryOnce(std::uint64_t epoch, const std::function<Status(Transport*)>& fn, bool* gone);
 
@@ -127,6 +140,9 @@ class NodeLink {
   Clock::time_point down_since_ GUARDED_BY(mu_);
   Clock::time_point stalled_since_ GUARDED_BY(mu_);
   bool stalled_ GUARDED_BY(mu_) = false;
+  // Down, and a reconnect was refused (the node's process is gone):
+  // CallUnlessBroken does not wait for it.
+  bool broken_ GUARDED_BY(mu_) = false;
   bool stop_ GUARDED_BY(mu_) = false;
   std::uint64_t capacity_pages_ GUARDED_BY(mu_) = 0;
   std::uint64_t used_pages_ GUARDED_BY(mu_) = 0;

@@ -19,6 +19,7 @@ SRC=$(arg src)
 BUILD=$(arg build)
 IP=$(arg ip)
 PEER=$(arg peer)
+NODE=$(arg node)
 
 finish() {
   echo "GUEST DONE"
@@ -51,20 +52,35 @@ BUILD=/run/remora-build
 mount -t tmpfs tmp /host/tmp
 
 ip link set lo up
+# One address per link: a memory node has one NIC, the processor of the
+# four-guest cluster one per memory node (its MAC's fifth byte is the
+# link's number), the single guest none (rxe on a dummy device).
 if [ "$ROLE" = single ]; then
-  NETDEV=dummy0
   ip link show dummy0 >/dev/null 2>&1 || ip link add dummy0 type dummy
-else
-  NETDEV=eth0
 fi
-ip addr add "$IP/24" dev $NETDEV
-ip link set $NETDEV up
-# The guests' addresses exist only on their private link (loopback UDP on the host).
-if ! chroot /host /usr/bin/rdma link add rxe0 type rxe netdev $NETDEV; then
-  echo "GUEST FAIL soft-roce-device"
-  cat /proc/modules; dmesg | tail -20
-  finish
-fi
+k=0
+for addr in $(echo "$IP" | tr ',' ' '); do
+  if [ "$ROLE" = single ]; then
+    NETDEV=dummy0
+  elif [ "$ROLE" = proc ]; then
+    NETDEV=$(grep -l "^52:54:00:00:0$((k + 1)):01" /sys/class/net/*/address | cut -d/ -f5)
+  else
+    NETDEV=eth0
+  fi
+  if [ -z "$NETDEV" ]; then
+    echo "GUEST FAIL network-device: none for link $((k + 1))"
+    finish
+  fi
+  ip addr add "$addr/24" dev $NETDEV
+  ip link set $NETDEV up
+  # The guests' addresses exist only on their private links (loopback UDP on the host).
+  if ! chroot /host /usr/bin/rdma link add rxe$k type rxe netdev $NETDEV; then
+    echo "GUEST FAIL soft-roce-device: rxe$k on $NETDEV"
+    cat /proc/modules; dmesg | tail -20
+    finish
+  fi
+  k=$((k + 1))
+done
 
-chroot /host /bin/bash "$SRC/tests/cluster/guest-tests.sh" "$ROLE" "$BUILD" "$IP" "$PEER"
+chroot /host /bin/bash "$SRC/tests/cluster/guest-tests.sh" "$ROLE" "$BUILD" "$IP" "$PEER" "${NODE:-0}"
 finish

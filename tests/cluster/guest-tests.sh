@@ -3,13 +3,20 @@
 # read-only): the verbs transport tests of one role. Every check prints
 # "GUEST PASS name" or "GUEST FAIL name"; qemu-rdma.sh counts them.
 #
-#   guest-tests.sh single BUILD_DIR IP -        memory node + processor here
-#   guest-tests.sh mem    BUILD_DIR IP PEER_IP  memory node for the other guest
-#   guest-tests.sh proc   BUILD_DIR IP PEER_IP  processor against the other guest
+#   guest-tests.sh single BUILD_DIR IP - 0            memory node + processor here
+#   guest-tests.sh mem    BUILD_DIR IP PEER_IP N      memory node N of the cluster file
+#   guest-tests.sh proc   BUILD_DIR IP1,.. PEER1,.. 0 processor of the three-node cluster
+#
+# The four-guest cluster: every memory node boots from its entry in the one
+# cluster file (BUILD_DIR/cluster-cache/cluster.toml, written by
+# qemu-rdma.sh). Memory node guests then wait for orders from the processor
+# on KILL_PORT ("kill": SIGKILL the daemon now; "done": stop it and end),
+# since only the processor knows when its runs are under way.
 set -u
-ROLE=$1 BUILD=$2 IP=$3 PEER=$4
+ROLE=$1 BUILD=$2 IP=$3 PEER=$4 NODE=${5:-0}
 REMORA=$BUILD/remora
 SECRET=$BUILD/cluster-cache/secret
+CLUSTER=$BUILD/cluster-cache/cluster.toml
 PORT=7400
 TIMEOUT_MS=3000
 KILL_PORT=7401
@@ -19,9 +26,13 @@ export HOME=/tmp
 pass() { echo "GUEST PASS $1"; }
 fail() { echo "GUEST FAIL $1${2:+: $2}"; }
 
-start_node() {  # memory node on $1, log in /tmp/memnode.log
-  "$REMORA" memory-node --transport rdma --device rxe0 --listen "$1:$PORT" --capacity 256M \
-    --secret-file "$SECRET" --node-id 7 >/tmp/memnode.out 2>/tmp/memnode.log &
+start_node() {  # memory node on $1 (single guest) or node $NODE of the cluster file
+  if [ "$ROLE" = mem ]; then
+    "$REMORA" memory-node --cluster "$CLUSTER" --node-id "$NODE" >/tmp/memnode.out 2>/tmp/memnode.log &
+  else
+    "$REMORA" memory-node --transport rdma --device rxe0 --listen "$1:$PORT" --capacity 256M \
+      --secret-file "$SECRET" --node-id 7 >/tmp/memnode.out 2>/tmp/memnode.log &
+  fi
   NODE_PID=$!
   for _ in $(seq 600); do
     grep -q "ready" /tmp/memnode.out 2>/dev/null && break
@@ -154,6 +165,142 @@ expect_clean_failure() {  # $1 = rc, $2 = stderr file
   fi
 }
 
+# Memory node guest: serves orders on KILL_PORT until "done" (at most 900 s).
+# Prints what it did: "killed" after a SIGKILL of the daemon, "done".
+serve_orders() {
+  /usr/bin/python3 -c "
+import os, signal, socket
+pid = $NODE_PID
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('$IP', $KILL_PORT)); s.listen(4); s.settimeout(900)
+while True:
+    c, _ = s.accept()
+    cmd = c.makefile().readline().strip()
+    if cmd == 'kill':
+        os.kill(pid, signal.SIGKILL)
+        print('killed', flush=True)
+        c.sendall(b'killed\n')
+    elif cmd == 'done':
+        print('done', flush=True)
+        c.sendall(b'bye\n')
+        break
+    c.close()
+"
+}
+
+# Processor: an order to the memory node guest at $1; prints its answer.
+order() {  # peer, kill|done
+  "$PYTHON" -c 'import socket, sys, time
+for _ in range(100):
+    try:
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    sys.exit(0)
+c.sendall(sys.argv[3].encode() + b"\n")
+print(c.makefile().readline().strip())' "$1" "$KILL_PORT" "$2"
+}
+
+json_get() {  # stats json file, metric names...: their values (0 if absent)
+  "$PYTHON" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+def g(k):
+    for sec in ("counters", "gauges"):
+        v = d.get(sec, {}).get(k)
+        if isinstance(v, dict): v = v.get("value")
+        if isinstance(v, int): return v
+    return 0
+print(" ".join(str(g(k)) for k in sys.argv[2:]))' "$@"
+}
+
+# Pages memory node $1 (its id) has in use, from `remora stats --cluster`.
+node_used() {
+  "$REMORA" stats --cluster "$CLUSTER" --json --timeout-ms 5000 2>/dev/null | "$PYTHON" -c 'import json, sys
+for n in json.load(sys.stdin)["nodes"]:
+    if n["id"] == int(sys.argv[1]): print(n.get("used_pages", -1))' "$1"
+}
+
+# The three-node pool over RDMA with two replicas: a real program under a
+# pcache of a third of the memory it writes, memory node 2's daemon
+# SIGKILLed while it runs. The output must be the native run's, byte for
+# byte, the exit status 0, node 2 given up and its regions re-replicated
+# onto nodes 1 and 3 until no region is short of a copy, and the surviving
+# nodes back to no pages in use after the program's exit.
+cluster_kill() {
+  local cmd rss pc rc t0 used out run_pid
+  cmd=("$PROGS/mem_stress" 3 2 2)
+  rss=$("$PYTHON" -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=open("/tmp/cluster-native.out", "w"))
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 0 else -1)' "${cmd[@]}")
+  if [ "${rss:--1}" -le 0 ]; then fail cluster-r2-kill "native run failed"; return; fi
+  # A third of the 3 MiB it writes: most of its RSS is thread stacks and
+  # the allocator's, which a quarter of RSS would leave room for.
+  pc=1
+  echo "guest: cluster: mem_stress native max RSS ${rss} KiB, pcache ${pc} MiB, 3 memory nodes, 2 replicas"
+  t0=$(date +%s)
+  # A long request timeout: an emulated guest on a loaded host can go
+  # silent for seconds, and an RDMA connection that times out loses its
+  # spaces (the node would count as restarted).
+  timeout 600 "$REMORA" run --cluster "$CLUSTER" --replicas 2 --timeout-ms 30000 --pcache "${pc}M" \
+    --ways 8 --victim 32 --stats-json /tmp/cluster.json --quiet -- "${cmd[@]}" \
+    >/tmp/cluster.out 2>/tmp/cluster.err &
+  run_pid=$!
+  # Mid-run: once node 2 holds a couple of hundred of the program's pages
+  # (early enough that re-replication ends before the program does).
+  for _ in $(seq 300); do
+    kill -0 $run_pid 2>/dev/null || break
+    used=$(node_used 2)
+    [ "${used:-0}" -ge 128 ] 2>/dev/null && break
+    sleep 0.5
+  done
+  echo "guest: cluster: memory node 2 holds ${used:-?} pages after $(( $(date +%s) - t0 )) s: killing its daemon"
+  out=$(order "${PEERS[1]}" kill)
+  if [ "$out" = killed ] && kill -0 $run_pid 2>/dev/null; then
+    pass cluster-node-killed-mid-run
+  else
+    fail cluster-node-killed-mid-run "order answered '$out'; program still running: $(kill -0 $run_pid 2>/dev/null && echo yes || echo no)"
+  fi
+  wait $run_pid
+  rc=$?
+  echo "guest: cluster: remora run exit $rc after $(( $(date +%s) - t0 )) s; last messages:"
+  grep -E "lost|reconnect|not answering|answers again|failed" /tmp/cluster.err | head -20 | sed 's/^/guest:   /'
+  tail -3 /tmp/cluster.err | sed 's/^/guest:   /'
+  if [ $rc -eq 0 ]; then pass cluster-r2-kill-exit-0; else fail cluster-r2-kill-exit-0 "exit $rc: $(tail -2 /tmp/cluster.err)"; fi
+  if [ -s /tmp/cluster.out ] && cmp -s /tmp/cluster-native.out /tmp/cluster.out; then
+    pass cluster-r2-kill-output-identical
+  else
+    fail cluster-r2-kill-output-identical "output differs from the native run: $(head -c 200 /tmp/cluster.out)"
+  fi
+  local names="cluster_nodes_lost cluster_node2_state cluster_rereplicated_regions cluster_rereplicated_pages
+    cluster_regions_degraded cluster_regions_lost cluster_read_failovers rdma_read_ops rdma_write_ops
+    nr_pcache_fill_from_memory cluster_node1_pages_written cluster_node3_pages_written"
+  out=$(json_get /tmp/cluster.json $names 2>&1)
+  echo "guest: cluster:" $names
+  echo "guest: cluster: = $out"
+  set -- $out
+  if [ "${1:-0}" -eq 1 ] && [ "${2:-0}" -eq 2 ] && [ "${3:-0}" -gt 0 ] && [ "${4:-0}" -gt 0 ] &&
+     [ "${5:-1}" -eq 0 ] && [ "${6:-1}" -eq 0 ]; then
+    pass cluster-r2-kill-rereplicated
+  else
+    fail cluster-r2-kill-rereplicated "nodes_lost node2_state regions pages degraded lost = ${1:-} ${2:-} ${3:-} ${4:-} ${5:-} ${6:-}"
+  fi
+  if [ "${8:-0}" -gt 0 ] && [ "${9:-0}" -gt 0 ] && [ "${10:-0}" -gt 0 ] && [ "${11:-0}" -gt 0 ] &&
+     [ "${12:-0}" -gt 0 ]; then
+    pass cluster-r2-kill-evicted-over-rdma
+  else
+    fail cluster-r2-kill-evicted-over-rdma "no RDMA traffic or no fill from memory ($out)"
+  fi
+  "$REMORA" stats --cluster "$CLUSTER" --timeout-ms 5000 2>&1 | sed 's/^/guest:   /'
+  out="$(node_used 1) $(node_used 3)"
+  if [ "$out" = "0 0" ]; then
+    pass cluster-survivors-empty-after-exit
+  else
+    fail cluster-survivors-empty-after-exit "pages in use on nodes 1 and 3: $out"
+  fi
+}
+
 case $ROLE in
   single)
     start_node "$IP" || exit 0
@@ -180,39 +327,46 @@ case $ROLE in
     ;;
   mem)
     start_node "$IP" || exit 0
-    # The processor guest asks for the kill (connects to KILL_PORT) once its
-    # last run is under way; this side cannot know when that is.
-    /usr/bin/python3 -c "
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('$IP', $KILL_PORT)); s.listen(1); s.settimeout(900)
-s.accept()" 2>/dev/null
-    sleep 6
-    kill -9 $NODE_PID
-    pass memory-node-killed-mid-run
+    orders=$(serve_orders)
+    if echo "$orders" | grep -q killed; then
+      pass "memory-node-$NODE-killed-on-order"
+    elif kill -0 $NODE_PID 2>/dev/null; then
+      pass "memory-node-$NODE-served-to-the-end"
+      kill $NODE_PID
+    else
+      fail "memory-node-$NODE-served-to-the-end" "the daemon died unasked: $(tail -3 /tmp/memnode.log)"
+    fi
+    echo "$orders" | grep -q done || fail "memory-node-$NODE-orders" "no 'done' from the processor"
     ;;
   proc)
-    for _ in $(seq 1200); do
-      (exec 3<>"/dev/tcp/$PEER/$PORT") 2>/dev/null && break
-      sleep 0.1
+    read -r -a PEERS <<<"$(echo "$PEER" | tr ',' ' ')"
+    for p in "${PEERS[@]}"; do
+      for _ in $(seq 1200); do
+        (exec 3<>"/dev/tcp/$p/$PORT") 2>/dev/null && break
+        sleep 0.1
+      done
     done
-    check_rw "$PEER"
-    check_others "$PEER"
-    check_isolation "$PEER"
+    # One memory node across a link: the single-node checks against node 1.
+    check_rw "${PEERS[0]}"
+    check_others "${PEERS[0]}"
+    check_isolation "${PEERS[0]}"
     if e2e_available; then
-      e2e wordcount "$PEER"
-      e2e pywork "$PEER"
+      e2e wordcount "${PEERS[0]}"
+      e2e pywork "${PEERS[0]}"
+      cluster_kill
+    else
+      fail e2e-available "remora run, the shim, tests/programs or python3 missing"
     fi
-    "$REMORA" check-transport --transport rdma --address "$PEER:$PORT" --secret-file "$SECRET" \
+    # One transport to a node whose daemon dies: node 3, once the pool is done with it.
+    "$REMORA" check-transport --transport rdma --address "${PEERS[2]}:$PORT" --secret-file "$SECRET" \
       --threads 4 --pages 64 --duration-s 300 --timeout-ms $TIMEOUT_MS >/tmp/kill.out 2>/tmp/kill.err &
     CHECK_PID=$!
     wait_connected
-    for _ in $(seq 100); do
-      (exec 3<>"/dev/tcp/$PEER/$KILL_PORT") 2>/dev/null && break
-      sleep 0.2
-    done
+    sleep 2
+    [ "$(order "${PEERS[2]}" kill)" = killed ] || echo "guest: memory node 3 did not confirm the kill"
     wait $CHECK_PID
     expect_clean_failure $? /tmp/kill.err
+    for p in "${PEERS[@]}"; do order "$p" done >/dev/null; done
     ;;
 esac
 exit 0

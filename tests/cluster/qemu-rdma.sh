@@ -3,11 +3,13 @@
 # (TCG, no KVM needed) with soft-RoCE (rdma_rxe), and runs the verbs
 # transport tests in it (tests/cluster/guest-tests.sh):
 #
-#   one guest:  memory node and processor in the same guest (rxe on dummy0)
-#   two guests: memory node in one, processor in the other, linked by a QEMU
-#               UDP socket network over the host's loopback
+#   one guest:   memory node and processor in the same guest (rxe on dummy0)
+#   four guests: one processor and three memory nodes booted from one
+#                cluster file, each memory node linked to the processor by
+#                its own QEMU UDP socket network over the host's loopback
+#                (a star: the processor has one NIC and one rxe per node)
 #
-# Usage: tests/cluster/qemu-rdma.sh [BUILD_DIR] [one|two|all]   (default: build, all)
+# Usage: tests/cluster/qemu-rdma.sh [BUILD_DIR] [one|four|all]   (default: build, all)
 #
 # Downloads (Debian's kernel and busybox-static packages, fetched with
 # `apt-get download`, never installed) are cached in BUILD_DIR/cluster-cache,
@@ -22,7 +24,9 @@ BUILD=$(cd "${1:-$SRC/build}" && pwd)
 VARIANT=${2:-all}
 CACHE=$BUILD/cluster-cache
 REMORA=$BUILD/remora
-QEMU_TIMEOUT=${REMORA_QEMU_TIMEOUT:-420}
+# Per guest; the four-guest run is the long one (its processor runs five
+# programs under emulation, more on a loaded host).
+QEMU_TIMEOUT=${REMORA_QEMU_TIMEOUT:-900}
 PASSED=0
 FAILED=0
 
@@ -123,11 +127,11 @@ chmod 600 "$CACHE/secret"
 say "kernel $KVER, modules: ${ORDER[*]}"
 
 # ---- booting ----
-boot() {  # log, role, ip, peer, netdev args...
-  local log=$1 role=$2 ip=$3 peer=$4; shift 4
-  timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
+boot() {  # log, role, cpus, memory MiB, kernel args, netdev args...
+  local log=$1 role=$2 cpus=$3 mem=$4 args=$5; shift 5
+  timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "$cpus" -m "$mem" \
     -nographic -no-reboot -kernel "$VMLINUZ" -initrd "$INITRD" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init remora.role=$role remora.src=$SRC remora.build=$BUILD remora.ip=$ip remora.peer=$peer" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init remora.role=$role remora.src=$SRC remora.build=$BUILD $args" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     "$@" </dev/null >"$log" 2>&1
 }
@@ -149,27 +153,54 @@ collect() {  # log, label
   fi
 }
 
+# The four-guest cluster's description, as the guests see it: memory node k
+# at 10.0.k.2 on link k, the processor at 10.0.k.1 on each link. Every guest
+# reads this one file: each memory node boots from its entry, the processor
+# uses it as its pool (guest-tests.sh overrides the factor with --replicas).
+write_cluster_file() {  # path
+  {
+    echo "# The emulated four-guest cluster (tests/cluster/qemu-rdma.sh): written per run."
+    echo "[policy]"
+    echo 'region_size = "1M"'
+    echo "replicas = 2"
+    echo "stall_deadline_ms = 30000"
+    echo "reconnect_deadline_ms = 1000"
+    echo 'secret_file = "/run/remora-build/cluster-cache/secret"'
+    for k in 1 2 3; do
+      printf '\n[[memory_node]]\nid = %d\naddress = "10.0.%d.2:7400"\ntransport = "rdma"\ncapacity = "64M"\n' "$k" "$k"
+    done
+  } > "$1"
+}
+
 T0=$(date +%s)
 if [ "$VARIANT" = one ] || [ "$VARIANT" = all ]; then
   say "booting one guest (memory node + processor)"
-  boot "$CACHE/one.log" single 192.0.2.1 - -nic none
+  boot "$CACHE/one.log" single 2 512 "remora.ip=192.0.2.1 remora.peer=-" -nic none
   collect "$CACHE/one.log" one-guest
   say "one guest: $(( $(date +%s) - T0 )) s (console log: $CACHE/one.log)"
 fi
-if [ "$VARIANT" = two ] || [ "$VARIANT" = all ]; then
+if [ "$VARIANT" = four ] || [ "$VARIANT" = all ]; then
   T1=$(date +%s)
-  P1=$(( 20000 + RANDOM % 20000 )); P2=$(( P1 + 1 ))
-  say "booting two guests on a UDP socket link (127.0.0.1:$P1 <-> 127.0.0.1:$P2)"
-  boot "$CACHE/two-mem.log" mem 192.0.2.1 192.0.2.2 \
-    -netdev socket,id=n0,udp=127.0.0.1:$P2,localaddr=127.0.0.1:$P1 \
-    -device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01 &
-  MEM_PID=$!
-  boot "$CACHE/two-proc.log" proc 192.0.2.2 192.0.2.1 \
-    -netdev socket,id=n0,udp=127.0.0.1:$P1,localaddr=127.0.0.1:$P2 \
-    -device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:02
-  wait $MEM_PID
-  collect "$CACHE/two-mem.log" two-guests/memory
-  collect "$CACHE/two-proc.log" two-guests/processor
-  say "two guests: $(( $(date +%s) - T1 )) s (console logs: $CACHE/two-*.log)"
+  write_cluster_file "$CACHE/cluster.toml"
+  BASE=$(( 20000 + RANDOM % 20000 ))
+  PROC_NET=()
+  MEM_PIDS=()
+  for k in 1 2 3; do
+    PP=$(( BASE + 2 * k )); PM=$(( PP + 1 ))  # the processor's and the node's end of link k
+    say "memory node $k: link $k on a UDP socket pair (127.0.0.1:$PP <-> 127.0.0.1:$PM)"
+    boot "$CACHE/four-mem$k.log" mem 1 256 "remora.node=$k remora.ip=10.0.$k.2 remora.peer=10.0.$k.1" \
+      -netdev socket,id=n0,udp=127.0.0.1:$PP,localaddr=127.0.0.1:$PM \
+      -device virtio-net-pci,netdev=n0,mac=52:54:00:00:0$k:02 &
+    MEM_PIDS+=($!)
+    PROC_NET+=(-netdev socket,id=n$k,udp=127.0.0.1:$PM,localaddr=127.0.0.1:$PP
+               -device virtio-net-pci,netdev=n$k,mac=52:54:00:00:0$k:01)
+  done
+  say "processor: three links, one per memory node"
+  boot "$CACHE/four-proc.log" proc 2 512 \
+    "remora.ip=10.0.1.1,10.0.2.1,10.0.3.1 remora.peer=10.0.1.2,10.0.2.2,10.0.3.2" "${PROC_NET[@]}"
+  wait "${MEM_PIDS[@]}"
+  for k in 1 2 3; do collect "$CACHE/four-mem$k.log" "four-guests/memory-node-$k"; done
+  collect "$CACHE/four-proc.log" four-guests/processor
+  say "four guests: $(( $(date +%s) - T1 )) s (console logs: $CACHE/four-*.log)"
 fi
 finish

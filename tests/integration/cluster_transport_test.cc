@@ -47,7 +47,8 @@ class ClusterTransportTest : public ::testing::Test {
 
   std::unique_ptr<ClusterTransport> Connect(TransportKind kind, int replicas,
                                             std::uint64_t region = 1 << 20, int timeout_ms = 2000,
-                                            int stall_deadline_ms = 30000) {
+                                            int stall_deadline_ms = 30000,
+                                            int reconnect_deadline_ms = 500) {
     ClusterOptions o;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       ClusterNodeSpec s;
@@ -60,7 +61,7 @@ class ClusterTransportTest : public ::testing::Test {
     o.config.policy.replicas = replicas;
     o.config.policy.region_bytes = region;
     o.config.policy.stall_deadline_ms = stall_deadline_ms;
-    o.config.policy.reconnect_deadline_ms = 500;
+    o.config.policy.reconnect_deadline_ms = reconnect_deadline_ms;
     o.timeout_ms = timeout_ms;
     o.stats = &stats_;
     std::unique_ptr<ClusterTransport> c;
@@ -158,9 +159,9 @@ TEST_F(ClusterTransportTest, PoolHoldsMoreThanAnyNode) {
   }
 }
 
-// Two replicas; one node SIGKILLed. Reads go on at once from the other
-// replica, writes go on once the node is given up, and re-replication puts
-// every page on two live nodes again — checked node by node.
+// Two replicas; one node SIGKILLed. Reads and writes go on at once on the
+// other replica, and re-replication puts every page on two live nodes again
+// — checked node by node.
 TEST_F(ClusterTransportTest, SigkillWithTwoReplicasReReplicates) {
   StartNodes("64M");
   auto c = Connect(TransportKind::kTcp, 2);
@@ -177,8 +178,11 @@ TEST_F(ClusterTransportTest, SigkillWithTwoReplicasReReplicates) {
   ASSERT_EQ(::kill(nodes_[1]->pid(), SIGKILL), 0);
   CheckPages(c.get(), asid, pages, 1);  // reads fail over at once
   WritePages(c.get(), asid, pages / 2, 2);
+  // The regions written since have left the dead node already; the others
+  // leave it when it is given up (the reconnect deadline).
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (c->RepairsPending() > 0 && std::chrono::steady_clock::now() < deadline)
+  while ((Counter("cluster_nodes_lost") == 0 || c->RepairsPending() > 0) &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(50ms);
   ASSERT_EQ(c->RepairsPending(), 0u);
   EXPECT_EQ(Counter("cluster_nodes_lost"), 1);
@@ -205,6 +209,60 @@ TEST_F(ClusterTransportTest, SigkillWithTwoReplicasReReplicates) {
   ASSERT_TRUE(c->DestroySpace(asid).ok());
   EXPECT_EQ(UsedPages(0), 0u);
   EXPECT_EQ(UsedPages(2), 0u);
+}
+
+// Two replicas, one node SIGKILLed, its reconnect deadline far away (60 s):
+// write-backs into its regions do not wait for it to be given up. Each
+// completes on the surviving replica, the dead one leaves the region (it
+// missed the write), and re-replication gives every region two copies again
+// while the dead node is still only "reconnecting".
+TEST_F(ClusterTransportTest, WriteBacksDoNotWaitForADeadNode) {
+  StartNodes("64M");
+  auto c = Connect(TransportKind::kTcp, 2, 1 << 20, 2000, 30000, 60000);
+  ASSERT_TRUE(c);
+  const Asid asid = MakeAsid(1, 1);
+  ASSERT_TRUE(c->CreateSpace(asid).ok());
+  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
+  const std::uint64_t pages = (8ull << 20) / kPageSize;
+  WritePages(c.get(), asid, pages, 1);
+  ASSERT_GT(Counter("cluster_node2_regions"), 0);
+
+  ASSERT_EQ(::kill(nodes_[1]->pid(), SIGKILL), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  WritePages(c.get(), asid, pages, 2);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 30s) << "write-backs waited for the dead node";
+  EXPECT_EQ(Counter("cluster_nodes_lost"), 0) << "the node was given up before the writes ended";
+  EXPECT_GT(Counter("cluster_write_failovers"), 0);
+  EXPECT_EQ(Counter("cluster_node2_regions"), 0) << "every region was written: none keeps node 2";
+  CheckPages(c.get(), asid, pages, 2);
+
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (c->RepairsPending() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(c->RepairsPending(), 0u);
+  EXPECT_EQ(Counter("cluster_regions_degraded"), 0);
+  EXPECT_GT(Counter("cluster_rereplicated_regions"), 0);
+  EXPECT_EQ(Counter("cluster_nodes_lost"), 0);
+  EXPECT_EQ(Counter("cluster_node2_state"), 1);  // still reconnecting
+
+  // Every page current on both survivors, read directly.
+  auto a = Direct(0), b = Direct(2);
+  ASSERT_TRUE(a && b);
+  std::vector<char> got(kPageSize), want(kPageSize);
+  for (std::uint64_t p = 0; p < pages; ++p) {
+    const std::uint64_t uva = kBase + p * kPageSize;
+    Fill(want.data(), asid, uva, 2);
+    for (Transport* t : {a.get(), b.get()}) {
+      bool present = false;
+      Status st = t->ReadPage(asid, uva, got.data(), &present);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      ASSERT_TRUE(present) << std::hex << uva;
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), kPageSize), 0) << std::hex << uva;
+    }
+  }
+  // (Destroying the space would wait for the dead node: range changes
+  // still do, up to the reconnect deadline.)
 }
 
 // A node stopped (SIGSTOP) for 3 s with requests timing out after 1 s:
