@@ -1,7 +1,6 @@
 #include "memnode_in_process.h"
 
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,12 +10,10 @@
 #include <cstring>
 #include <string>
 
-#include "memory-node/page_store.h"
-#include "memory-node/server.h"
+#include "fuzz_node.h"
 #include "net/socket_util.h"
 #include "net/stream_server.h"
 #include "net/wire.h"
-#include "remora/stats.h"
 
 namespace remora::fuzz {
 namespace {
@@ -51,29 +48,16 @@ InProcessMemnode& InProcessMemnode::Get() {
 }
 
 void InProcessMemnode::Start() {
-  spdlog::set_level(spdlog::level::off);  // every refused input would log
-  auto* stats = new StatsRegistry;
-  Status st;
-  PageStore::Options so;
+  path_ = "/tmp/remora-fuzz-inproc-" + std::to_string(getpid()) + ".sock";
+  FuzzNodeOptions o;
   // Small, so that the node's per-processor files (created with the
   // processor's first space, dropped when its last goes, i.e. once per
   // input) cost little, and out-of-memory paths are within reach.
-  so.capacity_pages = 64;
-  so.node_id = kNodeId;
-  auto* store = PageStore::Create(so, stats, &st).release();
-  if (!store) std::abort();
-  MemoryNodeService::Options mo;
-  mo.secret = secret_;
-  mo.node_id = kNodeId;
-  auto* service = new MemoryNodeService(store, stats, mo);
-  StreamServer::Options svo;
-  svo.stats = stats;
-  svo.stats_prefix = "memnode";
-  server_ = new StreamServer(service, svo);
-  path_ = "/tmp/remora-fuzz-inproc-" + std::to_string(getpid()) + ".sock";
-  if (!server_->ListenUnix(path_).ok()) std::abort();
-  if (!service->Attach(server_).ok()) std::abort();
-  std::atexit([] { unlink(Get().path_.c_str()); });
+  o.capacity_pages = 64;
+  o.node_id = kNodeId;
+  o.secret = secret_;
+  o.socket_path = path_;
+  server_ = StartFuzzNode(o);
 }
 
 bool InProcessMemnode::Pump() {

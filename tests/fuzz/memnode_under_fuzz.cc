@@ -1,7 +1,6 @@
 #include "memnode_under_fuzz.h"
 
 #include <poll.h>
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,11 +10,9 @@
 #include <cstring>
 #include <thread>
 
-#include "memory-node/page_store.h"
-#include "memory-node/server.h"
+#include "fuzz_node.h"
 #include "net/socket_util.h"
 #include "net/stream_server.h"
-#include "remora/stats.h"
 
 namespace remora::fuzz {
 
@@ -30,28 +27,15 @@ MemnodeUnderFuzz& MemnodeUnderFuzz::Get() {
 }
 
 void MemnodeUnderFuzz::Start() {
-  spdlog::set_level(spdlog::level::off);  // every refused input would log
-  auto* stats = new StatsRegistry;
-  Status st;
-  PageStore::Options so;
-  so.capacity_pages = 4096;
-  so.node_id = kNodeId;
-  auto* store = PageStore::Create(so, stats, &st).release();
-  if (!store) std::abort();
-  MemoryNodeService::Options mo;
-  mo.secret = secret_;
-  mo.node_id = kNodeId;
-  mo.auth_timeout_ms = 2000;
-  auto* service = new MemoryNodeService(store, stats, mo);
-  StreamServer::Options svo;
-  svo.stats = stats;
-  svo.stats_prefix = "memnode";
-  auto* server = new StreamServer(service, svo);
   path_ = "/tmp/remora-fuzz-" + std::to_string(getpid()) + ".sock";
-  if (!server->ListenUnix(path_).ok()) std::abort();
-  if (!service->Attach(server).ok()) std::abort();
+  FuzzNodeOptions o;
+  o.capacity_pages = 4096;
+  o.node_id = kNodeId;
+  o.secret = secret_;
+  o.auth_timeout_ms = 2000;
+  o.socket_path = path_;
+  StreamServer* server = StartFuzzNode(o);
   std::thread([server] { server->Run(); }).detach();
-  std::atexit([] { unlink(Get().path_.c_str()); });
 }
 
 int MemnodeUnderFuzz::Connect() const {

@@ -2,5 +2,6 @@
 # the memory node against arbitrary first messages, and node key texts.
 remora_fuzz_target(NAME handshake_fuzz
                    SOURCES tests/fuzz/handshake_fuzz.cc tests/fuzz/memnode_under_fuzz.cc
+                           tests/fuzz/fuzz_node.cc
                    LIBS remora_fuzz_memnode
                    CORPUS tests/fuzz/corpus/handshake)
