@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <limits>
 
 #include "common/thread_name.h"
 
@@ -242,22 +243,8 @@ void VictimCache::ShareSpace(Asid parent, Asid child, bool redirty_flushed) {
 }
 
 std::size_t VictimCache::DropSpace(Asid asid) {
-  MutexLock lk(mu_);
-  std::vector<std::pair<std::uint32_t, Rmap>> victims;
-  for (;;) {
-    // As in Drop: writes in flight for the space finish before it goes.
-    victims.clear();
-    bool in_flight = false;
-    for (const auto& [owner, index] : index_) {
-      if (owner.asid != asid) continue;
-      victims.emplace_back(index, owner);
-      in_flight = in_flight || entries_[index].state == VictimState::kWriteback;
-    }
-    if (!in_flight) break;
-    changed_.wait(mu_);
-  }
-  for (const auto& [index, owner] : victims) RemoveOwnerLocked(index, owner);
-  return victims.size();
+  // Every page of the space: the whole address range.
+  return DropRange(asid, 0, std::numeric_limits<std::uint64_t>::max());
 }
 
 std::size_t VictimCache::DropRange(Asid asid, std::uint64_t start, std::uint64_t end) {
