@@ -1,9 +1,10 @@
 // The memory node the node-facing fuzz targets talk to: a PageStore, a
 // MemoryNodeService (with its worker for long operations) and a StreamServer
 // listening on a unix socket, built inside the fuzzing process with logging
-// off (every refused input would log). Who serves it — a thread of its own
-// (memnode_under_fuzz.h) or the fuzzing thread (memnode_in_process.h) — is
-// the harness's choice.
+// off (every refused input would log). The fuzzing thread serves it
+// (memnode_in_process.h): a serving thread of its own would still be inside
+// the node (in OpenSSL, say) while libFuzzer's exit() tears the process's
+// statics down.
 #pragma once
 
 #include <cstdint>

@@ -16,27 +16,6 @@
 #include "net/wire.h"
 
 namespace remora::fuzz {
-namespace {
-
-// Reads exactly `len` bytes the node has already sent, pumping it in
-// between; false if it closed or has nothing more to say.
-bool ReadReady(InProcessMemnode& node, int fd, void* out, std::size_t len) {
-  auto* p = static_cast<std::uint8_t*>(out);
-  while (len > 0) {
-    const ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
-    if (n > 0) {
-      p += n;
-      len -= static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n == 0 || (errno != EAGAIN && errno != EINTR)) return false;
-    if (!node.Pump()) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 InProcessMemnode& InProcessMemnode::Get() {
   // Deliberately never destroyed: libFuzzer exits without unwinding.
   static InProcessMemnode* node = [] {
@@ -80,6 +59,38 @@ bool InProcessMemnode::Wait() {
   return false;
 }
 
+bool InProcessMemnode::ReadReady(int fd, void* out, std::size_t len) {
+  auto* p = static_cast<std::uint8_t*>(out);
+  while (len > 0) {
+    const ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
+    if (n > 0) {
+      p += n;
+      len -= static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) return false;
+    if (!Pump()) return false;
+  }
+  return true;
+}
+
+int InProcessMemnode::Connect(std::uint8_t* hello) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+  // A unix connect completes at once while the listen backlog has room.
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+  std::uint8_t buf[wire::kHeaderSize + wire::kNonceLen];
+  if (!ReadReady(fd, buf, sizeof buf)) std::abort();
+  const wire::Header hh = wire::DecodeHeader(buf);
+  if (hh.type != static_cast<std::uint16_t>(wire::MsgType::kHello) ||
+      hh.payload_len != wire::kNonceLen || hh.arg0 != kNodeId)
+    std::abort();
+  if (hello) std::memcpy(hello, buf, sizeof buf);
+  return fd;
+}
+
 void InProcessMemnode::Close(int fd) {
   close(fd);
   Pump();
@@ -87,20 +98,9 @@ void InProcessMemnode::Close(int fd) {
 
 InProcessMemnode::Session InProcessMemnode::Open(NodeId node) {
   Session s;
-  s.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
-  // A unix connect completes at once while the listen backlog has room.
-  if (s.fd < 0 || connect(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
-
   // The client half of auth.h's exchange, one step at a time.
   std::uint8_t hello[wire::kHeaderSize + wire::kNonceLen];
-  if (!ReadReady(*this, s.fd, hello, sizeof hello)) std::abort();
-  const wire::Header hh = wire::DecodeHeader(hello);
-  if (hh.type != static_cast<std::uint16_t>(wire::MsgType::kHello) ||
-      hh.payload_len != wire::kNonceLen || hh.arg0 != kNodeId)
-    std::abort();
+  s.fd = Connect(hello);
   auth::Transcript t;
   t.processor_node = node;
   t.memory_node = kNodeId;
@@ -117,7 +117,7 @@ InProcessMemnode::Session InProcessMemnode::Open(NodeId node) {
   if (send(s.fd, msg, sizeof msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof msg)) std::abort();
 
   std::uint8_t reply[wire::kHeaderSize + wire::kMacLen];
-  if (!ReadReady(*this, s.fd, reply, sizeof reply)) std::abort();
+  if (!ReadReady(s.fd, reply, sizeof reply)) std::abort();
   const wire::Header rh = wire::DecodeHeader(reply);
   const auth::Mac expect = auth::ServerProof(key, t);
   if (rh.status != 0 || rh.payload_len != wire::kMacLen ||

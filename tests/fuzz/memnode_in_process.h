@@ -37,6 +37,13 @@ class InProcessMemnode {
     auth::FrameKeys keys;
   };
   Session Open(NodeId node);
+  // A connected non-blocking unix socket that has read the node's hello
+  // (into `hello`, if given), before any handshake: for harnesses that play
+  // a hostile client from the first byte.
+  int Connect(std::uint8_t* hello = nullptr);
+  // Reads exactly `len` bytes the node has sent or will send once served,
+  // serving it in between; false if it closed or has nothing more to say.
+  bool ReadReady(int fd, void* out, std::size_t len);
   // Serves everything that is ready without waiting; true if anything was.
   bool Pump();
   // Nothing is ready: waits for the node's own work to come back (a long
