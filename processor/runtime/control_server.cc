@@ -8,12 +8,14 @@
 // which it tears the session down. Hello is the manager's (it makes the
 // session, processor_manager.cc).
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -129,9 +131,29 @@ void ProcessSession::ControlLoop() {
       if (!SendReply(control_fd_, st.code(), id_, asid_, st.message(), reply_flags).ok()) break;
     }
   }
+  if (state_.load() == SessionState::kFailed && fault_unserved_.load(std::memory_order_relaxed))
+    EnsureStopped();
   ForgetLocalMemory();
   Teardown();
   manager_->Retire(id_);
+}
+
+void ProcessSession::EnsureStopped() {
+  const int pidfd = pidfd_.load(std::memory_order_acquire);
+  if (pidfd < 0) return;
+  // A pidfd is readable once its process has exited.
+  pollfd p{pidfd, POLLIN, 0};
+  int n;
+  do n = ::poll(&p, 1, static_cast<int>(kStopGrace.count()));
+  while (n < 0 && errno == EINTR);
+  if (n != 0) return;
+  spdlog::error(
+      "processor manager: pid {} did not stop within {} ms (its agent cannot run); "
+      "killing it",
+      pid(), kStopGrace.count());
+  const int e = SignalPidfd(pidfd, SIGKILL);
+  if (e != 0 && e != ESRCH)
+    spdlog::error("processor manager: killing pid {}: {}", pid(), std::strerror(e));
 }
 
 // Frees the pages of [start, start+len): lines, victim entries, zaps still

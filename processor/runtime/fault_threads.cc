@@ -83,7 +83,12 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
     return;
   }
   Status st = HandleFault(*manager_, *this, address, flags, *vma);
-  if (!st.ok() && !dead()) Fail(st);
+  if (!st.ok() && !dead()) {
+    // The faulting thread stays blocked: only the agent (or EnsureStopped)
+    // ends the program now.
+    fault_unserved_.store(true, std::memory_order_relaxed);
+    Fail(st);
+  }
 }
 
 void ProcessSession::ServeDeferred() {

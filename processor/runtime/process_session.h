@@ -51,6 +51,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -206,6 +207,14 @@ class ProcessSession {
   void AbandonFork() EXCLUDES(fork_mu_);
   // The end of the control thread, once the program is gone.
   void Teardown();
+  // After Fail with a fault left unserved: the program's agent ends it. An
+  // agent that cannot run (a thread blocked on a fault of its own, or one
+  // not started yet) would leave the program blocked on its userfaultfd for
+  // good, so after kStopGrace the kernel ends it (SIGKILL through the
+  // pidfd). A session failed for anything else (a client that broke the
+  // protocol) is only disconnected.
+  void EnsureStopped();
+  static constexpr std::chrono::milliseconds kStopGrace{3000};
 
   ProcessorManager* const manager_;
   const std::uint64_t id_;
@@ -216,6 +225,8 @@ class ProcessSession {
   // a /proc read or process_vm_readv; -1 for a child not adopted yet.
   std::atomic<int> pidfd_{-1};
   std::atomic<bool> started_{false};
+  // A fault failed and its thread was left blocked (EnsureStopped).
+  std::atomic<bool> fault_unserved_{false};
   const int control_fd_;
   const int uffd_;
   int agent_fd_ = -1;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstddef>
 
@@ -51,7 +52,7 @@ Status ZapQueue::Zap(std::uint64_t uva) {
     if (closed_) return {Code::kDisconnected, "agent gone"};
     pending_[uva] = ++next_seq_;
     pending_count_.store(pending_.size(), std::memory_order_release);
-    queue_.push_back(uva);
+    queue_.push_back({uva, next_seq_});
     queued_count_.store(queue_.size(), std::memory_order_relaxed);
     full = queue_.size() >= kBatch;
     // A batch starts: it goes out in kFlushDelay at the latest. A timer
@@ -75,14 +76,16 @@ Status ZapQueue::Flush() {
     {
       MutexLock lk(mu_);
       if (closed_) return {Code::kDisconnected, "agent gone"};
-      if (queue_.empty()) return Status::Ok();
+      // Held until the agent runs (see the header).
+      if (queue_.empty() || !agent_running_) return Status::Ok();
       const std::size_t n = std::min<std::size_t>(queue_.size(), rt::kZapBatchMax);
-      std::copy(queue_.begin(), queue_.begin() + n, m.uvas);
+      for (std::size_t i = 0; i < n; ++i) m.uvas[i] = queue_[i].uva;
+      // Sequence numbers rise along queue_; acknowledging the batch's last
+      // acknowledges all of it.
+      m.seq = queue_[n - 1].seq;
       queue_.erase(queue_.begin(), queue_.begin() + n);
       queued_count_.store(queue_.size(), std::memory_order_relaxed);
       m.count = static_cast<std::uint32_t>(n);
-      // Sequence numbers are consecutive and queue_ holds the newest ones.
-      m.seq = next_seq_ - queue_.size();
       sent_ = m.seq;
     }
     const std::size_t len = offsetof(rt::ZapMessage, uvas) + m.count * sizeof(std::uint64_t);
@@ -115,7 +118,12 @@ bool ZapQueue::DrainAcks() {
 void ZapQueue::OnAck(std::uint64_t seq) {
   MutexLock lk(mu_);
   // The agent's first acknowledgement (seq 0) says it runs; any says it is
-  // not stalled.
+  // not stalled. What was held for it goes out at the next timer tick (a
+  // send cannot be made under mu_).
+  if (!agent_running_ && !queue_.empty() && !timer_armed_ && timer_fd_ >= 0) {
+    timer_armed_ = true;
+    ArmTimer();
+  }
   agent_running_ = true;
   stalled_ = false;
   if (seq <= acked_) return;
@@ -172,8 +180,20 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   MutexLock lk(mu_);
   bool queued;
+  bool drained = false;
   while (PendingInLocked(start, end, &queued)) {
     if (closed_) return {Code::kDisconnected, "agent gone with zaps pending"};
+    if (!agent_running_) {
+      if (!drained) {  // it may have announced itself unread
+        drained = true;
+        lk.unlock();
+        DrainAcks();
+        lk.lock();
+        continue;
+      }
+      TakeBackLocked(start, end);
+      return Status::Ok();
+    }
     if (queued) {  // still in our queue: send it now, then wait
       lk.unlock();
       REMORA_RETURN_IF_ERROR(Flush());
@@ -186,6 +206,15 @@ Status ZapQueue::WaitClear(std::uint64_t start, std::uint64_t end,
     AwaitAckLocked(deadline);
   }
   return Status::Ok();
+}
+
+void ZapQueue::TakeBackLocked(std::uint64_t start, std::uint64_t end) {
+  // Nothing was sent before the agent ran, so every pending zap is queued.
+  assert(sent_ == 0);
+  std::erase_if(queue_, [&](const Queued& q) { return q.uva >= start && q.uva < end; });
+  queued_count_.store(queue_.size(), std::memory_order_relaxed);
+  std::erase_if(pending_, [&](const auto& p) { return p.first >= start && p.first < end; });
+  pending_count_.store(pending_.size(), std::memory_order_release);
 }
 
 void ZapQueue::AwaitAckLocked(std::chrono::steady_clock::time_point deadline) {

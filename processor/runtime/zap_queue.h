@@ -27,6 +27,18 @@
 // not run) marks the agent stalled: nobody waits for it again until it
 // acknowledges something.
 //
+// Before the agent has announced itself (its first acknowledgement), no zap
+// is sent: they stay queued, and the first acknowledgement arms the flush
+// timer. A wait for a page queued then would wait for a thread that may
+// never start: a forked child creates its agent after fork, and creating a
+// thread writes to memory that may be the page (glibc clears the DTV of a
+// cached thread stack, which lives in the managed heap). So WaitClear takes
+// such zaps back instead of waiting: never sent, they can be. The page they
+// were to drop is then either absent already (the fault that waits proves
+// it) or still mapped with the data that was copied out (eviction
+// write-protects before it copies), which the fault path keeps as dirty
+// (UFFDIO_COPY's EEXIST).
+//
 // Sequence numbers order the zaps; the agent acknowledges "everything up to
 // seq". Two mutexes: send_mu_ keeps batches in sequence order (taken before
 // mu_, and held across the send, which may block on a full socket); mu_
@@ -79,7 +91,8 @@ class ZapQueue {
   // control thread itself waits for zaps when a program unmaps memory).
   bool DrainAcks() EXCLUDES(mu_);
   // Waits until no zap of a page in [start, end) is pending. kTimeout or
-  // kDisconnected if the agent does not answer.
+  // kDisconnected if the agent does not answer. Before the agent has
+  // announced itself, takes the range's zaps back instead (see above).
   Status WaitClear(std::uint64_t start, std::uint64_t end, std::chrono::milliseconds timeout)
       EXCLUDES(send_mu_, mu_);
   // Backpressure, called after zaps were queued: above kMaxPending pending
@@ -101,6 +114,8 @@ class ZapQueue {
 
  private:
   bool PendingInLocked(std::uint64_t start, std::uint64_t end, bool* queued) const REQUIRES(mu_);
+  // Forgets the queued (never sent) zaps of pages in [start, end).
+  void TakeBackLocked(std::uint64_t start, std::uint64_t end) REQUIRES(mu_);
   // Waits a little (at most until deadline, a few ms) for an
   // acknowledgement: watches the agent socket, or waits for the waiter that
   // does. Drops mu_ meanwhile.
@@ -122,7 +137,11 @@ class ZapQueue {
   std::uint64_t next_seq_ GUARDED_BY(mu_) = 0;
   std::uint64_t acked_ GUARDED_BY(mu_) = 0;
   std::uint64_t sent_ GUARDED_BY(mu_) = 0;  // highest sequence number handed to the socket
-  std::vector<std::uint64_t> queue_ GUARDED_BY(mu_);  // not yet sent, in sequence order
+  struct Queued {
+    std::uint64_t uva;
+    std::uint64_t seq;
+  };
+  std::vector<Queued> queue_ GUARDED_BY(mu_);  // not yet sent, in sequence order
   std::atomic<std::size_t> queued_count_{0};
   // pending_.size(), for WaitClear's lock-free fast path. Stored under mu_
   // (release); a zap queued before a line was freed is visible to whoever

@@ -13,6 +13,7 @@
 //                  gauges are read at exact points and must not drift
 //   pyfork.py      multiprocessing (fork) and subprocess, quarter pcache
 //   a shell pipeline, sh -c 'seq | sort -r | md5sum'
+//   bash command substitutions (forks that do not exec), 256K and 512K
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -304,6 +305,31 @@ TEST_F(RunForkTest, ShellPipeline) {
   EXPECT_EQ(s["nr_fork"], 3);
   EXPECT_GE(s["nr_processes_attached"], 4) << "the shell and the three commands";
   ExpectNothingLeft(s);
+}
+
+// Forked children that do not exec, under a pcache far smaller than the
+// shell: each command substitution forks a subshell, whose agent thread is
+// created after the fork. Creating it writes to the managed heap (glibc
+// clears the DTV of a cached thread stack), where the parent's evictions
+// have left pages with zaps queued for the child's agent, which does not
+// run yet. The manager used to wait for that agent, time out after 10 s and
+// stop the child (every run failed at 512K).
+TEST_F(RunForkTest, SubshellsUnderATinyPcache) {
+  const std::vector<std::string> argv = {
+      "/bin/bash", "-c",
+      "s=0; for i in $(seq 1 150); do x=$(echo $((i * i))); s=$((s + x)); done; echo $s"};
+  Result native = Native(argv, "subshells");
+  ASSERT_FALSE(HasFailure());
+  for (const char* pcache : {"256K", "512K"}) {
+    SCOPED_TRACE(pcache);
+    const auto t0 = std::chrono::steady_clock::now();
+    Stats s = UnderRemora({"--pcache", pcache}, argv, native, std::string("subshells-") + pcache);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60));
+    SCOPED_TRACE("stats:\n" + Tail(s.text(), 6000));
+    EXPECT_GE(s["nr_fork"], 150);
+    EXPECT_GT(s["nr_pcache_eviction_succeed"], 0) << "the pcache was meant to be too small";
+    ExpectNothingLeft(s);
+  }
 }
 
 // Waits up to `timeout` for `path` to appear and returns its contents ("" if

@@ -32,8 +32,10 @@ class ZapQueueTest : public ::testing::Test {
     ::close(fds_[0]);
     if (fds_[1] >= 0) ::close(fds_[1]);
   }
-  // An agent that acknowledges each batch (after `delay`) and records pages.
+  // An agent that announces itself, acknowledges each batch (after `delay`)
+  // and records pages.
   void StartAgent(std::chrono::milliseconds delay = 0ms) {
+    q_->OnAck(0);  // what the control thread does on the agent's first message
     agent_ = std::thread([this, delay] {
       rt::ZapMessage m;
       for (;;) {
@@ -131,7 +133,9 @@ TEST_F(ZapQueueTest, WaitingForAQueuedPageSendsIt) {
 }
 
 TEST_F(ZapQueueTest, PagesOutsideTheRangeDoNotBlockAWaiter) {
-  // No agent: the zap of page 1 is never acknowledged.
+  // An agent that announced itself and then never reads: the zap of page 1
+  // is never acknowledged.
+  q_->OnAck(0);
   ASSERT_TRUE(q_->Zap(1 * kPageSize).ok());
   ASSERT_TRUE(q_->Flush().ok());
   EXPECT_TRUE(q_->WaitClear(2 * kPageSize, 10 * kPageSize, 100ms).ok());
@@ -140,6 +144,7 @@ TEST_F(ZapQueueTest, PagesOutsideTheRangeDoNotBlockAWaiter) {
 }
 
 TEST_F(ZapQueueTest, AClosedAgentReleasesWaitersAndRefusesZaps) {
+  q_->OnAck(0);
   ASSERT_TRUE(q_->Zap(1 * kPageSize).ok());
   ASSERT_TRUE(q_->Flush().ok());
   std::thread closer([&] {
@@ -172,6 +177,32 @@ TEST_F(ZapQueueTest, ConcurrentZappersAreAcknowledgedInOrder) {
   EXPECT_EQ(q_->pending(), 0u);
   StopAgent();
   EXPECT_EQ(zapped_.size(), 2000u);
+}
+
+// A forked child's agent starts after the fork, and starting a thread
+// writes to memory that may be a page with a zap queued. Before the agent
+// announces itself nothing is sent, and a waiter takes its range's zaps back
+// at once instead of waiting for a thread that is not there yet; the others
+// go out once the agent has announced itself.
+TEST_F(ZapQueueTest, BeforeTheAgentRunsZapsAreHeldAndAWaiterTakesThemBack) {
+  for (std::uint64_t i = 1; i <= 3; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
+  ASSERT_TRUE(q_->Flush().ok());
+  EXPECT_TRUE(q_->has_queued());  // held: no agent to send them to
+  pollfd peer{fds_[1], POLLIN, 0};
+  EXPECT_EQ(::poll(&peer, 1, 0), 0);  // nothing on the wire
+
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(q_->WaitClear(2 * kPageSize, 3 * kPageSize, 5000ms).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  EXPECT_EQ(q_->pending(), 2u);  // pages 1 and 3
+
+  StartAgent();  // announces itself: the held zaps go at the next tick
+  pollfd timer{q_->timer_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&timer, 1, 5000), 1);
+  q_->OnTimer();
+  ASSERT_TRUE(q_->WaitClear(0, 10 * kPageSize, 2000ms).ok());
+  StopAgent();
+  EXPECT_EQ(zapped_, (std::vector<std::uint64_t>{1 * kPageSize, 3 * kPageSize}));
 }
 
 // Backpressure (Throttle): never before the agent announced itself; above
