@@ -344,30 +344,37 @@ TEST(MemoryNodeSecurityTest, ClientsAuthenticateTheMemoryNode) {
   std::string address;
   ASSERT_TRUE(net::ListenTcp("127.0.0.1:0", &lfd, &address).ok());
   std::atomic<bool> stop{false};
+  // Each connection is answered on a thread of its own, with deadlines far
+  // beyond the client's: on a loaded machine the client must still meet
+  // the fake's forged answer, not its own timeout.
   std::thread fake([&] {
+    std::vector<std::thread> answering;
     while (!stop) {
       int c = accept(lfd, nullptr, nullptr);
-      if (c < 0) return;
-      std::uint8_t hello[wire::kHeaderSize + 32] = {};
-      wire::EncodeHeader(wire::MakeRequest(MsgType::kHello, 0, 0, 1, 0, 32), hello);
-      (void)net::WriteFull(c, hello, sizeof hello, net::DeadlineAfterMs(1000));
-      std::uint8_t req[wire::kHeaderSize + 64];
-      if (net::ReadFull(c, req, sizeof req, net::DeadlineAfterMs(3000)).ok()) {
-        wire::Header rep = wire::MakeReply(wire::DecodeHeader(req), Code::kOk, 32);
-        rep.arg0 = 1;
-        std::uint8_t out[wire::kHeaderSize + 32] = {};
-        wire::EncodeHeader(rep, out);
-        (void)net::WriteFull(c, out, sizeof out, net::DeadlineAfterMs(1000));
-      }
-      close(c);
+      if (c < 0) break;
+      answering.emplace_back([c] {
+        std::uint8_t hello[wire::kHeaderSize + 32] = {};
+        wire::EncodeHeader(wire::MakeRequest(MsgType::kHello, 0, 0, 1, 0, 32), hello);
+        (void)net::WriteFull(c, hello, sizeof hello, net::DeadlineAfterMs(20000));
+        std::uint8_t req[wire::kHeaderSize + 64];
+        if (net::ReadFull(c, req, sizeof req, net::DeadlineAfterMs(20000)).ok()) {
+          wire::Header rep = wire::MakeReply(wire::DecodeHeader(req), Code::kOk, 32);
+          rep.arg0 = 1;
+          std::uint8_t out[wire::kHeaderSize + 32] = {};
+          wire::EncodeHeader(rep, out);
+          (void)net::WriteFull(c, out, sizeof out, net::DeadlineAfterMs(20000));
+        }
+        close(c);
+      });
     }
+    for (auto& t : answering) t.join();
   });
   TransportOptions o;
   o.kind = TransportKind::kTcp;
   o.address = address;
   o.secret = "integration-test-secret-0123456789abcdef";
   o.node_id = 1;
-  o.timeout_ms = 3000;
+  o.timeout_ms = 15000;
   Status st;
   EXPECT_FALSE(ConnectTransport(o, &st));
   EXPECT_EQ(st.code(), Code::kAuthFailed) << st.ToString();
