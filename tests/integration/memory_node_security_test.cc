@@ -350,14 +350,22 @@ TEST(MemoryNodeSecurityTest, ClientsAuthenticateTheMemoryNode) {
   std::thread fake([&] {
     std::vector<std::thread> answering;
     while (!stop) {
+      // The listening socket is non-blocking: wait for a connection first.
+      pollfd p{lfd, POLLIN, 0};
+      if (poll(&p, 1, 100) != 1) continue;
       int c = accept(lfd, nullptr, nullptr);
-      if (c < 0) break;
+      if (c < 0) continue;
       answering.emplace_back([c] {
         std::uint8_t hello[wire::kHeaderSize + 32] = {};
         wire::EncodeHeader(wire::MakeRequest(MsgType::kHello, 0, 0, 1, 0, 32), hello);
         (void)net::WriteFull(c, hello, sizeof hello, net::DeadlineAfterMs(20000));
-        std::uint8_t req[wire::kHeaderSize + 64];
-        if (net::ReadFull(c, req, sizeof req, net::DeadlineAfterMs(20000)).ok()) {
+        // Whatever the client sends (a header and its payload), it "accepts".
+        std::uint8_t req[wire::kHeaderSize];
+        std::string payload;
+        if (net::ReadFull(c, req, sizeof req, net::DeadlineAfterMs(20000)).ok() &&
+            wire::DecodeHeader(req).payload_len <= 4096 &&
+            (payload.resize(wire::DecodeHeader(req).payload_len),
+             net::ReadFull(c, payload.data(), payload.size(), net::DeadlineAfterMs(20000)).ok())) {
           wire::Header rep = wire::MakeReply(wire::DecodeHeader(req), Code::kOk, 32);
           rep.arg0 = 1;
           std::uint8_t out[wire::kHeaderSize + 32] = {};
@@ -384,10 +392,13 @@ TEST(MemoryNodeSecurityTest, ClientsAuthenticateTheMemoryNode) {
   const std::string secret_file = std::string(dir) + "/secret";
   ASSERT_TRUE(auth::WriteSecretFile(secret_file, o.secret).ok());
   std::string out;
-  int rc = RunCommand({RemoraBinary(), "stats", "--memory-node", address, "--secret-file",
-                       secret_file, "--timeout-ms", "3000"},
-                      &out);
+  // Its error goes to stderr: through a shell, into `out` as well.
+  int rc =
+      RunCommand({"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", RemoraBinary(), "stats",
+                  "--memory-node", address, "--secret-file", secret_file, "--timeout-ms", "15000"},
+                 &out);
   EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("could not prove it holds this node's key"), std::string::npos) << out;
   unlink(secret_file.c_str());
   rmdir(dir);
   stop = true;
