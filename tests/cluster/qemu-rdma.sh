@@ -180,27 +180,41 @@ if [ "$VARIANT" = one ] || [ "$VARIANT" = all ]; then
   say "one guest: $(( $(date +%s) - T0 )) s (console log: $CACHE/one.log)"
 fi
 if [ "$VARIANT" = four ] || [ "$VARIANT" = all ]; then
-  T1=$(date +%s)
   write_cluster_file "$CACHE/cluster.toml"
-  BASE=$(( 20000 + RANDOM % 20000 ))
-  PROC_NET=()
-  MEM_PIDS=()
-  for k in 1 2 3; do
-    PP=$(( BASE + 2 * k )); PM=$(( PP + 1 ))  # the processor's and the node's end of link k
-    say "memory node $k: link $k on a UDP socket pair (127.0.0.1:$PP <-> 127.0.0.1:$PM)"
-    boot "$CACHE/four-mem$k.log" mem 1 256 "remora.node=$k remora.ip=10.0.$k.2 remora.peer=10.0.$k.1" \
-      -netdev socket,id=n0,udp=127.0.0.1:$PP,localaddr=127.0.0.1:$PM \
-      -device virtio-net-pci,netdev=n0,mac=52:54:00:00:0$k:02 &
-    MEM_PIDS+=($!)
-    PROC_NET+=(-netdev socket,id=n$k,udp=127.0.0.1:$PM,localaddr=127.0.0.1:$PP
-               -device virtio-net-pci,netdev=n$k,mac=52:54:00:00:0$k:01)
+  for attempt in 1 2; do
+    T1=$(date +%s)
+    BASE=$(( 20000 + RANDOM % 20000 ))
+    PROC_NET=()
+    MEM_PIDS=()
+    for k in 1 2 3; do
+      PP=$(( BASE + 2 * k )); PM=$(( PP + 1 ))  # the processor's and the node's end of link k
+      say "memory node $k: link $k on a UDP socket pair (127.0.0.1:$PP <-> 127.0.0.1:$PM)"
+      boot "$CACHE/four-mem$k.log" mem 1 256 "remora.node=$k remora.ip=10.0.$k.2 remora.peer=10.0.$k.1" \
+        -netdev socket,id=n0,udp=127.0.0.1:$PP,localaddr=127.0.0.1:$PM \
+        -device virtio-net-pci,netdev=n0,mac=52:54:00:00:0$k:02 &
+      MEM_PIDS+=($!)
+      PROC_NET+=(-netdev socket,id=n$k,udp=127.0.0.1:$PM,localaddr=127.0.0.1:$PP
+                 -device virtio-net-pci,netdev=n$k,mac=52:54:00:00:0$k:01)
+    done
+    say "processor: three links, one per memory node"
+    boot "$CACHE/four-proc.log" proc 2 512 \
+      "remora.ip=10.0.1.1,10.0.2.1,10.0.3.1 remora.peer=10.0.1.2,10.0.2.2,10.0.3.2" "${PROC_NET[@]}"
+    wait "${MEM_PIDS[@]}"
+    # A guest whose emulated NIC hung (its kernel's NETDEV WATCHDOG: the
+    # transmit queue stopped moving) is cut off from the processor by the
+    # emulator, not by Remora; the processor then loses a second memory node
+    # and the kill test's counts are off. Seen once on a loaded host. The four
+    # guests run again, once; only that run counts.
+    hung=$(grep -l "NETDEV WATCHDOG" "$CACHE"/four-*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')
+    if [ "$attempt" -eq 1 ] && [ -n "$hung" ]; then
+      say "an emulated NIC hung (NETDEV WATCHDOG in $hung): running the four guests again"
+      for f in "$CACHE"/four-*.log; do mv "$f" "$f.hung"; done
+      continue
+    fi
+    for k in 1 2 3; do collect "$CACHE/four-mem$k.log" "four-guests/memory-node-$k"; done
+    collect "$CACHE/four-proc.log" four-guests/processor
+    say "four guests: $(( $(date +%s) - T1 )) s (console logs: $CACHE/four-*.log)"
+    break
   done
-  say "processor: three links, one per memory node"
-  boot "$CACHE/four-proc.log" proc 2 512 \
-    "remora.ip=10.0.1.1,10.0.2.1,10.0.3.1 remora.peer=10.0.1.2,10.0.2.2,10.0.3.2" "${PROC_NET[@]}"
-  wait "${MEM_PIDS[@]}"
-  for k in 1 2 3; do collect "$CACHE/four-mem$k.log" "four-guests/memory-node-$k"; done
-  collect "$CACHE/four-proc.log" four-guests/processor
-  say "four guests: $(( $(date +%s) - T1 )) s (console logs: $CACHE/four-*.log)"
 fi
 finish
