@@ -26,7 +26,6 @@ StreamServer* StartFuzzNode(const FuzzNodeOptions& options) {
   MemoryNodeService::Options mo;
   mo.secret = options.secret;
   mo.node_id = options.node_id;
-  mo.auth_timeout_ms = options.auth_timeout_ms;
   auto* service = new MemoryNodeService(store, stats, mo);
   StreamServer::Options svo;
   svo.stats = stats;

@@ -22,7 +22,6 @@ struct FuzzNodeOptions {
   std::uint64_t capacity_pages = 4096;
   NodeId node_id = 0;
   std::string secret;
-  int auth_timeout_ms = 5000;
   std::string socket_path;  // unlinked at exit
 };
 

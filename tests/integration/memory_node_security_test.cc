@@ -213,6 +213,16 @@ TEST(MemoryNodeSecurityTest, NodeIdSpoofIsRefused) {
   victim.Check();
 }
 
+// Accepts a connection on `lfd`, a non-blocking listening socket (ListenTcp):
+// waits for one first, or an accept before the client connects fails with
+// EAGAIN and strands it. -1 once `stop` is set.
+int AcceptWhenReady(int lfd, const std::atomic<bool>& stop) {
+  pollfd l{lfd, POLLIN, 0};
+  while (!stop && poll(&l, 1, 100) <= 0) {
+  }
+  return stop ? -1 : accept(lfd, nullptr, nullptr);
+}
+
 // A TCP relay between a client and the node that may rewrite or inject
 // bytes. It holds no key.
 class Relay {
@@ -237,12 +247,7 @@ class Relay {
 
  private:
   void Serve() {
-    // The listening socket is non-blocking: wait for the client first, or
-    // an accept before it connects fails with EAGAIN and strands it.
-    pollfd l{lfd_, POLLIN, 0};
-    while (!stop_ && poll(&l, 1, 100) <= 0) {
-    }
-    int c = accept(lfd_, nullptr, nullptr);
+    int c = AcceptWhenReady(lfd_, stop_);
     if (c < 0) return;
     int u = -1;
     if (!net::ConnectTcp(upstream_, 2000, &u).ok()) return;
@@ -350,27 +355,27 @@ TEST(MemoryNodeSecurityTest, ClientsAuthenticateTheMemoryNode) {
   std::thread fake([&] {
     std::vector<std::thread> answering;
     while (!stop) {
-      // The listening socket is non-blocking: wait for a connection first.
-      pollfd p{lfd, POLLIN, 0};
-      if (poll(&p, 1, 100) != 1) continue;
-      int c = accept(lfd, nullptr, nullptr);
+      int c = AcceptWhenReady(lfd, stop);
       if (c < 0) continue;
       answering.emplace_back([c] {
+        const std::uint64_t deadline = net::DeadlineAfterMs(20000);
         std::uint8_t hello[wire::kHeaderSize + 32] = {};
         wire::EncodeHeader(wire::MakeRequest(MsgType::kHello, 0, 0, 1, 0, 32), hello);
-        (void)net::WriteFull(c, hello, sizeof hello, net::DeadlineAfterMs(20000));
+        (void)net::WriteFull(c, hello, sizeof hello, deadline);
         // Whatever the client sends (a header and its payload), it "accepts".
-        std::uint8_t req[wire::kHeaderSize];
+        std::uint8_t raw[wire::kHeaderSize];
         std::string payload;
-        if (net::ReadFull(c, req, sizeof req, net::DeadlineAfterMs(20000)).ok() &&
-            wire::DecodeHeader(req).payload_len <= 4096 &&
-            (payload.resize(wire::DecodeHeader(req).payload_len),
-             net::ReadFull(c, payload.data(), payload.size(), net::DeadlineAfterMs(20000)).ok())) {
-          wire::Header rep = wire::MakeReply(wire::DecodeHeader(req), Code::kOk, 32);
-          rep.arg0 = 1;
-          std::uint8_t out[wire::kHeaderSize + 32] = {};
-          wire::EncodeHeader(rep, out);
-          (void)net::WriteFull(c, out, sizeof out, net::DeadlineAfterMs(20000));
+        if (net::ReadFull(c, raw, sizeof raw, deadline).ok()) {
+          const wire::Header req = wire::DecodeHeader(raw);
+          payload.resize(req.payload_len <= 4096 ? req.payload_len : 0);
+          if (req.payload_len <= 4096 &&
+              net::ReadFull(c, payload.data(), payload.size(), deadline).ok()) {
+            wire::Header rep = wire::MakeReply(req, Code::kOk, 32);
+            rep.arg0 = 1;
+            std::uint8_t out[wire::kHeaderSize + 32] = {};
+            wire::EncodeHeader(rep, out);
+            (void)net::WriteFull(c, out, sizeof out, deadline);
+          }
         }
         close(c);
       });
