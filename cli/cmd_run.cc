@@ -7,6 +7,7 @@
 // down, the counters are printed (stderr) and optionally written as JSON.
 // The exit status is the program's (128 + signal if a signal ended it).
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,14 +17,18 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 #include <thread>
 
 #include "cli/command.h"
 #include "cli/live_stats.h"
+#include "cli/local_memory_node.h"
 #include "cli/processor_setup.h"
 #include "cli/processor_socket.h"
 #include "common/size.h"
 #include "processor/abi/runtime_protocol.h"
+
+extern char** environ;
 
 namespace remora::cli {
 namespace {
@@ -51,21 +56,35 @@ void Forward(int sig) {
   if (g_child > 0) ::kill(g_child, sig);
 }
 
-// Starts the program; returns its pid or -1 (errno-style message printed).
+// Starts the program with the shim and the allocator preloaded; returns its
+// pid, or -1 with the reason printed. posix_spawn (a vfork and an exec), not
+// fork: copying this process's page tables — the manager, its pcache
+// metadata, the embedded memory node — cost every run milliseconds, and the
+// child of a threaded process must not allocate (setenv) before its exec.
 pid_t Launch(const std::vector<std::string>& command, const std::string& shim,
              const std::string& socket) {
   std::string preload = shim + ":" + REMORA_ALLOCATOR_LIB;
   if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
-  pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  ::setenv("LD_PRELOAD", preload.c_str(), 1);
-  ::setenv(rt::kSocketEnv, socket.c_str(), 1);
-  std::vector<char*> argv;
+  const std::string socket_var = std::string(rt::kSocketEnv) + "=";
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e; ++e) {
+    const std::string_view v(*e);
+    if (v.rfind("LD_PRELOAD=", 0) != 0 && v.rfind(socket_var, 0) != 0) env_storage.emplace_back(v);
+  }
+  env_storage.push_back("LD_PRELOAD=" + preload);
+  env_storage.push_back(socket_var + socket);
+  std::vector<char*> envp, argv;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
   for (const auto& s : command) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
-  ::execvp(argv[0], argv.data());
-  std::fprintf(stderr, "remora run: cannot execute %s: %s\n", argv[0], std::strerror(errno));
-  ::_exit(127);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data());
+  if (rc != 0) {
+    std::fprintf(stderr, "remora run: cannot execute %s: %s\n", argv[0], std::strerror(rc));
+    return -1;
+  }
+  return pid;
 }
 
 int WaitProgram(pid_t pid) {
@@ -204,12 +223,10 @@ int Run(CLI::App* sub, RunArgs& a) {
     }
   }
 
+  // A program that cannot start exits 127, as a shell reports it; the
+  // teardown and the counters below run as for any other exit.
   pid_t pid = Launch(a.command, shim, socket);
-  if (pid < 0) {
-    std::fprintf(stderr, "remora run: fork: %s\n", std::strerror(errno));
-    return 1;
-  }
-  const int status = WaitProgram(pid);
+  const int status = pid < 0 ? 127 : WaitProgram(pid);
 
   StatsSnapshot final_snap;
   std::string description;

@@ -215,10 +215,10 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   } else if (a.memory_nodes.empty()) {
     if (topt.kind == TransportKind::kRdma)
       return {Code::kInvalidArgument, "--transport rdma needs --memory-node"};
-    LocalMemoryNodeOptions lo;
-    lo.capacity = a.memory_capacity;
-    lo.extra_args = {"--log-level", "warn"};
-    stack->local_node = LocalMemoryNode::Start(lo, &st);
+    std::uint64_t capacity = 0;
+    st = ParseSize(a.memory_capacity, &capacity);
+    if (!st.ok()) return {st.code(), "--memory-capacity: " + st.message()};
+    stack->local_node = EmbeddedMemoryNode::Start(capacity, &st);
     if (!stack->local_node) return {st.code(), "starting the local memory node: " + st.message()};
     topt = stack->local_node->ClientOptions(topt.kind);
     node_desc = fmt::format("local memory node ({})", a.transport);

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/local_memory_node.h"
+#include "cli/embedded_memory_node.h"
 #include "metrics/metrics_server.h"
 #include "processor/runtime/processor_manager.h"
 #include "remora/stats.h"
@@ -61,7 +61,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* args);
 // A running manager with its memory-node connection and, for the embedded
 // default, the local memory node it started.
 struct ProcessorStack {
-  std::unique_ptr<LocalMemoryNode> local_node;
+  std::unique_ptr<EmbeddedMemoryNode> local_node;
   std::unique_ptr<StatsRegistry> stats;
   std::unique_ptr<Transport> transport;
   std::unique_ptr<ProcessorManager> manager;

@@ -37,6 +37,10 @@ std::string CounterSuffix(std::string_view name) {
   return s;
 }
 
+spdlog::level::level_enum ConnectionLogLevel(const MemoryNodeService::Options& o) {
+  return o.log_connections ? spdlog::level::info : spdlog::level::debug;
+}
+
 }  // namespace
 
 MemoryNodeService::MemoryNodeService(PageStore* store, StatsRegistry* stats, Options options)
@@ -103,8 +107,8 @@ void MemoryNodeService::OnClose(StreamServer::Connection& conn, StreamServer::Cl
     spdlog::warn("{}: did not authenticate within {} ms; dropped", conn.peer(),
                  options_.auth_timeout_ms);
   } else if (s && s->authenticated) {
-    spdlog::info("processor node {} ({}) disconnected: {}", s->node_id, conn.peer(),
-                 StreamServer::CloseReasonName(reason));
+    spdlog::log(ConnectionLogLevel(options_), "processor node {} ({}) disconnected: {}", s->node_id,
+                conn.peer(), StreamServer::CloseReasonName(reason));
   }
 }
 
@@ -149,7 +153,8 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   conn.Send(reply, std::string(reinterpret_cast<const char*>(proof.data()), proof.size()));
   // Everything after the proof is tagged both ways (auth.h, "Frames").
   conn.EnableFrameAuth(auth::DeriveFrameKeys(key, t));
-  spdlog::info("processor node {} connected from {}", s.node_id, conn.peer());
+  spdlog::log(ConnectionLogLevel(options_), "processor node {} connected from {}", s.node_id,
+              conn.peer());
 }
 
 void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::Header& h,

@@ -80,6 +80,10 @@ class MemoryNodeService : public StreamServer::Handler {
     int auth_timeout_ms = 5000;
     int lease_ms = 30000;
     int max_unauthenticated = 256;
+    // Processor connects and disconnects at info (a daemon's operator wants
+    // them); false: at debug (a node embedded in `remora run` serves only
+    // its own processor, and those lines would be noise in every run).
+    bool log_connections = true;
   };
 
   // `store` and `stats` must outlive the service.
