@@ -230,6 +230,9 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   }
   if (!stack->transport) {
     topt.node_id = a.node_id;
+    // A restart of this processor takes its node's old spaces over
+    // (memory-node/server.h, "Leases"); a cluster's links make their own.
+    topt.incarnation = auth::NewIncarnation();
     topt.timeout_ms = a.timeout_ms;
     topt.stats = stack->stats.get();
     stack->transport = ConnectTransport(topt, &st);

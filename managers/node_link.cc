@@ -5,8 +5,17 @@
 
 #include <algorithm>
 
+#include "net/auth.h"
+
 namespace remora {
 namespace {
+
+// One incarnation for every connection of a link, so that the node keeps
+// this processor's spaces across a reconnect (memory-node/server.h).
+NodeLinkOptions WithIncarnation(NodeLinkOptions o) {
+  if (o.transport.incarnation == 0) o.transport.incarnation = auth::NewIncarnation();
+  return o;
+}
 
 void SetGauge(Gauge* g, std::int64_t v) {
   if (g) g->Add(v - g->Value());
@@ -28,7 +37,7 @@ const char* NodeStateName(NodeState s) {
 
 NodeLink::NodeLink(const ClusterNodeSpec& spec, NodeLinkOptions opts, NodeLinkHooks hooks,
                    StatsRegistry* stats)
-    : spec_(spec), opts_(std::move(opts)), hooks_(std::move(hooks)) {
+    : spec_(spec), opts_(WithIncarnation(std::move(opts))), hooks_(std::move(hooks)) {
   metrics_.Register(stats, fmt::format("node{}", spec_.id));
 }
 

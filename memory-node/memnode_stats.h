@@ -54,6 +54,8 @@ struct PageStoreMetrics {
     "processor nodes whose spaces were destroyed when their lease expired")                 \
   X(takeovers, Counter, "memnode_takeovers", "nodes",                                       \
     "processor nodes that reconnected and found their old spaces destroyed")                \
+  X(resumes, Counter, "memnode_resumes", "connections",                                     \
+    "processors that reconnected (same incarnation) and kept their address spaces")         \
   X(reclaimed_spaces, Counter, "memnode_reclaimed_spaces", "spaces",                        \
     "address spaces destroyed by lease expiry or takeover")                                 \
   X(offloaded, Counter, "memnode_offloaded", "operations",                                  \

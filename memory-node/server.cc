@@ -21,6 +21,7 @@ struct MemoryNodeService::Session : StreamServer::Context {
   auth::Nonce nonce{};
   bool authenticated = false;
   NodeId node_id = 0;
+  std::uint64_t incarnation = 0;  // kAuth's arg1, proven with the node id
   // kAttachShm served on this connection: each pins the node's view in the
   // store until the connection closes.
   mutable std::uint64_t shm_attaches = 0;
@@ -132,6 +133,7 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   auth::Transcript t;
   t.processor_node = static_cast<NodeId>(h.arg0);
   t.memory_node = options_.node_id;
+  t.incarnation = h.arg1;
   t.server_nonce = s.nonce;
   std::memcpy(t.client_nonce.data(), p + wire::kMacLen, t.client_nonce.size());
   // The proof is made with the claimed node's own key, over its id: only a
@@ -144,8 +146,9 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   auth::Mac proof = auth::ServerProof(key, t);
   s.authenticated = true;
   s.node_id = t.processor_node;
+  s.incarnation = t.incarnation;
   --unauthenticated_;
-  NodeConnected(s.node_id);
+  NodeConnected(s.node_id, s.incarnation);
   conn.SetDeadline(0);
   conn.SetMaxPayload(wire::kMaxPayload);
   wire::Header reply = wire::MakeReply(h, Code::kOk);
@@ -205,13 +208,25 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
   m_.latency->Record(MonotonicNs() - start);
 }
 
-void MemoryNodeService::NodeConnected(NodeId node) {
+void MemoryNodeService::NodeConnected(NodeId node, std::uint64_t incarnation) {
   if (live_[node]++ > 0) return;
-  // The node's only connection. A processor never reconnects (a client has
-  // no reconnect), so spaces left from before belong to a processor that is
-  // gone, whether or not its lease has run out: destroy them, so the new
-  // one starts clean and may reuse the same address space ids.
-  leases_.erase(node);
+  // The node's only connection (the rules are in server.h, "Leases").
+  const bool had_lease = leases_.erase(node) > 0;
+  if (had_lease) ArmTimer();
+  auto owner = owners_.find(node);
+  if (owner != owners_.end() && (incarnation == 0 || incarnation == owner->second)) {
+    if (incarnation != 0) {
+      m_.resumes->Inc();
+      spdlog::log(ConnectionLogLevel(options_),
+                  "processor node {} reconnected: its {} address spaces are kept", node,
+                  store_->NodeSpaces(node));
+    }
+    return;
+  }
+  // Spaces left from before belong to a processor that is gone, whether or
+  // not its lease has run out: destroy them, so the new one starts clean and
+  // may reuse the same address space ids.
+  if (incarnation != 0) owners_[node] = incarnation;
   DestroyNodeSpaces(node, false);
 }
 
@@ -338,6 +353,7 @@ void MemoryNodeService::OnTimer() {
     }
     const NodeId node = it->first;
     it = leases_.erase(it);
+    owners_.erase(node);
     DestroyNodeSpaces(node, true);
   }
   ArmTimer();

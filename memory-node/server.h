@@ -23,10 +23,21 @@
 //  * Leases: a processor node's address spaces belong to its connections.
 //    When its last connection closes, a lease of lease_ms starts; if the
 //    node has not reconnected when it expires, its spaces are destroyed
-//    (memnode_lease_expiries). When a node authenticates while it has no
-//    other open connection and spaces are left from before, its previous
-//    processor is gone (a processor never reconnects), so those spaces are
-//    destroyed first (memnode_takeovers): a restarted processor starts clean.
+//    (memnode_lease_expiries). Every processor sends its incarnation (a
+//    random number it keeps for its life, covered by the handshake's proofs;
+//    TransportOptions::incarnation). When a node authenticates while it has
+//    no other open connection:
+//      - with the incarnation that owns its spaces: the same processor
+//        reconnecting after its connection broke. The lease is cancelled and
+//        the spaces kept (memnode_resumes);
+//      - with incarnation 0 (an observer such as `remora stats`): nothing
+//        is taken over, and the lease restarts when it leaves;
+//      - with another incarnation: a new processor with that node id (the
+//        old one crashed and was restarted), so the spaces left from before
+//        are destroyed first (memnode_takeovers) and it starts clean, as its
+//        incarnation now owns the node's spaces.
+//    Over RDMA the spaces live with the connection's queue pairs and go with
+//    them (rdma_service.h): there a reconnect always starts clean.
 //
 // Long operations. Forking or destroying an address space, discarding or
 // unregistering more than kInlinePages pages, and destroying a node's spaces
@@ -138,7 +149,7 @@ class MemoryNodeService : public StreamServer::Handler {
 
   // Lease bookkeeping (see the file comment). The timer is watched by the
   // attached loop.
-  void NodeConnected(NodeId node);
+  void NodeConnected(NodeId node, std::uint64_t incarnation);
   void NodeDisconnected(NodeId node);
   void ArmTimer();
   void OnTimer();
@@ -150,6 +161,9 @@ class MemoryNodeService : public StreamServer::Handler {
   bool refused_logged_ = false;                   // one warning per burst of refusals
   std::unordered_map<NodeId, std::size_t> live_;  // authenticated connections per node
   std::map<NodeId, std::uint64_t> leases_;        // node -> expiry (monotonic ns)
+  // node -> the incarnation its spaces belong to (nonzero; none: no
+  // processor has claimed them since they were last destroyed).
+  std::unordered_map<NodeId, std::uint64_t> owners_;
   int timer_fd_ = -1;
 
   // Long operations; loop thread only, like everything above.

@@ -13,6 +13,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -54,13 +55,14 @@ Mac Hmac(const std::uint8_t* key, std::size_t key_len, std::span<const iovec> pa
 iovec Iov(const void* p, std::size_t n) { return {const_cast<void*>(p), n}; }
 
 Mac TranscriptMac(const Key& key, std::string_view label, const Transcript& t) {
-  std::uint8_t fixed[10];
+  std::uint8_t fixed[18];
   fixed[0] = static_cast<std::uint8_t>(t.version);
   fixed[1] = static_cast<std::uint8_t>(t.version >> 8);
   for (int i = 0; i < 4; ++i) {
     fixed[2 + i] = static_cast<std::uint8_t>(t.processor_node >> (8 * i));
     fixed[6 + i] = static_cast<std::uint8_t>(t.memory_node >> (8 * i));
   }
+  for (int i = 0; i < 8; ++i) fixed[10 + i] = static_cast<std::uint8_t>(t.incarnation >> (8 * i));
   const iovec parts[] = {Iov(label.data(), label.size()), Iov(fixed, sizeof fixed),
                          Iov(t.server_nonce.data(), t.server_nonce.size()),
                          Iov(t.client_nonce.data(), t.client_nonce.size())};
@@ -83,6 +85,15 @@ Status RandomBytes(void* out, std::size_t len) {
 }
 
 Status NewNonce(Nonce* nonce) { return RandomBytes(nonce->data(), nonce->size()); }
+
+std::uint64_t NewIncarnation() {
+  std::uint64_t v = 0;
+  if (!RandomBytes(&v, sizeof v).ok())
+    v = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) *
+            0x9E3779B97F4A7C15ull ^
+        static_cast<std::uint64_t>(getpid());
+  return v != 0 ? v : 1;
+}
 
 Key DeriveNodeKey(std::string_view cluster_secret, NodeId node) {
   static constexpr char kSalt[] = "remora node key v2";

@@ -11,10 +11,13 @@
 // The exchange (protocol version V = wire::kVersion, M = memory node id):
 //
 //   server -> client   kHello        arg0 = M, payload = Ns
-//   client -> server   kAuth         arg0 = N, payload = Pc || Nc
+//   client -> server   kAuth         arg0 = N, arg1 = I, payload = Pc || Nc
 //   server -> client   kAuth|reply   arg0 = M, payload = Ps
 //
-//   T  = V (u16) || N (u32) || M (u32) || Ns || Nc
+//   T  = V (u16) || N (u32) || M (u32) || I (u64) || Ns || Nc
+//
+// I is the processor's incarnation (TransportOptions::incarnation): covered
+// by the proofs, so a relay cannot turn a reconnect into a takeover.
 //   Pc = HMAC(K_N, "remora-c2" || T)        Ps = HMAC(K_N, "remora-s2" || T)
 //
 // Both proofs cover both nonces, both node ids and the version, so a relay
@@ -58,6 +61,10 @@ constexpr std::size_t kMinSecretLen = 32;
 // Fills `out` from the kernel's CSPRNG (via OpenSSL RAND_bytes).
 Status RandomBytes(void* out, std::size_t len);
 Status NewNonce(Nonce* nonce);
+// A processor's incarnation (TransportOptions::incarnation): random and
+// never 0. Without randomness it falls back to the clock and the pid, which
+// still tell two runs apart.
+std::uint64_t NewIncarnation();
 
 // K_N from the cluster secret.
 Key DeriveNodeKey(std::string_view cluster_secret, NodeId node);
@@ -73,6 +80,7 @@ struct Transcript {
   std::uint16_t version = wire::kVersion;
   NodeId processor_node = 0;
   NodeId memory_node = 0;
+  std::uint64_t incarnation = 0;
   Nonce server_nonce{};
   Nonce client_nonce{};
 };

@@ -25,8 +25,8 @@ Status ReadMessage(int fd, std::uint64_t deadline, std::size_t max_payload, wire
 
 }  // namespace
 
-Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int timeout_ms,
-                       HandshakeResult* result) {
+Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, std::uint64_t incarnation,
+                       int timeout_ms, HandshakeResult* result) {
   auth::Key key;
   REMORA_RETURN_IF_ERROR(auth::ClientNodeKey(secret, node_id, &key));
   const std::uint64_t deadline = DeadlineAfterMs(timeout_ms);
@@ -39,12 +39,13 @@ Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int ti
   auth::Transcript t;
   t.processor_node = node_id;
   t.memory_node = static_cast<NodeId>(h.arg0);
+  t.incarnation = incarnation;
   std::memcpy(t.server_nonce.data(), payload.data(), t.server_nonce.size());
   REMORA_RETURN_IF_ERROR(auth::NewNonce(&t.client_nonce));
 
   std::uint8_t msg[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];
-  wire::Header req =
-      wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, 0, wire::kMacLen + wire::kNonceLen);
+  wire::Header req = wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, incarnation,
+                                       wire::kMacLen + wire::kNonceLen);
   wire::EncodeHeader(req, msg);
   auth::Mac proof = auth::ClientProof(key, t);
   std::memcpy(msg + wire::kHeaderSize, proof.data(), proof.size());

@@ -4,6 +4,7 @@
 // so it may simply block (bounded by a deadline) on the one socket.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "net/auth.h"
@@ -18,12 +19,12 @@ struct HandshakeResult {
   auth::FrameKeys frame_keys;
 };
 
-// Reads the server's kHello, sends kAuth as `node_id`, and checks the server's
-// proof. `secret` is the cluster secret or node `node_id`'s key
-// (auth::ClientNodeKey). kAuthFailed if the server refused us or could not
+// Reads the server's kHello, sends kAuth as `node_id` of `incarnation`
+// (TransportOptions::incarnation), and checks the server's proof. `secret` is the cluster secret or
+// node `node_id`'s key (auth::ClientNodeKey). kAuthFailed if the server refused us or could not
 // prove it holds the key; kTimeout / kDisconnected if it did not answer
 // properly in time.
-Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, int timeout_ms,
-                       HandshakeResult* result);
+Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, std::uint64_t incarnation,
+                       int timeout_ms, HandshakeResult* result);
 
 }  // namespace remora::net

@@ -32,7 +32,7 @@ Status StreamTransport::Dial(const TransportOptions& opts, bool unix_socket,
   if (!st.ok())
     return {st.code(), "cannot reach memory node at " + opts.address + ": " + st.message()};
   net::HandshakeResult hs;
-  st = net::ClientHandshake(fd, opts.secret, opts.node_id, opts.timeout_ms, &hs);
+  st = net::ClientHandshake(fd, opts.secret, opts.node_id, opts.incarnation, opts.timeout_ms, &hs);
   if (!st.ok()) {
     close(fd);
     return {st.code(), "memory node at " + opts.address + ": " + st.message()};

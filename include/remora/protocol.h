@@ -14,7 +14,9 @@ namespace remora::wire {
 constexpr std::uint32_t kMagic = 0x41524D52;  // "RMRA" little-endian
 // 2: per-node keys, proofs over both node ids, both nonces and the version,
 // and a tag on every frame after the handshake (net/auth.h).
-constexpr std::uint16_t kVersion = 2;
+// 3: the processor's incarnation in kAuth (arg1) and in the proofs, so that
+// a processor reconnecting keeps its address spaces (memory-node/server.h).
+constexpr std::uint16_t kVersion = 3;
 constexpr std::uint16_t kReplyBit = 0x8000;
 // Largest payload a peer may send; anything larger is a protocol violation and
 // the connection is dropped. Fits a full batch plus its address list.

@@ -85,8 +85,14 @@ struct TransportOptions {
   TransportKind kind = TransportKind::kTcp;
   // tcp/rdma: "host:port"; shm: path of the memory node's unix socket.
   std::string address;
-  std::string secret;              // shared secret for the HMAC challenge
-  NodeId node_id = 1;              // this processor node's id (asids it may use)
+  std::string secret;  // shared secret for the HMAC challenge
+  NodeId node_id = 1;  // this processor node's id (asids it may use)
+  // This processor's run: a random nonzero number it keeps for its life and
+  // sends with every connection, so the memory node tells this processor
+  // reconnecting (its address spaces are kept) from a new one with the same
+  // node id (they are destroyed: a takeover). 0: an observer (`remora
+  // stats`), which never takes over a processor's spaces.
+  std::uint64_t incarnation = 0;
   int timeout_ms = 10000;          // per request; a dead peer is an error after this
   StatsRegistry* stats = nullptr;  // transport counters go here if set
   // rdma: the local device and GID to use. Empty device / gid_index -1: the

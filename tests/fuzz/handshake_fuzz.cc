@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (send(sv[1], data, size, MSG_NOSIGNAL) != static_cast<ssize_t>(size)) std::abort();
     shutdown(sv[1], SHUT_WR);
     net::HandshakeResult r;
-    Status st = net::ClientHandshake(sv[0], secret, 5, 1000, &r);
+    Status st = net::ClientHandshake(sv[0], secret, 5, 0, 1000, &r);
     if (st.ok()) std::abort();
     close(sv[0]);
     close(sv[1]);

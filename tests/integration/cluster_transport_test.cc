@@ -5,17 +5,24 @@
 // only copy lost with one replica (an error, never zeros), and fork across
 // nodes. Every node's pages return to zero once the spaces are destroyed.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "harness.h"
 #include "managers/cluster_transport.h"
+#include "net/socket_util.h"
 #include "remora/stats.h"
 
 namespace remora::testing {
@@ -31,6 +38,96 @@ void Fill(char* page, Asid asid, std::uint64_t uva, std::uint64_t version) {
   for (std::size_t i = 0; i < kPageSize / 8; ++i)
     w[i] = (uva + i * 8) ^ (asid << 40) ^ (version << 56) ^ 0x9e3779b97f4a7c15ull;
 }
+
+// A TCP relay in front of a node whose connections the test can cut, as a
+// reset or a network fault would while both ends live on. New connections
+// are relayed again at once.
+class CuttableRelay {
+ public:
+  explicit CuttableRelay(std::string upstream) : upstream_(std::move(upstream)) {
+    EXPECT_TRUE(net::ListenTcp("127.0.0.1:0", &lfd_, &address_).ok());
+    wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~CuttableRelay() {
+    stop_ = true;
+    Wake();
+    thread_.join();
+    close(lfd_);
+    close(wake_);
+  }
+  const std::string& address() const { return address_; }
+  // Closes every connection through the relay, both sides.
+  void Cut() {
+    cut_ = true;
+    Wake();
+    while (cut_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  int accepted() const { return accepted_; }
+
+ private:
+  void Wake() {
+    std::uint64_t one = 1;
+    (void)!write(wake_, &one, sizeof one);
+  }
+  void Serve() {
+    std::vector<std::pair<int, int>> pairs;  // client, node
+    char buf[65536];
+    while (!stop_) {
+      std::vector<pollfd> p = {{lfd_, POLLIN, 0}, {wake_, POLLIN, 0}};
+      for (auto [c, u] : pairs) {
+        p.push_back({c, POLLIN, 0});
+        p.push_back({u, POLLIN, 0});
+      }
+      if (poll(p.data(), p.size(), 100) <= 0) continue;
+      if (p[1].revents) {
+        std::uint64_t v;
+        (void)!read(wake_, &v, sizeof v);
+      }
+      if (cut_) {
+        for (auto [c, u] : pairs) close(c), close(u);
+        pairs.clear();
+        cut_ = false;
+        continue;
+      }
+      std::vector<std::pair<int, int>> keep;
+      for (std::size_t i = 0; i < pairs.size(); ++i) {
+        bool alive = true;
+        for (int dir = 0; dir < 2 && alive; ++dir) {
+          if (!p[2 + 2 * i + dir].revents) continue;
+          const int from = dir == 0 ? pairs[i].first : pairs[i].second;
+          const int to = dir == 0 ? pairs[i].second : pairs[i].first;
+          const ssize_t n = recv(from, buf, sizeof buf, 0);
+          alive = n > 0 && net::WriteFull(to, buf, n, net::DeadlineAfterMs(2000)).ok();
+        }
+        if (alive) {
+          keep.push_back(pairs[i]);
+        } else {
+          close(pairs[i].first);
+          close(pairs[i].second);
+        }
+      }
+      pairs.swap(keep);
+      if (p[0].revents) {
+        const int c = accept(lfd_, nullptr, nullptr);
+        int u = -1;
+        if (c >= 0 && net::ConnectTcp(upstream_, 2000, &u).ok()) {
+          pairs.emplace_back(c, u);
+          ++accepted_;
+        } else if (c >= 0) {
+          close(c);
+        }
+      }
+    }
+    for (auto [c, u] : pairs) close(c), close(u);
+  }
+
+  std::string upstream_, address_;
+  int lfd_ = -1, wake_ = -1;
+  std::atomic<bool> stop_{false}, cut_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
 
 class ClusterTransportTest : public ::testing::Test {
  protected:
@@ -55,6 +152,7 @@ class ClusterTransportTest : public ::testing::Test {
       s.id = static_cast<NodeId>(i + 1);
       s.kind = kind;
       s.address = kind == TransportKind::kShm ? nodes_[i]->shm_path() : nodes_[i]->tcp_address();
+      if (via_.count(i)) s.address = via_[i];
       o.config.nodes.push_back(s);
       o.secrets.push_back(nodes_[i]->secret());
     }
@@ -117,6 +215,7 @@ class ClusterTransportTest : public ::testing::Test {
 
   StatsRegistry stats_;
   std::vector<std::unique_ptr<MemoryNodeProcess>> nodes_;
+  std::map<std::size_t, std::string> via_;  // node index -> a relay's address (tcp)
 };
 
 // 20 MiB of pages over three 8 MiB nodes, regions of 1 MiB: no node could
@@ -157,6 +256,48 @@ TEST_F(ClusterTransportTest, PoolHoldsMoreThanAnyNode) {
     ASSERT_TRUE(c->DestroySpace(asid).ok());
     for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(UsedPages(i), 0u) << "node " << i;
   }
+}
+
+// A connection that breaks while its node lives on (a reset, a network
+// fault): the link reconnects, the node knows this processor by its
+// incarnation and keeps its spaces, and nothing is lost or copied again —
+// with one replica, where a loss would be final.
+TEST_F(ClusterTransportTest, ABrokenConnectionResumesWithTheNodesData) {
+  StartNodes("64M");
+  CuttableRelay relay(nodes_[1]->tcp_address());
+  via_[1] = relay.address();
+  auto c = Connect(TransportKind::kTcp, 1);
+  ASSERT_TRUE(c);
+  const Asid asid = MakeAsid(1, 1);
+  ASSERT_TRUE(c->CreateSpace(asid).ok());
+  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
+  const std::uint64_t pages = (12ull << 20) / kPageSize;
+  WritePages(c.get(), asid, pages, 1);
+  const std::uint64_t on_node2 = UsedPages(1);
+  ASSERT_GT(on_node2, 0u) << "no region was placed behind the relay";
+  for (std::uint64_t round = 2; round <= 4; ++round) {
+    SCOPED_TRACE(round);
+    relay.Cut();
+    CheckPages(c.get(), asid, pages, round - 1);  // node 2's pages read after a reconnect
+    relay.Cut();
+    WritePages(c.get(), asid, pages, round);
+    CheckPages(c.get(), asid, pages, round);
+  }
+  EXPECT_GE(relay.accepted(), 7);
+  EXPECT_GE(Counter("cluster_node2_reconnects"), 6);
+  EXPECT_EQ(Counter("cluster_nodes_lost"), 0);
+  EXPECT_EQ(Counter("cluster_rereplicated_regions"), 0);
+  EXPECT_EQ(UsedPages(1), on_node2);
+  auto direct = Direct(1);
+  ASSERT_TRUE(direct);
+  std::string json;
+  ASSERT_TRUE(direct->RemoteStatsJson(&json).ok());
+  StatsSnapshot snap;
+  ASSERT_TRUE(StatsSnapshot::FromJson(json, &snap).ok());
+  EXPECT_GE(snap.Counter("memnode_resumes"), 6);
+  EXPECT_EQ(snap.Counter("memnode_takeovers"), 0);
+  ASSERT_TRUE(c->DestroySpace(asid).ok());
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(UsedPages(i), 0u) << "node " << i;
 }
 
 // Two replicas; one node SIGKILLed. Reads and writes go on at once on the

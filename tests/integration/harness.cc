@@ -63,11 +63,16 @@ int MemoryNodeProcess::Stop() {
   return node_->Stop();
 }
 
+TransportOptions MemoryNodeProcess::ClientOptions(TransportKind kind, NodeId node_id) const {
+  TransportOptions o = node_->ClientOptions(kind, node_id);
+  o.timeout_ms = 5000;
+  return o;
+}
+
 std::unique_ptr<Transport> MemoryNodeProcess::Connect(TransportKind kind, NodeId node_id,
                                                       Status* status, std::string secret) const {
-  TransportOptions o = node_->ClientOptions(kind, node_id);
+  TransportOptions o = ClientOptions(kind, node_id);
   if (!secret.empty()) o.secret = secret;
-  o.timeout_ms = 5000;
   Status st;
   auto t = ConnectTransport(o, &st);
   if (status) *status = st;

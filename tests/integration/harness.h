@@ -41,6 +41,8 @@ class MemoryNodeProcess {
   // Connects a client of the given kind with this node's secret.
   std::unique_ptr<Transport> Connect(TransportKind kind, NodeId node_id = 1,
                                      Status* status = nullptr, std::string secret = "") const;
+  // What Connect() uses: address, secret, node id, a 5 s request timeout.
+  TransportOptions ClientOptions(TransportKind kind, NodeId node_id = 1) const;
 
  private:
   MemoryNodeProcessOptions opts_;

@@ -320,6 +320,18 @@ TEST(MemoryNodeSecurityTest, RelayCannotChangeTheNodeIdOrInjectFrames) {
     EXPECT_FALSE(t);
     EXPECT_EQ(st.code(), Code::kAuthFailed) << st.ToString();
   }
+  {  // Rewrite the incarnation (kAuth's arg1, header bytes 32..39): a
+     // reconnect made to look like a new processor would destroy the
+     // node's spaces (a takeover).
+    Relay r(
+        node.tcp_address(), [](std::string& auth) { auth[32] ^= 0x5a; },
+        [] { return std::string(); });
+    TransportOptions o = ViaRelay(node, r, 1);
+    o.incarnation = auth::NewIncarnation();
+    auto t = ConnectTransport(o, &st);
+    EXPECT_FALSE(t);
+    EXPECT_EQ(st.code(), Code::kAuthFailed) << st.ToString();
+  }
   {  // Pass the handshake untouched, then inject a destroy of node 1's space
      // into the authenticated stream (the relay cannot make its tag).
     Relay r(
@@ -563,6 +575,66 @@ TEST(MemoryNodeSecurityTest, CrashedProcessorsSpacesAreReclaimed) {
   again.Check();
   EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_takeovers"), 1);
   EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_pages_used"), baseline + 16);
+  good.Check();
+}
+
+// A processor whose connection broke comes back with the same incarnation and
+// finds its spaces as it left them; an observer (incarnation 0) in between
+// takes nothing over; a new processor with the same node id (another
+// incarnation) does, as after a crash.
+TEST(MemoryNodeSecurityTest, AReconnectingProcessorKeepsItsSpaces) {
+  MemoryNodeProcess node;
+  ASSERT_TRUE(node.started());
+  GoodClient good(node, TransportKind::kTcp, 1, 4);
+  ASSERT_TRUE(good.t);
+  constexpr NodeId kNode = 5;
+  constexpr std::uint64_t kPages = 64;
+  auto connect = [&](TransportKind kind, std::uint64_t incarnation) {
+    TransportOptions o = node.ClientOptions(kind, kNode);
+    o.incarnation = incarnation;
+    Status st;
+    std::unique_ptr<Transport> t = ConnectTransport(o, &st);
+    EXPECT_TRUE(t) << st.ToString();
+    return t;
+  };
+  const Asid asid = MakeAsid(kNode, 1);
+  const std::uint64_t first = auth::NewIncarnation();
+  {
+    std::unique_ptr<Transport> t = connect(TransportKind::kTcp, first);
+    ASSERT_TRUE(t);
+    ASSERT_TRUE(t->CreateSpace(asid).ok());
+    ASSERT_TRUE(t->RegisterRange(asid, kBase, kPages * kPageSize).ok());
+    for (std::uint64_t i = 0; i < kPages; ++i)
+      ASSERT_TRUE(t->WritePage(asid, kBase + i * kPageSize, Pattern(7000 + i).data()).ok());
+  }  // the connection breaks
+  const std::int64_t used = RemoteCounter(good.t.get(), "memnode_pages_used");
+  {
+    std::unique_ptr<Transport> observer = connect(TransportKind::kTcp, 0);
+    ASSERT_TRUE(observer);
+    MemoryNodeInfo info;
+    EXPECT_TRUE(observer->Info(&info).ok());
+  }
+  EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_pages_used"), used);
+  {
+    // Back, over the other transport this time: the node knows it by its
+    // incarnation, not by its socket.
+    std::unique_ptr<Transport> t = connect(TransportKind::kShm, first);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->CreateSpace(asid).code(), Code::kSpaceExists);
+    std::vector<char> buf(kPageSize);
+    for (std::uint64_t i = 0; i < kPages; ++i) {
+      ASSERT_TRUE(t->ReadPage(asid, kBase + i * kPageSize, buf.data()).ok());
+      ASSERT_EQ(buf, Pattern(7000 + i)) << "page " << i;
+    }
+  }
+  EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_resumes"), 1);
+  EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_takeovers"), 0);
+  // Another run of node 5: the old spaces go before it is served.
+  std::unique_ptr<Transport> next = connect(TransportKind::kTcp, auth::NewIncarnation());
+  ASSERT_TRUE(next);
+  EXPECT_TRUE(next->CreateSpace(asid).ok());
+  EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_takeovers"), 1);
+  EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_pages_used"), used - std::int64_t{kPages});
   good.Check();
 }
 

@@ -40,6 +40,7 @@ Transcript SampleTranscript() {
   Transcript t;
   t.processor_node = 5;
   t.memory_node = 42;
+  t.incarnation = 0x0102030405060708ull;
   t.server_nonce = CountingNonce();
   for (std::size_t i = 0; i < t.client_nonce.size(); ++i)
     t.client_nonce[i] = static_cast<std::uint8_t>(32 + i);
@@ -53,14 +54,14 @@ TEST(AuthTest, KeysProofsAndTagsMatchReferenceHmac) {
   EXPECT_EQ(Hex(k), "e80b6843a39d6703d20fe8430183e4ff838b5d72ebddbc8383e14dbf05b72460");
   Transcript t = SampleTranscript();
   EXPECT_EQ(Hex(ClientProof(k, t)),
-            "e991351fce5ecdc6a5856fb2418d9a3298b13ddaf13caa61e74c4c15f4574d5d");
+            "5046b6baca2623f4a038f053e0aa89274ffd62b0e280921efd309fc2410d6183");
   EXPECT_EQ(Hex(ServerProof(k, t)),
-            "1c4f45d6600c1bd6eac88985104bb8407d2b3403679301241f630bb679d3ccc1");
+            "aedf4ce4c0f5a06e70f4315a9058ea1bb5246a616a08ca0e3649226bd38f79eb");
   FrameKeys fk = DeriveFrameKeys(k, t);
   std::uint8_t header[wire::kHeaderSize];
   for (std::size_t i = 0; i < sizeof header; ++i) header[i] = static_cast<std::uint8_t>(i);
   EXPECT_EQ(Hex(FrameTag(fk.client_to_server, 7, header, "payload", 7)),
-            "b7af742987d3cf1bf52bc6d8c9244a2f4563a8c6bfde6f9f40b8a08535308673");
+            "20f2fced371cbc99bf23dd3f29c1db424d55684dcc12a11126900add14e76c96");
 }
 
 // Everything the proofs must bind: change any of it and the proof changes.
@@ -258,7 +259,7 @@ Status RunHandshake(const std::string& client_secret, const std::string& server_
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
   std::thread server(ScriptedServer, sv[1], server_secret, corrupt_proof);
   net::HandshakeResult unused;
-  Status st = net::ClientHandshake(sv[0], client_secret, 5, 5000, result ? result : &unused);
+  Status st = net::ClientHandshake(sv[0], client_secret, 5, 0, 5000, result ? result : &unused);
   server.join();
   close(sv[0]);
   close(sv[1]);
@@ -298,7 +299,7 @@ TEST(HandshakeTest, SilentServerTimesOut) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
   net::HandshakeResult r;
-  Status st = net::ClientHandshake(sv[0], kSecret, 1, 200, &r);
+  Status st = net::ClientHandshake(sv[0], kSecret, 1, 0, 200, &r);
   EXPECT_EQ(st.code(), Code::kTimeout);
   close(sv[1]);
   close(sv[0]);
