@@ -27,6 +27,9 @@ namespace remora {
   X(write_failovers, Counter, "cluster_write_failovers", "write-backs",                           \
     "write-backs acknowledged without a replica whose connection had broken (it leaves the "      \
     "region until re-replication gives the region its copies back)")                              \
+  X(skipped_dead, Counter, "cluster_changes_skipped_on_dead_nodes", "requests",                   \
+    "range changes, forks and destroys not sent to a node whose connection broke and whose "      \
+    "reconnect was refused (it counts as lost if it answers again)")                              \
   X(rereplicated_regions, Counter, "cluster_rereplicated_regions", "regions",                     \
     "regions copied to a new replica after losing one")                                           \
   X(rereplicated_pages, Counter, "cluster_rereplicated_pages", "pages",                           \

@@ -294,9 +294,12 @@ Status ClusterTransport::OnEveryNode(const std::vector<NodeIndex>& nodes,
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const std::uint64_t epoch = nodes_[nodes[i]]->epoch();
     fns.push_back([&, i, epoch] {
-      bool gone = false;
-      results[i] = nodes_[nodes[i]]->Call(epoch, fn, &gone);
+      bool gone = false, skipped = false;
+      // A dead node is not waited for: it will be given up, or counted as
+      // lost if it answers again (NodeLink::CallOrSkipIfDead).
+      results[i] = nodes_[nodes[i]]->CallOrSkipIfDead(epoch, fn, &gone, &skipped);
       if (gone) results[i] = Status::Ok();  // a lost node holds nothing of ours any more
+      if (skipped) metrics_.skipped_dead->Inc();
     });
   }
   pool_.RunAll(fns);

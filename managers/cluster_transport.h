@@ -144,7 +144,8 @@ class ClusterTransport : public Transport {
       REQUIRES_SHARED(topology_mu_);
   Status ReadRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas, char* bufs,
                     bool* present);
-  // Runs fn on every node the space exists on (lost ones skipped).
+  // Runs fn on every node the space exists on (lost ones skipped; dead ones
+  // not waited for: NodeLink::CallOrSkipIfDead).
   Status OnEveryNode(const std::vector<NodeIndex>& nodes,
                      const std::function<Status(Transport*)>& fn);
   // A range operation on every node the space lives on (kNoSuchSpace if it

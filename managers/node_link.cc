@@ -169,6 +169,17 @@ Status NodeLink::CallUnlessBroken(std::uint64_t epoch, const std::function<Statu
   }
 }
 
+Status NodeLink::CallOrSkipIfDead(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
+                                  bool* gone, bool* skipped) {
+  bool broken = false;
+  Status st = CallUnlessBroken(epoch, fn, gone, &broken);
+  *skipped = broken;
+  if (!broken) return st;
+  MutexLock lk(mu_);
+  if (epoch_ == epoch) missed_ = true;
+  return Status::Ok();
+}
+
 Status NodeLink::TryOnce(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
                          bool* gone) {
   *gone = false;
@@ -231,6 +242,7 @@ void NodeLink::DeclareLost(std::uint64_t epoch, const std::string& why) {
     transport_.reset();
     stalled_ = false;
     broken_ = false;
+    missed_ = false;
     SetState(NodeState::kLost);
   }
   spdlog::error("cluster: {} is lost: {}", Describe(), why);
@@ -295,7 +307,17 @@ void NodeLink::Reconnect() {
       DeclareLost(epoch, fmt::format("unreachable for {} ms: {}", elapsed.count(), st.message()));
     return;
   }
-  if (was == NodeState::kDown) {
+  bool missed = false;
+  {
+    MutexLock lk(mu_);
+    missed = missed_ && epoch_ == epoch;
+  }
+  if (was == NodeState::kDown && missed) {
+    // It did not see a range change, fork or destroy (skipped while its
+    // reconnects were refused): what it holds may be stale.
+    DeclareLost(epoch, "it missed changes to this processor's memory while it was down");
+    was = NodeState::kLost;
+  } else if (was == NodeState::kDown) {
     // Same node process, or a restarted one that lost everything?
     Asid probe = 0;
     if (hooks_.any_hosted && hooks_.any_hosted(&probe)) {

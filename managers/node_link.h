@@ -106,6 +106,13 @@ class NodeLink {
   // the background.
   Status CallUnlessBroken(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
                           bool* gone, bool* broken);
+  // As CallUnlessBroken(), but a dead node is skipped: returns Ok with
+  // *skipped set, and the node is marked as having missed a change to this
+  // processor's memory (a range change, a fork, a destroy). Such a node is
+  // never trusted again: if it answers before it is given up, it is given
+  // up then (its contents are stale) and used as a new, empty node.
+  Status CallOrSkipIfDead(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
+                          bool* gone, bool* skipped);
   // One attempt, no waiting (a read with another replica to try).
   Status TryOnce(std::uint64_t epoch, const std::function<Status(Transport*)>& fn, bool* gone);
 
@@ -143,6 +150,8 @@ class NodeLink {
   // Down, and a reconnect was refused (the node's process is gone):
   // CallUnlessBroken does not wait for it.
   bool broken_ GUARDED_BY(mu_) = false;
+  // A change was skipped while broken (CallOrSkipIfDead), in this epoch.
+  bool missed_ GUARDED_BY(mu_) = false;
   bool stop_ GUARDED_BY(mu_) = false;
   std::uint64_t capacity_pages_ GUARDED_BY(mu_) = 0;
   std::uint64_t used_pages_ GUARDED_BY(mu_) = 0;

@@ -40,8 +40,9 @@ void Fill(char* page, Asid asid, std::uint64_t uva, std::uint64_t version) {
 }
 
 // A TCP relay in front of a node whose connections the test can cut, as a
-// reset or a network fault would while both ends live on. New connections
-// are relayed again at once.
+// reset or a network fault would while both ends live on (new connections
+// are relayed again at once), or refuse, as if the node had died (Refuse:
+// nothing listens at its address until Reopen).
 class CuttableRelay {
  public:
   explicit CuttableRelay(std::string upstream) : upstream_(std::move(upstream)) {
@@ -53,16 +54,14 @@ class CuttableRelay {
     stop_ = true;
     Wake();
     thread_.join();
-    close(lfd_);
+    if (lfd_ >= 0) close(lfd_);
     close(wake_);
   }
   const std::string& address() const { return address_; }
   // Closes every connection through the relay, both sides.
-  void Cut() {
-    cut_ = true;
-    Wake();
-    while (cut_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  void Cut() { Command(&cut_); }
+  void Refuse() { Command(&refuse_); }
+  void Reopen() { Command(&reopen_); }
   int accepted() const { return accepted_; }
 
  private:
@@ -70,10 +69,17 @@ class CuttableRelay {
     std::uint64_t one = 1;
     (void)!write(wake_, &one, sizeof one);
   }
+  // Sets *flag and waits until the serving thread has done it.
+  void Command(std::atomic<bool>* flag) {
+    *flag = true;
+    Wake();
+    while (*flag) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   void Serve() {
     std::vector<std::pair<int, int>> pairs;  // client, node
     char buf[65536];
     while (!stop_) {
+      // A closed listener (-1) is left out by poll.
       std::vector<pollfd> p = {{lfd_, POLLIN, 0}, {wake_, POLLIN, 0}};
       for (auto [c, u] : pairs) {
         p.push_back({c, POLLIN, 0});
@@ -84,10 +90,17 @@ class CuttableRelay {
         std::uint64_t v;
         (void)!read(wake_, &v, sizeof v);
       }
-      if (cut_) {
+      if (cut_ || refuse_) {
         for (auto [c, u] : pairs) close(c), close(u);
         pairs.clear();
-        cut_ = false;
+        if (refuse_) close(lfd_), lfd_ = -1;
+        cut_ = refuse_ = false;
+        continue;
+      }
+      if (reopen_) {
+        std::string bound;
+        EXPECT_TRUE(net::ListenTcp(address_, &lfd_, &bound).ok());
+        reopen_ = false;
         continue;
       }
       std::vector<std::pair<int, int>> keep;
@@ -108,7 +121,7 @@ class CuttableRelay {
         }
       }
       pairs.swap(keep);
-      if (p[0].revents) {
+      if (lfd_ >= 0 && p[0].revents) {
         const int c = accept(lfd_, nullptr, nullptr);
         int u = -1;
         if (c >= 0 && net::ConnectTcp(upstream_, 2000, &u).ok()) {
@@ -124,7 +137,7 @@ class CuttableRelay {
 
   std::string upstream_, address_;
   int lfd_ = -1, wake_ = -1;
-  std::atomic<bool> stop_{false}, cut_{false};
+  std::atomic<bool> stop_{false}, cut_{false}, refuse_{false}, reopen_{false};
   std::atomic<int> accepted_{0};
   std::thread thread_;
 };
@@ -402,8 +415,71 @@ TEST_F(ClusterTransportTest, WriteBacksDoNotWaitForADeadNode) {
       ASSERT_EQ(std::memcmp(got.data(), want.data(), kPageSize), 0) << std::hex << uva;
     }
   }
-  // (Destroying the space would wait for the dead node: range changes
-  // still do, up to the reconnect deadline.)
+}
+
+// Range changes and fork do not wait for a dead node either; a node that
+// missed them and answers again (here: the same process, still holding its
+// old pages) is not trusted — it is given up and used as a new node — so no
+// node ever holds a page that disagrees with what the program did.
+TEST_F(ClusterTransportTest, ChangesSkipADeadNodeThatIsNotTrustedAgain) {
+  StartNodes("64M");
+  CuttableRelay relay(nodes_[1]->tcp_address());
+  via_[1] = relay.address();
+  auto c = Connect(TransportKind::kTcp, 2, 1 << 20, 2000, 30000, 60000);
+  ASSERT_TRUE(c);
+  const Asid asid = MakeAsid(1, 1), child = MakeAsid(1, 2);
+  ASSERT_TRUE(c->CreateSpace(asid).ok());
+  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
+  const std::uint64_t pages = (8ull << 20) / kPageSize, half = pages / 2;
+  WritePages(c.get(), asid, pages, 1);
+  ASSERT_GT(Counter("cluster_node2_regions"), 0);
+
+  relay.Refuse();  // node 2 looks dead: its connection breaks, reconnects are refused
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c->DiscardRange(asid, kBase, half * kPageSize).ok());
+  ASSERT_TRUE(c->ForkSpace(asid, child).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "a change waited for the dead node";
+  EXPECT_GT(Counter("cluster_changes_skipped_on_dead_nodes"), 0);
+  EXPECT_EQ(Counter("cluster_nodes_lost"), 0);
+
+  relay.Reopen();  // the same node process answers again, its old pages intact
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while ((Counter("cluster_nodes_lost") == 0 || c->RepairsPending() > 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(Counter("cluster_nodes_lost"), 1) << "node 2 missed changes and was trusted";
+  ASSERT_EQ(c->RepairsPending(), 0u);
+  EXPECT_EQ(Counter("cluster_regions_degraded"), 0);
+
+  // Through the cluster and on every node directly: discarded pages are
+  // zero (absent), the rest as written, in the parent and in the child.
+  std::vector<std::unique_ptr<Transport>> direct;
+  for (std::size_t i = 0; i < 3; ++i) direct.push_back(Direct(i));
+  std::vector<char> got(kPageSize), want(kPageSize);
+  for (Asid a : {asid, child}) {
+    for (std::uint64_t p = 0; p < pages; ++p) {
+      const std::uint64_t uva = kBase + p * kPageSize;
+      Fill(want.data(), asid, uva, 1);
+      bool present = false;
+      ASSERT_TRUE(c->ReadPage(a, uva, got.data(), &present).ok());
+      ASSERT_EQ(present, p >= half) << std::hex << a << " " << uva;
+      if (present) {
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), kPageSize), 0) << std::hex << uva;
+      }
+      for (std::size_t i = 0; i < 3; ++i) {
+        ASSERT_TRUE(direct[i]);
+        Status st = direct[i]->ReadPage(a, uva, got.data(), &present);
+        if (!st.ok() || !present) continue;  // not placed there
+        ASSERT_GE(p, half) << "node " << i + 1 << " holds a discarded page " << std::hex << uva;
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), kPageSize), 0)
+            << "node " << i + 1 << std::hex << " " << uva;
+      }
+    }
+  }
+  direct.clear();
+  ASSERT_TRUE(c->DestroySpace(child).ok());
+  ASSERT_TRUE(c->DestroySpace(asid).ok());
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(UsedPages(i), 0u) << "node " << i;
 }
 
 // A node stopped (SIGSTOP) for 3 s with requests timing out after 1 s:
