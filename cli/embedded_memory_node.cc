@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "cli/local_memory_node.h"
 #include "common/thread_name.h"
 #include "memory-node/page_store.h"
 #include "memory-node/server.h"
@@ -83,12 +84,7 @@ EmbeddedMemoryNode::~EmbeddedMemoryNode() {
 }
 
 TransportOptions EmbeddedMemoryNode::ClientOptions(TransportKind kind, NodeId node_id) const {
-  TransportOptions o;
-  o.kind = kind;
-  o.address = kind == TransportKind::kShm ? shm_path_ : tcp_address_;
-  o.secret = secret_;
-  o.node_id = node_id;
-  return o;
+  return LocalClientOptions(kind, tcp_address_, shm_path_, secret_, node_id);
 }
 
 }  // namespace remora

@@ -186,13 +186,19 @@ LocalMemoryNode::~LocalMemoryNode() {
   if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
 }
 
-TransportOptions LocalMemoryNode::ClientOptions(TransportKind kind, NodeId node_id) const {
+TransportOptions LocalClientOptions(TransportKind kind, const std::string& tcp_address,
+                                    const std::string& shm_path, const std::string& secret,
+                                    NodeId node_id) {
   TransportOptions o;
   o.kind = kind;
-  o.address = kind == TransportKind::kShm ? shm_path_ : tcp_address_;
-  o.secret = secret_;
+  o.address = kind == TransportKind::kShm ? shm_path : tcp_address;
+  o.secret = secret;
   o.node_id = node_id;
   return o;
+}
+
+TransportOptions LocalMemoryNode::ClientOptions(TransportKind kind, NodeId node_id) const {
+  return LocalClientOptions(kind, tcp_address_, shm_path_, secret_, node_id);
 }
 
 }  // namespace remora

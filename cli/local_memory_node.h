@@ -55,4 +55,10 @@ class LocalMemoryNode {
 // The path of the running executable (/proc/self/exe), for starting siblings.
 std::string SelfExecutable();
 
+// Options for a client of `kind` (tcp or shm) of a memory node on this
+// machine listening on `tcp_address` and `shm_path`.
+TransportOptions LocalClientOptions(TransportKind kind, const std::string& tcp_address,
+                                    const std::string& shm_path, const std::string& secret,
+                                    NodeId node_id);
+
 }  // namespace remora

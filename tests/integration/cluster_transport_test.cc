@@ -200,6 +200,14 @@ class ClusterTransportTest : public ::testing::Test {
     return it == snap.counters.end() ? -1 : it->second;
   }
 
+  // A space with 64 MiB registered and its first `pages` pages written
+  // (version 1).
+  void NewSpaceWithPages(Transport* t, Asid asid, std::uint64_t pages) {
+    ASSERT_TRUE(t->CreateSpace(asid).ok());
+    ASSERT_TRUE(t->RegisterRange(asid, kBase, 64ull << 20).ok());
+    WritePages(t, asid, pages, 1);
+  }
+
   void WritePages(Transport* t, Asid asid, std::uint64_t pages, std::uint64_t version) {
     std::vector<char> buf(16 * kPageSize);
     for (std::uint64_t p = 0; p < pages; p += 16) {
@@ -241,10 +249,8 @@ TEST_F(ClusterTransportTest, PoolHoldsMoreThanAnyNode) {
     auto c = Connect(kind, 1);
     ASSERT_TRUE(c);
     const Asid asid = MakeAsid(1, 1);
-    ASSERT_TRUE(c->CreateSpace(asid).ok());
-    ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
     const std::uint64_t pages = (20ull << 20) / kPageSize;
-    WritePages(c.get(), asid, pages, 1);
+    ASSERT_NO_FATAL_FAILURE(NewSpaceWithPages(c.get(), asid, pages));
     CheckPages(c.get(), asid, pages, 1);
     std::uint64_t total = 0;
     for (std::size_t i = 0; i < 3; ++i) {
@@ -282,10 +288,8 @@ TEST_F(ClusterTransportTest, ABrokenConnectionResumesWithTheNodesData) {
   auto c = Connect(TransportKind::kTcp, 1);
   ASSERT_TRUE(c);
   const Asid asid = MakeAsid(1, 1);
-  ASSERT_TRUE(c->CreateSpace(asid).ok());
-  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
   const std::uint64_t pages = (12ull << 20) / kPageSize;
-  WritePages(c.get(), asid, pages, 1);
+  ASSERT_NO_FATAL_FAILURE(NewSpaceWithPages(c.get(), asid, pages));
   const std::uint64_t on_node2 = UsedPages(1);
   ASSERT_GT(on_node2, 0u) << "no region was placed behind the relay";
   for (std::uint64_t round = 2; round <= 4; ++round) {
@@ -321,10 +325,8 @@ TEST_F(ClusterTransportTest, SigkillWithTwoReplicasReReplicates) {
   auto c = Connect(TransportKind::kTcp, 2);
   ASSERT_TRUE(c);
   const Asid asid = MakeAsid(1, 1);
-  ASSERT_TRUE(c->CreateSpace(asid).ok());
-  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
   const std::uint64_t pages = (12ull << 20) / kPageSize;
-  WritePages(c.get(), asid, pages, 1);
+  ASSERT_NO_FATAL_FAILURE(NewSpaceWithPages(c.get(), asid, pages));
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < 3; ++i) total += UsedPages(i);
   EXPECT_EQ(total, 2 * pages) << "every page twice";
@@ -375,10 +377,8 @@ TEST_F(ClusterTransportTest, WriteBacksDoNotWaitForADeadNode) {
   auto c = Connect(TransportKind::kTcp, 2, 1 << 20, 2000, 30000, 60000);
   ASSERT_TRUE(c);
   const Asid asid = MakeAsid(1, 1);
-  ASSERT_TRUE(c->CreateSpace(asid).ok());
-  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
   const std::uint64_t pages = (8ull << 20) / kPageSize;
-  WritePages(c.get(), asid, pages, 1);
+  ASSERT_NO_FATAL_FAILURE(NewSpaceWithPages(c.get(), asid, pages));
   ASSERT_GT(Counter("cluster_node2_regions"), 0);
 
   ASSERT_EQ(::kill(nodes_[1]->pid(), SIGKILL), 0);
@@ -428,10 +428,8 @@ TEST_F(ClusterTransportTest, ChangesSkipADeadNodeThatIsNotTrustedAgain) {
   auto c = Connect(TransportKind::kTcp, 2, 1 << 20, 2000, 30000, 60000);
   ASSERT_TRUE(c);
   const Asid asid = MakeAsid(1, 1), child = MakeAsid(1, 2);
-  ASSERT_TRUE(c->CreateSpace(asid).ok());
-  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
   const std::uint64_t pages = (8ull << 20) / kPageSize, half = pages / 2;
-  WritePages(c.get(), asid, pages, 1);
+  ASSERT_NO_FATAL_FAILURE(NewSpaceWithPages(c.get(), asid, pages));
   ASSERT_GT(Counter("cluster_node2_regions"), 0);
 
   relay.Refuse();  // node 2 looks dead: its connection breaks, reconnects are refused
@@ -489,10 +487,8 @@ TEST_F(ClusterTransportTest, StallIsWaitedOut) {
   auto c = Connect(TransportKind::kTcp, 2, 1 << 20, 1000, 30000);
   ASSERT_TRUE(c);
   const Asid asid = MakeAsid(1, 1);
-  ASSERT_TRUE(c->CreateSpace(asid).ok());
-  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
   const std::uint64_t pages = (6ull << 20) / kPageSize;
-  WritePages(c.get(), asid, pages, 1);
+  ASSERT_NO_FATAL_FAILURE(NewSpaceWithPages(c.get(), asid, pages));
   ASSERT_EQ(::kill(nodes_[0]->pid(), SIGSTOP), 0);
   std::thread resume([&] {
     std::this_thread::sleep_for(3s);
@@ -517,10 +513,8 @@ TEST_F(ClusterTransportTest, OnlyCopyLostIsAnErrorNotZeros) {
   auto c = Connect(TransportKind::kTcp, 1);
   ASSERT_TRUE(c);
   const Asid asid = MakeAsid(1, 1);
-  ASSERT_TRUE(c->CreateSpace(asid).ok());
-  ASSERT_TRUE(c->RegisterRange(asid, kBase, 64ull << 20).ok());
   const std::uint64_t pages = (12ull << 20) / kPageSize;
-  WritePages(c.get(), asid, pages, 1);
+  ASSERT_NO_FATAL_FAILURE(NewSpaceWithPages(c.get(), asid, pages));
   ASSERT_GT(UsedPages(1), 0u);
   ASSERT_EQ(::kill(nodes_[1]->pid(), SIGKILL), 0);
   int lost = 0, fine = 0;
