@@ -25,6 +25,7 @@
 #include "cli/local_memory_node.h"
 #include "cli/processor_setup.h"
 #include "cli/processor_socket.h"
+#include "common/log.h"
 #include "common/size.h"
 #include "processor/abi/runtime_protocol.h"
 
@@ -144,6 +145,9 @@ StatsSnapshot Delta(const StatsSnapshot& before, StatsSnapshot after) {
 }
 
 int Run(CLI::App* sub, RunArgs& a) {
+  // --quiet: nothing on stderr but warnings and errors (and the program's
+  // own), unless a log level was asked for.
+  if (a.live.quiet && sub->count("--log-level") == 0) SetupLogging("warn");
   Status st = ApplyProcessorConfig(sub, &a.proc);
   if (!st.ok()) {
     std::fprintf(stderr, "remora run: %s\n", st.ToString().c_str());
