@@ -195,7 +195,8 @@ Status ClusterTransport::PlaceIfNeeded(Asid asid, std::uint64_t index,
         if (nodes_[n]->state() == NodeState::kUp) chosen.push_back(n);
     }
     if (chosen.empty())
-      chosen = ChooseNodes(Loads(), map_.region_pages(), policy_.replicas, {}, &rng_);
+      chosen =
+          ChooseNodes(Loads(), RegionCostPages(map_.region_pages()), policy_.replicas, {}, &rng_);
   }
   std::vector<NodeIndex> placed;
   Status last;
@@ -204,7 +205,7 @@ Status ClusterTransport::PlaceIfNeeded(Asid asid, std::uint64_t index,
     Status st = Host(n, nodes_[n]->epoch(), asid, index, &gone);
     if (st.ok()) {
       placed.push_back(n);
-      nodes_[n]->NotePlaced(policy_.region_bytes / kPageSize);
+      nodes_[n]->NotePlaced(RegionCostPages(map_.region_pages()));
     } else {
       if (st.code() == Code::kOutOfMemory) nodes_[n]->MarkFull();
       last = st;

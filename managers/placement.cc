@@ -2,7 +2,15 @@
 
 #include <algorithm>
 
+#include "remora/protocol.h"
+#include "remora/types.h"
+
 namespace remora {
+
+std::uint64_t RegionCostPages(std::uint64_t region_pages) {
+  const std::uint64_t meta = region_pages * wire::kNodeMetaBytesPerPage;
+  return region_pages + (meta + kPageSize - 1) / kPageSize + 1;
+}
 
 std::vector<std::size_t> ChooseNodes(const std::vector<NodeLoad>& nodes, std::uint64_t region_pages,
                                      int replicas, const std::vector<std::size_t>& exclude,

@@ -30,9 +30,16 @@ struct NodeLoad {
   }
 };
 
+// What a region of `region_pages` costs a memory node once it is full: its
+// pages, the page-table entries the node charges to the same capacity
+// (wire::kNodeMetaBytesPerPage each), and a page for its space's and ranges'
+// entries. Placement asks a node for this much room, so that it never gives
+// a node more regions than it can hold.
+std::uint64_t RegionCostPages(std::uint64_t region_pages);
+
 // Up to `replicas` distinct indexes into `nodes` for a region of
-// `region_pages`, never one in `exclude` (replicas the region already has).
-// Fewer (possibly none) when fewer nodes are eligible.
+// `region_pages` of room (RegionCostPages), never one in `exclude` (replicas the region already
+// has). Fewer (possibly none) when fewer nodes are eligible.
 std::vector<std::size_t> ChooseNodes(const std::vector<NodeLoad>& nodes, std::uint64_t region_pages,
                                      int replicas, const std::vector<std::size_t>& exclude,
                                      std::mt19937_64* rng);

@@ -46,6 +46,7 @@
 #include "memory-node/slot_pool.h"
 #include "memory-node/space_errors.h"
 #include "net/shm/shm_format.h"
+#include "remora/protocol.h"
 #include "remora/stats.h"
 
 namespace remora {
@@ -322,7 +323,7 @@ class PageStoreImpl final : public PageStore {
   // pages (floor(meta_bytes_ / kPageSize) pages): an address space, one
   // page-table entry (a hash node and its bucket), one registered interval.
   static constexpr std::uint64_t kSpaceBytes = 256;
-  static constexpr std::uint64_t kPteBytes = 48;
+  static constexpr std::uint64_t kPteBytes = wire::kNodeMetaBytesPerPage;
   static constexpr std::uint64_t kRangeBytes = 64;
   // Processor nodes with pages here at once; each has its own files.
   static constexpr std::size_t kMaxViews = 1024;

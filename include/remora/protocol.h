@@ -18,6 +18,11 @@ constexpr std::uint32_t kMagic = 0x41524D52;  // "RMRA" little-endian
 // a processor reconnecting keeps its address spaces (memory-node/server.h).
 constexpr std::uint16_t kVersion = 3;
 constexpr std::uint16_t kReplyBit = 0x8000;
+// What a memory node charges its capacity for the bookkeeping of one stored
+// page (a page-table entry: a hash node and its bucket), beside the page
+// itself (memory-node/page_store.h). Placement counts it too, so a node is
+// never given more regions than it can hold with their page tables.
+constexpr std::uint64_t kNodeMetaBytesPerPage = 48;
 // Largest payload a peer may send; anything larger is a protocol violation and
 // the connection is dropped. Fits a full batch plus its address list.
 constexpr std::uint32_t kMaxBatchPages = 256;

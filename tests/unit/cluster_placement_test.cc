@@ -83,5 +83,14 @@ TEST(Placement, FillingNodesSpreadsRegionsOverAll) {
   for (const auto& n : nodes) EXPECT_EQ(n.pending_pages, n.capacity_pages);
 }
 
+// A region costs a node its pages and their page-table entries: 256 pages
+// of 1 MiB need 260 pages of room, so an 8 MiB node (2048 pages) takes 7.
+TEST(Placement, ARegionCostsItsPagesAndTheirBookkeeping) {
+  EXPECT_EQ(RegionCostPages(256), 256u + 3u + 1u);
+  EXPECT_EQ(2048 / RegionCostPages(256), 7u);
+  EXPECT_GT(RegionCostPages(1), 1u);
+}
+
 }  // namespace
+
 }  // namespace remora

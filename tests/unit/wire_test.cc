@@ -21,7 +21,7 @@ TEST(WireTest, HeaderRoundTripsAndIsLittleEndian) {
   std::uint8_t b[kHeaderSize];
   EncodeHeader(h, b);
   EXPECT_EQ(std::memcmp(b, "RMRA", 4), 0);  // magic reads as text on the wire
-  EXPECT_EQ(b[4], 2);                       // version, low byte first
+  EXPECT_EQ(b[4], kVersion);                // version, low byte first
   EXPECT_EQ(b[6], static_cast<std::uint8_t>(MsgType::kWritePages));
   EXPECT_EQ(b[8], 0x08);  // req_id low byte first
   EXPECT_EQ(b[15], 0x01);
