@@ -90,7 +90,7 @@ void ClusterTransport::Repair(const RegionKey& key) {
   bool gone = false;
   Status st = Host(target, target_epoch, key.asid, key.index, &gone);
   std::uint64_t pages = 0;
-  if (st.ok()) nodes_[target]->NotePlaced(RegionCostPages(map_.region_pages()));
+  if (st.ok()) nodes_[target]->NotePlaced(RegionCostPages(policy_.region_bytes / kPageSize));
   if (st.ok()) st = CopyRegion(key, sources, target, target_epoch, &pages);
   if (!st.ok()) {
     if (st.code() == Code::kOutOfMemory) nodes_[target]->MarkFull();

@@ -205,7 +205,7 @@ Status ClusterTransport::PlaceIfNeeded(Asid asid, std::uint64_t index,
     Status st = Host(n, nodes_[n]->epoch(), asid, index, &gone);
     if (st.ok()) {
       placed.push_back(n);
-      nodes_[n]->NotePlaced(RegionCostPages(map_.region_pages()));
+      nodes_[n]->NotePlaced(RegionCostPages(policy_.region_bytes / kPageSize));
     } else {
       if (st.code() == Code::kOutOfMemory) nodes_[n]->MarkFull();
       last = st;
