@@ -64,8 +64,8 @@ void ClusterTransport::Repair(const RegionKey& key) {
     bool any = false;
     const std::vector<NodeLoad> loads = Loads();
     for (std::size_t i = 0; i < loads.size(); ++i)
-      any = any || (!r->HasReplica(i) && loads[i].usable &&
-                    loads[i].free_pages() >= RegionCostPages(map_.region_pages()));
+      any = any ||
+            (!r->HasReplica(i) && loads[i].usable && loads[i].free_pages() >= region_cost_pages_);
     if (!any) return;
   }
   WriterMutexLock topo(topology_mu_);
@@ -79,8 +79,7 @@ void ClusterTransport::Repair(const RegionKey& key) {
     if (r == nullptr || r->lost || r->in_sync() >= policy_.replicas) return;
     std::vector<std::size_t> exclude;
     for (const auto& rep : r->replicas) exclude.push_back(rep.node);
-    std::vector<std::size_t> chosen =
-        ChooseNodes(Loads(), RegionCostPages(map_.region_pages()), 1, exclude, &rng_);
+    std::vector<std::size_t> chosen = ChooseNodes(Loads(), region_cost_pages_, 1, exclude, &rng_);
     if (chosen.empty()) return;
     target = chosen[0];
     target_epoch = nodes_[target]->epoch();
@@ -90,7 +89,7 @@ void ClusterTransport::Repair(const RegionKey& key) {
   bool gone = false;
   Status st = Host(target, target_epoch, key.asid, key.index, &gone);
   std::uint64_t pages = 0;
-  if (st.ok()) nodes_[target]->NotePlaced(RegionCostPages(policy_.region_bytes / kPageSize));
+  if (st.ok()) nodes_[target]->NotePlaced(region_cost_pages_);
   if (st.ok()) st = CopyRegion(key, sources, target, target_epoch, &pages);
   if (!st.ok()) {
     if (st.code() == Code::kOutOfMemory) nodes_[target]->MarkFull();

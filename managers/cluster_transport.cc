@@ -31,6 +31,7 @@ const char* KindName(TransportKind k) {
 ClusterTransport::ClusterTransport(const ClusterOptions& opts,
                                    std::unique_ptr<StatsRegistry> own_stats)
     : policy_(opts.config.policy),
+      region_cost_pages_(RegionCostPages(policy_.region_bytes / kPageSize)),
       own_stats_(std::move(own_stats)),
       stats_(opts.stats ? opts.stats : own_stats_.get()),
       pool_(4),
@@ -195,8 +196,7 @@ Status ClusterTransport::PlaceIfNeeded(Asid asid, std::uint64_t index,
         if (nodes_[n]->state() == NodeState::kUp) chosen.push_back(n);
     }
     if (chosen.empty())
-      chosen =
-          ChooseNodes(Loads(), RegionCostPages(map_.region_pages()), policy_.replicas, {}, &rng_);
+      chosen = ChooseNodes(Loads(), region_cost_pages_, policy_.replicas, {}, &rng_);
   }
   std::vector<NodeIndex> placed;
   Status last;
@@ -205,7 +205,7 @@ Status ClusterTransport::PlaceIfNeeded(Asid asid, std::uint64_t index,
     Status st = Host(n, nodes_[n]->epoch(), asid, index, &gone);
     if (st.ok()) {
       placed.push_back(n);
-      nodes_[n]->NotePlaced(RegionCostPages(policy_.region_bytes / kPageSize));
+      nodes_[n]->NotePlaced(region_cost_pages_);
     } else {
       if (st.code() == Code::kOutOfMemory) nodes_[n]->MarkFull();
       last = st;

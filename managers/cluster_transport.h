@@ -165,6 +165,9 @@ class ClusterTransport : public Transport {
                     std::uint64_t target_epoch, std::uint64_t* pages);
 
   const ClusterPolicy policy_;
+  // What placing one region takes from a node (RegionCostPages): fixed by
+  // the policy, so read without any lock.
+  const std::uint64_t region_cost_pages_;
   std::unique_ptr<StatsRegistry> own_stats_;
   StatsRegistry* stats_;
   ClusterMetrics metrics_;

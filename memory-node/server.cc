@@ -21,7 +21,6 @@ struct MemoryNodeService::Session : StreamServer::Context {
   auth::Nonce nonce{};
   bool authenticated = false;
   NodeId node_id = 0;
-  std::uint64_t incarnation = 0;  // kAuth's arg1, proven with the node id
   // kAttachShm served on this connection: each pins the node's view in the
   // store until the connection closes.
   mutable std::uint64_t shm_attaches = 0;
@@ -146,9 +145,8 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   auth::Mac proof = auth::ServerProof(key, t);
   s.authenticated = true;
   s.node_id = t.processor_node;
-  s.incarnation = t.incarnation;
   --unauthenticated_;
-  NodeConnected(s.node_id, s.incarnation);
+  NodeConnected(s.node_id, t.incarnation);
   conn.SetDeadline(0);
   conn.SetMaxPayload(wire::kMaxPayload);
   wire::Header reply = wire::MakeReply(h, Code::kOk);
