@@ -33,7 +33,7 @@ struct ProcessorArgs {
   std::string secret_file;
   std::string memory_capacity = "4G";  // of the local memory node
   int fault_threads = 2;
-  std::uint32_t readahead = 32;         // pages, on sequential misses (0: off)
+  std::uint32_t readahead = 64;         // pages, on sequential misses (0: off)
   bool readahead_stride = false;        // also on strided streams
   std::string replacement = "recency";  // recency | adaptive | bimodal
   int timeout_ms = 10000;

@@ -205,8 +205,7 @@ void WpFaultAround(const Fault& vmf) {
   const std::uint64_t page = vmf.key.uva;
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
-  int slot;
-  const std::uint32_t window = s.wp_fault_around_streams.OnAccess(page, max, &slot);
+  const std::uint32_t window = s.wp_fault_around_streams.OnAccess(page, max);
   if (window == 0) return;
   Pcache* pcache = m.pcache();
   LineId held[256];
@@ -236,7 +235,7 @@ void WpFaultAround(const Fault& vmf) {
     pcache->Unlock(held[i]);
     pcache->Unpin(held[i]);
   }
-  s.wp_fault_around_streams.Advance(slot, page + window * kPageSize);
+  s.wp_fault_around_streams.Advance(page, page + window * kPageSize);
 }
 
 // The missing fault: a line for the page, filled as a run of one, then

@@ -62,6 +62,7 @@
 #include "common/mutex.h"
 #include "processor/runtime/peer.h"
 #include "processor/runtime/prefetch_accuracy.h"
+#include "processor/runtime/sequential_streams.h"
 #include "processor/runtime/stream_detector.h"
 #include "processor/runtime/vma_table.h"
 #include "processor/runtime/write_predictor.h"
@@ -139,11 +140,14 @@ class ProcessSession {
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
 
-  // Sequential runs: of misses, for read-ahead (readahead.cc); of
-  // write-protect faults, for write-protect fault-around (fault.cc:
-  // un-protecting ahead of a write run).
+  // Runs of misses, for read-ahead (readahead.cc): sequential runs, any
+  // number interleaved; with strided read-ahead on, streams of any stride
+  // (a few at a time).
+  SequentialStreams sequential_misses;
   StreamDetector miss_streams;
-  StreamDetector wp_fault_around_streams;
+  // Sequential runs of write-protect faults, for write-protect
+  // fault-around (fault.cc: un-protecting ahead of a write run).
+  SequentialStreams wp_fault_around_streams;
   // How many strided read-ahead pages were evicted unused, and the back-off
   // when too many are (readahead.cc).
   PrefetchAccuracy stride_accuracy;

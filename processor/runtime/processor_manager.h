@@ -58,7 +58,7 @@
 //       VictimCache::mu_                 never across I/O or a page copy: the
 //                                        flush thread writes back without it
 //       ProcessSession::written_mu_      (a parent's before its new child's)
-//       VmaTable::mu_, StreamDetector::mu_, PrefetchAccuracy::mu_,
+//       VmaTable::mu_, StreamDetector::mu_, SequentialStreams::mu_, PrefetchAccuracy::mu_,
 //       RefaultShadow::mu_,
 //       FaultTrace::mu_ (across one buffered fprintf), StatsRegistry::mu_
 //       (registration and snapshots; counters are atomics, taken anywhere)
@@ -120,7 +120,7 @@ struct ProcessorManagerOptions {
   int fault_threads = 2;           // per program
   // Readahead on sequential misses: up to this many pages past the fault
   // (0 disables it).
-  std::uint32_t readahead_max = 32;
+  std::uint32_t readahead_max = 64;
   // Also read ahead on strided and interleaved streams (readahead.cc): at
   // the back of the sets, backing off while too many pages are evicted
   // unused (prefetch_accuracy.h). Off by default: on matmul's column walk

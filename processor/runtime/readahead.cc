@@ -57,9 +57,11 @@ void Readahead(const Fault& vmf) {
   const std::uint64_t page = vmf.key.uva;
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
-  int slot;
+  Pcache* pcache = m.pcache();
+  const bool strided = m.options().readahead_stride;
+  int slot = 0;
   std::uint32_t window;
-  if (m.options().readahead_stride) {
+  if (strided) {
     // This miss may be on a page read ahead and evicted unused.
     if (s.stride_accuracy.Missed(page)) m.counters().readahead_stride_wasted->Inc();
     std::int64_t stride = 0;
@@ -70,11 +72,12 @@ void Readahead(const Fault& vmf) {
       return;
     }
   } else {
-    // Sequential runs only: no stride estimation on every miss.
-    window = s.miss_streams.OnAccess(page, max, &slot);
+    // Sequential runs only: no stride estimation on every miss, and no
+    // limit on how many are followed at once. Together their windows take
+    // at most a quarter of the pcache.
+    window = s.sequential_misses.OnAccess(page, max, pcache->geometry().nr_lines() / 4);
     if (window == 0) return;
   }
-  Pcache* pcache = m.pcache();
   const std::uint32_t batch = std::max<std::uint32_t>(
       1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));
   const std::uint64_t stop = std::min(page + (window + 1) * kPageSize, vmf.vma.end);
@@ -104,7 +107,10 @@ void Readahead(const Fault& vmf) {
   }
   // The pages read ahead were not misses: the next sequential miss is the
   // one just past the window.
-  s.miss_streams.Advance(slot, page + window * kPageSize);
+  if (strided)
+    s.miss_streams.Advance(slot, page + window * kPageSize);
+  else
+    s.sequential_misses.Advance(page, page + window * kPageSize);
 }
 
 }  // namespace remora

@@ -135,41 +135,6 @@ int StreamDetector::StartLoneLocked(std::uint64_t page) {
   return lru;
 }
 
-// Integer compares only: a sequential stream's step k is first + k pages.
-std::uint32_t StreamDetector::OnSequentialAccessLocked(std::uint64_t page, std::uint32_t max,
-                                                       int* slot) {
-  ++clock_;
-  const std::uint32_t opening = std::min<std::uint32_t>(4, max);
-  for (int i = 0; i < kStreams; ++i) {
-    Stream& s = streams_[i];
-    if (s.used == 0 || s.seen == 0 || page != s.first + s.next * kPageSize) continue;
-    s.seen = s.next++;
-    s.last = page;
-    s.window = s.window == 0 ? opening : std::min(s.window * 2, max);
-    s.used = clock_;
-    *slot = i;
-    return s.window;
-  }
-  for (int i = 0; i < kStreams; ++i) {
-    Stream& s = streams_[i];
-    if (s.used == 0 || s.seen != 0 || s.last + kPageSize != page) continue;
-    s.seen = 1;
-    s.next = 2;
-    s.last = page;
-    s.window = opening;
-    s.used = clock_;
-    *slot = i;
-    return s.window;
-  }
-  *slot = StartLoneLocked(page);
-  return 0;
-}
-
-std::uint32_t StreamDetector::OnAccess(std::uint64_t page, std::uint32_t max, int* slot) {
-  MutexLock lk(mu_);
-  return OnSequentialAccessLocked(page, max, slot);
-}
-
 std::uint32_t StreamDetector::OnAccessStrided(std::uint64_t page, std::uint32_t max, int* slot,
                                               std::int64_t* stride) {
   MutexLock lk(mu_);

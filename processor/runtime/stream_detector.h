@@ -40,15 +40,11 @@ class StreamDetector {
   static constexpr std::int64_t kMaxStride = std::int64_t{4} << 20;
   static constexpr int kStreams = 8;
 
-  // An access to `page`; returns the window in pages (0: no sequential
-  // stream) and the slot to Advance(). Sequential streams only: an access
-  // pairs with a lone access one page below it and extends a stream only
-  // at its next page, with none of the stride estimation (write-protect
-  // fault-around, and read-ahead when strided read-ahead is off).
-  std::uint32_t OnAccess(std::uint64_t page, std::uint32_t max, int* slot) EXCLUDES(mu_);
-  // The same for streams of any stride: returns the window in steps of the
-  // stream (0: none), with *stride its estimated stride in bytes (kPageSize
-  // for a sequential stream; negative for a descending one).
+  // An access to `page`: returns the window in steps of the stream (0:
+  // none), the slot to Advance(), and *stride, the stream's estimated
+  // stride in bytes (kPageSize for a sequential stream; negative for a
+  // descending one). Sequential runs alone are followed, any number at
+  // once, by SequentialStreams (sequential_streams.h).
   std::uint32_t OnAccessStrided(std::uint64_t page, std::uint32_t max, int* slot,
                                 std::int64_t* stride) EXCLUDES(mu_);
   // The page the stream of `slot` expects `i` steps (i >= 1) after its last
@@ -85,8 +81,6 @@ class StreamDetector {
     void Observe(std::uint64_t step, std::uint64_t page);
   };
   std::uint32_t OnAccessLocked(std::uint64_t page, std::uint32_t max, int* slot) REQUIRES(mu_);
-  std::uint32_t OnSequentialAccessLocked(std::uint64_t page, std::uint32_t max, int* slot)
-      REQUIRES(mu_);
   // The least recently used slot, made a lone access at `page`.
   int StartLoneLocked(std::uint64_t page) REQUIRES(mu_);
 

@@ -19,16 +19,15 @@ std::uint64_t P(std::uint64_t vpn) { return vpn << kPageShift; }
 TEST(StreamDetector, SequentialRunOpensAndDoublesItsWindow) {
   StreamDetector d;
   int slot;
-  EXPECT_EQ(d.OnAccess(P(100), kMax, &slot), 0u);
-  EXPECT_EQ(d.OnAccess(P(101), kMax, &slot), 4u);
-  EXPECT_EQ(d.OnAccess(P(102), kMax, &slot), 8u);
+  std::int64_t stride;
+  EXPECT_EQ(d.OnAccessStrided(P(100), kMax, &slot, &stride), 0u);
+  EXPECT_EQ(d.OnAccessStrided(P(101), kMax, &slot, &stride), 4u);
+  EXPECT_EQ(d.OnAccessStrided(P(102), kMax, &slot, &stride), 8u);
   // The caller covered up to page 110: the next miss of the run is 111.
   d.Advance(slot, P(110));
-  EXPECT_EQ(d.OnAccess(P(103), kMax, &slot), 0u);  // not the stream's
-  EXPECT_EQ(d.OnAccess(P(111), kMax, &slot), 16u);
-  EXPECT_EQ(d.OnAccess(P(112), kMax, &slot), 32u);
-  EXPECT_EQ(d.OnAccess(P(113), kMax, &slot), 32u);  // capped at max
-  std::int64_t stride;
+  EXPECT_EQ(d.OnAccessStrided(P(111), kMax, &slot, &stride), 16u);
+  EXPECT_EQ(d.OnAccessStrided(P(112), kMax, &slot, &stride), 32u);
+  EXPECT_EQ(d.OnAccessStrided(P(113), kMax, &slot, &stride), 32u);  // capped at max
   EXPECT_EQ(d.OnAccessStrided(P(114), kMax, &slot, &stride), 32u);
   EXPECT_EQ(stride, static_cast<std::int64_t>(kPageSize));
   EXPECT_EQ(d.Ahead(slot, 1), P(115));
@@ -51,30 +50,6 @@ TEST(StreamDetector, WholePageStrideNeedsConfirmingAccesses) {
   EXPECT_EQ(d.OnAccessStrided(P(1045), kMax, &slot, &stride), 8u);
   // Capped: a strided window never passes kMaxStridedWindow.
   EXPECT_EQ(d.OnAccessStrided(P(1050), kMax, &slot, &stride), 8u);
-  // The sequential-only view gives no window for it (fault-around
-  // un-protects the pages right after an access).
-  EXPECT_EQ(d.OnAccess(P(1055), kMax, &slot), 0u);
-}
-
-// The sequential-only view (OnAccess): interleaved sequential runs are all
-// followed; a stride, even a steady one, never makes a stream.
-TEST(StreamDetector, SequentialOnlyViewFollowsInterleavedRuns) {
-  StreamDetector d;
-  int slot;
-  std::uint32_t a = 0, b = 0, strided = 0;
-  for (std::uint64_t k = 0; k < 6; ++k) {
-    a = d.OnAccess(P(100 + k), kMax, &slot);
-    b = d.OnAccess(P(5000 + k), kMax, &slot);
-    strided += d.OnAccess(P(9000 + 3 * k), kMax, &slot);
-  }
-  EXPECT_EQ(a, 32u);  // 4 8 16 32 32
-  EXPECT_EQ(b, 32u);
-  EXPECT_EQ(strided, 0u);
-  // A run descending is not sequential either.
-  StreamDetector down;
-  std::uint32_t windows = 0;
-  for (std::uint64_t k = 0; k < 8; ++k) windows += down.OnAccess(P(700 - k), kMax, &slot);
-  EXPECT_EQ(windows, 0u);
 }
 
 TEST(StreamDetector, DescendingStride) {

@@ -1,0 +1,70 @@
+#include "processor/runtime/sequential_streams.h"
+
+#include <algorithm>
+
+#include "remora/types.h"
+
+namespace remora {
+
+std::uint32_t SequentialStreams::OnAccess(std::uint64_t page, std::uint32_t max,
+                                          std::uint64_t budget) {
+  MutexLock lk(mu_);
+  if (++clock_ % kEpoch == 0) AgeLocked();
+  auto it = runs_.find(page);
+  if (it == runs_.end()) {
+    // Alone (so far): a run if the next access is to the page after it.
+    // A run that already expects that page (this access fell behind it,
+    // say on a page read ahead and evicted before use) keeps it.
+    runs_.emplace(page + kPageSize, Run{0, clock_});
+    return 0;
+  }
+  Run run = it->second;
+  runs_.erase(it);
+  // Accesses since this run's last one: other runs interleaved with it,
+  // about (round-robin), all wanting their windows at the same time.
+  const std::uint64_t sharing = clock_ - run.used;
+  const std::uint64_t share = budget == 0 ? max : budget / std::max<std::uint64_t>(sharing, 1);
+  const auto cap = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(share, 1, max));
+  run.window = std::min(run.window == 0 ? kOpeningWindow : run.window * 2, cap);
+  run.used = clock_;
+  // The caller covers the window and then says how far it got (Advance);
+  // until then the run expects the page right after this one.
+  Keep(page + kPageSize, run);
+  return run.window;
+}
+
+void SequentialStreams::Advance(std::uint64_t page, std::uint64_t last) {
+  MutexLock lk(mu_);
+  if (last <= page) return;
+  auto it = runs_.find(page + kPageSize);
+  if (it == runs_.end() || it->second.window == 0) return;
+  const Run run = it->second;
+  runs_.erase(it);
+  Keep(last + kPageSize, run);
+}
+
+void SequentialStreams::Keep(std::uint64_t expect, const Run& run) {
+  // Two runs that meet (threads scanning one array) go on as one, with
+  // the larger window.
+  auto [it, added] = runs_.emplace(expect, run);
+  if (!added) {
+    it->second.window = std::max(it->second.window, run.window);
+    it->second.used = run.used;
+  }
+}
+
+std::size_t SequentialStreams::size() {
+  MutexLock lk(mu_);
+  return runs_.size();
+}
+
+void SequentialStreams::AgeLocked() {
+  for (auto it = runs_.begin(); it != runs_.end();) {
+    if (it->second.used + 2 * kEpoch < clock_)
+      it = runs_.erase(it);
+    else
+      ++it;
+  }
+}
+
+}  // namespace remora

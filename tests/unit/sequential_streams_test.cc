@@ -1,0 +1,81 @@
+// SequentialStreams (processor/runtime/sequential_streams.h): runs open and
+// grow as before, any number of them interleaved are followed, their
+// windows share a budget, and what is not a sequential run never opens one.
+#include "processor/runtime/sequential_streams.h"
+
+#include <gtest/gtest.h>
+
+#include "remora/types.h"
+
+namespace remora {
+namespace {
+
+constexpr std::uint32_t kMax = 32;
+
+std::uint64_t P(std::uint64_t vpn) { return vpn << kPageShift; }
+
+TEST(SequentialStreams, RunOpensAndDoublesItsWindow) {
+  SequentialStreams d;
+  EXPECT_EQ(d.OnAccess(P(100), kMax), 0u);
+  EXPECT_EQ(d.OnAccess(P(101), kMax), 4u);
+  EXPECT_EQ(d.OnAccess(P(102), kMax), 8u);
+  // The caller covered up to page 110: the next miss of the run is 111.
+  d.Advance(P(102), P(110));
+  EXPECT_EQ(d.OnAccess(P(103), kMax), 0u);  // not the run's any more
+  EXPECT_EQ(d.OnAccess(P(111), kMax), 16u);
+  EXPECT_EQ(d.OnAccess(P(112), kMax), 32u);
+  EXPECT_EQ(d.OnAccess(P(113), kMax), 32u);  // capped at max
+}
+
+// The shuffle of a radix sort: 2 threads x 256 buckets, each bucket a run
+// of pages, their misses round-robin. Every run is followed.
+TEST(SequentialStreams, FollowsHundredsOfInterleavedRuns) {
+  SequentialStreams d;
+  constexpr std::uint64_t kRuns = 512;
+  std::uint64_t opened = 0;
+  for (std::uint64_t k = 0; k < 3; ++k)
+    for (std::uint64_t r = 0; r < kRuns; ++r)
+      if (d.OnAccess(P(r * 10000 + k), kMax) > 0) ++opened;
+  EXPECT_EQ(opened, 2 * kRuns);  // the second and third access of each
+}
+
+TEST(SequentialStreams, OpenRunsShareTheBudget) {
+  SequentialStreams d;
+  constexpr std::uint64_t kRuns = 256, kBudget = 512;
+  std::uint32_t last = 0;
+  for (std::uint64_t k = 0; k < 6; ++k)
+    for (std::uint64_t r = 0; r < kRuns; ++r) last = d.OnAccess(P(r * 10000 + k), kMax, kBudget);
+  EXPECT_EQ(last, kBudget / kRuns);
+  // Never below one page, however many runs share it.
+  SequentialStreams tiny;
+  for (std::uint64_t k = 0; k < 3; ++k)
+    for (std::uint64_t r = 0; r < kRuns; ++r) last = tiny.OnAccess(P(r * 10000 + k), kMax, 16);
+  EXPECT_EQ(last, 1u);
+}
+
+TEST(SequentialStreams, StridesAndDescentsAreNotRuns) {
+  SequentialStreams d;
+  std::uint32_t windows = 0;
+  for (std::uint64_t k = 0; k < 16; ++k) {
+    windows += d.OnAccess(P(9000 + 3 * k), kMax);
+    windows += d.OnAccess(P(700 - k), kMax);
+  }
+  EXPECT_EQ(windows, 0u);
+}
+
+// A finished phase's runs are forgotten: they neither pile up nor keep
+// shrinking the windows of the runs that come after.
+TEST(SequentialStreams, OldRunsAgeOut) {
+  SequentialStreams d;
+  for (std::uint64_t k = 0; k < 2; ++k)
+    for (std::uint64_t r = 0; r < 1000; ++r) d.OnAccess(P(r * 10000 + k), kMax, 1000);
+  for (std::uint64_t i = 0; i < 4 * SequentialStreams::kEpoch; ++i)
+    d.OnAccess(P(50'000'000 + 7 * i), kMax, 1000);  // lone accesses only
+  EXPECT_LE(d.size(), 3 * SequentialStreams::kEpoch);
+  std::uint32_t w = 0;
+  for (std::uint64_t k = 0; k < 6; ++k) w = d.OnAccess(P(90'000'000 + k), kMax, 1000);
+  EXPECT_EQ(w, kMax);
+}
+
+}  // namespace
+}  // namespace remora
