@@ -14,6 +14,16 @@
 //     window of 4 pages;
 //   any other access is remembered alone.
 //
+// Remembering a thousand lone accesses has a price: in a program that
+// misses at random, many a miss lands on the page after some earlier one,
+// and read-ahead there would be wasted. So a run opened from a lone access
+// more than kNear accesses old (a "far" run: what only a big table finds)
+// reads ahead only while such runs prove themselves: at least half of the
+// far runs opened lately were extended again. The interleaved runs of a
+// shuffle nearly all are; a random program's chance pairs seldom are, and
+// it never reads ahead more than the old few slots did. A run opened from
+// one of the last kNear accesses reads ahead at once, as those slots did.
+//
 // The windows share the pcache. Pages read ahead for many runs at once
 // evict one another before the program reaches them, so with `budget`
 // given, a window is at most budget / n, where n is the number of accesses
@@ -24,8 +34,11 @@
 // overall, keeps a phase's finished runs from shrinking the next phase's
 // windows.
 //
-// Runs and lone accesses not touched for 2 * kEpoch accesses are
-// forgotten (checked every kEpoch accesses): at most 3 * kEpoch entries.
+// Runs and lone accesses not touched for kEpoch accesses are forgotten
+// (checked every kEpoch accesses): at most 2 * kEpoch entries. That is the
+// most runs followed at once, and what keeps a random program's chance
+// pairs rare.
+
 #pragma once
 
 #include <cstdint>
@@ -39,6 +52,12 @@ class SequentialStreams {
  public:
   static constexpr std::uint64_t kEpoch = 1024;
   static constexpr std::uint32_t kOpeningWindow = 4;
+  // A lone access at most this many accesses old opens a run that reads
+  // ahead at once.
+  static constexpr std::uint64_t kNear = 8;
+  // Far runs opened (decayed: halved every epoch) before their record
+  // counts.
+  static constexpr std::uint64_t kMinFarSample = 16;
 
   // An access to `page` (page-aligned): the pages after it the caller
   // should cover (0: none). `budget` caps the pages all open runs' windows
@@ -55,10 +74,14 @@ class SequentialStreams {
 
  private:
   struct Run {
-    std::uint32_t window = 0;  // 0: a lone access
-    std::uint64_t used = 0;    // clock_ at its last access
+    std::uint32_t window;  // pages (0 while lone)
+    std::uint64_t used;    // clock_ at its last access
+    bool lone;             // a single access so far
+    bool far;              // opened from a lone access more than kNear old
+    bool extended;         // extended at least once since it opened
   };
   void AgeLocked() REQUIRES(mu_);
+  bool FarRunsTrustedLocked() const REQUIRES(mu_);
   // Files `run` under the page it expects next.
   void Keep(std::uint64_t expect, const Run& run) REQUIRES(mu_);
 
@@ -66,6 +89,9 @@ class SequentialStreams {
   // Keyed by the page each run (or lone access) expects next.
   std::unordered_map<std::uint64_t, Run> runs_ GUARDED_BY(mu_);
   std::uint64_t clock_ GUARDED_BY(mu_) = 0;  // accesses so far
+  // Far runs opened, and those of them extended again (decayed).
+  std::uint64_t far_opened_ GUARDED_BY(mu_) = 0;
+  std::uint64_t far_extended_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace remora
