@@ -77,7 +77,7 @@ TEST(EmbeddedMemoryNodeTest, ItsDirectoryIsPrivateAndHoldsNoSecret) {
   ASSERT_NE(node, nullptr);
   const std::string sock = node->ClientOptions(TransportKind::kShm).address;
   const std::filesystem::path dir = std::filesystem::path(sock).parent_path();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(dir.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   EXPECT_EQ(st.st_uid, geteuid());

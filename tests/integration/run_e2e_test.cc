@@ -291,6 +291,27 @@ TEST_F(RunE2ETest, RandomReadModifyWriteEmbedded) {
   EXPECT_GT(s["nr_pgfault_write_probe_written"] * 10, probes * 9);
 }
 
+// A private file mapping whose file shrinks while mapped: pages still in
+// the file come from it, the program's own write survives its eviction,
+// and pages past the new end read as zeros where natively they raise
+// SIGBUS (checked only under Remora: docs/runtime.md). The output is the
+// native one.
+TEST_F(RunE2ETest, AFileThatShrinksUnderItsMappingReadsWhatItHolds) {
+  Result native = RunProgram({REMORA_FILE_SHRINK, dir_}, dir_, "native");
+  ASSERT_TRUE(native.Ok()) << native.Describe();
+  ASSERT_NE(native.out.find("\nOK\n"), std::string::npos) << native.out;
+  Result r = RunProgram(
+      {RemoraBinary(), "run", "--pcache", "128K", "--quiet", "--stats-json", dir_ + "/stats.json",
+       "--", "/usr/bin/env", "REMORA_EXPECT_ZEROS=1", REMORA_FILE_SHRINK, dir_},
+      dir_, "remora");
+  ASSERT_TRUE(r.Ok()) << r.Describe();
+  EXPECT_EQ(r.out, native.out);
+  Stats s(dir_ + "/stats.json");
+  ASSERT_TRUE(s.valid());
+  EXPECT_GT(s["nr_pcache_fill_from_file"], 20);
+  EXPECT_GT(s["nr_pcache_eviction_succeed"], 0);
+}
+
 // The program's exit status comes back as the launcher's, a signal as 128+N.
 TEST_F(RunE2ETest, ExitStatusIsTheProgramsOwn) {
   Result usage =

@@ -38,8 +38,8 @@ TEST(SequentialStreams, FollowsHundredsOfInterleavedRuns) {
   for (std::uint64_t k = 0; k < 4; ++k)
     for (std::uint64_t r = 0; r < kRuns; ++r)
       if (d.OnAccess(P(r * 10000 + k), kMax) > 0) ++windows[k];
-  EXPECT_EQ(windows[0], 0u);  // lone
-  EXPECT_EQ(windows[1], 0u);  // far runs, not proven yet
+  EXPECT_EQ(windows[0], 0u);         // lone
+  EXPECT_EQ(windows[1], 0u);         // far runs, not proven yet
   EXPECT_GE(windows[2], kRuns / 2);  // trusted once half of the far runs opened lately went on
   EXPECT_EQ(windows[3], kRuns);
 }
