@@ -24,7 +24,9 @@
 #define PAGES 64
 #define KEEP (20 * PAGE + 100)
 
-static unsigned char pattern(size_t off) { return (unsigned char)(off * 131 + (off >> 12) * 7 + 1); }
+static unsigned char pattern(size_t off) {
+  return (unsigned char)(off * 131 + (off >> 12) * 7 + 1);
+}
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -70,8 +72,7 @@ int main(int argc, char** argv) {
       want = 0;
     else
       break; /* natively SIGBUS from here on */
-    if (m[off] != want && bad++ < 5)
-      printf("offset %zu: %u, expected %u\n", off, m[off], want);
+    if (m[off] != want && bad++ < 5) printf("offset %zu: %u, expected %u\n", off, m[off], want);
   }
   printf("first four pages sum %lu\n", sum);
   printf("%s\n", bad ? "DIFFERENT" : "OK");
