@@ -1,6 +1,7 @@
 #include "processor/runtime/sequential_streams.h"
 
 #include <algorithm>
+#include <cassert>
 
 #include "remora/types.h"
 
@@ -8,6 +9,7 @@ namespace remora {
 
 std::uint32_t SequentialStreams::OnAccess(std::uint64_t page, std::uint32_t max,
                                           std::uint64_t budget) {
+  assert(max >= 1);  // a run's window is then at least 1: lone() stays true only for lone accesses
   MutexLock lk(mu_);
   if (++clock_ % kEpoch == 0) AgeLocked();
   auto it = runs_.find(page);
@@ -15,7 +17,7 @@ std::uint32_t SequentialStreams::OnAccess(std::uint64_t page, std::uint32_t max,
     // Alone (so far): a run if the next access is to the page after it.
     // A run that already expects that page (this access fell behind it,
     // say on a page read ahead and evicted before use) keeps it.
-    runs_.emplace(page + kPageSize, Run{0, clock_, true, false, false});
+    runs_.emplace(page + kPageSize, Run{0, clock_, false, false});
     return 0;
   }
   Run run = it->second;
@@ -23,8 +25,7 @@ std::uint32_t SequentialStreams::OnAccess(std::uint64_t page, std::uint32_t max,
   // Accesses since this run's last one: other runs interleaved with it,
   // about (round-robin), all wanting their windows at the same time.
   const std::uint64_t sharing = clock_ - run.used;
-  if (run.lone) {
-    run.lone = false;
+  if (run.lone()) {
     run.far = sharing > kNear;
     if (run.far) ++far_opened_;
   } else if (run.far && !run.extended) {
@@ -45,7 +46,7 @@ void SequentialStreams::Advance(std::uint64_t page, std::uint64_t last) {
   MutexLock lk(mu_);
   if (last <= page) return;
   auto it = runs_.find(page + kPageSize);
-  if (it == runs_.end() || it->second.lone) return;
+  if (it == runs_.end() || it->second.lone()) return;
   const Run run = it->second;
   runs_.erase(it);
   Keep(last + kPageSize, run);
@@ -57,7 +58,7 @@ void SequentialStreams::Keep(std::uint64_t expect, const Run& run) {
   auto [it, added] = runs_.emplace(expect, run);
   if (added) return;
   Run& there = it->second;
-  if (there.lone) {
+  if (there.lone()) {
     there = run;
     return;
   }

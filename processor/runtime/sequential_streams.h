@@ -60,8 +60,8 @@ class SequentialStreams {
   static constexpr std::uint64_t kMinFarSample = 16;
 
   // An access to `page` (page-aligned): the pages after it the caller
-  // should cover (0: none). `budget` caps the pages all open runs' windows
-  // add up to (0: no cap).
+  // should cover (0: none), at most `max` (at least 1). `budget` caps the pages all open runs'
+  // windows add up to (0: no cap).
   std::uint32_t OnAccess(std::uint64_t page, std::uint32_t max, std::uint64_t budget = 0)
       EXCLUDES(mu_);
   // After OnAccess(page) returned a window, the caller covered the pages up
@@ -74,11 +74,11 @@ class SequentialStreams {
 
  private:
   struct Run {
-    std::uint32_t window;  // pages (0 while lone)
+    std::uint32_t window;  // pages; 0: a lone access (a run's is at least 1)
     std::uint64_t used;    // clock_ at its last access
-    bool lone;             // a single access so far
     bool far;              // opened from a lone access more than kNear old
     bool extended;         // extended at least once since it opened
+    bool lone() const { return window == 0; }
   };
   void AgeLocked() REQUIRES(mu_);
   bool FarRunsTrustedLocked() const REQUIRES(mu_);
