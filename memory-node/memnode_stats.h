@@ -68,15 +68,17 @@ struct MemoryNodeServiceMetrics {
   REMORA_METRIC_TABLE(REMORA_MEMORY_NODE_SERVICE_METRICS)
 };
 
-#define REMORA_RDMA_SERVICE_METRICS(X)                         \
-  X(attaches, Counter, "memnode_rdma_attaches", "connections", \
-    "connections that attached over RDMA")                     \
-  X(map_pages, Counter, "memnode_rdma_map_pages", "pages",     \
-    "page mappings handed to RDMA processors")                 \
-  X(cow_breaks, Counter, "memnode_rdma_cow_breaks", "pages",   \
-    "RDMA frames copied for a writer after fork")              \
-  X(frames_used, Gauge, "memnode_rdma_frames_used", "pages",   \
-    "pages stored in RDMA-registered frames")                  \
+#define REMORA_RDMA_SERVICE_METRICS(X)                                 \
+  X(attaches, Counter, "memnode_rdma_attaches", "connections",         \
+    "connections that attached over RDMA")                             \
+  X(reattaches, Counter, "memnode_rdma_reattaches", "connections",     \
+    "attaches that found the processor node's frames and spaces kept") \
+  X(map_pages, Counter, "memnode_rdma_map_pages", "pages",             \
+    "page mappings handed to RDMA processors")                         \
+  X(cow_breaks, Counter, "memnode_rdma_cow_breaks", "pages",           \
+    "RDMA frames copied for a writer after fork")                      \
+  X(frames_used, Gauge, "memnode_rdma_frames_used", "pages",           \
+    "pages stored in RDMA-registered frames")                          \
   X(peers, Gauge, "memnode_rdma_peers", "connections", "connections attached over RDMA")
 
 struct RdmaServiceMetrics {

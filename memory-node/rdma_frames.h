@@ -1,22 +1,23 @@
-// RdmaFrames: the page frames of one RDMA-attached processor connection —
-// memory the memory node registered for remote access by that connection's
-// queue pairs only.
+// RdmaFrames: the page frames of one RDMA-attached processor node — memory
+// the memory node registered for remote access by that node's queue pairs
+// only.
 //
 // Frames come in chunks of kChunkFrames pages, each chunk its own anonymous
 // mapping and its own memory region (rkey). Chunks are added as pages are
 // first written, so registration (which pins memory) follows use, not the
-// node's capacity; frames freed by the connection are reused by it and all of
-// its chunks go when the connection ends.
+// node's capacity; frames freed by the processor are reused by it and all of
+// its chunks go with its residence (rdma_service.h).
 //
-// Every connection has its own protection domain (rdma_service.h), so an rkey
-// handed to one processor is worthless on another's queue pairs: the hardware
-// refuses the access. That, not trust in the processor, is the isolation.
+// Every processor node has its own protection domain (rdma_service.h), so an
+// rkey handed to one processor is worthless on another's queue pairs: the
+// hardware refuses the access. That, not trust in the processor, is the
+// isolation.
 //
 // A node-wide FrameBudget enforces the memory node's capacity across all
-// connections. Registration goes through a FrameRegistrar so that the
+// processors. Registration goes through a FrameRegistrar so that the
 // bookkeeping can be tested without an RDMA device.
 //
-// Not thread-safe: one connection's frames are touched only by the memory
+// Not thread-safe: one processor's frames are touched only by the memory
 // node's event-loop thread (the remote side reads and writes frame contents,
 // never this bookkeeping).
 #pragma once

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -40,23 +41,37 @@ class VerbsRegistrar final : public FrameRegistrar {
 
 }  // namespace
 
-// Declared so that destruction runs top-down: spaces release frames, frames
-// deregister their regions, then queue pairs, completion queue, protection
-// domain.
-struct RdmaMemoryNodeService::Peer {
+// A processor node's protection domain, frames and address spaces (see the
+// header). Declared so that destruction runs top-down: spaces release frames,
+// frames deregister their regions, then the protection domain goes.
+struct RdmaMemoryNodeService::Residence {
   rdma::VerbsPtr<ibv_pd> pd;
-  rdma::VerbsPtr<ibv_cq> cq;
-  std::vector<rdma::VerbsPtr<ibv_qp>> qps;
   std::unique_ptr<VerbsRegistrar> registrar;
   std::unique_ptr<RdmaFrames> frames;
   std::unique_ptr<RdmaSpaces> spaces;
+  std::size_t attachments = 0;  // connections attached to it now
 
-  ~Peer() {
+  ~Residence() {
+    assert(attachments == 0);
     spaces.reset();
     frames.reset();
+    registrar.reset();
+    pd.reset();
+  }
+};
+
+// One connection's queue pairs (in its residence's protection domain) and
+// their completion queue.
+struct RdmaMemoryNodeService::Attachment {
+  NodeId node = 0;
+  std::uint64_t incarnation = 0;
+  bool superseded = false;  // the same processor attached again since
+  rdma::VerbsPtr<ibv_cq> cq;
+  std::vector<rdma::VerbsPtr<ibv_qp>> qps;
+
+  ~Attachment() {
     qps.clear();
     cq.reset();
-    pd.reset();
   }
 };
 
@@ -71,7 +86,9 @@ RdmaMemoryNodeService::RdmaMemoryNodeService(PageStore* store, StatsRegistry* st
 }
 
 RdmaMemoryNodeService::~RdmaMemoryNodeService() {
-  peers_.clear();
+  for (auto& [id, a] : attachments_) residences_.at(a->node)->attachments--;
+  attachments_.clear();
+  residences_.clear();
   SyncGauges();
 }
 
@@ -81,49 +98,123 @@ void RdmaMemoryNodeService::SyncGauges() {
     *reported = now;
   };
   sync(rdma_m_.frames_used, static_cast<std::int64_t>(budget_.used()), &reported_used_);
-  sync(rdma_m_.peers, static_cast<std::int64_t>(peers_.size()), &reported_peers_);
+  sync(rdma_m_.peers, static_cast<std::int64_t>(attachments_.size()), &reported_peers_);
 }
 
 void RdmaMemoryNodeService::OnClose(StreamServer::Connection& conn,
                                     StreamServer::CloseReason reason) {
-  if (auto it = peers_.find(conn.id()); it != peers_.end()) {
-    spdlog::info("{}: RDMA detached; {} address spaces and their frames freed", conn.peer(),
-                 it->second->spaces->spaces());
-    peers_.erase(it);
+  if (auto it = attachments_.find(conn.id()); it != attachments_.end()) {
+    const NodeId node = it->second->node;
+    attachments_.erase(it);
+    auto r = residences_.find(node);
+    assert(r != residences_.end() && r->second->attachments > 0);
+    const std::size_t spaces = r->second->spaces->spaces();
+    if (--r->second->attachments == 0 && spaces == 0) {
+      residences_.erase(r);  // nothing to keep: its frames and domain go now
+    } else {
+      spdlog::debug("{}: RDMA detached; processor node {} keeps {} address spaces here",
+                    conn.peer(), node, spaces);
+    }
     SyncGauges();
   }
+  // Last: this may start the node's lease, whose expiry destroys the residence.
   MemoryNodeService::OnClose(conn, reason);
 }
 
-Status RdmaMemoryNodeService::Attach(StreamServer::Connection& conn, const wire::Header& h,
-                                     std::string_view payload, Reply* reply) {
-  if (peers_.count(conn.id())) return {Code::kBadRequest, "already attached over RDMA"};
+std::uint64_t RdmaMemoryNodeService::ExtraNodeSpaces(NodeId node) const {
+  auto it = residences_.find(node);
+  return it == residences_.end() ? 0 : it->second->spaces->spaces();
+}
+
+std::uint64_t RdmaMemoryNodeService::DestroyExtraNodeSpaces(NodeId node) {
+  auto it = residences_.find(node);
+  if (it == residences_.end()) return 0;
+  // Takeover and lease expiry come only with no other connection of the
+  // node open (server.cc), so no attachment is left on the residence.
+  if (it->second->attachments > 0) {
+    spdlog::error("processor node {}: RDMA frames kept: {} connections still attached", node,
+                  it->second->attachments);
+    return 0;
+  }
+  const std::uint64_t n = it->second->spaces->spaces();
+  residences_.erase(it);
+  SyncGauges();
+  return n;
+}
+
+Status RdmaMemoryNodeService::ResidenceOf(NodeId node, Residence** out) {
+  std::unique_ptr<Residence>& slot = residences_[node];
+  if (!slot) {
+    auto r = std::make_unique<Residence>();
+    r->pd.reset(ibv_alloc_pd(ep_->ctx.get()));
+    if (!r->pd) {
+      residences_.erase(node);
+      return {Code::kIoError, std::string("ibv_alloc_pd: ") + std::strerror(errno)};
+    }
+    r->registrar = std::make_unique<VerbsRegistrar>(r->pd.get());
+    r->frames = std::make_unique<RdmaFrames>(&budget_, r->registrar.get());
+    r->spaces = std::make_unique<RdmaSpaces>(r->frames.get());
+    slot = std::move(r);
+  } else {
+    rdma_m_.reattaches->Inc();
+  }
+  *out = slot.get();
+  return Status::Ok();
+}
+
+void RdmaMemoryNodeService::Supersede(NodeId node, std::uint64_t incarnation,
+                                      std::uint64_t keep_conn) {
+  if (incarnation == 0) return;  // observers are not one processor
+  for (auto& [id, a] : attachments_) {
+    if (id == keep_conn || a->superseded || a->node != node || a->incarnation != incarnation)
+      continue;
+    for (auto& qp : a->qps) {
+      ibv_qp_attr attr{};
+      attr.qp_state = IBV_QPS_ERR;
+      ibv_modify_qp(qp.get(), &attr, IBV_QP_STATE);
+    }
+    a->superseded = true;
+    spdlog::info(
+        "processor node {} attached again over RDMA: its older connection's {} queue "
+        "pairs are stopped",
+        node, a->qps.size());
+  }
+}
+
+Status RdmaMemoryNodeService::Attach(StreamServer::Connection& conn, const Session& s,
+                                     const wire::Header& h, std::string_view payload,
+                                     Reply* reply) {
+  if (attachments_.count(conn.id())) return {Code::kBadRequest, "already attached over RDMA"};
   std::vector<rdma::QpInfo> remote;
   REMORA_RETURN_IF_ERROR(rdma::DecodeQpInfos(payload, h.arg1, &remote));
-  auto p = std::make_unique<Peer>();
-  p->pd.reset(ibv_alloc_pd(ep_->ctx.get()));
-  if (!p->pd) return {Code::kIoError, std::string("ibv_alloc_pd: ") + std::strerror(errno)};
-  p->cq.reset(
+  const NodeId node = SessionNode(s);
+  Residence* r = nullptr;
+  REMORA_RETURN_IF_ERROR(ResidenceOf(node, &r));
+  auto a = std::make_unique<Attachment>();
+  a->node = node;
+  a->incarnation = SessionIncarnation(s);
+  a->cq.reset(
       ibv_create_cq(ep_->ctx.get(), static_cast<int>(2 * remote.size()), nullptr, nullptr, 0));
-  if (!p->cq) return {Code::kIoError, std::string("ibv_create_cq: ") + std::strerror(errno)};
+  if (!a->cq) return {Code::kIoError, std::string("ibv_create_cq: ") + std::strerror(errno)};
   std::vector<rdma::QpInfo> local;
-  for (const rdma::QpInfo& r : remote) {
+  for (const rdma::QpInfo& q : remote) {
     rdma::VerbsPtr<ibv_qp> qp;
-    REMORA_RETURN_IF_ERROR(rdma::CreateRcQp(*ep_, p->pd.get(), p->cq.get(), 1,
+    REMORA_RETURN_IF_ERROR(rdma::CreateRcQp(*ep_, r->pd.get(), a->cq.get(), 1,
                                             IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE, &qp));
     const std::uint32_t psn = rdma::RandomPsn();
-    REMORA_RETURN_IF_ERROR(rdma::ConnectRcQp(*ep_, qp.get(), psn, r));
+    REMORA_RETURN_IF_ERROR(rdma::ConnectRcQp(*ep_, qp.get(), psn, q));
     local.push_back(rdma::LocalQpInfo(*ep_, qp.get(), psn));
-    p->qps.push_back(std::move(qp));
+    a->qps.push_back(std::move(qp));
   }
-  p->registrar = std::make_unique<VerbsRegistrar>(p->pd.get());
-  p->frames = std::make_unique<RdmaFrames>(&budget_, p->registrar.get());
-  p->spaces = std::make_unique<RdmaSpaces>(p->frames.get());
+  Supersede(node, a->incarnation, conn.id());
   reply->body = rdma::EncodeQpInfos(local);
   reply->arg1 = local.size();
-  spdlog::info("{}: attached over RDMA with {} queue pairs (peer GID {})", conn.peer(),
-               local.size(), rdma::GidToString(remote[0].gid));
-  peers_.emplace(conn.id(), std::move(p));
+  spdlog::info(
+      "{}: attached over RDMA with {} queue pairs (peer GID {}); processor node {} has {} "
+      "address spaces here",
+      conn.peer(), local.size(), rdma::GidToString(remote[0].gid), node, r->spaces->spaces());
+  ++r->attachments;
+  attachments_.emplace(conn.id(), std::move(a));
   rdma_m_.attaches->Inc();
   SyncGauges();
   return Status::Ok();
@@ -132,7 +223,7 @@ Status RdmaMemoryNodeService::Attach(StreamServer::Connection& conn, const wire:
 Status RdmaMemoryNodeService::Info(Reply* reply) const {
   MemoryNodeInfo info = store_->Info();
   std::uint64_t spaces = 0;
-  for (const auto& [id, p] : peers_) spaces += p->spaces->spaces();
+  for (const auto& [node, r] : residences_) spaces += r->spaces->spaces();
   wire::InfoPayload ip{};
   ip.capacity_pages = info.capacity_pages;
   ip.used_pages = info.used_pages + budget_.used();
@@ -146,26 +237,32 @@ Status RdmaMemoryNodeService::Execute(StreamServer::Connection& conn, const Sess
                                       const wire::Header& h, std::string_view payload,
                                       Reply* reply) {
   const auto type = static_cast<MsgType>(h.type);
-  if (type == MsgType::kRdmaAttach) return Attach(conn, h, payload, reply);
+  if (type == MsgType::kRdmaAttach) return Attach(conn, s, h, payload, reply);
   if (type == MsgType::kInfo) return Info(reply);
-  auto it = peers_.find(conn.id());
-  if (it == peers_.end() && type == MsgType::kRdmaMap)
+  auto it = attachments_.find(conn.id());
+  if (it == attachments_.end() && type == MsgType::kRdmaMap)
     return {Code::kBadRequest, "rdma_map before rdma_attach"};
   // Messages that touch no address space are the same either way.
-  if (it == peers_.end() || type == MsgType::kStats || type == MsgType::kPing ||
+  if (it == attachments_.end() || type == MsgType::kStats || type == MsgType::kPing ||
       type == MsgType::kAttachShm)
     return MemoryNodeService::Execute(conn, s, h, payload, reply);
-  const std::uint64_t cow_before = it->second->spaces->metrics().cow_breaks;
-  Status st = ExecuteAttached(*it->second, s, h, payload, reply);
-  rdma_m_.cow_breaks->Add(it->second->spaces->metrics().cow_breaks - cow_before);
+  // A request left over from before the processor reconnected must not be
+  // applied after the ones it sends now.
+  if (it->second->superseded)
+    return {Code::kDisconnected,
+            "this connection was superseded by a newer one of the same processor"};
+  Residence& r = *residences_.at(it->second->node);
+  const std::uint64_t cow_before = r.spaces->metrics().cow_breaks;
+  Status st = ExecuteAttached(r, s, h, payload, reply);
+  rdma_m_.cow_breaks->Add(r.spaces->metrics().cow_breaks - cow_before);
   SyncGauges();
   return st;
 }
 
-Status RdmaMemoryNodeService::ExecuteAttached(Peer& p, const Session& s, const wire::Header& h,
+Status RdmaMemoryNodeService::ExecuteAttached(Residence& r, const Session& s, const wire::Header& h,
                                               std::string_view payload, Reply* reply) {
   const auto* b = reinterpret_cast<const std::uint8_t*>(payload.data());
-  RdmaSpaces& sp = *p.spaces;
+  RdmaSpaces& sp = *r.spaces;
   const auto type = static_cast<MsgType>(h.type);
   if (type != MsgType::kWritePageShared) REMORA_RETURN_IF_ERROR(CheckOwner(s, h.asid));
   switch (type) {

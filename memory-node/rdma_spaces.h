@@ -1,5 +1,5 @@
-// RdmaSpaces: the address spaces of one RDMA-attached connection, their page
-// tables over that connection's RdmaFrames, and the answers to kRdmaMap.
+// RdmaSpaces: the address spaces of one RDMA-attached processor node, their
+// page tables over that node's RdmaFrames, and the answers to kRdmaMap.
 //
 // Same semantics as the PageStore (absent pages read as zero and cost
 // nothing, fork is copy-on-write, destroy frees everything), arranged for
@@ -13,12 +13,13 @@
 //    never written, and breaks copy-on-write sharing by copying a shared
 //    frame for this address space alone — the only page copies the memory
 //    node's CPU makes.
-//  * Frames change or go away only through this connection's own control
+//  * Frames change or go away only through the processor's own control
 //    messages (fork, destroy, unregister, discard, shared write), so a
 //    processor keeps its cached mappings valid by dropping the affected ones
 //    when it sends those; the processor's transport does exactly that.
 //
-// Address spaces belong to the connection that created them and end with it.
+// Address spaces belong to the processor node, across its reconnects, until
+// its lease ends (rdma_service.h).
 //
 // Not thread-safe: served by the memory node's event-loop thread.
 #pragma once

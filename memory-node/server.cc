@@ -21,12 +21,14 @@ struct MemoryNodeService::Session : StreamServer::Context {
   auth::Nonce nonce{};
   bool authenticated = false;
   NodeId node_id = 0;
+  std::uint64_t incarnation = 0;  // the processor's, from kAuth (0: an observer)
   // kAttachShm served on this connection: each pins the node's view in the
   // store until the connection closes.
   mutable std::uint64_t shm_attaches = 0;
 };
 
 NodeId MemoryNodeService::SessionNode(const Session& s) { return s.node_id; }
+std::uint64_t MemoryNodeService::SessionIncarnation(const Session& s) { return s.incarnation; }
 
 namespace {
 
@@ -145,6 +147,7 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   auth::Mac proof = auth::ServerProof(key, t);
   s.authenticated = true;
   s.node_id = t.processor_node;
+  s.incarnation = t.incarnation;
   --unauthenticated_;
   NodeConnected(s.node_id, t.incarnation);
   conn.SetDeadline(0);
@@ -217,7 +220,7 @@ void MemoryNodeService::NodeConnected(NodeId node, std::uint64_t incarnation) {
       m_.resumes->Inc();
       spdlog::log(ConnectionLogLevel(options_),
                   "processor node {} reconnected: its {} address spaces are kept", node,
-                  store_->NodeSpaces(node));
+                  store_->NodeSpaces(node) + ExtraNodeSpaces(node));
     }
     return;
   }
@@ -230,7 +233,9 @@ void MemoryNodeService::NodeConnected(NodeId node, std::uint64_t incarnation) {
 
 // Takeover or lease expiry; the node's requests wait until it is done.
 void MemoryNodeService::DestroyNodeSpaces(NodeId node, bool lease_expired) {
-  auto done = [this, node, lease_expired](std::uint64_t n) {
+  const std::uint64_t extra = DestroyExtraNodeSpaces(node);
+  auto done = [this, node, lease_expired, extra](std::uint64_t n) {
+    n += extra;
     if (lease_expired) {
       m_.lease_expiries->Inc();
       if (n > 0)

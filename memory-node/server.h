@@ -36,8 +36,8 @@
 //        old one crashed and was restarted), so the spaces left from before
 //        are destroyed first (memnode_takeovers) and it starts clean, as its
 //        incarnation now owns the node's spaces.
-//    Over RDMA the spaces live with the connection's queue pairs and go with
-//    them (rdma_service.h): there a reconnect always starts clean.
+//    The same rules hold for the spaces an RDMA-attached processor keeps in
+//    its frames (rdma_service.h): they outlive the connection, not the lease.
 //
 // Long operations. Forking or destroying an address space, discarding or
 // unregistering more than kInlinePages pages, and destroying a node's spaces
@@ -129,6 +129,13 @@ class MemoryNodeService : public StreamServer::Handler {
                          std::string_view payload, Reply* reply);
   Status CheckOwner(const Session& s, Asid asid) const;
   static NodeId SessionNode(const Session& s);
+  static std::uint64_t SessionIncarnation(const Session& s);
+  // Address spaces of processor node `node` that a subclass keeps outside
+  // the page store (the RDMA service's frames), and their destruction with
+  // the store's on a takeover or a lease expiry (loop thread; returns how
+  // many went).
+  virtual std::uint64_t ExtraNodeSpaces(NodeId /*node*/) const { return 0; }
+  virtual std::uint64_t DestroyExtraNodeSpaces(NodeId /*node*/) { return 0; }
 
  private:
   void Authenticate(StreamServer::Connection& conn, Session& s, const wire::Header& h,

@@ -222,6 +222,106 @@ for n in json.load(sys.stdin)["nodes"]:
     if n["id"] == int(sys.argv[1]): print(n.get("used_pages", -1))' "$1"
 }
 
+# A TCP relay on $1 (host:port) to $2 (host:port): every connection through
+# it is cut (both sides closed) on SIGUSR1. Prints "cut N" per cut. Run in
+# the background, $! is the relay itself (exec), the one to signal.
+relay() {
+  exec "$PYTHON" -c '
+import signal, socket, sys, threading
+lh, lp = sys.argv[1].rsplit(":", 1); th, tp = sys.argv[2].rsplit(":", 1)
+pairs, mu = [], threading.Lock()
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError:
+        pass
+    for x in (a, b):
+        try: x.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def cut(*_):
+    with mu:
+        for a, b in pairs:
+            for x in (a, b):
+                try: x.shutdown(socket.SHUT_RDWR)
+                except OSError: pass
+        print("cut", len(pairs), flush=True)
+        pairs.clear()
+signal.signal(signal.SIGUSR1, cut)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((lh, int(lp))); s.listen(16)
+while True:
+    c, _ = s.accept()
+    try:
+        t = socket.create_connection((th, int(tp)), timeout=10)
+    except OSError:
+        c.close(); continue
+    t.settimeout(None)
+    for x in (c, t):
+        x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with mu: pairs.append((c, t))
+    for a, b in ((c, t), (t, c)):
+        threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+' "$1" "$2"
+}
+
+# A connection to a memory node that breaks while both ends live, over
+# RDMA: the pool reaches node 3 through a relay in this guest, which cuts
+# its control connection twice while a program runs with one replica. The
+# processor reconnects with its incarnation and node 3 keeps the frames of
+# its address spaces (memory-node/rdma_service.h, "residence"): the output
+# is the native run's, no node is given up, nothing is re-replicated. (With
+# the spaces gone with the connection, node 3 would count as restarted and
+# the run would stop with its regions lost.)
+cluster_reconnect() {
+  local cmd rc used out run_pid relay_pid cuts=0
+  local cfg=/tmp/cluster-relay.toml via="${PEERS[2]%.2}.1:7502"
+  cmd=("$PROGS/mem_stress" 3 2 2)
+  if ! "${cmd[@]}" >/tmp/reconnect-native.out; then fail cluster-reconnect "native run failed"; return; fi
+  sed "s/\"${PEERS[2]}:$PORT\"/\"$via\"/" "$CLUSTER" >$cfg
+  relay "$via" "${PEERS[2]}:$PORT" >/tmp/relay.out 2>&1 &
+  relay_pid=$!
+  sleep 1
+  timeout 600 "$REMORA" run --cluster $cfg --replicas 1 --timeout-ms 30000 --pcache 1M \
+    --ways 8 --victim 32 --stats-json /tmp/reconnect.json --quiet -- "${cmd[@]}" \
+    >/tmp/reconnect.out 2>/tmp/reconnect.err &
+  run_pid=$!
+  for round in 1 2; do
+    for _ in $(seq 300); do
+      kill -0 $run_pid 2>/dev/null || break
+      used=$(node_used 3)
+      [ "${used:-0}" -ge $(( 64 * round )) ] 2>/dev/null && break
+      sleep 0.5
+    done
+    kill -0 $run_pid 2>/dev/null || break
+    kill -USR1 $relay_pid && cuts=$(( cuts + 1 ))
+    echo "guest: reconnect: node 3 holds ${used:-?} pages: cut its connections (cut $cuts)"
+    sleep 2
+  done
+  wait $run_pid
+  rc=$?
+  kill $relay_pid 2>/dev/null
+  grep -E "lost|reconnect|answers again|failed" /tmp/reconnect.err | head -10 | sed 's/^/guest:   /'
+  local names="cluster_nodes_lost cluster_node3_reconnects cluster_rereplicated_regions rdma_write_ops"
+  out=$(json_get /tmp/reconnect.json $names 2>&1)
+  echo "guest: reconnect: exit $rc, $cuts cuts; $names = $out"
+  set -- $out
+  echo "guest: reconnect: the relay says: $(tr '\n' ' ' </tmp/relay.out)"
+  if [ $rc -eq 0 ] && [ $cuts -eq 2 ] && [ -s /tmp/reconnect.out ] &&
+     cmp -s /tmp/reconnect-native.out /tmp/reconnect.out; then
+    pass cluster-rdma-reconnect-output-identical
+  else
+    fail cluster-rdma-reconnect-output-identical "exit $rc after $cuts cuts: $(tail -2 /tmp/reconnect.err)"
+  fi
+  if [ "${1:-1}" -eq 0 ] && [ "${2:-0}" -ge 2 ] && [ "${3:-1}" -eq 0 ] && [ "${4:-0}" -gt 0 ]; then
+    pass cluster-rdma-reconnect-keeps-the-nodes-pages
+  else
+    fail cluster-rdma-reconnect-keeps-the-nodes-pages "nodes_lost reconnects rereplicated rdma_writes = $out"
+  fi
+}
+
 # The three-node pool over RDMA with two replicas: a real program under a
 # pcache of a third of the memory it writes, memory node 2's daemon
 # SIGKILLed while it runs. The output must be the native run's, byte for
@@ -353,6 +453,7 @@ case $ROLE in
     if e2e_available; then
       e2e wordcount "${PEERS[0]}"
       e2e pywork "${PEERS[0]}"
+      cluster_reconnect
       cluster_kill
     else
       fail e2e-available "remora run, the shim, tests/programs or python3 missing"

@@ -1,22 +1,30 @@
-// rdma_isolation_check: shows, on a real verbs device, that a processor
-// reaches only the pages of its own address spaces (docs/cluster.md,
-// "Isolation"). Run inside the emulated cluster by guest-tests.sh:
+// rdma_isolation_check: shows, on a real verbs device, who reaches the page
+// frames of a processor's address spaces (docs/cluster.md, "Isolation"; the
+// residence rules in memory-node/rdma_service.h). Run inside the emulated
+// cluster by guest-tests.sh:
 //
 //   rdma_isolation_check HOST:PORT SECRET_FILE DEVICE
 //
-// It opens three raw attached connections to a memory node started with
-// --transport rdma: A (processor node 1) owns an address space and one page;
-// B (node 2) and C (node 1 again, another connection) try to reach that
-// page, first by asking for its mapping and then — having been handed A's
-// remote address and rkey — with one-sided RDMA READ and WRITE on their own
-// queue pairs. Prints "isolation PASS|FAIL what" per check; exit 0 if all
-// hold.
+// A (processor node 1) owns an address space and one page, written with
+// one-sided RDMA. Then:
+//  * B (processor node 2) is refused the page's mapping and, handed A's
+//    remote address and rkey, is refused by the device on its own queue pair;
+//  * C (node 1, A's incarnation: the same processor reconnecting) finds the
+//    page under the same rkey, and A's older connection stops: its queue pair
+//    no longer reaches the frames and its requests are refused;
+//  * after A and C close, D (same incarnation) still finds the page (the
+//    lease keeps it);
+//  * after D closes, E (node 1, a new incarnation: a restarted processor)
+//    takes over: the space is gone and the old rkey is refused.
+// Prints "isolation PASS|FAIL what" per check; exit 0 if all hold.
 #include <sys/mman.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "net/auth.h"
@@ -130,48 +138,87 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", st.ToString().c_str());
     return 2;
   }
-  Conn a, b, c;
+  // Held by pointer: a connection closes by destruction, in member order.
+  auto a = std::make_unique<Conn>(), b = std::make_unique<Conn>(), c = std::make_unique<Conn>();
   o.node_id = 1;
-  Status st = a.Open(o, argv[3]);
-  if (st.ok()) st = c.Open(o, argv[3]);
+  o.incarnation = 0x1111;
+  Status st = a->Open(o, argv[3]);
   o.node_id = 2;
-  if (st.ok()) st = b.Open(o, argv[3]);
+  o.incarnation = 0x2222;
+  if (st.ok()) st = b->Open(o, argv[3]);
   if (!st.ok()) {
-    Check(false, "attach three connections", st.ToString());
+    Check(false, "attach two processors' connections", st.ToString());
     return 1;
   }
   const Asid asid = MakeAsid(1, 42);
   const std::uint64_t uva = 0x40000000;
   rdma::Mapping ma;
-  st = a.Simple(MsgType::kCreateSpace, asid);
-  if (st.ok()) st = a.Simple(MsgType::kRegisterRange, asid, uva, 16 * kPageSize);
-  if (st.ok()) st = a.Map(asid, uva, true, &ma);
-  std::memset(a.buf.data(), 0x5A, kPageSize);
-  const bool wrote = st.ok() && a.Op(IBV_WR_RDMA_WRITE, ma) == IBV_WC_SUCCESS;
-  std::memset(a.buf.data(), 0, kPageSize);
-  const bool read = wrote && a.Op(IBV_WR_RDMA_READ, ma) == IBV_WC_SUCCESS &&
-                    a.buf == std::vector<char>(kPageSize, 0x5A);
+  st = a->Simple(MsgType::kCreateSpace, asid);
+  if (st.ok()) st = a->Simple(MsgType::kRegisterRange, asid, uva, 16 * kPageSize);
+  if (st.ok()) st = a->Map(asid, uva, true, &ma);
+  std::memset(a->buf.data(), 0x5A, kPageSize);
+  const bool wrote = st.ok() && a->Op(IBV_WR_RDMA_WRITE, ma) == IBV_WC_SUCCESS;
+  std::memset(a->buf.data(), 0, kPageSize);
+  const bool read = wrote && a->Op(IBV_WR_RDMA_READ, ma) == IBV_WC_SUCCESS &&
+                    a->buf == std::vector<char>(kPageSize, 0x5A);
   Check(read, "the owner writes and reads its page with one-sided RDMA", st.ToString());
   if (!read) return 1;
 
+  // Another processor node.
   rdma::Mapping m;
-  st = b.Map(asid, uva, false, &m);
+  st = b->Map(asid, uva, false, &m);
   Check(st.code() == Code::kPermissionDenied,
         "another processor node is refused the page's mapping", st.ToString());
-  st = c.Map(asid, uva, false, &m);
-  Check(st.code() == Code::kNoSuchSpace,
-        "another connection of the same node does not see the space", st.ToString());
-
-  ibv_wc_status s = b.Op(IBV_WR_RDMA_READ, ma);
+  ibv_wc_status s = b->Op(IBV_WR_RDMA_READ, ma);
   Check(s == IBV_WC_REM_ACCESS_ERR, "the owner's rkey is refused on another node's queue pair",
         ibv_wc_status_str(s));
-  std::memset(c.buf.data(), 0x11, kPageSize);
-  s = c.Op(IBV_WR_RDMA_WRITE, ma);
-  Check(s == IBV_WC_REM_ACCESS_ERR,
-        "the owner's rkey is refused on another connection's queue pair", ibv_wc_status_str(s));
-  std::memset(a.buf.data(), 0, kPageSize);
-  Check(a.Op(IBV_WR_RDMA_READ, ma) == IBV_WC_SUCCESS && a.buf == std::vector<char>(kPageSize, 0x5A),
-        "the owner's page is unchanged and still reachable");
+
+  // The same processor reconnecting while its old connection lingers.
+  o.node_id = 1;
+  o.incarnation = 0x1111;
+  st = c->Open(o, argv[3]);
+  if (st.ok()) st = c->Map(asid, uva, false, &m);
+  Check(st.ok() && m.present && m.addr == ma.addr && m.rkey == ma.rkey,
+        "a reconnect of the same processor finds its page where it was", st.ToString());
+  std::memset(c->buf.data(), 0, kPageSize);
+  Check(st.ok() && c->Op(IBV_WR_RDMA_READ, m) == IBV_WC_SUCCESS &&
+            c->buf == std::vector<char>(kPageSize, 0x5A),
+        "the reconnected processor reads the page on its new queue pair");
+  st = a->Map(asid, uva, false, &m);
+  Check(st.code() == Code::kDisconnected, "the superseded connection's requests are refused",
+        st.ToString());
+  std::memset(a->buf.data(), 0x77, kPageSize);
+  s = a->Op(IBV_WR_RDMA_WRITE, ma);
+  Check(s != IBV_WC_SUCCESS, "the superseded connection's queue pair no longer reaches the frame",
+        ibv_wc_status_str(s));
+  std::memset(c->buf.data(), 0x33, kPageSize);
+  Check(c->Op(IBV_WR_RDMA_WRITE, ma) == IBV_WC_SUCCESS,
+        "the reconnected processor writes the page");
+
+  // Both connections closed: the lease keeps the page for the same processor.
+  a.reset();
+  c.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the node sees both close
+  auto d = std::make_unique<Conn>();
+  st = d->Open(o, argv[3]);
+  if (st.ok()) st = d->Map(asid, uva, false, &m);
+  std::memset(d->buf.data(), 0, kPageSize);
+  Check(st.ok() && m.present && d->Op(IBV_WR_RDMA_READ, m) == IBV_WC_SUCCESS &&
+            d->buf == std::vector<char>(kPageSize, 0x33),
+        "after every connection closed, the same processor finds its last write", st.ToString());
+  d.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  // A restarted processor (new incarnation) starts clean.
+  o.incarnation = 0x3333;
+  auto e = std::make_unique<Conn>();
+  st = e->Open(o, argv[3]);
+  Status gone = st.ok() ? e->Map(asid, uva, false, &m) : st;
+  Check(gone.code() == Code::kNoSuchSpace, "a new incarnation does not see the old space",
+        gone.ToString());
+  s = st.ok() ? e->Op(IBV_WR_RDMA_READ, ma) : IBV_WC_GENERAL_ERR;
+  Check(s == IBV_WC_REM_ACCESS_ERR, "the old rkey is refused after the takeover",
+        ibv_wc_status_str(s));
   std::printf("isolation: %d failed\n", failures);
   return failures ? 1 : 0;
 }
