@@ -209,10 +209,13 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   REMORA_RETURN_IF_ERROR(ParseTransportKind(a.transport, &topt.kind));
   std::string node_desc;
   stack->stats = std::make_unique<StatsRegistry>();
-  if (!a.cluster.empty() || a.memory_nodes.size() > 1 || a.replicas > 1) {
+  // Remote memory nodes, one or many, are always reached through a cluster
+  // of links (managers/): a single node gets its reconnects, its stall
+  // handling and its clear loss errors from the same code as a pool.
+  if (!a.cluster.empty() || !a.memory_nodes.empty() || a.replicas > 1) {
     REMORA_RETURN_IF_ERROR(
         ConnectClusterFromArgs(a, stack->stats.get(), &stack->transport, &node_desc));
-  } else if (a.memory_nodes.empty()) {
+  } else {
     if (topt.kind == TransportKind::kRdma)
       return {Code::kInvalidArgument, "--transport rdma needs --memory-node"};
     std::uint64_t capacity = 0;
@@ -222,22 +225,15 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
     if (!stack->local_node) return {st.code(), "starting the local memory node: " + st.message()};
     topt = stack->local_node->ClientOptions(topt.kind);
     node_desc = fmt::format("local memory node ({})", a.transport);
-  } else {
-    topt.address = a.memory_nodes[0];
-    if (a.secret_file.empty()) return {Code::kInvalidArgument, "--memory-node needs --secret-file"};
-    REMORA_RETURN_IF_ERROR(auth::LoadSecretFile(a.secret_file, &topt.secret));
-    node_desc = fmt::format("memory node {} ({})", a.memory_nodes[0], a.transport);
-  }
-  if (!stack->transport) {
     topt.node_id = a.node_id;
-    // A restart of this processor takes its node's old spaces over
-    // (memory-node/server.h, "Leases"); a cluster's links make their own.
+    // The embedded node lives and dies with this process: no lease to keep
+    // (memory-node/server.h, "Leases"), but an incarnation all the same.
     topt.incarnation = auth::NewIncarnation();
     topt.timeout_ms = a.timeout_ms;
     topt.stats = stack->stats.get();
     stack->transport = ConnectTransport(topt, &st);
     if (!stack->transport)
-      return {st.code(), "cannot reach the memory node at " + topt.address + ": " + st.message()};
+      return {st.code(), "cannot reach the local memory node: " + st.message()};
   }
 
   ProcessorManagerOptions mo;
@@ -294,7 +290,7 @@ Status ConnectClusterFromArgs(const ProcessorArgs& a, StatsRegistry* stats,
     REMORA_RETURN_IF_ERROR(LoadClusterConfig(a.cluster, &co.config));
   } else {
     if (a.memory_nodes.empty())
-      return {Code::kInvalidArgument, "--replicas needs --cluster or several --memory-node"};
+      return {Code::kInvalidArgument, "--replicas needs --cluster or --memory-node"};
     if (a.secret_file.empty()) return {Code::kInvalidArgument, "--memory-node needs --secret-file"};
     TransportKind kind;
     REMORA_RETURN_IF_ERROR(ParseTransportKind(a.transport, &kind));
@@ -314,8 +310,14 @@ Status ConnectClusterFromArgs(const ProcessorArgs& a, StatsRegistry* stats,
   co.stats = stats;
   std::unique_ptr<ClusterTransport> cluster;
   Status st = ClusterTransport::Connect(co, &cluster);
+  const bool one = a.cluster.empty() && a.memory_nodes.size() == 1;
+  if (!st.ok() && one)
+    return {st.code(),
+            "cannot reach the memory node at " + a.memory_nodes[0] + ": " + st.message()};
   if (!st.ok()) return {st.code(), "cannot start the memory-node cluster: " + st.message()};
-  *description = "cluster of " + cluster->Describe();
+  *description = one ? fmt::format("memory node {} ({}, {})", a.memory_nodes[0], a.transport,
+                                   cluster->Describe())
+                     : "cluster of " + cluster->Describe();
   *out = std::move(cluster);
   return Status::Ok();
 }

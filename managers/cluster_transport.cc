@@ -198,6 +198,7 @@ Status ClusterTransport::PlaceIfNeeded(Asid asid, std::uint64_t index,
     if (chosen.empty())
       chosen = ChooseNodes(Loads(), region_cost_pages_, policy_.replicas, {}, &rng_);
   }
+  if (chosen.empty()) chosen = ChooseAfterRefresh();
   std::vector<NodeIndex> placed;
   Status last;
   for (NodeIndex n : chosen) {
@@ -238,6 +239,21 @@ Status ClusterTransport::PlaceIfNeeded(Asid asid, std::uint64_t index,
   return Status::Ok();
 }
 
+// The estimate charges a whole region for every region placed on a node
+// since its last report, so a program that touches many regions at once
+// (thread heaps far apart) can make every node look full long before any
+// is. Ask the nodes now; if none has room for a whole region even then,
+// take nodes with any room at all: the region may never fill, and a node
+// that does fill refuses the write (out of memory) rather than losing it.
+std::vector<NodeIndex> ClusterTransport::ChooseAfterRefresh() {
+  for (auto& n : nodes_) n->Poll();
+  MutexLock lk(map_mu_);
+  std::vector<NodeIndex> chosen =
+      ChooseNodes(Loads(), region_cost_pages_, policy_.replicas, {}, &rng_);
+  if (chosen.empty()) chosen = ChooseNodes(Loads(), 1, policy_.replicas, {}, &rng_);
+  return chosen;
+}
+
 void ClusterTransport::UpdateGauges() {
   SetGauge(metrics_.regions, static_cast<std::int64_t>(map_.regions()));
   SetGauge(metrics_.regions_degraded, static_cast<std::int64_t>(map_.degraded(policy_.replicas)));
@@ -247,10 +263,15 @@ void ClusterTransport::UpdateGauges() {
 }
 
 Status ClusterTransport::LostError(Asid asid, std::uint64_t index) const {
+  // Named, so that an operator knows which node to look at.
+  const Region* r = map_.Find(asid, index);
+  const std::string where = r && r->lost && r->lost_on < nodes_.size()
+                                ? nodes_[r->lost_on]->Describe() + ", which is lost"
+                                : std::string("memory nodes that are lost");
   return {Code::kDisconnected,
-          fmt::format("the pages of [{:#x}, {:#x}) of address space {:#x} were on memory nodes "
-                      "that are lost, with no other copy (replicas = {})",
-                      Start(index), Start(index + 1), asid, policy_.replicas)};
+          fmt::format("the pages of [{:#x}, {:#x}) of address space {:#x} were on {}, with no "
+                      "other copy (replicas = {})",
+                      Start(index), Start(index + 1), asid, where, policy_.replicas)};
 }
 
 std::vector<Asid> ClusterTransport::OnNodeLost(NodeIndex node, const std::string& why) {

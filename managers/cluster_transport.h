@@ -131,6 +131,8 @@ class ClusterTransport : public Transport {
   Status Host(NodeIndex node, std::uint64_t epoch, Asid asid, std::uint64_t index, bool* gone)
       REQUIRES(place_mu_);
   std::vector<NodeLoad> Loads() const REQUIRES(map_mu_);
+  // Placement when the estimate finds no node with room (see the .cc).
+  std::vector<NodeIndex> ChooseAfterRefresh() REQUIRES(place_mu_) EXCLUDES(map_mu_);
   Status WriteRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas,
                      const char* bufs) REQUIRES_SHARED(topology_mu_);
   // Runs `write` on every replica of `v` at once; *ok: how many took it.
@@ -153,7 +155,7 @@ class ClusterTransport : public Transport {
   // (unregister, discard), so the map forgets which of them were written.
   Status RangeOnEveryNode(Asid asid, std::uint64_t start, std::uint64_t len, bool forget_written,
                           const std::function<Status(Transport*)>& fn);
-  Status LostError(Asid asid, std::uint64_t index) const;
+  Status LostError(Asid asid, std::uint64_t index) const REQUIRES(map_mu_);
   std::vector<RegionKey> DegradedRegions() const;
   std::vector<Asid> OnNodeLost(NodeIndex node, const std::string& why);
   void UpdateGauges() REQUIRES(map_mu_);

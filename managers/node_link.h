@@ -92,6 +92,9 @@ class NodeLink {
   // A write found the node out of memory: no new regions until its next
   // report shows room.
   void MarkFull();
+  // Asks the node for its capacity and use now (the background thread does
+  // every poll_ms); nothing if it is not up.
+  void Poll();
 
   // Runs fn on the node's connection, waiting through a broken connection or
   // a stall and retrying until fn's answer is not a transport failure. Sets
@@ -132,7 +135,6 @@ class NodeLink {
   void SetState(NodeState s) REQUIRES(mu_);
   void Loop();
   void Reconnect();
-  void Poll();
 
   const ClusterNodeSpec spec_;
   const NodeLinkOptions opts_;

@@ -10,6 +10,8 @@
 // so not in the report yet). A node without room for a whole region is not
 // eligible, nor is one that is down or lost: a node out of memory gets no
 // new regions, so a program can use more memory than any single node has.
+// (When no node is eligible, the pool asks every node for a fresh report
+// and, failing that, settles for nodes with any room: ClusterTransport.)
 #pragma once
 
 #include <cstdint>

@@ -111,7 +111,10 @@ std::vector<RegionKey> RegionMap::RemoveNode(NodeIndex node, std::vector<Asid>* 
       auto it = std::find_if(v.begin(), v.end(), [&](const Replica& r) { return r.node == node; });
       if (it == v.end()) continue;
       v.erase(it);
-      if (region.in_sync() == 0) region.lost = true;
+      if (region.in_sync() == 0) {
+        region.lost = true;
+        region.lost_on = node;
+      }
       affected.push_back({asid, index});
     }
   }

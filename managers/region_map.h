@@ -35,6 +35,7 @@ struct Replica {
 struct Region {
   std::vector<Replica> replicas;
   bool lost = false;
+  NodeIndex lost_on = 0;               // when lost: the node whose loss took its last copy
   std::vector<std::uint64_t> written;  // bitmap, one bit per page of the region
 
   int in_sync() const;

@@ -31,6 +31,8 @@ void TaskPool::Worker() {
 
 void TaskPool::RunAll(const std::vector<std::function<void()>>& fns) {
   if (fns.empty()) return;
+  // One replica (the common case): no other thread is woken at all.
+  if (fns.size() == 1) return fns[0]();
   Mutex done_mu;
   CondVar done_cv;
   std::size_t left = fns.size() - 1;
@@ -42,8 +44,8 @@ void TaskPool::RunAll(const std::vector<std::function<void()>>& fns) {
         MutexLock d(done_mu);
         if (--left == 0) done_cv.notify_all();
       });
+      cv_.notify_one();  // a worker per task: the idle others sleep on
     }
-    cv_.notify_all();
   }
   fns[0]();
   MutexLock d(done_mu);

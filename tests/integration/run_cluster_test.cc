@@ -7,7 +7,9 @@
 //     regions re-replicated;
 //   - two replicas, one node SIGSTOPped for 5 s: the program waits it out;
 //   - one replica, one node SIGKILLed: a clear error, no wrong output;
-//   - fork_tree's 15 processes across the nodes.
+//   - fork_tree's 15 processes across the nodes;
+//   - one `--memory-node` (no cluster file) whose connection is cut three
+//     times mid-run: reconnected, the node's pages kept.
 //
 // After every run each node's pages are back at zero (its baseline), and
 // `remora stats --cluster` reads every node.
@@ -24,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "cuttable_relay.h"
 #include "harness.h"
 #include "run_util.h"
 
@@ -34,8 +37,8 @@ using namespace std::chrono_literals;
 
 class RunClusterTest : public RunDirTest {
  protected:
-  void StartNodes(const std::string& capacity) {
-    for (int i = 0; i < 3; ++i) {
+  void StartNodes(const std::string& capacity, int n = 3) {
+    for (int i = 0; i < n; ++i) {
       MemoryNodeProcessOptions o;
       o.capacity = capacity;
       o.secret = "run-cluster-secret-of-memory-node-number-" + std::to_string(i);
@@ -227,6 +230,37 @@ TEST_F(RunClusterTest, LostNodeWithOneReplicaIsAClearError) {
   EXPECT_EQ(r.out.find("OK"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("lost"), std::string::npos) << Tail(r.err);
   nodes_.erase(nodes_.begin() + 2);
+  ExpectNodesEmpty();
+}
+
+// One --memory-node is a pool of one: a connection cut while both ends live
+// on (a reset, a network fault) is re-established with the processor's
+// incarnation, the node keeps its pages, and the program finishes with the
+// native output. (A single node's transport used to fail every later
+// request with "disconnected" and stop the program.)
+TEST_F(RunClusterTest, OneMemoryNodeReconnectsAfterItsConnectionIsCut) {
+  StartNodes("256M", 1);
+  ASSERT_FALSE(HasFailure());
+  // Smaller than the others: every request goes through the relay's thread.
+  const auto argv = MemStress("32", "2");
+  Result native = Native(argv, "mem_stress");
+  CuttableRelay relay(nodes_[0]->tcp_address());
+  Result r = Under({"--memory-node", relay.address(), "--transport", "tcp", "--secret-file",
+                    nodes_[0]->secret_file(), "--pcache", "8M", "--timeout-ms", "2000"},
+                   argv, "cut", [&](pid_t pid) {
+                     for (int i = 0; i < 3; ++i) {
+                       std::this_thread::sleep_for(700ms);
+                       ASSERT_FALSE(ProcessGone(pid)) << "finished before cut " << i + 1;
+                       relay.Cut();
+                     }
+                   });
+  ASSERT_TRUE(r.Ok()) << r.Describe();
+  EXPECT_EQ(r.out, native.out);
+  Stats s = StatsOf("cut");
+  SCOPED_TRACE(Tail(s.text(), 5000));
+  EXPECT_GE(s["cluster_node1_reconnects"], 3);
+  EXPECT_EQ(s["cluster_nodes_lost"], 0);
+  EXPECT_GE(relay.accepted(), 4);
   ExpectNodesEmpty();
 }
 

@@ -78,6 +78,7 @@ TEST(RegionMap, LosingANodeDegradesOrLosesItsRegions) {
   EXPECT_FALSE(m.Find(1, 0)->lost);
   ASSERT_NE(m.Find(1, 1), nullptr) << "a lost region stays known: it must not read as zeros";
   EXPECT_TRUE(m.Find(1, 1)->lost);
+  EXPECT_EQ(m.Find(1, 1)->lost_on, 1u) << "the error names the node it was lost with";
   EXPECT_EQ(m.lost(), 1u);
   EXPECT_EQ(m.degraded(2), 3u);
   EXPECT_EQ(m.DegradedKeys(2), (std::vector<RegionKey>{{1, 0}, {1, 2}}));
