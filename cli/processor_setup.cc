@@ -77,9 +77,10 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
                   "pages filled ahead of a sequential run of misses (0: off)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
-  sub->add_flag("--readahead-stride", a->readahead_stride,
-                "also read ahead on strided and interleaved streams (experimental: "
-                "docs/runtime.md, Read-ahead)");
+  sub->add_flag("--readahead-stride,!--no-readahead-stride", a->readahead_stride,
+                "follow each thread's strided walk (a column of a matrix): mark its coming "
+                "hits used and read its missing pages ahead (default: on; docs/runtime.md, "
+                "Read-ahead)");
   sub->add_option("--replacement", a->replacement,
                   "pcache replacement: adaptive (set dueling between recency and bimodal "
                   "insertion), recency, bimodal (docs/pcache.md, Replacement)")

@@ -34,7 +34,7 @@ struct ProcessorArgs {
   std::string memory_capacity = "4G";  // of the local memory node
   int fault_threads = 2;
   std::uint32_t readahead = 64;         // pages, on sequential misses (0: off)
-  bool readahead_stride = false;        // also on strided streams
+  bool readahead_stride = true;         // follow strided walks too
   std::string replacement = "recency";  // recency | adaptive | bimodal
   int timeout_ms = 10000;
   NodeId node_id = 1;

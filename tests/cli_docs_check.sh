@@ -27,10 +27,11 @@ for sub in "${subs[@]}"; do
     status=1
     continue
   fi
-  # Long options of the subcommand (CLI11 prints "  -o,--output TEXT ...").
-  # Only the option lines' first words: examples in the footer are not flags.
+  # Long options of the subcommand (CLI11 prints "  -o,--output TEXT ...",
+  # and a negated flag as "--no-x{false}"). Only the option lines' first
+  # words: examples in the footer are not flags.
   mapfile -t flags < <("$remora" "$sub" --help | grep -E '^ +-' | awk '{print $1}' |
-                       tr ',' '\n' | grep -E '^--[a-z]' | sort -u)
+                       tr ',' '\n' | sed 's/{[^}]*}$//' | grep -E '^--[a-z]' | sort -u)
   for flag in "${flags[@]}"; do
     [[ $flag == --help ]] && continue
     if ! grep -qF -- "\`$flag" <<<"$section"; then

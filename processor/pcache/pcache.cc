@@ -140,6 +140,20 @@ void Pcache::Touch(LineId line) {
   MutexLock lk(s.mu);
   PcacheLine& l = Line(line);
   if (!l.Test(kLineValid) || l.Test(kLineReclaim)) return;
+  MoveToFrontLocked(s, l);
+}
+
+bool Pcache::Touch(const PageKey& key) {
+  const std::uint32_t set = geometry_.SetIndex(key.uva);
+  PcacheSet& s = sets_[set];
+  MutexLock lk(s.mu);
+  PcacheLine* l = FindLocked(set, key);
+  if (l == nullptr || l->Test(kLineReclaim)) return false;
+  MoveToFrontLocked(s, *l);
+  return true;
+}
+
+void Pcache::MoveToFrontLocked(PcacheSet& s, PcacheLine& l) {
   s.lru.erase(s.lru.iterator_to(l));
   s.lru.push_front(l);
   l.Clear(kLineReferenced);  // recency is now in the list position

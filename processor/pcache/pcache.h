@@ -272,6 +272,9 @@ class Pcache {
   bool MarkReferenced(const PageKey& key);
   // Exact access: move to the MRU end.
   void Touch(LineId line);
+  // The same for the page of `key`, if resident (not under reclaim): an
+  // access the caller knows is coming. False if not resident.
+  bool Touch(const PageKey& key);
   // The page was written. False if not resident (waits out an eviction).
   bool SetDirty(const PageKey& key);
   // A write by `key` to `line`, which the caller holds locked (Pin + Lock):
@@ -352,6 +355,7 @@ class Pcache {
   // Takes a free line for `key` and puts it where the set's policy inserts.
   PcacheLine* AllocateLocked(PcacheSet& s, const PageKey& key, FillIntent intent) REQUIRES(s.mu);
   void FreeLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);
+  void MoveToFrontLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);
   // Frees the line if it has no mapping left and nobody holds it.
   bool FreeIfUnusedLocked(PcacheSet& s, PcacheLine& line) REQUIRES(s.mu);
   Status CheckSetLocked(std::uint32_t set) REQUIRES(sets_[set].mu);

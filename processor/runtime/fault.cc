@@ -369,15 +369,23 @@ Status WriteProtectFault(const Fault& vmf) {
 }  // namespace
 
 Status HandleFault(ProcessorManager& m, ProcessSession& s, std::uint64_t address,
-                   std::uint64_t flags, const Vma& vma) {
+                   std::uint64_t flags, pid_t tid, const Vma& vma) {
   RuntimeCounters& c = m.counters();
   c.pgfault->Inc();
   const bool wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
+  // Every missing fault of a known thread tells its strided walk where it
+  // is, before the fill (readahead.cc acts on it after).
+  std::int64_t walk = 0;
+  if (!wp && tid != 0 && m.options().readahead_stride && m.options().readahead_max > 0)
+    walk = s.stride_walks.OnMiss(tid, address);
   const Fault vmf{m,
                   s,
                   vma,
                   {s.asid(), PageDown(address)},
                   flags,
+                  address,
+                  tid,
+                  walk,
                   /*write=*/wp || (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0};
   if (FaultTrace* trace = m.fault_trace()) trace->Record(vmf.write, s.asid(), vmf.key.uva);
   if (wp) {

@@ -27,6 +27,8 @@
 // only wakes its thread.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 
 #include "processor/pcache/fill_plan.h"
@@ -50,18 +52,26 @@ struct Fault {
   const Vma& vma;
   PageKey key;          // the session's asid and the faulting page (page aligned)
   std::uint64_t flags;  // the uffd_msg pagefault flags
+  // The faulting byte, when the kernel reports it exactly
+  // (UFFD_FEATURE_EXACT_ADDRESS; else the page), and the faulting thread
+  // (0 if not known): for the strided walks read-ahead follows.
+  std::uint64_t address;
+  pid_t tid;
+  // A missing fault of a thread in a confirmed strided walk: the walk's
+  // stride in bytes (stride_walks.h), else 0.
+  std::int64_t walk;
   // The page is being written: it goes in writable and dirty. Set for a
   // write-protect fault, and for a missing fault the kernel reports as a
   // write.
   bool write;
 };
 
-// `flags` are the uffd_msg pagefault flags. An error means the program
-// cannot go on (the memory node is unreachable, ...).
-// `vma` is the managed range the address is in (the caller holds the
-// session's fault gate, so it stays).
+// `flags` are the uffd_msg pagefault flags, `tid` the faulting thread (0:
+// not known). An error means the program cannot go on (the memory node is
+// unreachable, ...). `vma` is the managed range the address is in (the
+// caller holds the session's fault gate, so it stays).
 Status HandleFault(ProcessorManager& manager, ProcessSession& session, std::uint64_t address,
-                   std::uint64_t flags, const Vma& vma);
+                   std::uint64_t flags, pid_t tid, const Vma& vma);
 
 // The most pages one FillRun takes.
 inline constexpr std::uint32_t kFillRunMax = FillPlan::kMaxPages;

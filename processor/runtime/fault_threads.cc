@@ -82,7 +82,7 @@ void ProcessSession::ServeFault(std::uint64_t address, std::uint64_t flags, pid_
     manager_->counters().pgfault_range_gone->Inc();
     return;
   }
-  Status st = HandleFault(*manager_, *this, address, flags, *vma);
+  Status st = HandleFault(*manager_, *this, address, flags, tid, *vma);
   if (!st.ok() && !dead()) {
     // The faulting thread stays blocked: only the agent (or EnsureStopped)
     // ends the program now.

@@ -63,7 +63,7 @@
 #include "processor/runtime/peer.h"
 #include "processor/runtime/prefetch_accuracy.h"
 #include "processor/runtime/sequential_streams.h"
-#include "processor/runtime/stream_detector.h"
+#include "processor/runtime/stride_walks.h"
 #include "processor/runtime/vma_table.h"
 #include "processor/runtime/write_predictor.h"
 #include "processor/runtime/zap_queue.h"
@@ -141,15 +141,15 @@ class ProcessSession {
   bool PagePresent(std::uint64_t uva);
 
   // Runs of misses, for read-ahead (readahead.cc): sequential runs, any
-  // number interleaved; with strided read-ahead on, streams of any stride
-  // (a few at a time).
+  // number interleaved, and each thread's strided walk (exact fault
+  // addresses: stride_walks.h).
   SequentialStreams sequential_misses;
-  StreamDetector miss_streams;
+  StrideWalks stride_walks;
   // Sequential runs of write-protect faults, for write-protect
   // fault-around (fault.cc: un-protecting ahead of a write run).
   SequentialStreams wp_fault_around_streams;
-  // How many strided read-ahead pages were evicted unused, and the back-off
-  // when too many are (readahead.cc).
+  // How many pages read ahead of strided walks were evicted unused, and the
+  // back-off when too many are (readahead.cc).
   PrefetchAccuracy stride_accuracy;
   // Whether read misses are followed by writes: such misses go in writable
   // and dirty (fault.cc).

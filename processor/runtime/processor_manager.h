@@ -58,7 +58,7 @@
 //       VictimCache::mu_                 never across I/O or a page copy: the
 //                                        flush thread writes back without it
 //       ProcessSession::written_mu_      (a parent's before its new child's)
-//       VmaTable::mu_, StreamDetector::mu_, SequentialStreams::mu_, PrefetchAccuracy::mu_,
+//       VmaTable::mu_, StrideWalks::mu_, SequentialStreams::mu_, PrefetchAccuracy::mu_,
 //       RefaultShadow::mu_,
 //       FaultTrace::mu_ (across one buffered fprintf), StatsRegistry::mu_
 //       (registration and snapshots; counters are atomics, taken anywhere)
@@ -121,12 +121,12 @@ struct ProcessorManagerOptions {
   // Readahead on sequential misses: up to this many pages past the fault
   // (0 disables it).
   std::uint32_t readahead_max = 64;
-  // Also read ahead on strided and interleaved streams (readahead.cc): at
-  // the back of the sets, backing off while too many pages are evicted
-  // unused (prefetch_accuracy.h). Off by default: on matmul's column walk
-  // it once raised faults (84k -> 377k, N=1200, 4 MiB pcache), and it is
-  // not yet shown to win; docs/runtime.md, "Read-ahead".
-  bool readahead_stride = false;
+  // Also follow each thread's strided walk (stride_walks.h, readahead.cc):
+  // mark the walk's coming hits used and read its missing pages ahead,
+  // backing off while too many are evicted unused (prefetch_accuracy.h).
+  // Needs the faulting byte and thread (UFFD_FEATURE_EXACT_ADDRESS,
+  // THREAD_ID); without them it does nothing.
+  bool readahead_stride = true;
   // The pcache's replacement policy (processor/pcache/replacement.h).
   Replacement replacement = Replacement::kRecency;
   // How long a fault may wait for an agent's zap before the program is

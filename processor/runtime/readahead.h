@@ -3,16 +3,16 @@
 // this apart from fault handling (mm/readahead.c, mm/memory.c); so does the
 // runtime: fault.cc serves the fault, this decides what else to bring in.
 //
-// Runs of misses are told apart per program by ProcessSession::miss_streams
-// (a few independent streams, so threads each scanning their own chunk, or a
-// loop reading one array along rows and another down columns, are all
-// recognised; stream_detector.h). The window doubles with each miss that
-// extends a stream, up to readahead_max steps. A sequential stream's pages
-// go in with FillRun, the missing fault's own fill, in runs of up to
-// kFillRunMax pages: one zap wait, one read per stretch of one source and
-// one UFFDIO_COPY per stretch installed alike. A strided stream (a constant
-// distance other than one page between misses, such as one page per row of
-// a matrix column) is read ahead at its predicted pages, a run of one each.
+// Two kinds of runs are followed per program. Sequential runs of misses,
+// any number interleaved (ProcessSession::sequential_misses,
+// sequential_streams.h): the window doubles with each miss that extends a
+// run, up to readahead_max pages, and the pages go in with FillRun, the
+// missing fault's own fill, in runs of up to kFillRunMax pages: one zap
+// wait, one read per stretch of one source and one UFFDIO_COPY per stretch
+// installed alike. And each thread's strided walk (a column of a matrix),
+// whose misses skip the steps still resident (ProcessSession::stride_walks,
+// stride_walks.h): a few strides ahead, resident pages are marked used and
+// missing ones read ahead, a run of one each.
 #pragma once
 
 #include "processor/runtime/fault.h"

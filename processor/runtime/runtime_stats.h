@@ -72,7 +72,9 @@ namespace remora {
   X(readahead_pages, Counter, "nr_pcache_readahead", "pages",                                  \
     "pages filled ahead of a sequential or strided run of misses")                             \
   X(readahead_stride_pages, Counter, "nr_pcache_readahead_stride", "pages",                    \
-    "of those, pages filled ahead of a strided run (a constant stride other than one page)")   \
+    "of those, pages filled ahead of a thread's strided walk (a matrix column)")               \
+  X(readahead_stride_touched, Counter, "nr_pcache_readahead_stride_touched", "lines",          \
+    "resident lines ahead of a strided walk marked used: the walk's coming hits")              \
   X(readahead_stride_wasted, Counter, "nr_pcache_readahead_stride_wasted", "pages",            \
     "strided read-ahead pages that faulted soon after: evicted before the program used them")  \
   X(readahead_stride_backoff, Counter, "nr_pcache_readahead_stride_backoff", "windows",        \

@@ -4,7 +4,7 @@
 // A MapReduce shuffle is many runs at once: the radix sort of
 // tests/programs/wordcount_mr writes 256 buckets per thread, each bucket a
 // run of pages, and its faults alternate between all of them. A handful of
-// fixed slots (StreamDetector) loses every such run before its next page
+// fixed slots loses every such run before its next page
 // faults. Here a run is found by the page it expects next, in a hash table:
 // an access costs one lookup however many runs are open.
 //

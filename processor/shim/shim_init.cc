@@ -123,17 +123,23 @@ int Connect(const char* path) {
   // EVENT_FORK keeps a forked child's memory registered and hands the
   // manager its uffd (the kernel allows it with CAP_SYS_PTRACE only);
   // without it fork() is refused (shim_fork.cc). THREAD_ID tells the manager
-  // which thread faulted (it must not hold up the forking thread).
+  // which thread faulted (it must not hold up the forking thread), and
+  // EXACT_ADDRESS which byte (Linux 5.18): read-ahead follows strided walks
+  // by them (processor/runtime/stride_walks.h). Each is asked for with
+  // EXACT_ADDRESS first, then without.
   const std::uint64_t kWp = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
   const std::uint64_t kTries[] = {kWp | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_THREAD_ID,
                                   kWp | UFFD_FEATURE_THREAD_ID, kWp};
   bool granted = false;
-  for (std::uint64_t wanted : kTries) {
-    if (uffd::Api(g_uffd, wanted, &features) == 0) {
-      granted = true;
-      g_features = wanted;
-      break;
+  for (std::uint64_t base : kTries) {
+    for (std::uint64_t wanted : {base | UFFD_FEATURE_EXACT_ADDRESS, base}) {
+      if (uffd::Api(g_uffd, wanted, &features) == 0) {
+        granted = true;
+        g_features = wanted;
+        break;
+      }
     }
+    if (granted) break;
   }
   if (!granted)
     Fatal("this kernel's userfaultfd lacks write-protect support (needs Linux 5.7 or later)");

@@ -27,6 +27,7 @@ struct Phoenix {
   std::vector<std::string> mapped;  // inputs mapped MAP_PRIVATE
   bool rereads = false;             // revisits its memory: evicted pages come back
   int pcache_percent = 25;          // of the working set
+  bool strided = false;             // walks down columns more than a page apart
 };
 
 long FileKb(const std::string& path) {
@@ -64,11 +65,13 @@ class RunPhoenixTest : public RunDirTest {
   // i-j-k multiply whose pcache cannot hold B fetches all of B again for
   // every row of C (N^3 / 512 faults: minutes, at any N where one column
   // walk fits). The benchmark measures that case; here A and C still
-  // stream through a pcache too small for them, and B's pages stay.
+  // stream through a pcache too small for them, and B's pages stay. With
+  // N = 600 a row of B is 4800 bytes, so the first row's column walks go
+  // down B a page and a sixth per step: a strided walk (stride_walks.h).
   Phoenix MatMul(const std::string& n) {
     Gen({REMORA_PHOENIX_GEN, "dmatrix", In("a.bin"), n, "1"});
     Gen({REMORA_PHOENIX_GEN, "dmatrix", In("b.bin"), n, "2"});
-    return {"matmul", {REMORA_MATMUL, In("a.bin"), In("b.bin"), "2"}, {}, true, 50};
+    return {"matmul", {REMORA_MATMUL, In("a.bin"), In("b.bin"), "2"}, {}, true, 50, true};
   }
   Phoenix Pca() {
     Gen({REMORA_PHOENIX_GEN, "imatrix", In("m.bin"), "64", "16384", "4"});
@@ -132,6 +135,10 @@ class RunPhoenixTest : public RunDirTest {
     if (w.rereads) {
       EXPECT_GT(s["nr_pcache_fill_from_memory"] + s["nr_pcache_fill_from_victim"], 0)
           << "evicted pages never came back";
+    }
+    if (w.strided) {
+      EXPECT_GT(s["nr_pcache_readahead_stride"], 0) << "the column walks were not followed";
+      EXPECT_LT(s.Get("nr_pcache_readahead_stride_wasted"), s["nr_pcache_readahead_stride"] / 4);
     }
     EXPECT_EQ(s.Get("nr_pgfault_failed"), 0);
     EXPECT_EQ(s.Get("nr_victim_flush_failed"), 0);
@@ -203,7 +210,7 @@ TEST_F(RunPhoenixTest, ResultsIndependentOfThreadCount) {
 TEST_F(RunPhoenixTest, Histogram) { RunAndCompare(Histogram()); }
 TEST_F(RunPhoenixTest, KMeans) { RunAndCompare(KMeans()); }
 TEST_F(RunPhoenixTest, LinearRegression) { RunAndCompare(LinReg()); }
-TEST_F(RunPhoenixTest, MatrixMultiply) { RunAndCompare(MatMul("512")); }
+TEST_F(RunPhoenixTest, MatrixMultiply) { RunAndCompare(MatMul("600")); }
 TEST_F(RunPhoenixTest, Pca) { RunAndCompare(Pca()); }
 TEST_F(RunPhoenixTest, StringMatch) { RunAndCompare(StrMatch()); }
 TEST_F(RunPhoenixTest, WordCountMapReduce) { RunAndCompare(WordCountMR()); }

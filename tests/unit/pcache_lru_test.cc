@@ -82,6 +82,23 @@ TEST_F(PcacheLru, TouchMovesToMostRecentlyUsed) {
   EXPECT_EQ(rig.Count("nr_pcache_lru_second_chance"), 0);
 }
 
+// Touch by key (a strided walk's coming hit): the same as by line for a
+// resident page; false, and nothing moved, for a page not resident.
+TEST_F(PcacheLru, TouchByKeyWorksLikeTouchByLine) {
+  FillFour();
+  EXPECT_TRUE(rig.pcache->Touch(Page(0)));
+  EXPECT_TRUE(rig.pcache->Touch(Page(1)));
+  EXPECT_FALSE(rig.pcache->Touch(Page(9)));
+  EXPECT_FALSE(rig.pcache->Touch(Page(0, /*asid=*/2)));
+  rig.Load(Page(4));
+  EXPECT_EQ(LastEvictedVpn(), 2u);
+  rig.Load(Page(5));
+  EXPECT_EQ(LastEvictedVpn(), 3u);
+  EXPECT_FALSE(rig.pcache->Touch(Page(3)));
+  rig.Load(Page(6));
+  EXPECT_EQ(LastEvictedVpn(), 0u);
+}
+
 TEST_F(PcacheLru, LookupIsNotAnAccess) {
   FillFour();
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(rig.pcache->Lookup(Page(0)));
