@@ -145,11 +145,10 @@ void Pcache::Touch(LineId line) {
 
 bool Pcache::Touch(const PageKey& key) {
   const std::uint32_t set = geometry_.SetIndex(key.uva);
-  PcacheSet& s = sets_[set];
-  MutexLock lk(s.mu);
+  MutexLock lk(sets_[set].mu);
   PcacheLine* l = FindLocked(set, key);
   if (l == nullptr || l->Test(kLineReclaim)) return false;
-  MoveToFrontLocked(s, *l);
+  MoveToFrontLocked(sets_[set], *l);
   return true;
 }
 

@@ -33,8 +33,8 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   PcacheGeometry geometry;
   REMORA_RETURN_IF_ERROR(PcacheGeometry::FromConfig(options.pcache, &geometry));
   Watermarks watermarks;
-  REMORA_RETURN_IF_ERROR(
-      ResolveWatermarks(geometry, options.reclaim_low, options.reclaim_high, &watermarks));
+  REMORA_RETURN_IF_ERROR(ResolveWatermarks(geometry, CpusAllowed(), options.reclaim_low,
+                                           options.reclaim_high, &watermarks));
   if (options.reclaim_batch == 0)
     return {Code::kInvalidArgument, "the reclaim batch must be at least one line"};
   std::unique_ptr<ProcessorManager> m(new ProcessorManager(options));

@@ -3,6 +3,8 @@
 // the high watermark in batches.
 #include "processor/runtime/reclaimer.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cassert>
 #include <string>
@@ -12,15 +14,24 @@
 
 namespace remora {
 
-Watermarks DefaultWatermarks(const PcacheGeometry& geometry) {
-  if (geometry.ways() < kMinReclaimWays || geometry.nr_lines() < kMinReclaimLines) return {};
+Watermarks DefaultWatermarks(const PcacheGeometry& geometry, unsigned cpus) {
+  if (cpus < 2 || geometry.ways() < kMinReclaimWays || geometry.nr_lines() < kMinReclaimLines)
+    return {};
   const std::uint32_t low = geometry.ways() / 16;
   return {low, 2 * low};
 }
 
-Status ResolveWatermarks(const PcacheGeometry& geometry, int low, int high, Watermarks* out) {
+unsigned CpusAllowed() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
+Status ResolveWatermarks(const PcacheGeometry& geometry, unsigned cpus, int low, int high,
+                         Watermarks* out) {
   if (low < 0) {
-    *out = DefaultWatermarks(geometry);
+    *out = DefaultWatermarks(geometry, cpus);
     if (high < 0) return Status::Ok();
     // Only high given: keep the default low unless that would exceed it.
     out->low = std::min(out->low, static_cast<std::uint32_t>(high));

@@ -64,14 +64,29 @@ struct Watermarks {
 // matmul (N=800, 4 MiB pcache, 8 ways, about 27% of its working set): with
 // watermarks 1/2 it did not finish in 300 s; without background reclaim it
 // took under 100 s. Capacity beats fault latency when the pcache is tight.
+//
+// And none when the manager may run on one CPU only (`cpus`, what its
+// affinity allows: `taskset -c 0 remora run ...`): the reclaimer would
+// only move the eviction work from the fault thread to another thread of
+// the same CPU, and still keep lines free. Measured at a quarter of each
+// working set with everything on one CPU, three runs each: pca 5.9-6.5 s
+// without against 6.3-7.9 s with, wordcount_mr 5.3-6.4 s against
+// 5.8-6.5 s, kmeans 1.25-1.47 s against 1.46-1.68 s, and matmul (N=800,
+// 29 ways) 50 s against 169-198 s. With two CPUs it pays on the first two
+// (pca 4.1-4.5 s against 5.1-5.4 s without, wordcount_mr 4.9-5.2 s against
+// 5.3-6.6 s), so it stays on there.
 inline constexpr std::uint32_t kMinReclaimWays = 16;
 inline constexpr std::uint32_t kMinReclaimLines = 256;
-Watermarks DefaultWatermarks(const PcacheGeometry& geometry);
+Watermarks DefaultWatermarks(const PcacheGeometry& geometry, unsigned cpus);
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+unsigned CpusAllowed();
 
 // The watermarks to use: `low` and `high` as configured (negative: the
-// default of DefaultWatermarks; high alone negative: 2 * low). Fails unless
-// low <= high < ways, or both are 0.
-Status ResolveWatermarks(const PcacheGeometry& geometry, int low, int high, Watermarks* out);
+// default of DefaultWatermarks for `cpus`; high alone negative: 2 * low).
+// Fails unless low <= high < ways, or both are 0.
+Status ResolveWatermarks(const PcacheGeometry& geometry, unsigned cpus, int low, int high,
+                         Watermarks* out);
 
 struct ReclaimerOptions {
   Watermarks watermarks;

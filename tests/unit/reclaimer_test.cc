@@ -68,37 +68,47 @@ TEST(ReclaimWatermarks, DefaultsScaleWithTheWays) {
     EXPECT_TRUE(PcacheGeometry::FromConfig({lines * kPageSize, ways}, &g).ok());
     return g;
   };
-  Watermarks w = DefaultWatermarks(geometry(1024, 16));
+  Watermarks w = DefaultWatermarks(geometry(1024, 16), 2);
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 2u);
-  w = DefaultWatermarks(geometry(4096, 64));
+  w = DefaultWatermarks(geometry(4096, 64), 2);
   EXPECT_EQ(w.low, 4u);
   EXPECT_EQ(w.high, 8u);
   // Few ways, or a tiny pcache: a free line per set costs too much.
-  EXPECT_FALSE(DefaultWatermarks(geometry(1024, 8)).enabled());
-  EXPECT_FALSE(DefaultWatermarks(geometry(1024, 4)).enabled());
-  EXPECT_FALSE(DefaultWatermarks(geometry(64, 8)).enabled());
+  EXPECT_FALSE(DefaultWatermarks(geometry(1024, 8), 2).enabled());
+  EXPECT_FALSE(DefaultWatermarks(geometry(1024, 4), 2).enabled());
+  EXPECT_FALSE(DefaultWatermarks(geometry(64, 8), 2).enabled());
+  // One CPU: the reclaimer could only take the fault thread's CPU.
+  EXPECT_FALSE(DefaultWatermarks(geometry(1024, 16), 1).enabled());
+  EXPECT_FALSE(DefaultWatermarks(geometry(4096, 64), 1).enabled());
+  EXPECT_TRUE(DefaultWatermarks(geometry(4096, 64), 4).enabled());
 }
 
 TEST(ReclaimWatermarks, ResolveChecksTheConfiguredValues) {
   PcacheGeometry g;
   ASSERT_TRUE(PcacheGeometry::FromConfig({1024 * kPageSize, 16}, &g).ok());
   Watermarks w;
-  ASSERT_TRUE(ResolveWatermarks(g, -1, -1, &w).ok());
+  ASSERT_TRUE(ResolveWatermarks(g, 2, -1, -1, &w).ok());
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 2u);
-  ASSERT_TRUE(ResolveWatermarks(g, 2, -1, &w).ok());
+  ASSERT_TRUE(ResolveWatermarks(g, 2, 2, -1, &w).ok());
   EXPECT_EQ(w.high, 4u);
-  ASSERT_TRUE(ResolveWatermarks(g, 1, 3, &w).ok());
+  ASSERT_TRUE(ResolveWatermarks(g, 2, 1, 3, &w).ok());
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 3u);
-  ASSERT_TRUE(ResolveWatermarks(g, -1, 4, &w).ok());
+  ASSERT_TRUE(ResolveWatermarks(g, 2, -1, 4, &w).ok());
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 4u);
-  ASSERT_TRUE(ResolveWatermarks(g, 0, 5, &w).ok());
+  ASSERT_TRUE(ResolveWatermarks(g, 2, 0, 5, &w).ok());
   EXPECT_FALSE(w.enabled());
-  EXPECT_FALSE(ResolveWatermarks(g, 3, 2, &w).ok());   // low above high
-  EXPECT_FALSE(ResolveWatermarks(g, 1, 16, &w).ok());  // a set would be all free
+  EXPECT_FALSE(ResolveWatermarks(g, 2, 3, 2, &w).ok());   // low above high
+  EXPECT_FALSE(ResolveWatermarks(g, 2, 1, 16, &w).ok());  // a set would be all free
+  // On one CPU the default is off; configured watermarks still apply.
+  ASSERT_TRUE(ResolveWatermarks(g, 1, -1, -1, &w).ok());
+  EXPECT_FALSE(w.enabled());
+  ASSERT_TRUE(ResolveWatermarks(g, 1, 1, 2, &w).ok());
+  EXPECT_EQ(w.low, 1u);
+  EXPECT_EQ(w.high, 2u);
 }
 
 TEST(Reclaimer, FillBelowTheLowWatermarkQueuesItsSet) {
