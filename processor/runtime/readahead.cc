@@ -72,16 +72,23 @@ void Readahead(const Fault& vmf) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
   Pcache* pcache = m.pcache();
-  if (vmf.walk != 0) {
+  // Sequential runs, any number at once. Together their windows take at
+  // most a quarter of the pcache.
+  bool extends = false;
+  const std::uint32_t window =
+      s.sequential_misses.OnAccess(page, max, pcache->geometry().nr_lines() / 4, &extends);
+  // A miss that continues a sequential run is the run's, even when the
+  // thread's misses also look like a strided walk: a scan's misses are one
+  // read-ahead window apart, a constant number of pages. A miss of a walk
+  // that merely opens a run (a stride of one and a half pages is one page
+  // every other step) is the walk's: sequential windows along a column
+  // would evict most of it.
+  if (vmf.walk != 0 && !extends) {
     // This miss may be on a page read ahead and evicted unused.
     if (s.stride_accuracy.Missed(page)) m.counters().readahead_stride_wasted->Inc();
     WalkAhead(vmf, std::min(max, kWalkWindow));
     return;
   }
-  // Sequential runs, any number at once. Together their windows take at
-  // most a quarter of the pcache.
-  const std::uint32_t window =
-      s.sequential_misses.OnAccess(page, max, pcache->geometry().nr_lines() / 4);
   if (window == 0) return;
   const std::uint32_t batch = std::max<std::uint32_t>(
       1, std::min<std::uint32_t>(kReadaheadBatch, pcache->geometry().nr_sets()));

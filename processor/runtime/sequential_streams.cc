@@ -8,8 +8,9 @@
 namespace remora {
 
 std::uint32_t SequentialStreams::OnAccess(std::uint64_t page, std::uint32_t max,
-                                          std::uint64_t budget) {
+                                          std::uint64_t budget, bool* extends) {
   assert(max >= 1);  // a run's window is then at least 1: lone() stays true only for lone accesses
+  if (extends != nullptr) *extends = false;
   MutexLock lk(mu_);
   if (++clock_ % kEpoch == 0) AgeLocked();
   auto it = runs_.find(page);
@@ -22,6 +23,7 @@ std::uint32_t SequentialStreams::OnAccess(std::uint64_t page, std::uint32_t max,
   }
   Run run = it->second;
   runs_.erase(it);
+  if (extends != nullptr) *extends = !run.lone();
   // Accesses since this run's last one: other runs interleaved with it,
   // about (round-robin), all wanting their windows at the same time.
   const std::uint64_t sharing = clock_ - run.used;

@@ -61,9 +61,10 @@ class SequentialStreams {
 
   // An access to `page` (page-aligned): the pages after it the caller
   // should cover (0: none), at most `max` (at least 1). `budget` caps the pages all open runs'
-  // windows add up to (0: no cap).
-  std::uint32_t OnAccess(std::uint64_t page, std::uint32_t max, std::uint64_t budget = 0)
-      EXCLUDES(mu_);
+  // windows add up to (0: no cap). *extends (if given): the access continued a run that had
+  // already read ahead, rather than opening one or being alone.
+  std::uint32_t OnAccess(std::uint64_t page, std::uint32_t max, std::uint64_t budget = 0,
+                         bool* extends = nullptr) EXCLUDES(mu_);
   // After OnAccess(page) returned a window, the caller covered the pages up
   // to and including `last`: the run's next expected access is the page
   // after it.

@@ -28,6 +28,22 @@ TEST(SequentialStreams, RunOpensAndDoublesItsWindow) {
   EXPECT_EQ(d.OnAccess(P(113), kMax), 32u);  // capped at max
 }
 
+// Whether an access continued a run that had read ahead: not for a lone
+// access, nor for the access that opens a run; yes for the next ones.
+TEST(SequentialStreams, SaysWhetherAnAccessExtendsARun) {
+  SequentialStreams d;
+  bool extends = true;
+  EXPECT_EQ(d.OnAccess(P(100), kMax, 0, &extends), 0u);
+  EXPECT_FALSE(extends);
+  EXPECT_EQ(d.OnAccess(P(101), kMax, 0, &extends), 4u);
+  EXPECT_FALSE(extends);
+  d.Advance(P(101), P(105));
+  EXPECT_EQ(d.OnAccess(P(106), kMax, 0, &extends), 8u);
+  EXPECT_TRUE(extends);
+  EXPECT_EQ(d.OnAccess(P(500), kMax, 0, &extends), 0u);
+  EXPECT_FALSE(extends);
+}
+
 // The shuffle of a radix sort: 2 threads x 256 buckets, each bucket a run
 // of pages, their misses round-robin. Once the runs have shown they go on
 // (their third access), every run is followed.
