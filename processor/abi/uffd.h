@@ -27,6 +27,11 @@
 
 #include <cstdint>
 
+// Linux 5.18: the fault message carries the faulting byte, not its page.
+#ifndef UFFD_FEATURE_EXACT_ADDRESS
+#define UFFD_FEATURE_EXACT_ADDRESS (1 << 11)
+#endif
+
 namespace remora::uffd {
 
 // UFFDIO_COPY and UFFDIO_WRITEPROTECT fail with EAGAIN while the address

@@ -124,8 +124,8 @@ struct ProcessorManagerOptions {
   // Also follow each thread's strided walk (stride_walks.h, readahead.cc):
   // mark the walk's coming hits used and read its missing pages ahead,
   // backing off while too many are evicted unused (prefetch_accuracy.h).
-  // Needs the faulting byte and thread (UFFD_FEATURE_EXACT_ADDRESS,
-  // THREAD_ID); without them it does nothing.
+  // Needs the faulting thread (THREAD_ID) and, for strides that are not a
+  // whole number of pages, the faulting byte (EXACT_ADDRESS, Linux 5.18).
   bool readahead_stride = true;
   // The pcache's replacement policy (processor/pcache/replacement.h).
   Replacement replacement = Replacement::kRecency;

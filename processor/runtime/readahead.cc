@@ -27,10 +27,13 @@ constexpr std::uint32_t kWalkWindow = 16;
 // marked used — the access information fill-order replacement lacks, so
 // that the lines its set gives up are ones the walk has left behind — and
 // a page not resident is read ahead, a run of one each, where its set's
-// policy inserts. The walk-ahead ends at the edge of the fault's vma.
+// policy inserts, write-protected and clean even after a write fault (a
+// guess is not a write). The walk-ahead ends at the edge of the fault's vma.
 // While the program's PrefetchAccuracy backs off, pages are marked but
 // none is read.
-void WalkAhead(const Fault& vmf, std::uint32_t window) {
+void WalkAhead(const Fault& fault, std::uint32_t window) {
+  Fault vmf = fault;
+  vmf.write = false;
   ProcessorManager& m = vmf.manager;
   ProcessSession& s = vmf.session;
   Pcache* pcache = m.pcache();
@@ -72,6 +75,9 @@ void Readahead(const Fault& vmf) {
   const std::uint32_t max = m.options().readahead_max;
   if (max == 0) return;
   Pcache* pcache = m.pcache();
+  // This miss may be on a page a walk read ahead that was evicted unused.
+  if (vmf.tid != 0 && m.options().readahead_stride && s.stride_accuracy.Missed(page))
+    m.counters().readahead_stride_wasted->Inc();
   // Sequential runs, any number at once. Together their windows take at
   // most a quarter of the pcache.
   bool extends = false;
@@ -84,8 +90,6 @@ void Readahead(const Fault& vmf) {
   // every other step) is the walk's: sequential windows along a column
   // would evict most of it.
   if (vmf.walk != 0 && !extends) {
-    // This miss may be on a page read ahead and evicted unused.
-    if (s.stride_accuracy.Missed(page)) m.counters().readahead_stride_wasted->Inc();
     WalkAhead(vmf, std::min(max, kWalkWindow));
     return;
   }

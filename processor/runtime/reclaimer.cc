@@ -3,6 +3,7 @@
 // the high watermark in batches.
 #include "processor/runtime/reclaimer.h"
 
+#include <errno.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -24,7 +25,8 @@ Watermarks DefaultWatermarks(const PcacheGeometry& geometry, unsigned cpus) {
 unsigned CpusAllowed() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  // EINVAL: more CPUs than a cpu_set_t holds, which is certainly not one.
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return errno == EINVAL ? CPU_SETSIZE : 1;
   return std::max(1, CPU_COUNT(&set));
 }
 

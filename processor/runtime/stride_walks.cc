@@ -40,28 +40,31 @@ std::int64_t StrideWalks::OnMiss(pid_t tid, std::uint64_t address) {
   w.used = ++clock_;
   if (fresh) return 0;
   const auto d = static_cast<std::int64_t>(address - w.last);
-  if (d == 0) return w.strength >= kConfirm ? w.stride : 0;  // the same miss again
+  if (d == 0) return 0;  // the same miss again: no step of the walk
   w.last = address;
   if (w.stride != 0 && d % w.stride == 0 && d / w.stride > 0 && d / w.stride <= kMaxSteps) {
     if (w.strength < kMaxStrength) ++w.strength;
-  } else if (w.strength >= kConfirm) {
-    // Another walk of the same stride may start here (the next column).
-    --w.strength;
-  } else {
-    const std::int64_t g =
-        w.stride == 0 ? Magnitude(d) : std::gcd(Magnitude(d), Magnitude(w.stride));
-    if (Plausible(g, d)) {
-      // A refined stride fits this miss and the ones before: the last
-      // distance seen is a multiple of both.
-      const bool refined = w.stride != 0;
-      w.stride = d < 0 ? -g : g;
-      w.strength = refined ? 1 : 0;
-    } else {
-      w.stride = Plausible(d, d) ? d : 0;
-      w.strength = 0;
-    }
+    return w.strength >= kConfirm ? w.stride : 0;
   }
-  return w.strength >= kConfirm ? w.stride : 0;
+  if (w.strength >= kConfirm) {
+    // Another walk of the same stride may start here (the next column): it
+    // is followed from its second miss. This one may as well be a miss off
+    // any walk (the row of the product a multiply stores to).
+    --w.strength;
+    return 0;
+  }
+  const std::int64_t g = w.stride == 0 ? Magnitude(d) : std::gcd(Magnitude(d), Magnitude(w.stride));
+  if (Plausible(g, d)) {
+    // A refined stride fits this miss and the ones before: the last
+    // distance seen is a multiple of both.
+    const bool refined = w.stride != 0;
+    w.stride = d < 0 ? -g : g;
+    w.strength = refined ? 1 : 0;
+  } else {
+    w.stride = Plausible(d, d) ? d : 0;
+    w.strength = 0;
+  }
+  return 0;  // not confirmed yet: strength is at most 1
 }
 
 }  // namespace remora

@@ -20,8 +20,9 @@
 //   a miss a whole number of strides (1..kMaxSteps) past the thread's last
 //     miss fits the walk: the walk's strength grows (up to kMaxStrength);
 //   a miss that does not fit is either the start of another walk of the
-//     same stride (the next column: a loop keeps its stride) or the end of
-//     striding. A strong stride only loses strength; a weak one is
+//     same stride (the next column: a loop keeps its stride), a miss off
+//     the walk, or the end of striding. A strong stride only loses
+//     strength (and its next fitting miss is followed); a weak one is
 //     re-estimated as the greatest common divisor of its stride and the
 //     distance just seen, when that divisor is still a plausible stride
 //     (more than a page, at most kMaxStride, and the distance at most
@@ -32,8 +33,8 @@
 // exact addresses a chance fit needs the distance to be an exact multiple
 // of the stride, and the gcd of random distances soon falls under a page.
 //
-// OnMiss returns the stride once the walk is confirmed (strength at least
-// kConfirm); the caller then looks ahead along it (readahead.cc): pages
+// OnMiss returns the stride for a miss that fits a confirmed walk (strength
+// at least kConfirm); the caller then looks ahead along it (readahead.cc): pages
 // still resident are the walk's coming hits, and are marked used (the
 // access information the pcache lacks), the others are read ahead.
 #pragma once
@@ -56,8 +57,8 @@ class StrideWalks {
   static constexpr int kMaxStrength = 8;
 
   // A missing fault of thread `tid` at the exact byte `address`. Returns
-  // the stride in bytes (negative for a walk downwards) if the thread's
-  // misses follow a confirmed strided walk, else 0.
+  // the stride in bytes (negative for a walk downwards) if this miss
+  // continues the thread's confirmed strided walk, else 0.
   std::int64_t OnMiss(pid_t tid, std::uint64_t address) EXCLUDES(mu_);
 
  private:

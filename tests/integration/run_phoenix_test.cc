@@ -9,6 +9,7 @@
 // natively.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -29,6 +30,13 @@ struct Phoenix {
   int pcache_percent = 25;          // of the working set
   bool strided = false;             // walks down columns more than a page apart
 };
+
+bool KernelAtLeast(int major, int minor) {
+  utsname u;
+  int ma = 0, mi = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
 
 long FileKb(const std::string& path) {
   struct stat st;
@@ -136,7 +144,9 @@ class RunPhoenixTest : public RunDirTest {
       EXPECT_GT(s["nr_pcache_fill_from_memory"] + s["nr_pcache_fill_from_victim"], 0)
           << "evicted pages never came back";
     }
-    if (w.strided) {
+    // A stride that is not a whole number of pages needs exact fault
+    // addresses (Linux 5.18).
+    if (w.strided && KernelAtLeast(5, 18)) {
       EXPECT_GT(s["nr_pcache_readahead_stride"], 0) << "the column walks were not followed";
       EXPECT_LT(s.Get("nr_pcache_readahead_stride_wasted"), s["nr_pcache_readahead_stride"] / 4);
     }

@@ -82,12 +82,15 @@ TEST_F(PcacheLru, TouchMovesToMostRecentlyUsed) {
   EXPECT_EQ(rig.Count("nr_pcache_lru_second_chance"), 0);
 }
 
-// Touch by key (a strided walk's coming hit): the same as by line for a
-// resident page; false, and nothing moved, for a page not resident.
-TEST_F(PcacheLru, TouchByKeyWorksLikeTouchByLine) {
-  FillFour();
-  EXPECT_TRUE(rig.pcache->Touch(Page(0)));
+// Touch by key (a strided walk's coming hit) moves a resident page to the
+// front at once, in the order of the touches: touching 1 then 0 evicts 1
+// before 0 (referenced hints, by contrast, would give both a second chance
+// in list order and evict 0 first). False, and nothing moved, for a page
+// not resident.
+TEST_F(PcacheLru, TouchByKeyMovesToTheFrontInOrder) {
+  FillFour();  // MRU first: 3 2 1 0
   EXPECT_TRUE(rig.pcache->Touch(Page(1)));
+  EXPECT_TRUE(rig.pcache->Touch(Page(0)));  // 0 1 3 2
   EXPECT_FALSE(rig.pcache->Touch(Page(9)));
   EXPECT_FALSE(rig.pcache->Touch(Page(0, /*asid=*/2)));
   rig.Load(Page(4));
@@ -96,7 +99,10 @@ TEST_F(PcacheLru, TouchByKeyWorksLikeTouchByLine) {
   EXPECT_EQ(LastEvictedVpn(), 3u);
   EXPECT_FALSE(rig.pcache->Touch(Page(3)));
   rig.Load(Page(6));
+  EXPECT_EQ(LastEvictedVpn(), 1u);
+  rig.Load(Page(7));
   EXPECT_EQ(LastEvictedVpn(), 0u);
+  EXPECT_EQ(rig.Count("nr_pcache_lru_second_chance"), 0);
 }
 
 TEST_F(PcacheLru, LookupIsNotAnAccess) {

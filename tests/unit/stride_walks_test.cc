@@ -38,24 +38,38 @@ TEST(StrideWalks, NextColumnKeepsTheStride) {
   for (std::uint64_t r : {0, 4, 5, 13, 20, 27}) w.OnMiss(7, Cell(r, 0));
   ASSERT_EQ(w.OnMiss(7, Cell(40, 0)), kRow);
   // The walk down column 2 starts from the top: not a whole number of rows
-  // from the last miss, but a strong stride only loses strength.
-  EXPECT_EQ(w.OnMiss(7, Cell(2, 2)), kRow);
+  // from the last miss, so not followed, but a strong stride only loses
+  // strength, and the column's next miss is followed.
+  EXPECT_EQ(w.OnMiss(7, Cell(2, 2)), 0);
   EXPECT_EQ(w.OnMiss(7, Cell(11, 2)), kRow);
+}
+
+TEST(StrideWalks, MissOffTheWalkIsNotFollowed) {
+  StrideWalks w;
+  for (std::uint64_t r : {0, 4, 5, 13, 20, 27}) w.OnMiss(7, Cell(r, 0));
+  ASSERT_EQ(w.OnMiss(7, Cell(40, 0)), kRow);
+  // A store to another array between two misses of the walk.
+  EXPECT_EQ(w.OnMiss(7, kBase + (std::uint64_t{64} << 20) + 8), 0);
+  EXPECT_EQ(w.OnMiss(7, Cell(45, 0)), 0);
+  EXPECT_EQ(w.OnMiss(7, Cell(52, 0)), kRow);
 }
 
 TEST(StrideWalks, StrideEndsWhenMissesStopFittingIt) {
   StrideWalks w;
   for (std::uint64_t r : {0, 4, 5, 13, 20, 27, 30, 41}) w.OnMiss(3, Cell(r, 0));
   ASSERT_EQ(w.OnMiss(3, Cell(50, 0)), kRow);
-  // Misses far apart and unrelated: the stride weakens, then is dropped.
+  // Misses far apart and unrelated: none is followed, and the stride
+  // weakens until it is dropped.
   std::uint64_t a = kBase + (std::uint64_t{1} << 30);
-  int still = 0;
+  int followed = 0;
   for (int i = 0; i < 20; ++i) {
     a += 12345 * 8 + 3 * i;
-    if (w.OnMiss(3, a) != 0) ++still;
+    if (w.OnMiss(3, a) != 0) ++followed;
   }
-  EXPECT_LT(still, StrideWalks::kMaxStrength);
-  EXPECT_EQ(w.OnMiss(3, a + 777 * 8), 0);
+  EXPECT_EQ(followed, 0);
+  // Two more misses a row apart no longer make a confirmed walk.
+  EXPECT_EQ(w.OnMiss(3, a + kRow), 0);
+  EXPECT_EQ(w.OnMiss(3, a + 2 * kRow), 0);
 }
 
 TEST(StrideWalks, DescendingWalk) {
