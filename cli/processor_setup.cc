@@ -95,8 +95,7 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
   sub->add_option("--reclaim-low", a->reclaim_low,
                   "background reclaim starts when a fill leaves a set fewer free lines than "
                   "this (0: off; default: ways/16 for 16 ways or more, pcaches of 1 MiB or more "
-                  "and two CPUs "
-                  "or more in the affinity mask, else 0)")
+                  "and two CPUs or more in the affinity mask, else 0)")
       ->check(CLI::Range(0, 63));
   sub->add_option("--reclaim-high", a->reclaim_high,
                   "background reclaim frees lines of a set until it has this many (default: "

@@ -74,9 +74,7 @@ PcacheLine* Pcache::AllocateLocked(PcacheSet& s, const PageKey& key, FillIntent 
   // would charge a leader set for misses its policy did not cause (a strided
   // read-ahead into bimodal leaders pushed every follower the wrong way).
   if (intent == FillIntent::kFault) dueling_.OnFill(set);
-  if (intent == FillIntent::kReadaheadCold) {
-    s.lru.push_back(l);
-  } else if (!dueling_.Bimodal(set)) {
+  if (!dueling_.Bimodal(set)) {
     s.lru.push_front(l);  // a fill is an access: most recently used
   } else if (++s.bimodal_fills % SetDueling::kBimodalThrottle == 0) {
     s.lru.push_front(l);

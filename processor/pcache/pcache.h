@@ -194,13 +194,8 @@ enum class FillSource { kMemoryNode, kVictimCache, kZeroFill, kCowBreak, kFile }
 //                   it to (a sequential run); inserted as the set's policy
 //                   inserts. A wait for the page's eviction is not counted
 //                   in nr_pgfault_due_to_concurrent_eviction, which counts
-//                   faults.
-//   kReadaheadCold  a weaker guess (a strided stream): inserted at the back
-//                   of its set whatever the policy, its next victim: a wrong
-//                   guess takes only the line the set would have given up
-//                   next anyway, a right one is used before the set fills
-//                   again (or is counted wasted: runtime/prefetch_accuracy.h).
-enum class FillIntent { kFault, kReadahead, kReadaheadCold };
+//                   faults. A strided walk's guesses go in this way too.
+enum class FillIntent { kFault, kReadahead };
 
 struct FillResult {
   LineId line = 0;

@@ -128,18 +128,18 @@ int Connect(const char* path) {
   // by them (processor/runtime/stride_walks.h). Each is asked for with
   // EXACT_ADDRESS first, then without.
   const std::uint64_t kWp = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
-  const std::uint64_t kTries[] = {kWp | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_THREAD_ID,
-                                  kWp | UFFD_FEATURE_THREAD_ID, kWp};
+  const std::uint64_t kExact = UFFD_FEATURE_EXACT_ADDRESS;
+  const std::uint64_t kForkTid = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_THREAD_ID;
+  const std::uint64_t kTries[] = {
+      kWp | kForkTid | kExact,      kWp | kForkTid, kWp | UFFD_FEATURE_THREAD_ID | kExact,
+      kWp | UFFD_FEATURE_THREAD_ID, kWp | kExact,   kWp};
   bool granted = false;
-  for (std::uint64_t base : kTries) {
-    for (std::uint64_t wanted : {base | UFFD_FEATURE_EXACT_ADDRESS, base}) {
-      if (uffd::Api(g_uffd, wanted, &features) == 0) {
-        granted = true;
-        g_features = wanted;
-        break;
-      }
+  for (std::uint64_t wanted : kTries) {
+    if (uffd::Api(g_uffd, wanted, &features) == 0) {
+      granted = true;
+      g_features = wanted;
+      break;
     }
-    if (granted) break;
   }
   if (!granted)
     Fatal("this kernel's userfaultfd lacks write-protect support (needs Linux 5.7 or later)");

@@ -85,21 +85,6 @@ TEST(SetDueling, FixedModesIgnoreTheSelector) {
   EXPECT_EQ(b.selector(), SetDueling::kSelectorMid);
 }
 
-// A strided read-ahead's fill goes to the back under recency too: the next
-// victim.
-TEST(ColdReadahead, GoesToTheBackUnderRecency) {
-  RigConfig c;
-  c.replacement = Replacement::kRecency;
-  PcacheRig rig(c);
-  for (int p = 0; p < 3; ++p) rig.Load(Page(p));
-  rig.Load(Page(10), -1, FillIntent::kReadaheadCold);  // list: 2 1 0 10
-  rig.Load(Page(3));                                   // evicts 10
-  EXPECT_FALSE(rig.pcache->Lookup(Page(10)));
-  EXPECT_TRUE(rig.pcache->Lookup(Page(0)));
-  rig.Load(Page(4));  // evicts 0, the oldest fault's fill
-  EXPECT_FALSE(rig.pcache->Lookup(Page(0)));
-}
-
 // One set of four ways, bimodal: a fill is the next victim, except every
 // 32nd, which goes to the front.
 TEST(BimodalSet, FillGoesToTheBackAndIsEvictedFirst) {
