@@ -69,6 +69,8 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
     victim->rmaps.Walk([&](const Rmap& r) { ctx.rmaps_.push_back(r); });
     ctx.held_.resize(ctx.rmaps_.size());
     ctx.dirty_ = victim->Test(kLineDirty);
+    ctx.set_eviction_ = s.evictions.load(std::memory_order_relaxed) + 1;
+    s.evictions.store(ctx.set_eviction_, std::memory_order_relaxed);
   }
 
   // The rmap walk: write-protect the page in every process that maps it.

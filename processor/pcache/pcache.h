@@ -112,6 +112,9 @@ class EvictionContext {
   std::span<const Rmap> rmaps() const { return {rmaps_.data(), rmaps_.size()}; }
   // The line holds data the memory node does not have (kLineDirty).
   bool dirty() const { return dirty_; }
+  // The set's eviction number of this eviction (Pcache::SetEvictions after
+  // the victim was picked).
+  std::uint32_t set_eviction() const { return set_eviction_; }
 
   // The hooks' slot for rmaps()[i], opaque to the pcache: what wrprotect
   // found out about that mapping, for copy_out and zap to use (the runtime
@@ -125,6 +128,7 @@ class EvictionContext {
 
   LineId line_ = 0;
   bool dirty_ = false;
+  std::uint32_t set_eviction_ = 0;
   boost::container::small_vector<Rmap, kInline> rmaps_;
   boost::container::small_vector<std::shared_ptr<void>, kInline> held_;  // parallel to rmaps_
 };
@@ -326,6 +330,13 @@ class Pcache {
   std::uint64_t lines_used() const;
   // Free lines of `set` right now (the reclaimer's watermark check).
   std::uint32_t FreeLines(std::uint32_t set) EXCLUDES(sets_[set].mu);
+  // How many victims `set` has given so far (wrapping at 2^32). A page
+  // evicted at number e that faults back at number n was n - e evictions of
+  // its set from staying: with that many more lines in the set it would
+  // likely still be there.
+  std::uint32_t SetEvictions(std::uint32_t set) const {
+    return sets_[set].evictions.load(std::memory_order_relaxed);
+  }
   LineInfo Inspect(LineId line);
   // Checks every set's lists and every line's fields against each other.
   Status CheckInvariants();

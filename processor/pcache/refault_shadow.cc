@@ -2,7 +2,7 @@
 
 namespace remora {
 
-void RefaultShadow::Evicted(const PageKey& key, bool dirty) {
+void RefaultShadow::Evicted(const PageKey& key, const ShadowEntry& entry) {
   MutexLock lk(mu_);
   if (ring_.empty()) return;
   const std::uint64_t seq = ++seq_;
@@ -11,18 +11,23 @@ void RefaultShadow::Evicted(const PageKey& key, bool dirty) {
     // The slot's page was evicted ring_.size() evictions ago: forget it,
     // unless it was evicted again since (then a newer seq stands for it).
     auto it = seq_of_.find(slot);
-    if (it != seq_of_.end() && (it->second >> 1) == seq - ring_.size()) seq_of_.erase(it);
+    if (it != seq_of_.end() && (it->second.seq_flags >> 2) == seq - ring_.size()) seq_of_.erase(it);
   }
   slot = key;
-  seq_of_[key] = seq << 1 | (dirty ? 1 : 0);
+  seq_of_[key] = {seq << 2 | (entry.reserve ? 2u : 0u) | (entry.dirty ? 1u : 0u),
+                  entry.set_eviction};
   next_ = (next_ + 1) % ring_.size();
 }
 
-bool RefaultShadow::Refault(const PageKey& key, bool* was_dirty) {
+bool RefaultShadow::Refault(const PageKey& key, ShadowEntry* entry) {
   MutexLock lk(mu_);
   auto it = seq_of_.find(key);
   if (it == seq_of_.end()) return false;
-  if (was_dirty) *was_dirty = (it->second & 1) != 0;
+  if (entry) {
+    entry->dirty = (it->second.seq_flags & 1) != 0;
+    entry->reserve = (it->second.seq_flags & 2) != 0;
+    entry->set_eviction = it->second.set_eviction;
+  }
   seq_of_.erase(it);
   return true;
 }

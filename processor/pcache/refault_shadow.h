@@ -25,30 +25,44 @@
 
 namespace remora {
 
+// What the shadow remembers of an evicted page.
+struct ShadowEntry {
+  bool dirty = false;  // it was dirty when evicted
+  // Background reclaim held lines of its set free then (reclaimer.h,
+  // "Backing off"): the set had fewer lines for the program than its ways.
+  bool reserve = false;
+  // Its set's eviction number at that eviction (Pcache::SetEvictions): the
+  // set's evictions since say how close to staying the page came.
+  std::uint32_t set_eviction = 0;
+};
+
 class RefaultShadow {
  public:
   explicit RefaultShadow(std::size_t capacity) : ring_(capacity) { seq_of_.reserve(capacity); }
 
-  // Memory per remembered page: the ring slot, the hash node (key, seq,
-  // next pointer, cached hash, allocator rounding) and its bucket.
-  static constexpr std::size_t kBytesPerEntry = sizeof(PageKey) + 48 + sizeof(void*);
+  // Memory per remembered page: the ring slot, the hash node (key, seq and
+  // set eviction, next pointer, cached hash, allocator rounding) and its
+  // bucket.
+  static constexpr std::size_t kBytesPerEntry = sizeof(PageKey) + 56 + sizeof(void*);
 
-  // Remembers an evicted page and whether it was dirty (forgetting the
-  // oldest one when full).
-  void Evicted(const PageKey& key, bool dirty = false) EXCLUDES(mu_);
+  // Remembers an evicted page (forgetting the oldest one when full).
+  void Evicted(const PageKey& key, const ShadowEntry& entry = {}) EXCLUDES(mu_);
   // True (and forgets it) if `key` was evicted within the last `capacity`
-  // evictions; *was_dirty then says whether it was dirty at that eviction.
-  bool Refault(const PageKey& key, bool* was_dirty = nullptr) EXCLUDES(mu_);
+  // evictions; *entry then says what was remembered of it.
+  bool Refault(const PageKey& key, ShadowEntry* entry = nullptr) EXCLUDES(mu_);
   std::size_t size() const EXCLUDES(mu_);
 
  private:
+  struct Remembered {
+    std::uint64_t seq_flags;  // eviction seq << 2 | reserve << 1 | dirty
+    std::uint32_t set_eviction;
+  };
   // A leaf lock (the zap hook and fills take it, nothing else under it).
   mutable Mutex mu_;
   std::vector<PageKey> ring_ GUARDED_BY(mu_);
   std::size_t next_ GUARDED_BY(mu_) = 0;
   std::uint64_t seq_ GUARDED_BY(mu_) = 0;
-  // key -> eviction seq << 1 | dirty
-  std::unordered_map<PageKey, std::uint64_t, PageKeyHash> seq_of_ GUARDED_BY(mu_);
+  std::unordered_map<PageKey, Remembered, PageKeyHash> seq_of_ GUARDED_BY(mu_);
 };
 
 }  // namespace remora

@@ -8,6 +8,7 @@
 // contend, not even falsely.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "common/mutex.h"
@@ -25,6 +26,10 @@ struct alignas(64) PcacheSet {
   // Fills inserted by the bimodal policy, so that one in kBimodalThrottle
   // goes to the front (replacement.h).
   std::uint32_t bimodal_fills GUARDED_BY(mu) = 0;
+  // Victims picked in this set so far (wrapping): the set's clock, by which
+  // a refault's distance is measured (Pcache::SetEvictions). Written under
+  // mu, read without it.
+  std::atomic<std::uint32_t> evictions{0};
 };
 
 }  // namespace remora

@@ -91,7 +91,9 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
       if (s == nullptr) continue;
       if (s->zaps().Zap(rmaps[i].uva).ok()) counters_.zap_pages->Inc();
       s->NoteZap(rmaps[i].uva);  // a fork in progress passes it on to the child
-      shadow_->Evicted({s->asid(), rmaps[i].uva}, ctx.dirty());
+      shadow_->Evicted({s->asid(), rmaps[i].uva}, {.dirty = ctx.dirty(),
+                                                   .reserve = reclaimer_->Holding(),
+                                                   .set_eviction = ctx.set_eviction()});
     }
     // No set lock is held here, and the agent never touches managed memory
     // (docs/runtime.md), so waiting for it cannot wait for this eviction.

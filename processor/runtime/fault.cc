@@ -43,9 +43,13 @@ Status ReadFilePages(const Vma& vma, std::uint64_t uva, std::size_t count, std::
 // One that was dirty then is installed writable and dirty (*dirty set): it
 // is about to be written again, and its write-protect fault is saved.
 bool Refaulted(ProcessorManager& m, const PageKey& key, bool* dirty) {
-  bool was_dirty = false;
-  if (!m.shadow().Refault(key, &was_dirty)) return false;
-  if (was_dirty && !*dirty) {
+  ShadowEntry was;
+  if (!m.shadow().Refault(key, &was)) return false;
+  if (was.reserve) {
+    const std::uint32_t set = m.pcache()->geometry().SetIndex(key.uva);
+    m.reclaimer().OnRefault(m.pcache()->SetEvictions(set) - was.set_eviction);
+  }
+  if (was.dirty && !*dirty) {
     *dirty = true;
     m.counters().refault_writable->Inc();
   }

@@ -19,7 +19,7 @@ Watermarks DefaultWatermarks(const PcacheGeometry& geometry, unsigned cpus) {
   if (cpus < 2 || geometry.ways() < kMinReclaimWays || geometry.nr_lines() < kMinReclaimLines)
     return {};
   const std::uint32_t low = geometry.ways() / 16;
-  return {low, 2 * low};
+  return {low, 2 * low, /*adaptive=*/true};
 }
 
 unsigned CpusAllowed() {
@@ -41,6 +41,7 @@ Status ResolveWatermarks(const PcacheGeometry& geometry, unsigned cpus, int low,
   } else {
     out->low = static_cast<std::uint32_t>(low);
     out->high = high < 0 ? 2 * out->low : static_cast<std::uint32_t>(high);
+    out->adaptive = false;
   }
   if (out->low == 0) {
     *out = {};  // disabled: a high watermark alone would never be reached
@@ -81,8 +82,53 @@ void Reclaimer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+namespace {
+std::int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+bool Reclaimer::Holding() const { return options_.watermarks.enabled() && !Paused(); }
+
+bool Reclaimer::Paused() const {
+  return SteadyNowNs() < paused_until_ns_.load(std::memory_order_relaxed);
+}
+
+void Reclaimer::OnRefault(std::uint32_t set_distance) {
+  if (!options_.watermarks.adaptive) return;
+  if (set_distance >= options_.watermarks.high) return;  // it would have gone anyway
+  counters_.reclaim_reserve_misses->Inc();
+  if (!Paused()) epoch_misses_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Reclaimer::EndOfBatch(std::uint32_t evicted) {
+  MutexLock lk(mu_);
+  epoch_evicted_ += evicted;
+  if (epoch_evicted_ < kEpochLines) return;
+  const std::uint32_t misses = epoch_misses_.exchange(0, std::memory_order_relaxed);
+  const bool bad = std::uint64_t{misses} * 4 > epoch_evicted_;
+  epoch_evicted_ = 0;
+  if (!bad) {
+    pause_ = std::chrono::nanoseconds{0};
+    bad_epochs_ = 0;
+    return;
+  }
+  if (++bad_epochs_ < kBadEpochsToPause) return;
+  pause_ = pause_.count() == 0 ? std::chrono::nanoseconds(kFirstPause)
+                               : std::min<std::chrono::nanoseconds>(2 * pause_, kMaxPause);
+  paused_until_ns_.store(SteadyNowNs() + pause_.count(), std::memory_order_relaxed);
+  counters_.reclaim_pauses->Inc();
+  // What is queued waits for the pause's end: the next fill below the low
+  // watermark queues its set again.
+  for (std::uint32_t set : queue_) queued_[set] = false;
+  queue_.clear();
+}
+
 void Reclaimer::OnAllocate(std::uint32_t set, std::uint32_t free_left) {
   if (free_left >= options_.watermarks.low) return;  // also when disabled
+  if (Paused()) return;
   MutexLock lk(mu_);
   if (stop_ || queued_[set]) return;
   queued_[set] = true;
@@ -137,6 +183,7 @@ std::uint32_t Reclaimer::RunBatch() {
     counters_.reclaim_lines->Add(evicted);
     counters_.reclaim_batches->Inc();
     if (options_.end_batch) options_.end_batch();
+    EndOfBatch(evicted);
   }
   MutexLock lk(mu_);
   if (--running_ == 0 && queue_.empty()) idle_cv_.notify_all();

@@ -30,11 +30,29 @@
 // holds the reclaimer off like any other eviction. The thread sleeps on a
 // condition variable while nothing is queued and stops at Stop().
 //
+// Backing off: the free lines are capacity the program cannot use. A loop
+// that just fits its sets (a matrix column taking 23-27 of 29 ways) misses
+// on every access once a line or two of each set is kept free, and the
+// reserve then costs a fault for each eviction it takes off the fault path.
+// The refault shadow tells such misses apart (Linux's refault distance,
+// per set): a page evicted while the reserve was held that faults back
+// before its set evicted `high` more lines would likely have stayed had
+// those lines been the program's (nr_reclaim_reserve_misses; OnRefault).
+// Every kEpochLines background evictions the reclaimer judges its epoch:
+// more reserve misses than a quarter of them (a miss costs several
+// evictions), kBadEpochsToPause epochs in a row, and it stops holding lines
+// free for a while (nr_reclaim_pauses): kFirstPause, twice as long after
+// each bad epoch that follows one, at most kMaxPause; a good epoch ends the
+// doubling. While it pauses, fills queue nothing and every eviction is the
+// fault's own; what it judges after the pause is the reserve held again.
+// Only adaptive watermarks (the default) back off.
+//
 // Locking: mu_ is a leaf. OnAllocate takes it with no pcache lock held (the
 // caller may hold a line lock and a session's fault gate); the thread drops it
 // before every eviction and before end_batch().
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -53,6 +71,10 @@ namespace remora {
 struct Watermarks {
   std::uint32_t low = 0;
   std::uint32_t high = 0;
+  // Back off when the free lines cost more misses than they save (see
+  // "Backing off"). The default watermarks do; configured ones are a
+  // reserve the user chose and are kept as given.
+  bool adaptive = false;
   bool enabled() const { return low > 0; }
 };
 
@@ -83,7 +105,8 @@ Watermarks DefaultWatermarks(const PcacheGeometry& geometry, unsigned cpus);
 unsigned CpusAllowed();
 
 // The watermarks to use: `low` and `high` as configured (negative: the
-// default of DefaultWatermarks for `cpus`; high alone negative: 2 * low).
+// default of DefaultWatermarks for `cpus`, adaptive; high alone negative:
+// 2 * low). A configured low is not adaptive.
 // Fails unless low <= high < ways, or both are 0.
 Status ResolveWatermarks(const PcacheGeometry& geometry, unsigned cpus, int low, int high,
                          Watermarks* out);
@@ -119,6 +142,20 @@ class Reclaimer {
   // lines went or nothing is queued. Returns the lines evicted.
   std::uint32_t RunBatch() EXCLUDES(mu_);
 
+  // Whether lines are kept free now (enabled and not paused): the
+  // eviction hooks tell the refault shadow (ShadowEntry::reserve).
+  bool Holding() const;
+  // A page evicted while lines were held free faulted back after
+  // `set_distance` more evictions of its set (see "Backing off").
+  void OnRefault(std::uint32_t set_distance);
+  // Whether background reclaim is paused now.
+  bool Paused() const;
+
+  static constexpr std::uint32_t kEpochLines = 1024;
+  static constexpr std::uint32_t kBadEpochsToPause = 1;
+  static constexpr std::chrono::milliseconds kFirstPause{500};
+  static constexpr std::chrono::milliseconds kMaxPause{16000};
+
   // The sets queued now, in order (tests).
   std::vector<std::uint32_t> QueuedSets() const EXCLUDES(mu_);
   // Waits until nothing is queued and no batch runs; false on timeout.
@@ -133,6 +170,9 @@ class Reclaimer {
   // is spent, or no line can go (all busy, or an eviction failed). *done:
   // the set needs nothing more now.
   std::uint32_t ReclaimSet(std::uint32_t set, std::uint32_t budget, bool* done);
+  // Counts `evicted` background evictions into the epoch and judges it
+  // when it is complete.
+  void EndOfBatch(std::uint32_t evicted) EXCLUDES(mu_);
 
   Pcache* const pcache_;
   const ReclaimerOptions options_;
@@ -145,6 +185,14 @@ class Reclaimer {
   std::vector<bool> queued_ GUARDED_BY(mu_);   // per set: in queue_
   std::uint32_t running_ GUARDED_BY(mu_) = 0;  // batches in progress
   bool stop_ GUARDED_BY(mu_) = false;
+  // The epoch (see "Backing off"): background evictions and reserve
+  // misses; those come from fault threads without mu_.
+  std::uint32_t epoch_evicted_ GUARDED_BY(mu_) = 0;
+  std::atomic<std::uint32_t> epoch_misses_{0};
+  std::chrono::nanoseconds pause_ GUARDED_BY(mu_){0};  // the last pause (0: none)
+  std::uint32_t bad_epochs_ GUARDED_BY(mu_) = 0;       // in a row
+  // steady_clock nanoseconds until which reclaim pauses.
+  std::atomic<std::int64_t> paused_until_ns_{0};
   std::thread thread_;
 };
 

@@ -95,6 +95,10 @@ namespace remora {
     "background reclaim batches (their zaps sent together)")                                   \
   X(reclaim_busy, Counter, "nr_reclaim_busy", "sets",                                          \
     "queued sets left below the high watermark because every line was busy")                   \
+  X(reclaim_reserve_misses, Counter, "nr_reclaim_reserve_misses", "pages",                     \
+    "refaults the free lines caused: back before their set evicted `high` more lines")         \
+  X(reclaim_pauses, Counter, "nr_reclaim_pauses", "pauses",                                    \
+    "times background reclaim paused: its free lines caused more misses than it was worth")    \
   X(sessions_started, Counter, "nr_processes_attached", "programs", "programs attached")       \
   X(sessions_ended, Counter, "nr_processes_exited", "programs", "programs torn down")          \
   X(ranges_mapped, Counter, "nr_ranges_mapped", "ranges", "ranges registered (mmap)")          \

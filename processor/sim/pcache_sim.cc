@@ -50,7 +50,8 @@ Status PcacheSim::Create(const SimOptions& options, std::unique_ptr<PcacheSim>* 
     const std::uint64_t lines = options.pcache.capacity_bytes / kPageSize;
     sim->shadow_ = std::make_unique<RefaultShadow>(std::max<std::uint64_t>(1, lines / 4));
     po.hooks.zap = [s = sim.get()](const EvictionContext& ctx) {
-      for (const Rmap& r : ctx.rmaps()) s->shadow_->Evicted({r.asid, r.uva}, ctx.dirty());
+      for (const Rmap& r : ctx.rmaps())
+        s->shadow_->Evicted({r.asid, r.uva}, {.dirty = ctx.dirty()});
     };
   }
   po.replacement = options.policy == SimPolicy::kLru ? Replacement::kRecency : options.replacement;
@@ -163,9 +164,9 @@ Status PcacheSim::Miss(const PageKey& key, bool write) {
   // The runtime's FillRun: a write miss, a dirty victim and a refault of a
   // page that was dirty are installed dirty (no write-protect fault
   // follows); a refault is marked referenced once installed.
-  bool was_dirty = false;
-  const bool refault = shadow_->Refault(key, &was_dirty);
-  pcache_->CompleteFill(fill.line, source, write || plan.dirty(0) || (refault && was_dirty));
+  ShadowEntry was;
+  const bool refault = shadow_->Refault(key, &was);
+  pcache_->CompleteFill(fill.line, source, write || plan.dirty(0) || (refault && was.dirty));
   if (refault) {
     ++r_.refaults;
     pcache_->MarkReferenced(key);

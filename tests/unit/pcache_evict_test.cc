@@ -32,6 +32,24 @@ TEST(PcacheEvict, SucceedWrprotectsAndFreesTheLine) {
   ASSERT_TRUE(rig.pcache->CheckInvariants().ok());
 }
 
+// Each set counts its own evictions: the clock a refault's distance is
+// measured by (reclaimer.h, "Backing off").
+TEST(PcacheEvict, EachSetCountsItsEvictions) {
+  RigConfig c;
+  c.capacity = 4 * 4 * kPageSize;  // 4 sets of 4 ways
+  c.ways = 4;
+  PcacheRig rig(c);
+  EXPECT_EQ(rig.pcache->SetEvictions(1), 0u);
+  for (int p = 0; p < 8; ++p) rig.Load(Page(1 + 4 * p));  // set 1 only: 4 evictions
+  EXPECT_EQ(rig.pcache->SetEvictions(1), 4u);
+  EXPECT_EQ(rig.pcache->SetEvictions(0), 0u);
+  EXPECT_EQ(rig.pcache->SetEvictions(2), 0u);
+  EXPECT_EQ(rig.pcache->EvictOne(1), EvictOutcome::kSucceed);
+  EXPECT_EQ(rig.pcache->SetEvictions(1), 5u);
+  EXPECT_EQ(rig.pcache->EvictOne(2), EvictOutcome::kEmpty);  // no victim: no number
+  EXPECT_EQ(rig.pcache->SetEvictions(2), 0u);
+}
+
 TEST(PcacheEvict, EmptySetHasNothingToEvict) {
   PcacheRig rig;
   EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kEmpty);

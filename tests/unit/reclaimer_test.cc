@@ -91,14 +91,17 @@ TEST(ReclaimWatermarks, ResolveChecksTheConfiguredValues) {
   ASSERT_TRUE(ResolveWatermarks(g, 2, -1, -1, &w).ok());
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 2u);
+  EXPECT_TRUE(w.adaptive);  // the default backs off
   ASSERT_TRUE(ResolveWatermarks(g, 2, 2, -1, &w).ok());
   EXPECT_EQ(w.high, 4u);
+  EXPECT_FALSE(w.adaptive);  // a configured reserve is kept
   ASSERT_TRUE(ResolveWatermarks(g, 2, 1, 3, &w).ok());
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 3u);
   ASSERT_TRUE(ResolveWatermarks(g, 2, -1, 4, &w).ok());
   EXPECT_EQ(w.low, 1u);
   EXPECT_EQ(w.high, 4u);
+  EXPECT_TRUE(w.adaptive);
   ASSERT_TRUE(ResolveWatermarks(g, 2, 0, 5, &w).ok());
   EXPECT_FALSE(w.enabled());
   EXPECT_FALSE(ResolveWatermarks(g, 2, 3, 2, &w).ok());   // low above high
@@ -250,6 +253,75 @@ TEST(Reclaimer, PausedEvictionsHoldTheReclaimerOff) {
   ASSERT_TRUE(r.reclaimer->WaitIdle(5s));
   EXPECT_EQ(r.rig->pcache->FreeLines(0), 2u);
   EXPECT_EQ(r.Count("nr_reclaim_background_lines"), 2);
+}
+
+// Refaults that came back before their set evicted `high` more lines are
+// misses the reserve caused, and enough of them pause the reclaimer; later
+// refaults (the page would have gone anyway) do not count.
+TEST(Reclaimer, PausesWhenItsReserveCausesMisses) {
+  for (const std::uint32_t distance : {2u, 1u, 0u}) {
+    SCOPED_TRACE("set distance " + std::to_string(distance));
+    const bool reserve_miss = distance < 2;  // high watermark 2
+    ReclaimRig r({1, 2, /*adaptive=*/true});
+    EXPECT_TRUE(r.reclaimer->Holding());
+    std::uint32_t k = 0;
+    std::uint32_t evicted = 0;
+    while (evicted < Reclaimer::kBadEpochsToPause * Reclaimer::kEpochLines &&
+           !r.reclaimer->Paused()) {
+      r.rig->Load(SetPage(0, k++));
+      const std::uint32_t n = r.reclaimer->RunBatch();
+      evicted += n;
+      for (std::uint32_t i = 0; i < n; ++i) r.reclaimer->OnRefault(distance);
+    }
+    EXPECT_GE(evicted, Reclaimer::kBadEpochsToPause * Reclaimer::kEpochLines);
+    EXPECT_EQ(r.reclaimer->Paused(), reserve_miss);
+    EXPECT_EQ(r.reclaimer->Holding(), !reserve_miss);
+    EXPECT_EQ(r.Count("nr_reclaim_pauses"), reserve_miss ? 1 : 0);
+    EXPECT_EQ(r.Count("nr_reclaim_reserve_misses"), reserve_miss ? evicted : 0);
+    // Paused, a fill below the low watermark queues nothing (two fills:
+    // the last batch left the set at its high watermark).
+    r.rig->Load(SetPage(0, k++));
+    r.rig->Load(SetPage(0, k++));
+    EXPECT_EQ(r.reclaimer->QueuedSets().empty(), reserve_miss);
+    ASSERT_TRUE(r.rig->pcache->CheckInvariants().ok());
+  }
+}
+
+// A few reserve misses in an epoch (under a quarter) are the price of the
+// free lines, not a reason to stop.
+TEST(Reclaimer, AFewReserveMissesDoNotPause) {
+  ReclaimRig r({1, 2, /*adaptive=*/true});
+  std::uint32_t k = 0, evicted = 0, misses = 0;
+  while (evicted < 4 * Reclaimer::kEpochLines) {
+    r.rig->Load(SetPage(0, k++));
+    const std::uint32_t n = r.reclaimer->RunBatch();
+    evicted += n;
+    for (std::uint32_t i = 0; i < n; ++i)
+      if ((evicted - i) % 5 == 0) {
+        r.reclaimer->OnRefault(0);
+        ++misses;
+      }
+  }
+  EXPECT_FALSE(r.reclaimer->Paused());
+  EXPECT_EQ(r.Count("nr_reclaim_pauses"), 0);
+  EXPECT_EQ(r.Count("nr_reclaim_reserve_misses"), misses);
+}
+
+// Configured watermarks are a reserve the user chose: reserve misses are
+// not even counted, and the reclaimer never pauses.
+TEST(Reclaimer, AConfiguredReserveIsKept) {
+  ReclaimRig r({1, 2, /*adaptive=*/false});
+  std::uint32_t k = 0, evicted = 0;
+  while (evicted < 2 * Reclaimer::kEpochLines) {
+    r.rig->Load(SetPage(0, k++));
+    const std::uint32_t n = r.reclaimer->RunBatch();
+    evicted += n;
+    for (std::uint32_t i = 0; i < n; ++i) r.reclaimer->OnRefault(0);
+  }
+  EXPECT_FALSE(r.reclaimer->Paused());
+  EXPECT_TRUE(r.reclaimer->Holding());
+  EXPECT_EQ(r.Count("nr_reclaim_pauses"), 0);
+  EXPECT_EQ(r.Count("nr_reclaim_reserve_misses"), 0);
 }
 
 TEST(Reclaimer, StopEndsAnIdleThread) {

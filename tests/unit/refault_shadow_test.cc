@@ -47,23 +47,46 @@ TEST(RefaultShadow, AReEvictedPageCountsFromItsLatestEviction) {
 
 TEST(RefaultShadow, RemembersWhetherThePageWasDirty) {
   RefaultShadow s(4);
-  s.Evicted(K(1), /*dirty=*/true);
-  s.Evicted(K(2), /*dirty=*/false);
-  s.Evicted(K(3), /*dirty=*/true);
-  s.Evicted(K(3), /*dirty=*/false);  // evicted again, clean this time: the latest counts
-  bool dirty = false;
-  EXPECT_TRUE(s.Refault(K(1), &dirty));
-  EXPECT_TRUE(dirty);
-  EXPECT_TRUE(s.Refault(K(2), &dirty));
-  EXPECT_FALSE(dirty);
-  EXPECT_TRUE(s.Refault(K(3), &dirty));
-  EXPECT_FALSE(dirty);
+  s.Evicted(K(1), {.dirty = true});
+  s.Evicted(K(2), {.dirty = false});
+  s.Evicted(K(3), {.dirty = true});
+  s.Evicted(K(3), {.dirty = false});  // evicted again, clean this time: the latest counts
+  ShadowEntry e;
+  EXPECT_TRUE(s.Refault(K(1), &e));
+  EXPECT_TRUE(e.dirty);
+  EXPECT_TRUE(s.Refault(K(2), &e));
+  EXPECT_FALSE(e.dirty);
+  EXPECT_TRUE(s.Refault(K(3), &e));
+  EXPECT_FALSE(e.dirty);
   // The flag does not disturb forgetting: four more evictions push all out.
-  s.Evicted(K(4), true);
-  for (int i = 5; i < 9; ++i) s.Evicted(K(i), true);
+  s.Evicted(K(4), {.dirty = true});
+  for (int i = 5; i < 9; ++i) s.Evicted(K(i), {.dirty = true});
   EXPECT_FALSE(s.Refault(K(4)));
-  EXPECT_TRUE(s.Refault(K(8), &dirty));
-  EXPECT_TRUE(dirty);
+  EXPECT_TRUE(s.Refault(K(8), &e));
+  EXPECT_TRUE(e.dirty);
+}
+
+// The reserve flag and the set's eviction number come back as given, for
+// the latest eviction of the page.
+TEST(RefaultShadow, RemembersTheReserveAndTheSetEviction) {
+  RefaultShadow s(4);
+  s.Evicted(K(1), {.dirty = false, .reserve = true, .set_eviction = 7});
+  s.Evicted(K(2), {.dirty = true, .reserve = false, .set_eviction = 0xffffffffu});
+  s.Evicted(K(1), {.dirty = true, .reserve = false, .set_eviction = 9});
+  ShadowEntry e;
+  ASSERT_TRUE(s.Refault(K(1), &e));
+  EXPECT_TRUE(e.dirty);
+  EXPECT_FALSE(e.reserve);
+  EXPECT_EQ(e.set_eviction, 9u);
+  ASSERT_TRUE(s.Refault(K(2), &e));
+  EXPECT_TRUE(e.dirty);
+  EXPECT_FALSE(e.reserve);
+  EXPECT_EQ(e.set_eviction, 0xffffffffu);
+  s.Evicted(K(3), {.reserve = true, .set_eviction = 1});
+  ASSERT_TRUE(s.Refault(K(3), &e));
+  EXPECT_FALSE(e.dirty);
+  EXPECT_TRUE(e.reserve);
+  EXPECT_EQ(e.set_eviction, 1u);
 }
 
 TEST(RefaultShadow, AddressSpacesAreDistinct) {
