@@ -11,11 +11,10 @@ void RefaultShadow::Evicted(const PageKey& key, const ShadowEntry& entry) {
     // The slot's page was evicted ring_.size() evictions ago: forget it,
     // unless it was evicted again since (then a newer seq stands for it).
     auto it = seq_of_.find(slot);
-    if (it != seq_of_.end() && (it->second.seq_flags >> 2) == seq - ring_.size()) seq_of_.erase(it);
+    if (it != seq_of_.end() && it->second.seq == seq - ring_.size()) seq_of_.erase(it);
   }
   slot = key;
-  seq_of_[key] = {seq << 2 | (entry.reserve ? 2u : 0u) | (entry.dirty ? 1u : 0u),
-                  entry.set_eviction};
+  seq_of_[key] = {seq, entry};
   next_ = (next_ + 1) % ring_.size();
 }
 
@@ -23,11 +22,7 @@ bool RefaultShadow::Refault(const PageKey& key, ShadowEntry* entry) {
   MutexLock lk(mu_);
   auto it = seq_of_.find(key);
   if (it == seq_of_.end()) return false;
-  if (entry) {
-    entry->dirty = (it->second.seq_flags & 1) != 0;
-    entry->reserve = (it->second.seq_flags & 2) != 0;
-    entry->set_eviction = it->second.set_eviction;
-  }
+  if (entry) *entry = it->second.entry;
   seq_of_.erase(it);
   return true;
 }

@@ -54,9 +54,10 @@ class RefaultShadow {
 
  private:
   struct Remembered {
-    std::uint64_t seq_flags;  // eviction seq << 2 | reserve << 1 | dirty
-    std::uint32_t set_eviction;
+    std::uint64_t seq;  // which eviction this was (seq_)
+    ShadowEntry entry;
   };
+  static_assert(sizeof(Remembered) == 16, "kBytesPerEntry counts a 16-byte value");
   // A leaf lock (the zap hook and fills take it, nothing else under it).
   mutable Mutex mu_;
   std::vector<PageKey> ring_ GUARDED_BY(mu_);

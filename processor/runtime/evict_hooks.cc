@@ -86,14 +86,14 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
 
   hooks.zap = [this](const EvictionContext& ctx) {
     const std::span<const Rmap> rmaps = ctx.rmaps();
+    const ShadowEntry shadowed{
+        .dirty = ctx.dirty(), .reserve = reclaimer_->Holding(), .set_eviction = ctx.set_eviction()};
     for (std::size_t i = 0; i < rmaps.size(); ++i) {
       ProcessSession* s = Owner(ctx, i);
       if (s == nullptr) continue;
       if (s->zaps().Zap(rmaps[i].uva).ok()) counters_.zap_pages->Inc();
       s->NoteZap(rmaps[i].uva);  // a fork in progress passes it on to the child
-      shadow_->Evicted({s->asid(), rmaps[i].uva}, {.dirty = ctx.dirty(),
-                                                   .reserve = reclaimer_->Holding(),
-                                                   .set_eviction = ctx.set_eviction()});
+      shadow_->Evicted({s->asid(), rmaps[i].uva}, shadowed);
     }
     // No set lock is held here, and the agent never touches managed memory
     // (docs/runtime.md), so waiting for it cannot wait for this eviction.

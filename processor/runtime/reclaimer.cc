@@ -112,10 +112,8 @@ void Reclaimer::EndOfBatch(std::uint32_t evicted) {
   epoch_evicted_ = 0;
   if (!bad) {
     pause_ = std::chrono::nanoseconds{0};
-    bad_epochs_ = 0;
     return;
   }
-  if (++bad_epochs_ < kBadEpochsToPause) return;
   pause_ = pause_.count() == 0 ? std::chrono::nanoseconds(kFirstPause)
                                : std::min<std::chrono::nanoseconds>(2 * pause_, kMaxPause);
   paused_until_ns_.store(SteadyNowNs() + pause_.count(), std::memory_order_relaxed);

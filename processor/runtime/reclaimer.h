@@ -40,12 +40,12 @@
 // those lines been the program's (nr_reclaim_reserve_misses; OnRefault).
 // Every kEpochLines background evictions the reclaimer judges its epoch:
 // more reserve misses than a quarter of them (a miss costs several
-// evictions), kBadEpochsToPause epochs in a row, and it stops holding lines
-// free for a while (nr_reclaim_pauses): kFirstPause, twice as long after
-// each bad epoch that follows one, at most kMaxPause; a good epoch ends the
-// doubling. While it pauses, fills queue nothing and every eviction is the
-// fault's own; what it judges after the pause is the reserve held again.
-// Only adaptive watermarks (the default) back off.
+// evictions) and it stops holding lines free for a while
+// (nr_reclaim_pauses): kFirstPause, twice as long after each bad epoch that
+// follows one, at most kMaxPause; a good epoch ends the doubling. While it
+// pauses, fills queue nothing and every eviction is the fault's own; what
+// it judges after the pause is the reserve held again. Only adaptive
+// watermarks (the default) back off.
 //
 // Locking: mu_ is a leaf. OnAllocate takes it with no pcache lock held (the
 // caller may hold a line lock and a session's fault gate); the thread drops it
@@ -152,7 +152,6 @@ class Reclaimer {
   bool Paused() const;
 
   static constexpr std::uint32_t kEpochLines = 1024;
-  static constexpr std::uint32_t kBadEpochsToPause = 1;
   static constexpr std::chrono::milliseconds kFirstPause{500};
   static constexpr std::chrono::milliseconds kMaxPause{16000};
 
@@ -190,7 +189,6 @@ class Reclaimer {
   std::uint32_t epoch_evicted_ GUARDED_BY(mu_) = 0;
   std::atomic<std::uint32_t> epoch_misses_{0};
   std::chrono::nanoseconds pause_ GUARDED_BY(mu_){0};  // the last pause (0: none)
-  std::uint32_t bad_epochs_ GUARDED_BY(mu_) = 0;       // in a row
   // steady_clock nanoseconds until which reclaim pauses.
   std::atomic<std::int64_t> paused_until_ns_{0};
   std::thread thread_;

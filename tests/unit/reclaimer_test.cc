@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -54,6 +55,30 @@ struct ReclaimRig {
     for (std::uint32_t k = 0; k < n; ++k) rig->Load(SetPage(set, k), Byte(set, k));
   }
   static int Byte(std::uint32_t set, std::uint32_t k) { return 1 + set * 16 + k; }
+  // Loads the next new page of set 0.
+  void LoadNext() { rig->Load(SetPage(0, next_page++)); }
+  // Loads new pages of set 0, a batch after each, until the reclaimer
+  // evicted at least `lines` or paused. The n-th of these evictions (from
+  // 1) faults back after `distance(n)` more evictions of its set, or not at
+  // all if that is negative. Returns the evictions; *refaults counts the
+  // faults back reported.
+  std::uint32_t EvictAndRefault(std::uint32_t lines,
+                                const std::function<int(std::uint32_t)>& distance,
+                                std::uint32_t* refaults = nullptr) {
+    std::uint32_t evicted = 0;
+    while (evicted < lines && !reclaimer->Paused()) {
+      LoadNext();
+      const std::uint32_t n = reclaimer->RunBatch();
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const int d = distance(++evicted);
+        if (d < 0) continue;
+        reclaimer->OnRefault(static_cast<std::uint32_t>(d));
+        if (refaults) ++*refaults;
+      }
+    }
+    return evicted;
+  }
+  std::uint32_t next_page = 0;
   std::int64_t Count(const std::string& name) const { return rig->Count(name); }
 
   std::unique_ptr<PcacheRig> rig;
@@ -259,29 +284,22 @@ TEST(Reclaimer, PausedEvictionsHoldTheReclaimerOff) {
 // misses the reserve caused, and enough of them pause the reclaimer; later
 // refaults (the page would have gone anyway) do not count.
 TEST(Reclaimer, PausesWhenItsReserveCausesMisses) {
-  for (const std::uint32_t distance : {2u, 1u, 0u}) {
+  for (const int distance : {2, 1, 0}) {
     SCOPED_TRACE("set distance " + std::to_string(distance));
     const bool reserve_miss = distance < 2;  // high watermark 2
     ReclaimRig r({1, 2, /*adaptive=*/true});
     EXPECT_TRUE(r.reclaimer->Holding());
-    std::uint32_t k = 0;
-    std::uint32_t evicted = 0;
-    while (evicted < Reclaimer::kBadEpochsToPause * Reclaimer::kEpochLines &&
-           !r.reclaimer->Paused()) {
-      r.rig->Load(SetPage(0, k++));
-      const std::uint32_t n = r.reclaimer->RunBatch();
-      evicted += n;
-      for (std::uint32_t i = 0; i < n; ++i) r.reclaimer->OnRefault(distance);
-    }
-    EXPECT_GE(evicted, Reclaimer::kBadEpochsToPause * Reclaimer::kEpochLines);
+    const std::uint32_t evicted =
+        r.EvictAndRefault(Reclaimer::kEpochLines, [&](std::uint32_t) { return distance; });
+    EXPECT_GE(evicted, Reclaimer::kEpochLines);
     EXPECT_EQ(r.reclaimer->Paused(), reserve_miss);
     EXPECT_EQ(r.reclaimer->Holding(), !reserve_miss);
     EXPECT_EQ(r.Count("nr_reclaim_pauses"), reserve_miss ? 1 : 0);
     EXPECT_EQ(r.Count("nr_reclaim_reserve_misses"), reserve_miss ? evicted : 0);
     // Paused, a fill below the low watermark queues nothing (two fills:
     // the last batch left the set at its high watermark).
-    r.rig->Load(SetPage(0, k++));
-    r.rig->Load(SetPage(0, k++));
+    r.LoadNext();
+    r.LoadNext();
     EXPECT_EQ(r.reclaimer->QueuedSets().empty(), reserve_miss);
     ASSERT_TRUE(r.rig->pcache->CheckInvariants().ok());
   }
@@ -291,17 +309,10 @@ TEST(Reclaimer, PausesWhenItsReserveCausesMisses) {
 // free lines, not a reason to stop.
 TEST(Reclaimer, AFewReserveMissesDoNotPause) {
   ReclaimRig r({1, 2, /*adaptive=*/true});
-  std::uint32_t k = 0, evicted = 0, misses = 0;
-  while (evicted < 4 * Reclaimer::kEpochLines) {
-    r.rig->Load(SetPage(0, k++));
-    const std::uint32_t n = r.reclaimer->RunBatch();
-    evicted += n;
-    for (std::uint32_t i = 0; i < n; ++i)
-      if ((evicted - i) % 5 == 0) {
-        r.reclaimer->OnRefault(0);
-        ++misses;
-      }
-  }
+  std::uint32_t misses = 0;
+  const std::uint32_t evicted = r.EvictAndRefault(
+      4 * Reclaimer::kEpochLines, [](std::uint32_t n) { return n % 5 == 0 ? 0 : -1; }, &misses);
+  EXPECT_GE(evicted, 4 * Reclaimer::kEpochLines);
   EXPECT_FALSE(r.reclaimer->Paused());
   EXPECT_EQ(r.Count("nr_reclaim_pauses"), 0);
   EXPECT_EQ(r.Count("nr_reclaim_reserve_misses"), misses);
@@ -311,13 +322,9 @@ TEST(Reclaimer, AFewReserveMissesDoNotPause) {
 // not even counted, and the reclaimer never pauses.
 TEST(Reclaimer, AConfiguredReserveIsKept) {
   ReclaimRig r({1, 2, /*adaptive=*/false});
-  std::uint32_t k = 0, evicted = 0;
-  while (evicted < 2 * Reclaimer::kEpochLines) {
-    r.rig->Load(SetPage(0, k++));
-    const std::uint32_t n = r.reclaimer->RunBatch();
-    evicted += n;
-    for (std::uint32_t i = 0; i < n; ++i) r.reclaimer->OnRefault(0);
-  }
+  const std::uint32_t evicted =
+      r.EvictAndRefault(2 * Reclaimer::kEpochLines, [](std::uint32_t) { return 0; });
+  EXPECT_GE(evicted, 2 * Reclaimer::kEpochLines);
   EXPECT_FALSE(r.reclaimer->Paused());
   EXPECT_TRUE(r.reclaimer->Holding());
   EXPECT_EQ(r.Count("nr_reclaim_pauses"), 0);
