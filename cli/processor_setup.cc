@@ -101,6 +101,12 @@ void AddProcessorOptions(CLI::App* sub, ProcessorArgs* a) {
                   "background reclaim frees lines of a set until it has this many (default: "
                   "twice --reclaim-low)")
       ->check(CLI::Range(0, 63));
+  sub->add_option("--cpu-latency-qos", a->cpu_latency_qos,
+                  "auto: while programs fault densely, ask the kernel to keep idle CPUs quick "
+                  "to wake (/dev/cpu_dma_latency: root or a group with write access); off: never "
+                  "(docs/runtime.md, Waking CPUs)")
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
   sub->add_option("--fault-trace", a->fault_trace,
                   "write every fault served to FILE ('r|w ADDR ASID' per line: a trace for "
                   "remora sim)");
@@ -148,7 +154,7 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
                                   "transport",   "secret_file", "memory_capacity", "fault_threads",
                                   "readahead",   "timeout_ms",  "node_id",         "socket",
                                   "fault_trace", "reclaim_low", "reclaim_high",    "cluster",
-                                  "replicas",    "replacement"};
+                                  "replicas",    "replacement", "cpu_latency_qos"};
     bool ok = k.str() == "metrics_listen";
     for (const char* name : known) ok = ok || k.str() == name;
     if (!ok)
@@ -176,6 +182,11 @@ Status ApplyProcessorConfig(CLI::App* sub, ProcessorArgs* a) {
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "reclaim_high", "--reclaim-high", &a->reclaim_high));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "metrics_listen", "--metrics-listen", &a->metrics_listen));
   REMORA_RETURN_IF_ERROR(Take(*t, sub, "replacement", "--replacement", &a->replacement));
+  REMORA_RETURN_IF_ERROR(
+      Take(*t, sub, "cpu_latency_qos", "--cpu-latency-qos", &a->cpu_latency_qos));
+  if (a->cpu_latency_qos != "auto" && a->cpu_latency_qos != "off")
+    return {Code::kInvalidArgument,
+            fmt::format("{}: [processor] cpu_latency_qos must be \"auto\" or \"off\"", a->config)};
   return Status::Ok();
 }
 
@@ -264,14 +275,17 @@ Status StartProcessorStack(const ProcessorArgs& a, const std::string& socket_pat
   mo.fault_trace = a.fault_trace;
   mo.reclaim_low = a.reclaim_low;
   mo.reclaim_high = a.reclaim_high;
+  mo.cpu_latency_qos =
+      a.cpu_latency_qos == "off" ? CpuLatencyQosMode::kOff : CpuLatencyQosMode::kAuto;
   st = ProcessorManager::Create(mo, &stack->manager);
   if (!st.ok()) return st;
   const Watermarks& w = stack->manager->reclaimer().watermarks();
   const std::string reclaim =
       w.enabled() ? fmt::format("reclaim watermarks {}/{} free lines per set", w.low, w.high)
                   : std::string("no background reclaim");
-  stack->description = fmt::format("pcache {} ({}), victim cache {} entries, {}", stack->geometry,
-                                   reclaim, a.victim, node_desc);
+  stack->description =
+      fmt::format("pcache {} ({}), victim cache {} entries, {}, {}", stack->geometry, reclaim,
+                  a.victim, node_desc, stack->manager->cpu_latency_qos().description());
   if (!a.metrics_listen.empty()) {
     ProcessorManager* m = stack->manager.get();
     REMORA_RETURN_IF_ERROR(metrics::MetricsServer::Start(

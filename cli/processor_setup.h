@@ -43,6 +43,9 @@ struct ProcessorArgs {
   // ways (processor/runtime/reclaimer.h); low 0: no background reclaim.
   int reclaim_low = -1;
   int reclaim_high = -1;
+  // auto: a CPU latency QoS request while faults are dense, where the
+  // device can be opened (processor/runtime/cpu_latency_qos.h); off: never.
+  std::string cpu_latency_qos = "auto";
   // `remora processor --socket-group`: a group (name or number) whose
   // members may attach; empty: the socket is this user's only (0600).
   std::string socket_group;

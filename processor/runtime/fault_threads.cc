@@ -39,6 +39,7 @@ void ProcessSession::FaultLoop(int index) {
     else if (waiter.last_poll() == FaultReader::Waiter::Poll::kMiss)
       manager_->counters().fault_spin_miss->Inc();
     if (n == 0) continue;
+    manager_->cpu_latency_qos().OnFaults(static_cast<std::uint32_t>(n));
     for (int i = 0; i < n; ++i) {
       const uffd_msg& msg = msgs[i];
       if (msg.event == UFFD_EVENT_FORK) {

@@ -87,6 +87,10 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
                                (lines / 4) * RefaultShadow::kBytesPerEntry / std::max(1u, lines) +
                                sizeof(PcacheSet) / std::max(1u, m->pcache_->geometry().ways());
   m->counters_.pcache_metadata_bytes_per_line->Add(static_cast<std::int64_t>(per_line));
+  CpuLatencyQosOptions qo;
+  qo.mode = options.cpu_latency_qos;
+  qo.counters = &m->counters_;
+  m->cpu_latency_qos_ = CpuLatencyQos::Create(std::move(qo));
   REMORA_RETURN_IF_ERROR(m->Listen());
   m->acceptor_ = std::thread([p = m.get()] {
     NameThisThread("remora-accept");

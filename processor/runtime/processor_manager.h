@@ -88,6 +88,7 @@
 #include "processor/pcache/pcache.h"
 #include "processor/pcache/refault_shadow.h"
 #include "processor/pcache/victim_cache.h"
+#include "processor/runtime/cpu_latency_qos.h"
 #include "processor/runtime/fault_trace.h"
 #include "processor/runtime/peer.h"
 #include "processor/runtime/reclaimer.h"
@@ -140,6 +141,9 @@ struct ProcessorManagerOptions {
   int reclaim_low = -1;
   int reclaim_high = -1;
   std::uint32_t reclaim_batch = 32;  // lines per reclaim batch
+  // A CPU latency QoS request while faults are dense (cpu_latency_qos.h):
+  // kAuto where the device can be opened, kOff never.
+  CpuLatencyQosMode cpu_latency_qos = CpuLatencyQosMode::kAuto;
 };
 
 class ProcessorManager {
@@ -163,6 +167,7 @@ class ProcessorManager {
   RefaultShadow& shadow() { return *shadow_; }
   Reclaimer& reclaimer() { return *reclaimer_; }
   FaultTrace* fault_trace() { return fault_trace_.get(); }
+  CpuLatencyQos& cpu_latency_qos() { return *cpu_latency_qos_; }
 
   // Programs attached right now.
   std::size_t sessions() const EXCLUDES(sessions_mu_);
@@ -227,6 +232,7 @@ class ProcessorManager {
   std::unique_ptr<FaultTrace> fault_trace_;
   // After the pcache: stopped (and destroyed) before it.
   std::unique_ptr<Reclaimer> reclaimer_;
+  std::unique_ptr<CpuLatencyQos> cpu_latency_qos_;
 
   int listen_fd_ = -1;
   bool bound_ = false;

@@ -99,6 +99,8 @@ namespace remora {
     "refaults the free lines caused: back before their set evicted `high` more lines")         \
   X(reclaim_pauses, Counter, "nr_reclaim_pauses", "pauses",                                    \
     "times background reclaim paused: its free lines caused more misses than it was worth")    \
+  X(cpu_latency_qos_holds, Counter, "nr_cpu_latency_qos_holds", "spells",                      \
+    "times a CPU latency QoS request was made: faults came densely (cpu_latency_qos.h)")       \
   X(sessions_started, Counter, "nr_processes_attached", "programs", "programs attached")       \
   X(sessions_ended, Counter, "nr_processes_exited", "programs", "programs torn down")          \
   X(ranges_mapped, Counter, "nr_ranges_mapped", "ranges", "ranges registered (mmap)")          \
@@ -119,6 +121,10 @@ namespace remora {
     "lines the low watermark keeps free (sets x low): steady-state capacity is the rest")      \
   X(pcache_metadata_bytes_per_line, Gauge, "pcache_metadata_bytes_per_line", "bytes",          \
     "manager metadata per pcache line (line, set share, shadow share)")                        \
+  X(cpu_latency_qos_usable, Gauge, "cpu_latency_qos_usable", "bool",                           \
+    "1: the manager can hold a CPU latency QoS request (/dev/cpu_dma_latency opens)")          \
+  X(cpu_latency_qos_held, Gauge, "cpu_latency_qos_held", "bool",                               \
+    "1: a CPU latency QoS request is held now (idle CPUs poll while faults are dense)")        \
   /* missing fault: read to installed */                                                       \
   X(pgfault_service_ns, Histogram, "pgfault_service_ns", "ns",                                 \
     "missing fault: message read to page installed")                                           \

@@ -7,15 +7,20 @@
 // with each other, and back to zero (lines, victim entries, memory-node pages)
 // once the program has exited. Also: the processor manager SIGKILLed while a
 // program runs ends the program with a clear error and no result.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -441,6 +446,83 @@ TEST_F(RunE2ETest, BackgroundReclaimTakesEvictionsOffTheFaultPath) {
       EXPECT_EQ(background, 0);
       EXPECT_EQ(s["nr_reclaim_wakeups"], 0);
       EXPECT_EQ(direct, evicted);
+    }
+  }
+}
+
+// A mode other than auto or off, on the command line or in the config file,
+// is refused before anything runs.
+TEST_F(RunE2ETest, CpuLatencyQosRefusesUnknownModes) {
+  Result flag =
+      RunProgram({RemoraBinary(), "run", "--cpu-latency-qos", "always", "--", "/bin/echo", "ran"},
+                 dir_, "qos-flag");
+  ASSERT_FALSE(flag.timed_out);
+  EXPECT_FALSE(flag.Ok());
+  EXPECT_EQ(flag.out.find("ran"), std::string::npos);
+  EXPECT_NE(flag.err.find("cpu-latency-qos"), std::string::npos) << flag.err;
+
+  const std::string cfg = dir_ + "/qos.toml";
+  std::ofstream(cfg) << "[processor]\npcache = \"8M\"\ncpu_latency_qos = \"always\"\n";
+  Result file = RunProgram({RemoraBinary(), "run", "--config", cfg, "--", "/bin/echo", "ran"}, dir_,
+                           "qos-file");
+  ASSERT_FALSE(file.timed_out);
+  EXPECT_FALSE(file.Ok());
+  EXPECT_EQ(file.out.find("ran"), std::string::npos);
+  EXPECT_NE(file.err.find("cpu_latency_qos"), std::string::npos) << file.err;
+}
+
+// The CPU latency QoS request (processor/runtime/cpu_latency_qos.h) on the
+// real device, where this user may open it (root): while a program faults
+// densely the kernel's CPU latency limit reads 0 (idle CPUs poll), the run's
+// counters say a request was made, and the output is the native run's. With
+// --cpu-latency-qos off no request is made.
+TEST_F(RunE2ETest, CpuLatencyQosIsHeldWhileAProgramFaults) {
+  const char* kDevice = "/dev/cpu_dma_latency";
+  {
+    const int fd = ::open(kDevice, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) GTEST_SKIP() << kDevice << " cannot be opened for writing here";
+    ::close(fd);
+  }
+  const std::vector<std::string> prog = {REMORA_RAND_RMW, "32", "40000", "5"};
+  Result native = RunProgram(prog, dir_, "native");
+  ASSERT_TRUE(native.Ok()) << native.Describe();
+  for (const std::string mode : {"auto", "off"}) {
+    SCOPED_TRACE("--cpu-latency-qos " + mode);
+    // Samples the kernel's current limit while the program runs.
+    std::atomic<bool> done{false};
+    std::atomic<std::int32_t> lowest{INT32_MAX};
+    std::thread sampler([&] {
+      const int fd = ::open(kDevice, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return;
+      while (!done.load()) {
+        std::int32_t v = 0;
+        if (::pread(fd, &v, sizeof(v), 0) == static_cast<ssize_t>(sizeof(v)) && v < lowest.load())
+          lowest.store(v);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      ::close(fd);
+    });
+    const std::string stats = dir_ + "/stats-qos-" + mode + ".json";
+    std::vector<std::string> argv = {
+        RemoraBinary(),      "run", "--pcache", "8M",           "--ways", "8",
+        "--cpu-latency-qos", mode,  "--quiet",  "--stats-json", stats,    "--"};
+    argv.insert(argv.end(), prog.begin(), prog.end());
+    Result r = RunProgram(argv, dir_, "qos-" + mode, std::chrono::seconds(300));
+    done.store(true);
+    sampler.join();
+    ASSERT_TRUE(r.Ok()) << r.Describe();
+    EXPECT_EQ(r.out, native.out);
+    Stats s(stats);
+    ASSERT_TRUE(s.valid()) << Tail(s.text());
+    EXPECT_GT(s["nr_pgfault_missing"], 10000);
+    if (mode == "auto") {
+      EXPECT_EQ(s["cpu_latency_qos_usable"], 1);
+      EXPECT_GE(s["nr_cpu_latency_qos_holds"], 1);
+      EXPECT_EQ(lowest.load(), 0) << "the limit never read 0 while the program faulted";
+    } else {
+      EXPECT_EQ(s["cpu_latency_qos_usable"], 0);
+      EXPECT_EQ(s["nr_cpu_latency_qos_holds"], 0);
+      EXPECT_EQ(s["cpu_latency_qos_held"], 0);
     }
   }
 }
