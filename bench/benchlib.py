@@ -265,9 +265,9 @@ class SwapCgroup:
             self.made_zram = False
 
 
-def remora_run_argv(prefix, remora, pcache, ways, victim, argv, stats):
+def remora_run_argv(prefix, remora, pcache, ways, victim, argv, stats, extra=()):
     return prefix + [remora, "run", "--pcache", str(pcache), "--ways", str(ways), "--victim",
-                     str(victim), "--quiet", "--stats-json", stats, "--"] + argv
+                     str(victim), "--quiet", "--stats-json", stats] + list(extra) + ["--"] + argv
 
 
 def agg(samples):

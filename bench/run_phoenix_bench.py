@@ -219,7 +219,8 @@ class Suite:
         # time limit is stopped and its time reported as a lower bound.
         for attempt in range(3):
             rr = run(remora_run_argv(prefix, self.remora, pt["pcache"], pt["ways"], self.args.victim,
-                                     argv, sf), check=False, launcher_exe=self.remora, timeout=limit)
+                                     argv, sf, ["--cpu-latency-qos", self.args.cpu_latency_qos]),
+                     check=False, launcher_exe=self.remora, timeout=limit)
             if rr.timed_out:
                 pt["timed_out"] = pt.get("timed_out", 0) + 1
                 pt["times"].append(rr.wall)
@@ -269,8 +270,11 @@ class Suite:
         region, pcache = (64, 16) if self.args.quick else (256, 64)
         samples = "5000" if self.args.quick else "20000"
         rmw = {"region_mb": region, "pcache_mb": pcache}
-        for pin in ("same", "none"):
-            prefix = pin_prefix(pin)
+        # "none-qos-off": unpinned without the CPU latency QoS request
+        # (docs/runtime.md, "Waking CPUs"), to show what it is worth.
+        for pin in ("same", "none", "none-qos-off"):
+            prefix = pin_prefix("none" if pin == "none-qos-off" else pin)
+            extra = ["--cpu-latency-qos", "off"] if pin == "none-qos-off" else []
             raw, rt = [], []
             for r in range(self.args.rounds):
                 r_raw = run(prefix + [self.uffd, "--json", "--rounds", "1", "--pages", "4096"] +
@@ -279,8 +283,13 @@ class Suite:
                 sf = self.path(f"rmw-{pin}-{r}.json")
                 rr = run(remora_run_argv(prefix, self.remora, pcache << 20, 8, self.args.victim,
                                          [self.miss, "--rmw", str(region), "--samples", samples,
-                                          "--json"], sf))
+                                          "--json"], sf, extra))
                 rt.append(json.loads(rr.out)["phases"]["rmw_random"])
+                if pin == "none" and r == 0:
+                    with open(sf) as f:
+                        c = json.load(f)["counters"]
+                    rmw["qos_usable"] = c.get("cpu_latency_qos_usable", 0)
+                    rmw["qos_holds"] = c.get("nr_cpu_latency_qos_holds", 0)
             raw_p50 = median([x["p50"] for x in raw])
             rmw_p50 = median([x["p50"] for x in rt])
             rmw[pin] = {"raw_p50": raw_p50, "rmw_p50": rmw_p50, "rmw_p99": median([x["p99"] for x in rt]),
@@ -412,6 +421,9 @@ def markdown(res, machine):
               f"| random read-modify-write ({rmw['region_mb']} MiB, {rmw['pcache_mb']} MiB pcache), pinned | "
               f"{us(rmw['same']['rmw_p50'])} | {rmw['same']['ratio']:.2f} |",
               f"| random read-modify-write, unpinned | {us(rmw['none']['rmw_p50'])} | {rmw['none']['ratio']:.2f} |",
+              *([f"| random read-modify-write, unpinned, `--cpu-latency-qos off` | "
+                 f"{us(rmw['none-qos-off']['rmw_p50'])} | {rmw['none-qos-off']['ratio']:.2f} |"]
+                if "none-qos-off" in rmw else []),
               "", f"Idle: the manager used **{idle['manager_pct']:.2f}%** of a CPU while the program "
               f"slept for {idle['seconds']:.1f} s (target < 1%: "
               f"{'met' if idle['manager_pct'] < 1 else '**missed**'}).",
@@ -469,6 +481,8 @@ def main():
     ap.add_argument("--pins", default="same,none", help="pin modes: same (CPU 0), none")
     ap.add_argument("--threads", type=int, default=2, help="threads of the C programs")
     ap.add_argument("--victim", type=int, default=32, help="victim cache entries")
+    ap.add_argument("--cpu-latency-qos", default="auto", choices=["auto", "off"],
+                    help="the programs' `remora run --cpu-latency-qos` (docs/runtime.md, Waking CPUs)")
     ap.add_argument("--no-swap", action="store_true", help="skip the Linux swap runs")
     ap.add_argument("--zram-size", default="4G", help="size of the zram swap device made for the run")
     ap.add_argument("--only", help="comma-separated programs to run (default: all)")
@@ -520,6 +534,9 @@ def main():
                f"{args.threads} threads, {'quick inputs, ' if args.quick else ''}"
                f"python {sys.version.split()[0]}" +
                (f", Linux swap on {suite.swap.device}" if suite.swap else "") +
+               (", CPU latency QoS held while faulting (`--cpu-latency-qos auto`)"
+                if suite.results.get("rmw", {}).get("qos_usable") else
+                ", no CPU latency QoS (the device could not be opened)") +
                f"; the whole benchmark took {elapsed / 60:.1f} min")
     suite.results["machine"] = machine
     suite.results["elapsed_s"] = elapsed
