@@ -22,8 +22,8 @@ std::unique_ptr<CpuLatencyQos> CpuLatencyQos::Create(CpuLatencyQosOptions option
   // Opening alone adds a request at the default value: no constraint.
   const int fd = ::open(q->options_.device.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
-    q->description_ = fmt::format("no CPU latency QoS ({}: {})", q->options_.device,
-                                  std::strerror(errno));
+    q->description_ =
+        fmt::format("no CPU latency QoS ({}: {})", q->options_.device, std::strerror(errno));
     return q;
   }
   ::close(fd);

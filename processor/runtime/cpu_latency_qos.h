@@ -50,8 +50,8 @@ struct CpuLatencyQosOptions {
   std::string device = "/dev/cpu_dma_latency";
   std::int32_t latency_us = 0;  // the request: 0 keeps idle CPUs polling
   std::chrono::milliseconds period{10};
-  std::uint32_t dense_faults = 20;  // per period: 2 000 faults a second
-  std::uint32_t quiet_periods = 5;  // below dense this many periods in a row: drop
+  std::uint32_t dense_faults = 20;      // per period: 2 000 faults a second
+  std::uint32_t quiet_periods = 5;      // below dense this many periods in a row: drop
   RuntimeCounters* counters = nullptr;  // required; not owned
 };
 
