@@ -277,9 +277,10 @@ class Suite:
             extra = ["--cpu-latency-qos", "off"] if pin == "none-qos-off" else []
             raw, rt = [], []
             for r in range(self.args.rounds):
-                r_raw = run(prefix + [self.uffd, "--json", "--rounds", "1", "--pages", "4096"] +
-                            (["--pin", "same"] if pin == "same" else []))
-                raw.append(json.loads(r_raw.out)["cases"]["copy_process"])
+                if pin != "none-qos-off":  # its baseline is the unpinned one
+                    r_raw = run(prefix + [self.uffd, "--json", "--rounds", "1", "--pages", "4096"] +
+                                (["--pin", "same"] if pin == "same" else []))
+                    raw.append(json.loads(r_raw.out)["cases"]["copy_process"])
                 sf = self.path(f"rmw-{pin}-{r}.json")
                 rr = run(remora_run_argv(prefix, self.remora, pcache << 20, 8, self.args.victim,
                                          [self.miss, "--rmw", str(region), "--samples", samples,
@@ -290,7 +291,7 @@ class Suite:
                         c = json.load(f)["counters"]
                     rmw["qos_usable"] = c.get("cpu_latency_qos_usable", 0)
                     rmw["qos_holds"] = c.get("nr_cpu_latency_qos_holds", 0)
-            raw_p50 = median([x["p50"] for x in raw])
+            raw_p50 = median([x["p50"] for x in raw]) if raw else rmw["none"]["raw_p50"]
             rmw_p50 = median([x["p50"] for x in rt])
             rmw[pin] = {"raw_p50": raw_p50, "rmw_p50": rmw_p50, "rmw_p99": median([x["p99"] for x in rt]),
                         "rmw_mean": median([x["mean"] for x in rt]), "ratio": rmw_p50 / raw_p50}
