@@ -48,6 +48,8 @@ struct PageStoreMetrics {
     "peers refused for failing or skipping authentication")                                 \
   X(auth_timeouts, Counter, "memnode_auth_timeouts", "peers",                               \
     "peers dropped for not authenticating in time")                                         \
+  X(untagged_connections, Counter, "memnode_connections_untagged", "connections",           \
+    "authenticated unix-socket connections from a trusted uid that use untagged frames")    \
   X(refused, Counter, "memnode_connections_refused", "connections",                         \
     "connections closed at once: too many not yet authenticated")                           \
   X(lease_expiries, Counter, "memnode_lease_expiries", "nodes",                             \

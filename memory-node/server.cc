@@ -92,7 +92,7 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
   wire::Header hello = wire::MakeRequest(MsgType::kHello, 0, 0, options_.node_id);
   conn.Send(hello, std::string(reinterpret_cast<const char*>(s->nonce.data()), s->nonce.size()));
   conn.SetDeadline(MonotonicNs() + static_cast<std::uint64_t>(options_.auth_timeout_ms) * 1000000);
-  conn.SetMaxPayload(wire::kMacLen + wire::kNonceLen);  // only kAuth fits until then
+  conn.SetMaxPayload(wire::kAuthPayloadLocal);  // only kAuth fits until then
   conn.set_context(std::move(s));
 }
 
@@ -131,7 +131,12 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   if (!wire::ValidateRequest(h).ok()) return RefuseAuth(conn, h, "malformed auth message");
   if (h.arg0 > UINT32_MAX) return RefuseAuth(conn, h, "node id out of range");
   const auto* p = reinterpret_cast<const std::uint8_t*>(payload.data());
+  // F: the client asks for untagged frames (auth.h, "Local connections").
+  const bool asked_untagged = payload.size() == wire::kAuthPayloadLocal;
+  if (asked_untagged && p[wire::kAuthPayload] != 1)
+    return RefuseAuth(conn, h, "malformed auth message");
   auth::Transcript t;
+  t.untagged_requested = asked_untagged;
   t.processor_node = static_cast<NodeId>(h.arg0);
   t.memory_node = options_.node_id;
   t.incarnation = h.arg1;
@@ -144,6 +149,9 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   if (!auth::MacEqual(expect.data(), p))
     return RefuseAuth(conn, h, "wrong key for processor node " + std::to_string(t.processor_node));
 
+  // G: granted only over a unix socket to a client running as this node's
+  // uid or as root; the kernel then guards the stream as the tags would.
+  t.untagged_granted = asked_untagged && conn.trusted_local_peer();
   auth::Mac proof = auth::ServerProof(key, t);
   s.authenticated = true;
   s.node_id = t.processor_node;
@@ -154,11 +162,16 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   conn.SetMaxPayload(wire::kMaxPayload);
   wire::Header reply = wire::MakeReply(h, Code::kOk);
   reply.arg0 = options_.node_id;
+  reply.arg1 = t.untagged_granted ? 1 : 0;
   conn.Send(reply, std::string(reinterpret_cast<const char*>(proof.data()), proof.size()));
-  // Everything after the proof is tagged both ways (auth.h, "Frames").
-  conn.EnableFrameAuth(auth::DeriveFrameKeys(key, t));
-  spdlog::log(ConnectionLogLevel(options_), "processor node {} connected from {}", s.node_id,
-              conn.peer());
+  // Everything after the proof is tagged both ways (auth.h, "Frames"),
+  // unless untagged frames were granted.
+  if (t.untagged_granted)
+    m_.untagged_connections->Inc();
+  else
+    conn.EnableFrameAuth(auth::DeriveFrameKeys(key, t));
+  spdlog::log(ConnectionLogLevel(options_), "processor node {} connected from {}{}", s.node_id,
+              conn.peer(), t.untagged_granted ? " (local: untagged frames)" : "");
 }
 
 void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::Header& h,

@@ -54,8 +54,10 @@ Mac Hmac(const std::uint8_t* key, std::size_t key_len, std::span<const iovec> pa
 
 iovec Iov(const void* p, std::size_t n) { return {const_cast<void*>(p), n}; }
 
-Mac TranscriptMac(const Key& key, std::string_view label, const Transcript& t) {
-  std::uint8_t fixed[18];
+// `with_grant`: T' (F and G) rather than T || F, when F was sent.
+Mac TranscriptMac(const Key& key, std::string_view label, const Transcript& t,
+                  bool with_grant = true) {
+  std::uint8_t fixed[20];
   fixed[0] = static_cast<std::uint8_t>(t.version);
   fixed[1] = static_cast<std::uint8_t>(t.version >> 8);
   for (int i = 0; i < 4; ++i) {
@@ -63,9 +65,12 @@ Mac TranscriptMac(const Key& key, std::string_view label, const Transcript& t) {
     fixed[6 + i] = static_cast<std::uint8_t>(t.memory_node >> (8 * i));
   }
   for (int i = 0; i < 8; ++i) fixed[10 + i] = static_cast<std::uint8_t>(t.incarnation >> (8 * i));
-  const iovec parts[] = {Iov(label.data(), label.size()), Iov(fixed, sizeof fixed),
+  fixed[18] = 1;  // F
+  fixed[19] = t.untagged_granted ? 1 : 0;
+  const std::size_t flags = !t.untagged_requested ? 0 : with_grant ? 2 : 1;
+  const iovec parts[] = {Iov(label.data(), label.size()), Iov(fixed, 18),
                          Iov(t.server_nonce.data(), t.server_nonce.size()),
-                         Iov(t.client_nonce.data(), t.client_nonce.size())};
+                         Iov(t.client_nonce.data(), t.client_nonce.size()), Iov(fixed + 18, flags)};
   return Hmac(key.data(), key.size(), parts);
 }
 
@@ -158,7 +163,9 @@ Status ClientNodeKey(std::string_view secret, NodeId node, Key* key) {
   return Status::Ok();
 }
 
-Mac ClientProof(const Key& key, const Transcript& t) { return TranscriptMac(key, "remora-c2", t); }
+Mac ClientProof(const Key& key, const Transcript& t) {
+  return TranscriptMac(key, "remora-c2", t, /*with_grant=*/false);
+}
 Mac ServerProof(const Key& key, const Transcript& t) { return TranscriptMac(key, "remora-s2", t); }
 
 FrameKeys DeriveFrameKeys(const Key& key, const Transcript& t) {

@@ -34,6 +34,23 @@
 // connection, so a relay without K_N can neither inject, alter, replay,
 // drop-and-reorder nor splice frames between connections.
 //
+// Local connections. On a unix socket the kernel already guarantees what
+// the tags protect: nobody but the two ends can read, inject into or alter
+// the stream, and SO_PEERCRED names the process at the other end. Tags then
+// cost only CPU (an HMAC of every page written back, on both sides). So a
+// client connected over a unix socket to a server whose uid it trusts (its
+// own, or root) may ask for untagged frames: kAuth's payload gets one more
+// byte, F = 1. The server grants it (kAuth reply arg1 = G = 1) only if it
+// too sees a unix socket and trusts the client's uid (its own, or root).
+// When F is sent, the transcript is extended,
+//   T' = T || F (u8) || G (u8),
+// Pc covers T || F (the client cannot know G yet; the server checks Pc over
+// F = 1) and Ps and the frame keys T': a relay can neither ask for untagged
+// frames nor turn a refusal into a grant. A relay on a unix socket runs as
+// some uid; unless that is the client's own (which could read the client's
+// memory anyway) or root, the client sees it and asks for nothing. With
+// G = 1 no frame carries a tag; otherwise every frame does, as above.
+//
 // MACs are compared in constant time.
 #pragma once
 
@@ -83,7 +100,11 @@ struct Transcript {
   std::uint64_t incarnation = 0;
   Nonce server_nonce{};
   Nonce client_nonce{};
+  // Local connections (above): F and G. Without F the transcript is T.
+  bool untagged_requested = false;
+  bool untagged_granted = false;
 };
+// Pc covers T || F (never G).
 Mac ClientProof(const Key& key, const Transcript& t);
 Mac ServerProof(const Key& key, const Transcript& t);
 struct FrameKeys {

@@ -42,29 +42,37 @@ Status ClientHandshake(int fd, const std::string& secret, NodeId node_id, std::u
   t.incarnation = incarnation;
   std::memcpy(t.server_nonce.data(), payload.data(), t.server_nonce.size());
   REMORA_RETURN_IF_ERROR(auth::NewNonce(&t.client_nonce));
+  // A unix socket to a server running as us or as root: ask for untagged
+  // frames (auth.h, "Local connections").
+  t.untagged_requested = TrustedLocalPeer(fd);
 
-  std::uint8_t msg[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];
-  wire::Header req = wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, incarnation,
-                                       wire::kMacLen + wire::kNonceLen);
+  std::uint8_t msg[wire::kHeaderSize + wire::kAuthPayloadLocal];
+  const std::uint32_t len = t.untagged_requested ? wire::kAuthPayloadLocal : wire::kAuthPayload;
+  wire::Header req = wire::MakeRequest(wire::MsgType::kAuth, 1, 0, node_id, incarnation, len);
   wire::EncodeHeader(req, msg);
   auth::Mac proof = auth::ClientProof(key, t);
   std::memcpy(msg + wire::kHeaderSize, proof.data(), proof.size());
   std::memcpy(msg + wire::kHeaderSize + wire::kMacLen, t.client_nonce.data(),
               t.client_nonce.size());
-  REMORA_RETURN_IF_ERROR(WriteFull(fd, msg, sizeof msg, deadline));
+  msg[wire::kHeaderSize + wire::kAuthPayload] = 1;  // F (sent only when requested)
+  REMORA_RETURN_IF_ERROR(WriteFull(fd, msg, wire::kHeaderSize + len, deadline));
 
   REMORA_RETURN_IF_ERROR(ReadMessage(fd, deadline, 4096, &h, &payload));
   if (h.type != (req.type | wire::kReplyBit))
     return {Code::kDisconnected, "unexpected answer to authentication"};
   if (h.status != 0)
     return {static_cast<Code>(h.status), "memory node refused authentication: " + payload};
-  if (payload.size() != wire::kMacLen || h.arg0 != t.memory_node)
+  if (payload.size() != wire::kMacLen || h.arg0 != t.memory_node ||
+      (t.untagged_requested && h.arg1 > 1))
     return {Code::kAuthFailed, "memory node sent a malformed proof"};
+  // G; unasked, arg1 means nothing and Ps does not cover it.
+  t.untagged_granted = t.untagged_requested && h.arg1 == 1;
   auth::Mac expect = auth::ServerProof(key, t);
   if (!auth::MacEqual(expect.data(), reinterpret_cast<const std::uint8_t*>(payload.data())))
     return {Code::kAuthFailed, "memory node could not prove it holds this node's key"};
   result->server_node_id = t.memory_node;
-  result->frame_keys = auth::DeriveFrameKeys(key, t);
+  result->frame_keys.reset();
+  if (!t.untagged_granted) result->frame_keys = auth::DeriveFrameKeys(key, t);
   return Status::Ok();
 }
 

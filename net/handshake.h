@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "net/auth.h"
@@ -15,8 +16,10 @@ namespace remora::net {
 
 struct HandshakeResult {
   NodeId server_node_id = 0;  // the memory node's own id, from its kHello
-  // Keys of every later frame (StreamClient::Options::frame_keys).
-  auth::FrameKeys frame_keys;
+  // Keys of every later frame (StreamClient::Options::frame_keys); none
+  // when the two agreed on untagged frames over a unix socket (auth.h,
+  // "Local connections").
+  std::optional<auth::FrameKeys> frame_keys;
 };
 
 // Reads the server's kHello, sends kAuth as `node_id` of `incarnation`

@@ -272,4 +272,14 @@ Status WriteFull(int fd, const void* buf, std::size_t len, std::uint64_t deadlin
   return Status::Ok();
 }
 
+bool TrustedLocalPeer(int fd) {
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) return false;
+  ucred cred{};
+  len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return false;
+  return cred.uid == geteuid() || cred.uid == 0;
+}
+
 }  // namespace remora::net

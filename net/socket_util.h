@@ -31,6 +31,13 @@ Status ListenUnix(const std::string& path, int* fd);
 
 Status SetNonBlocking(int fd);
 
+// Whether `fd` is a unix socket whose peer runs as this process's effective
+// uid or as root (SO_PEERCRED, as the kernel recorded it at connect time).
+// Such a peer could read this process's memory anyway, and nobody else can
+// touch the stream: the handshake may then agree on untagged frames
+// (auth.h, "Local connections").
+bool TrustedLocalPeer(int fd);
+
 // Reads/writes exactly `len` bytes or fails with kTimeout / kDisconnected /
 // kIoError. The fd must be non-blocking.
 Status ReadFull(int fd, void* buf, std::size_t len, std::uint64_t deadline_ns);

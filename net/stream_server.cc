@@ -243,6 +243,7 @@ void StreamServer::Accept(const Listener& l) {
     c->fd_ = fd;
     c->is_unix_ = l.is_unix;
     c->peer_ = PeerName(fd, l.is_unix);
+    c->trusted_local_ = l.is_unix && net::TrustedLocalPeer(fd);
     c->in_.resize(kInitialReadBuffer);
     c->events_ = EPOLLIN;
     epoll_event ev{};

@@ -57,6 +57,9 @@ class StreamServer {
    public:
     std::uint64_t id() const { return id_; }
     bool is_unix() const { return is_unix_; }
+    // A unix socket whose peer runs as this process's uid or as root
+    // (net::TrustedLocalPeer): the handshake may agree on untagged frames.
+    bool trusted_local_peer() const { return trusted_local_; }
     const std::string& peer() const { return peer_; }  // for logs
 
     // Queues one message: `header` (payload_len is set from `body`) and
@@ -105,6 +108,7 @@ class StreamServer {
     std::uint64_t id_ = 0;
     int fd_ = -1;
     bool is_unix_ = false;
+    bool trusted_local_ = false;
     std::string peer_;
     std::vector<std::uint8_t> in_;
     std::size_t in_start_ = 0, in_end_ = 0;

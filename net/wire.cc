@@ -173,7 +173,8 @@ Status ValidateRequest(const Header& h) {
   if (!IsKnownRequestType(h.type)) return Bad("unknown message type " + std::to_string(h.type));
   switch (static_cast<MsgType>(h.type)) {
     case MsgType::kAuth:
-      return ExpectPayload(h, kMacLen + kNonceLen);
+      if (h.payload_len == kAuthPayloadLocal) return Status::Ok();
+      return ExpectPayload(h, kAuthPayload);
     case MsgType::kCreateSpace:
     case MsgType::kDestroySpace:
     case MsgType::kForkSpace:

@@ -29,6 +29,11 @@ constexpr std::uint32_t kMaxBatchPages = 256;
 constexpr std::uint32_t kMaxPayload = (kMaxBatchPages + 2) * 4096 + kMaxBatchPages * 16;
 constexpr std::uint32_t kNonceLen = 32;
 constexpr std::uint32_t kMacLen = 32;  // HMAC-SHA256
+// kAuth's payload: proof || client nonce, and on a unix socket to a trusted
+// server one more byte asking for untagged frames (net/auth.h, "Local
+// connections").
+constexpr std::uint32_t kAuthPayload = kMacLen + kNonceLen;
+constexpr std::uint32_t kAuthPayloadLocal = kAuthPayload + 1;
 // RDMA: queue pairs per connection, and the encoded sizes of one queue pair's
 // address (RdmaQpInfo) and one page's translation (RdmaMapping).
 constexpr std::uint32_t kRdmaMaxQps = 16;
@@ -39,8 +44,9 @@ enum class MsgType : std::uint16_t {
   // Handshake (net/auth.h). Server speaks first with kHello (arg0 = memory
   // node id; payload: server nonce). Client answers kAuth (arg0 = its node
   // id; payload: proof || client nonce). Server replies kAuth|reply with its
-  // proof, so both sides prove they hold the processor node's key. Every
-  // later frame carries a 32-byte tag after its payload.
+  // proof (arg1 = 1: untagged frames granted), so both sides prove they
+  // hold the processor node's key. Every later frame carries a 32-byte tag
+  // after its payload, unless untagged frames were asked for and granted.
   kHello = 1,
   kAuth = 2,
 

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -582,6 +583,45 @@ TEST(MemoryNodeSecurityTest, CrashedProcessorsSpacesAreReclaimed) {
 // finds its spaces as it left them; an observer (incarnation 0) in between
 // takes nothing over; a new processor with the same node id (another
 // incarnation) does, as after a crash.
+// Frames go untagged only on a unix socket between processes of the node's
+// uid or root (net/auth.h, "Local connections"): a shared-memory client of
+// this uid does, a TCP client does not, and a client running as another uid
+// on the same unix socket is refused the request and tags every frame.
+TEST(MemoryNodeSecurityTest, OnlyTrustedLocalPeersSkipFrameTags) {
+  MemoryNodeProcess node;
+  ASSERT_TRUE(node.started());
+  GoodClient tcp(node, TransportKind::kTcp, 1, 4);
+  ASSERT_TRUE(tcp.t);
+  EXPECT_EQ(RemoteCounter(tcp.t.get(), "memnode_connections_untagged"), 0);
+  GoodClient shm(node, TransportKind::kShm, 2, 4);
+  ASSERT_TRUE(shm.t);
+  shm.Check();  // its pages went through the untagged connection and back
+  tcp.Check();
+  EXPECT_EQ(RemoteCounter(tcp.t.get(), "memnode_connections_untagged"), 1);
+
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  // Let another uid reach the socket (the node's directory is private).
+  const std::string sock = node.shm_path();
+  const std::string dir = sock.substr(0, sock.rfind('/'));
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(sock.c_str(), 0777), 0);
+  const std::string secret = node.secret();
+  const pid_t child = fork();
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    int fd = -1;
+    if (!net::ConnectUnix(sock, 2000, &fd).ok()) _exit(3);
+    net::HandshakeResult r;
+    if (!net::ClientHandshake(fd, secret, 3, 0, 5000, &r).ok()) _exit(4);
+    // Root is a server this client trusts, so it asked; the node refused.
+    _exit(r.frame_keys.has_value() ? 0 : 5);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(RemoteCounter(tcp.t.get(), "memnode_connections_untagged"), 1);
+}
+
 TEST(MemoryNodeSecurityTest, AReconnectingProcessorKeepsItsSpaces) {
   MemoryNodeProcess node;
   ASSERT_TRUE(node.started());

@@ -1,8 +1,10 @@
 #include "net/auth.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -62,6 +64,32 @@ TEST(AuthTest, KeysProofsAndTagsMatchReferenceHmac) {
   for (std::size_t i = 0; i < sizeof header; ++i) header[i] = static_cast<std::uint8_t>(i);
   EXPECT_EQ(Hex(FrameTag(fk.client_to_server, 7, header, "payload", 7)),
             "20f2fced371cbc99bf23dd3f29c1db424d55684dcc12a11126900add14e76c96");
+}
+
+// A local connection's transcript (auth.h, "Local connections"): Pc over
+// T || F, Ps and the frame keys over T || F || G. Same independent reference.
+TEST(AuthTest, LocalConnectionsExtendTheTranscript) {
+  Key k = DeriveNodeKey(kSecret, 5);
+  Transcript t = SampleTranscript();
+  t.untagged_requested = true;
+  EXPECT_EQ(Hex(ClientProof(k, t)),
+            "ec8dcda0493a3069a95709f0d117ae8b0b45ea12e2b7c3ee560cea3391fd2bcf");
+  EXPECT_EQ(Hex(ServerProof(k, t)),
+            "b5d43bc7ea0d470a6c50674b1a6c018dc01814cc576e2ca0efba97c3826d58e0");
+  FrameKeys fk = DeriveFrameKeys(k, t);
+  std::uint8_t header[wire::kHeaderSize];
+  for (std::size_t i = 0; i < sizeof header; ++i) header[i] = static_cast<std::uint8_t>(i);
+  EXPECT_EQ(Hex(FrameTag(fk.client_to_server, 7, header, "payload", 7)),
+            "cfdf334f1d0e77e730872ebb29b50b56407372af6a3cae8c8117c3566d3b6c20");
+  // The grant is bound into the server's proof, never into the client's.
+  const Mac client = ClientProof(k, t);
+  t.untagged_granted = true;
+  EXPECT_EQ(Hex(ServerProof(k, t)),
+            "7aea78383674e4ab29697aafda3c4d99ca9713e50db6f28fd9c84c99e54c28f1");
+  EXPECT_EQ(ClientProof(k, t), client);
+  // Asking changes the client's proof: a relay cannot add or drop F.
+  Transcript plain = SampleTranscript();
+  EXPECT_NE(ClientProof(k, plain), client);
 }
 
 // Everything the proofs must bind: change any of it and the proof changes.
@@ -215,8 +243,12 @@ TEST_F(SecretFileTest, WriteReplacesASymlinkInsteadOfFollowingIt) {
 
 // ---- the client handshake against a scripted server on a socketpair ----
 
+// How the scripted server answers a request for untagged frames.
+enum class Grant { kGrant, kRefuse, kLie };  // kLie: grants, but proves a refusal
+
 // Plays the server side with `server_secret` (the cluster secret).
-void ScriptedServer(int fd, std::string server_secret, bool corrupt_proof) {
+void ScriptedServer(int fd, std::string server_secret, bool corrupt_proof,
+                    Grant grant = Grant::kGrant) {
   std::uint64_t deadline = net::DeadlineAfterMs(5000);
   Transcript t;
   t.memory_node = 42;
@@ -225,11 +257,15 @@ void ScriptedServer(int fd, std::string server_secret, bool corrupt_proof) {
   wire::EncodeHeader(wire::MakeRequest(wire::MsgType::kHello, 0, 0, 42, 0, wire::kNonceLen), hello);
   std::memcpy(hello + wire::kHeaderSize, t.server_nonce.data(), t.server_nonce.size());
   if (!net::WriteFull(fd, hello, sizeof hello, deadline).ok()) return;
-  std::uint8_t req[wire::kHeaderSize + wire::kMacLen + wire::kNonceLen];
-  if (!net::ReadFull(fd, req, sizeof req, deadline).ok()) return;
+  std::uint8_t req[wire::kHeaderSize + wire::kAuthPayloadLocal];
+  if (!net::ReadFull(fd, req, wire::kHeaderSize, deadline).ok()) return;
   wire::Header h = wire::DecodeHeader(req);
   EXPECT_EQ(h.type, static_cast<std::uint16_t>(wire::MsgType::kAuth));
   EXPECT_EQ(h.arg0, 5u);  // the client's node id
+  EXPECT_TRUE(wire::ValidateRequest(h).ok());
+  if (h.payload_len > wire::kAuthPayloadLocal) return;
+  if (!net::ReadFull(fd, req + wire::kHeaderSize, h.payload_len, deadline).ok()) return;
+  t.untagged_requested = h.payload_len == wire::kAuthPayloadLocal;
   t.processor_node = static_cast<NodeId>(h.arg0);
   std::memcpy(t.client_nonce.data(), req + wire::kHeaderSize + wire::kMacLen,
               t.client_nonce.size());
@@ -241,11 +277,13 @@ void ScriptedServer(int fd, std::string server_secret, bool corrupt_proof) {
     out = "wrong key";
     rep = wire::MakeReply(h, Code::kAuthFailed, static_cast<std::uint32_t>(out.size()));
   } else {
+    t.untagged_granted = t.untagged_requested && grant == Grant::kGrant;
     Mac proof = ServerProof(key, t);
     if (corrupt_proof) proof[3] ^= 1;
     out.assign(reinterpret_cast<char*>(proof.data()), proof.size());
     rep = wire::MakeReply(h, Code::kOk, wire::kMacLen);
     rep.arg0 = 42;
+    rep.arg1 = t.untagged_requested && grant != Grant::kRefuse ? 1 : 0;
   }
   std::uint8_t rb[wire::kHeaderSize];
   wire::EncodeHeader(rep, rb);
@@ -254,10 +292,10 @@ void ScriptedServer(int fd, std::string server_secret, bool corrupt_proof) {
 }
 
 Status RunHandshake(const std::string& client_secret, const std::string& server_secret,
-                    bool corrupt_proof, net::HandshakeResult* result) {
+                    bool corrupt_proof, net::HandshakeResult* result, Grant grant = Grant::kGrant) {
   int sv[2];
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-  std::thread server(ScriptedServer, sv[1], server_secret, corrupt_proof);
+  std::thread server(ScriptedServer, sv[1], server_secret, corrupt_proof, grant);
   net::HandshakeResult unused;
   Status st = net::ClientHandshake(sv[0], client_secret, 5, 0, 5000, result ? result : &unused);
   server.join();
@@ -293,6 +331,64 @@ TEST(HandshakeTest, ServerRefusesAWrongSecret) {
 
 TEST(HandshakeTest, ClientRefusesAServerThatCannotProveTheSecret) {
   EXPECT_EQ(RunHandshake(kSecret, kSecret, true, nullptr).code(), Code::kAuthFailed);
+}
+
+// A socketpair is a unix socket to ourselves: the client asks for untagged
+// frames. Granted, it has no frame keys; refused, it tags as over TCP; a
+// server (or relay) that claims a grant its proof does not cover is refused.
+TEST(HandshakeTest, LocalClientsAskForUntaggedFrames) {
+  net::HandshakeResult r;
+  ASSERT_TRUE(RunHandshake(kSecret, kSecret, false, &r, Grant::kGrant).ok());
+  EXPECT_FALSE(r.frame_keys.has_value());
+
+  net::HandshakeResult refused;
+  ASSERT_TRUE(RunHandshake(kSecret, kSecret, false, &refused, Grant::kRefuse).ok());
+  ASSERT_TRUE(refused.frame_keys.has_value());
+
+  net::HandshakeResult lie;
+  EXPECT_EQ(RunHandshake(kSecret, kSecret, false, &lie, Grant::kLie).code(), Code::kAuthFailed);
+}
+
+TEST(HandshakeTest, OnlyUnixPeersOfThisUidOrRootAreTrusted) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  EXPECT_TRUE(net::TrustedLocalPeer(sv[0]));
+  close(sv[0]);
+  close(sv[1]);
+  // A TCP connection over loopback is never trusted, whoever is at the end.
+  int lfd = -1;
+  std::string bound;
+  ASSERT_TRUE(net::ListenTcp("127.0.0.1:0", &lfd, &bound).ok());
+  int cfd = -1;
+  ASSERT_TRUE(net::ConnectTcp(bound, 2000, &cfd).ok());
+  EXPECT_FALSE(net::TrustedLocalPeer(cfd));
+  close(cfd);
+  close(lfd);
+  // A unix peer running as another uid (only root can make one here).
+  // SO_PEERCRED records the credentials at connect(), so the other uid
+  // makes its own connection, to a listening socket.
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  const std::string path = ::testing::TempDir() + "/remora-trust-" + std::to_string(getpid());
+  ::unlink(path.c_str());
+  int ufd = -1;
+  ASSERT_TRUE(net::ListenUnix(path, &ufd).ok());
+  ::chmod(path.c_str(), 0777);
+  const pid_t other = fork();
+  if (other == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    int fd = -1;
+    _exit(net::ConnectUnix(path, 2000, &fd).ok() ? 0 : 3);
+  }
+  ASSERT_TRUE(net::WaitFd(ufd, POLLIN, net::DeadlineAfterMs(5000)).ok());
+  const int afd = accept(ufd, nullptr, nullptr);
+  ASSERT_GE(afd, 0);
+  EXPECT_FALSE(net::TrustedLocalPeer(afd));  // nobody: neither us nor root
+  close(afd);
+  int status = 0;
+  waitpid(other, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  close(ufd);
+  ::unlink(path.c_str());
 }
 
 TEST(HandshakeTest, SilentServerTimesOut) {
