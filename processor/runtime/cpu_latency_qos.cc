@@ -19,6 +19,10 @@ std::unique_ptr<CpuLatencyQos> CpuLatencyQos::Create(CpuLatencyQosOptions option
     q->description_ = "no CPU latency QoS (--cpu-latency-qos off)";
     return q;
   }
+  if (q->options_.cpus_allowed < 2) {
+    q->description_ = "no CPU latency QoS (the manager may run on one CPU only)";
+    return q;
+  }
   // Opening alone adds a request at the default value: no constraint.
   const int fd = ::open(q->options_.device.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {

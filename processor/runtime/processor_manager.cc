@@ -90,6 +90,7 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   CpuLatencyQosOptions qo;
   qo.mode = options.cpu_latency_qos;
   qo.counters = &m->counters_;
+  qo.cpus_allowed = CpusAllowed();
   m->cpu_latency_qos_ = CpuLatencyQos::Create(std::move(qo));
   REMORA_RETURN_IF_ERROR(m->Listen());
   m->acceptor_ = std::thread([p = m.get()] {

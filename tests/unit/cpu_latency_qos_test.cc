@@ -139,6 +139,19 @@ TEST_F(CpuLatencyQosTest, OffMakesNoRequest) {
   EXPECT_EQ(Value("nr_cpu_latency_qos_holds"), 0);
 }
 
+// With one CPU allowed the idle CPUs are nobody's here: no request.
+TEST_F(CpuLatencyQosTest, OneCpuMakesNoRequest) {
+  CpuLatencyQosOptions o = Options();
+  o.cpus_allowed = 1;
+  auto q = CpuLatencyQos::Create(o);
+  EXPECT_FALSE(q->usable());
+  EXPECT_NE(q->description().find("one CPU"), std::string::npos) << q->description();
+  Fault(*q, 1000, 10);
+  EXPECT_FALSE(q->held());
+  EXPECT_EQ(Value("nr_cpu_latency_qos_holds"), 0);
+  EXPECT_EQ(Written(), -3);
+}
+
 TEST_F(CpuLatencyQosTest, ADeviceThatCannotBeOpenedIsNamed) {
   CpuLatencyQosOptions o = Options();
   o.device = device_ + ".missing";
