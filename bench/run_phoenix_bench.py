@@ -535,7 +535,8 @@ def main():
                f"{args.threads} threads, {'quick inputs, ' if args.quick else ''}"
                f"python {sys.version.split()[0]}" +
                (f", Linux swap on {suite.swap.device}" if suite.swap else "") +
-               (", CPU latency QoS held while faulting (`--cpu-latency-qos auto`)"
+               (", CPU latency QoS held while faulting in the unpinned runs "
+                "(`--cpu-latency-qos auto`; on one CPU none is made)"
                 if suite.results.get("rmw", {}).get("qos_usable") else
                 ", no CPU latency QoS (the device could not be opened)") +
                f"; the whole benchmark took {elapsed / 60:.1f} min")
