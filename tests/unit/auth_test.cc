@@ -49,47 +49,58 @@ Transcript SampleTranscript() {
   return t;
 }
 
-// Expected values computed independently (Python's hmac module, HKDF written
-// out as extract and one expand step).
-TEST(AuthTest, KeysProofsAndTagsMatchReferenceHmac) {
-  Key k = DeriveNodeKey(kSecret, 5);
-  EXPECT_EQ(Hex(k), "e80b6843a39d6703d20fe8430183e4ff838b5d72ebddbc8383e14dbf05b72460");
-  Transcript t = SampleTranscript();
-  EXPECT_EQ(Hex(ClientProof(k, t)),
-            "5046b6baca2623f4a038f053e0aa89274ffd62b0e280921efd309fc2410d6183");
-  EXPECT_EQ(Hex(ServerProof(k, t)),
-            "aedf4ce4c0f5a06e70f4315a9058ea1bb5246a616a08ca0e3649226bd38f79eb");
-  FrameKeys fk = DeriveFrameKeys(k, t);
+// The client-to-server tag of frame 7 (header bytes 0..47, payload
+// "payload") under the frame keys of `t`.
+std::string SampleClientTag(const Key& k, const Transcript& t) {
+  const FrameKeys fk = DeriveFrameKeys(k, t);
   std::uint8_t header[wire::kHeaderSize];
   for (std::size_t i = 0; i < sizeof header; ++i) header[i] = static_cast<std::uint8_t>(i);
-  EXPECT_EQ(Hex(FrameTag(fk.client_to_server, 7, header, "payload", 7)),
-            "20f2fced371cbc99bf23dd3f29c1db424d55684dcc12a11126900add14e76c96");
+  return Hex(FrameTag(fk.client_to_server, 7, header, "payload", 7));
 }
 
-// A local connection's transcript (auth.h, "Local connections"): Pc over
-// T || F, Ps and the frame keys over T || F || G. Same independent reference.
-TEST(AuthTest, LocalConnectionsExtendTheTranscript) {
-  Key k = DeriveNodeKey(kSecret, 5);
+// Expected values computed independently (Python's hmac module, HKDF written
+// out as extract and one expand step): the protocol-3 transcript T, and a
+// local connection's (auth.h, "Local connections": Pc over T || F, Ps and
+// the frame keys over T || F || G, here with G = 0).
+TEST(AuthTest, KeysProofsAndTagsMatchReferenceHmac) {
+  const Key k = DeriveNodeKey(kSecret, 5);
+  EXPECT_EQ(Hex(k), "e80b6843a39d6703d20fe8430183e4ff838b5d72ebddbc8383e14dbf05b72460");
+  struct Case {
+    bool untagged_requested;
+    const char* client_proof;
+    const char* server_proof;
+    const char* tag;
+  };
+  const Case cases[] = {
+      {false, "5046b6baca2623f4a038f053e0aa89274ffd62b0e280921efd309fc2410d6183",
+       "aedf4ce4c0f5a06e70f4315a9058ea1bb5246a616a08ca0e3649226bd38f79eb",
+       "20f2fced371cbc99bf23dd3f29c1db424d55684dcc12a11126900add14e76c96"},
+      {true, "ec8dcda0493a3069a95709f0d117ae8b0b45ea12e2b7c3ee560cea3391fd2bcf",
+       "b5d43bc7ea0d470a6c50674b1a6c018dc01814cc576e2ca0efba97c3826d58e0",
+       "cfdf334f1d0e77e730872ebb29b50b56407372af6a3cae8c8117c3566d3b6c20"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.untagged_requested ? "T || F || G" : "T");
+    Transcript t = SampleTranscript();
+    t.untagged_requested = c.untagged_requested;
+    EXPECT_EQ(Hex(ClientProof(k, t)), c.client_proof);
+    EXPECT_EQ(Hex(ServerProof(k, t)), c.server_proof);
+    EXPECT_EQ(SampleClientTag(k, t), c.tag);
+  }
+}
+
+// The grant is bound into the server's proof, never into the client's; the
+// request into both, so a relay can neither add nor drop F.
+TEST(AuthTest, LocalConnectionsBindTheRequestAndTheGrant) {
+  const Key k = DeriveNodeKey(kSecret, 5);
   Transcript t = SampleTranscript();
   t.untagged_requested = true;
-  EXPECT_EQ(Hex(ClientProof(k, t)),
-            "ec8dcda0493a3069a95709f0d117ae8b0b45ea12e2b7c3ee560cea3391fd2bcf");
-  EXPECT_EQ(Hex(ServerProof(k, t)),
-            "b5d43bc7ea0d470a6c50674b1a6c018dc01814cc576e2ca0efba97c3826d58e0");
-  FrameKeys fk = DeriveFrameKeys(k, t);
-  std::uint8_t header[wire::kHeaderSize];
-  for (std::size_t i = 0; i < sizeof header; ++i) header[i] = static_cast<std::uint8_t>(i);
-  EXPECT_EQ(Hex(FrameTag(fk.client_to_server, 7, header, "payload", 7)),
-            "cfdf334f1d0e77e730872ebb29b50b56407372af6a3cae8c8117c3566d3b6c20");
-  // The grant is bound into the server's proof, never into the client's.
   const Mac client = ClientProof(k, t);
   t.untagged_granted = true;
   EXPECT_EQ(Hex(ServerProof(k, t)),
             "7aea78383674e4ab29697aafda3c4d99ca9713e50db6f28fd9c84c99e54c28f1");
   EXPECT_EQ(ClientProof(k, t), client);
-  // Asking changes the client's proof: a relay cannot add or drop F.
-  Transcript plain = SampleTranscript();
-  EXPECT_NE(ClientProof(k, plain), client);
+  EXPECT_NE(ClientProof(k, SampleTranscript()), client);
 }
 
 // Everything the proofs must bind: change any of it and the proof changes.
