@@ -42,8 +42,11 @@ for sub in "${subs[@]}"; do
 done
 
 # Every transport the code accepts is in --transport's help.
+# (The help is read whole first: grep -q would stop reading at the match,
+# and under pipefail the writer's SIGPIPE would fail the check.)
 for sub in run processor; do
-  if ! "$remora" "$sub" --help | grep -qF -- "shm | tcp | rdma"; then
+  help=$("$remora" "$sub" --help)
+  if ! grep -qF -- "shm | tcp | rdma" <<<"$help"; then
     echo "remora $sub --help: --transport does not list shm | tcp | rdma" >&2
     status=1
   fi
