@@ -75,7 +75,6 @@ void CpuLatencyQos::Loop() {
     WatchSpell();
     watching_.store(false, std::memory_order_relaxed);
   }
-  Drop();
 }
 
 void CpuLatencyQos::WatchSpell() {
@@ -96,19 +95,18 @@ void CpuLatencyQos::WatchSpell() {
   Drop();
 }
 
-bool CpuLatencyQos::Hold() {
+void CpuLatencyQos::Hold() {
   const int fd = ::open(options_.device.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return;  // tried again next period
   const std::int32_t value = options_.latency_us;
   if (::write(fd, &value, sizeof(value)) != static_cast<ssize_t>(sizeof(value))) {
     ::close(fd);
-    return false;
+    return;
   }
   fd_ = fd;
   held_.store(true, std::memory_order_relaxed);
   counters_.cpu_latency_qos_held->Add(1);
   counters_.cpu_latency_qos_holds->Inc();
-  return true;
 }
 
 void CpuLatencyQos::Drop() {

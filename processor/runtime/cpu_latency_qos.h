@@ -18,13 +18,15 @@
 // A request of 0 us makes idle CPUs poll instead of entering a sleep state,
 // on every CPU of the machine: it costs power (on a VM, host CPU time) while
 // it is held. So it is held only while faults are dense: at least
-// kDenseFaults in a period of kPeriod, and dropped after kQuietPeriods periods
-// in a row below that. An idle program costs nothing: the thread sleeps on a
-// condition variable until the first fault after a quiet spell.
+// `dense_faults` in a `period`, and dropped after `quiet_periods` periods in
+// a row below that (CpuLatencyQosOptions). An idle program costs nothing:
+// the thread sleeps on a condition variable until the first fault after a
+// quiet spell. The thread alone opens and closes the request; each spell
+// ends with it closed.
 //
 // Opening /dev/cpu_dma_latency needs root (or a udev rule granting a group
-// write access). Where it cannot be opened, Create() says so once in the log
-// and the object does nothing; unpinned misses then cost what they cost.
+// write access). Where it cannot be opened, description() says why and the
+// object does nothing; unpinned misses then cost what they cost.
 //
 // Locking: mu_ is a leaf. OnFaults() is called by fault threads with a line
 // lock or the fault gate possibly held; it takes mu_ only on the first fault
@@ -63,9 +65,10 @@ struct CpuLatencyQosOptions {
 
 class CpuLatencyQos {
  public:
-  // Mode kAuto: checks that the device can be opened (a request opened and
-  // closed at once has no effect) and starts the watching thread; otherwise
-  // logs why not and stays off. Never fails.
+  // Mode kAuto with two CPUs or more: checks that the device can be opened
+  // (a request opened and closed at once has no effect) and starts the
+  // watching thread; otherwise stays off, description() saying why. Never
+  // fails.
   static std::unique_ptr<CpuLatencyQos> Create(CpuLatencyQosOptions options);
   ~CpuLatencyQos();  // drops the request, ends the thread
 
@@ -92,9 +95,11 @@ class CpuLatencyQos {
   void Wake() EXCLUDES(mu_);
   void Loop() EXCLUDES(mu_);
   // Watches one busy spell, period by period, holding the request while
-  // faults are dense. Returns when the spell is over or at Stop.
+  // faults are dense. Returns, the request dropped, when the spell is over
+  // or at destruction.
   void WatchSpell() EXCLUDES(mu_);
-  bool Hold();
+  // Opens the request; on failure it stays dropped (tried again next period).
+  void Hold();
   void Drop();
 
   const CpuLatencyQosOptions options_;

@@ -32,9 +32,12 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
     return {Code::kInvalidArgument, "the processor manager needs a socket path"};
   PcacheGeometry geometry;
   REMORA_RETURN_IF_ERROR(PcacheGeometry::FromConfig(options.pcache, &geometry));
+  // Both background reclaim and the CPU latency QoS request stay off by
+  // default when the manager may run on one CPU only.
+  const unsigned cpus = CpusAllowed();
   Watermarks watermarks;
-  REMORA_RETURN_IF_ERROR(ResolveWatermarks(geometry, CpusAllowed(), options.reclaim_low,
-                                           options.reclaim_high, &watermarks));
+  REMORA_RETURN_IF_ERROR(
+      ResolveWatermarks(geometry, cpus, options.reclaim_low, options.reclaim_high, &watermarks));
   if (options.reclaim_batch == 0)
     return {Code::kInvalidArgument, "the reclaim batch must be at least one line"};
   std::unique_ptr<ProcessorManager> m(new ProcessorManager(options));
@@ -90,7 +93,7 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
   CpuLatencyQosOptions qo;
   qo.mode = options.cpu_latency_qos;
   qo.counters = &m->counters_;
-  qo.cpus_allowed = CpusAllowed();
+  qo.cpus_allowed = cpus;
   m->cpu_latency_qos_ = CpuLatencyQos::Create(std::move(qo));
   REMORA_RETURN_IF_ERROR(m->Listen());
   m->acceptor_ = std::thread([p = m.get()] {
