@@ -246,13 +246,22 @@ void ZapQueue::AwaitAckLocked(std::chrono::steady_clock::time_point deadline) {
 
 ZapQueue::Backpressure ZapQueue::Throttle(std::chrono::milliseconds timeout) {
   if (pending_count_.load(std::memory_order_acquire) <= kMaxPending) return Backpressure::kNone;
-  {
+  for (bool drained = false;; drained = true) {
     MutexLock lk(mu_);
     // Before the agent runs (the shim starts it in its constructor, after
     // the first mappings) nobody could answer; an agent that let a wait
     // time out (a stopped program) is not waited for again until it
     // acknowledges something.
-    if (closed_ || !agent_running_ || stalled_) return Backpressure::kNone;
+    if (closed_ || stalled_) return Backpressure::kNone;
+    if (agent_running_) break;
+    if (drained) return Backpressure::kNone;
+    // The shim lets no program code run before its agent has announced
+    // itself (shim_agent.cc, StartAgent), so a program faulting this hard
+    // usually has an announcement waiting on the socket that the control
+    // thread has not read yet: read it here rather than let the program
+    // run on unbounded.
+    lk.unlock();
+    if (!DrainAcks()) return Backpressure::kNone;
   }
   if (!Flush().ok()) return Backpressure::kNone;
   const auto deadline = std::chrono::steady_clock::now() + timeout;

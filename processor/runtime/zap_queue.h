@@ -97,7 +97,8 @@ class ZapQueue {
       EXCLUDES(send_mu_, mu_);
   // Backpressure, called after zaps were queued: above kMaxPending pending
   // zaps, sends them and waits (up to timeout) for the agent. Never waits
-  // before the agent announced itself (its first acknowledgement, seq 0).
+  // before the agent announced itself (its first acknowledgement, seq 0),
+  // but reads the socket for that announcement first.
   enum class Backpressure { kNone, kWaited, kGaveUp };
   // kThrottleTimeout is long enough for a loaded machine to schedule the
   // agent, short enough that a stopped program holds up others' evictions

@@ -13,6 +13,7 @@
 // unreachable), the agent stops the program. Threads blocked on a fault stay
 // blocked until then (the shim holds its own uffd), so no code ever runs on
 // a page that should have held data but was zero-filled.
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "processor/shim/shim.h"
@@ -41,6 +43,9 @@ constexpr std::size_t kMaxPending = 1024;  // pages zapped per wake-up at most
 int g_agent_fd = -1;
 int g_self_pidfd = -1;
 bool g_batch_madvise = true;  // process_madvise on ourselves; cleared if refused
+// Set by the agent once its announcement is on the socket (StartAgent waits
+// for it).
+std::atomic<int> g_announced{0};
 
 std::uint64_t g_uvas[kMaxPending];
 iovec g_iov[kMaxPending];
@@ -105,6 +110,8 @@ void* AgentMain(void*) {
   // "Up to 0": nothing dropped yet, but the manager now knows the agent
   // runs and may wait for it.
   SendAck(0);
+  g_announced.store(1, std::memory_order_release);
+  (void)::syscall(SYS_futex, &g_announced, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
   for (;;) {
     std::size_t pending = 0;
     std::uint64_t last_seq = 0;
@@ -156,12 +163,22 @@ void StartAgent(int fd) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  g_announced.store(0, std::memory_order_relaxed);  // a forked child inherits the parent's 1
   pthread_t t;
   int rc = pthread_create(&t, nullptr, AgentMain, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (rc != 0) Fatal("cannot start the agent thread");
   pthread_detach(t);
   pthread_setname_np(t, "remora-agent");
+  // No program code runs before the agent has announced itself. Until then
+  // the manager cannot hold the program to its bound (it never waits for an
+  // agent that may not exist yet, ZapQueue::Throttle), and on a loaded
+  // machine a new thread can wait milliseconds for a CPU while the program,
+  // a forked child most of all, faults on: each fault leaves one more page
+  // mapped that only the agent can drop. The agent touches no managed
+  // memory on its way there, so this wait needs no fault served.
+  while (g_announced.load(std::memory_order_acquire) == 0)
+    (void)::syscall(SYS_futex, &g_announced, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
 }
 
 }  // namespace remora::shim

@@ -224,6 +224,33 @@ TEST_F(ZapQueueTest, ThrottleWaitsOnlyForAnAnnouncedAgentAboveTheBound) {
   EXPECT_EQ(q_->Throttle(2000ms), ZapQueue::Backpressure::kNone);
 }
 
+// The shim runs no program code before its agent's announcement is on the
+// socket, but the control thread may not have read it yet when the program
+// faults hard: Throttle reads it itself and holds the program to the bound.
+TEST_F(ZapQueueTest, ThrottleReadsAnAnnouncementStillOnTheSocket) {
+  constexpr std::uint64_t kOver = ZapQueue::kMaxPending + 10;
+  for (std::uint64_t i = 0; i < kOver; ++i) ASSERT_TRUE(q_->Zap(i * kPageSize).ok());
+  rt::ZapAck hello;  // seq 0: "I run"
+  ASSERT_EQ(::send(fds_[1], &hello, sizeof(hello), 0), static_cast<ssize_t>(sizeof(hello)));
+  // A real agent: acknowledges each batch on the socket, read by whoever
+  // waits (no control thread here).
+  std::thread agent([this] {
+    rt::ZapMessage m;
+    for (;;) {
+      ssize_t n = ::recv(fds_[1], &m, sizeof(m), 0);
+      if (n <= 0) return;
+      rt::ZapAck ack;
+      ack.seq = m.seq;
+      if (::send(fds_[1], &ack, sizeof(ack), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(ack)))
+        return;
+    }
+  });
+  EXPECT_EQ(q_->Throttle(2000ms), ZapQueue::Backpressure::kWaited);
+  EXPECT_LE(q_->pending(), ZapQueue::kMaxPending - ZapQueue::kBatch);
+  ::shutdown(fds_[1], SHUT_RDWR);
+  agent.join();
+}
+
 TEST_F(ZapQueueTest, AStalledAgentIsGivenUpUntilItAcknowledges) {
   q_->OnAck(0);  // announced, then never reads (a stopped program)
   constexpr std::uint64_t kOver = ZapQueue::kMaxPending + 1;
