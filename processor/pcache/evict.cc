@@ -17,9 +17,20 @@ namespace remora {
 // The same walk serves both insertion policies (replacement.h): under
 // bimodal insertion the back holds the newest fills, and a referenced one —
 // a refault, back soon after its eviction — is spared like any other.
+//
+// A line on an active strided walk's path (walk_paths.h) is stepped over
+// too, without a second chance (it stays where it is): it is taken only if
+// the set has no other candidate, the oldest such line first.
 PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
-  auto cursor = s.lru.end();  // the candidate is std::prev(cursor)
+  WalkPaths::Lattice paths[WalkPaths::kSlots];
+  const int nr_paths =
+      walk_paths_.ever_noted()
+          ? walk_paths_.Snapshot(eviction_clock_.load(std::memory_order_relaxed), paths)
+          : 0;
+  PcacheLine* on_path = nullptr;  // the oldest idle line a walk will come back to
+  auto cursor = s.lru.end();      // the candidate is std::prev(cursor)
   std::size_t budget = 2 * s.lru.size();
+  PcacheLine* victim = nullptr;
   while (cursor != s.lru.begin() && budget-- > 0) {
     auto candidate = std::prev(cursor);
     PcacheLine& l = *candidate;
@@ -35,10 +46,29 @@ PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
       counters_.second_chance->Inc();
       continue;  // cursor is unchanged: its predecessor is the next older line
     }
-    l.Clear(kLineReferenced);
-    return &l;
+    if (nr_paths > 0 && OnWalkPath(l.rmaps, paths, nr_paths)) {
+      if (on_path == nullptr) on_path = &l;
+      cursor = candidate;
+      continue;
+    }
+    victim = &l;
+    break;
   }
-  return nullptr;
+  if (on_path != nullptr && victim != on_path) {
+    if (victim != nullptr)
+      counters_.walk_path_spared->Inc();
+    else
+      victim = on_path;
+  }
+  return victim;
+}
+
+bool Pcache::OnWalkPath(const RmapList& rmaps, const WalkPaths::Lattice* paths, int n) {
+  bool on = false;
+  rmaps.Walk([&](const Rmap& r) {
+    for (int i = 0; i < n && !on; ++i) on = paths[i].Covers(r.asid, r.uva);
+  });
+  return on;
 }
 
 std::unique_lock<SharedMutex> Pcache::PauseEvictions() {
@@ -61,6 +91,7 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
       counters_.eviction_eagain->Inc();
       return EvictOutcome::kBusy;
     }
+    eviction_clock_.fetch_add(1, std::memory_order_relaxed);
     // Under reclaim the line is off the LRU list and key lookups wait for
     // it, so nobody else changes its rmaps or dirty bit until it is freed.
     victim->Set(kLineReclaim);

@@ -30,7 +30,8 @@ Pcache::Pcache(const PcacheGeometry& geometry, PcacheOptions options)
       counters_(options_.stats ? options_.stats : own_stats_.get()),
       lines_(new PcacheLine[geometry.nr_lines()]),
       sets_(new PcacheSet[geometry.nr_sets()]),
-      dueling_(options_.replacement, geometry.nr_sets()) {
+      dueling_(options_.replacement, geometry.nr_sets()),
+      walk_paths_(geometry.nr_lines()) {
   for (LineId id = 0; id < geometry_.nr_lines(); ++id) {
     lines_[id].id = id;
     sets_[geometry_.SetOfLine(id)].free.push_back(lines_[id]);

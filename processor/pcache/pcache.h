@@ -54,7 +54,8 @@
 // Locking. Each set has its own mutex, so different sets never contend. Order
 // within the pcache: evict gate (shared per eviction) -> set lock -> line
 // fields (guarded by that set lock). Nothing else is ever acquired under a
-// set lock except stats counters: no I/O, no hooks, no victim cache call, no
+// set lock except stats counters and WalkPaths' leaf mutex (the eviction
+// scan copies the walks' paths): no I/O, no hooks, no victim cache call, no
 // second set lock. The victim cache lock is likewise never held while
 // calling the pcache, so the two are never nested. The line lock (kLocked) is
 // a flag, not a mutex: it is held across I/O and waited for on the set's
@@ -85,6 +86,7 @@
 #include "processor/pcache/replacement.h"
 #include "processor/pcache/rmap.h"
 #include "processor/pcache/set.h"
+#include "processor/pcache/walk_paths.h"
 #include "processor/pcache/writeback_sink.h"
 #include "remora/stats.h"
 #include "remora/status.h"
@@ -274,6 +276,13 @@ class Pcache {
   // The same for the page of `key`, if resident (not under reclaim): an
   // access the caller knows is coming. False if not resident.
   bool Touch(const PageKey& key);
+  // A miss of a confirmed strided walk at the exact byte `address` (the
+  // runtime's stride detector): the eviction scan spares the walk's path
+  // (walk_paths.h). `walker` tells one space's walks apart (the thread).
+  void NoteWalk(Asid asid, std::uint32_t walker, std::uint64_t address, std::int64_t stride) {
+    walk_paths_.Note(asid, walker, address, stride,
+                     eviction_clock_.load(std::memory_order_relaxed));
+  }
   // The page was written. False if not resident (waits out an eviction).
   bool SetDirty(const PageKey& key);
   // A write by `key` to `line`, which the caller holds locked (Pin + Lock):
@@ -372,6 +381,8 @@ class Pcache {
   // The set's victim: the idle line nearest the back of its list (see
   // replacement.h for how referenced hints count).
   PcacheLine* PickVictimLocked(PcacheSet& s) REQUIRES(s.mu);
+  // Whether a mapping of the line is on one of the n paths.
+  static bool OnWalkPath(const RmapList& rmaps, const WalkPaths::Lattice* paths, int n);
   std::uint32_t SetIndexOf(const PcacheSet& s) const {
     return static_cast<std::uint32_t>(&s - sets_.get());
   }
@@ -386,6 +397,9 @@ class Pcache {
   std::unique_ptr<PcacheSet[]> sets_;
   std::atomic<std::uint64_t> used_{0};  // valid lines, for lines_used()
   SetDueling dueling_;
+  // Lines picked for eviction so far: the clock that ages walks' paths.
+  std::atomic<std::uint64_t> eviction_clock_{0};
+  WalkPaths walk_paths_;
   // Taken shared by every eviction, exclusively by PauseEvictions. Never
   // acquired under a set lock; held across the eviction's hooks and I/O.
   // It guards no field: it is a gate, ordered before every set lock.

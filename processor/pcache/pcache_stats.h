@@ -43,6 +43,8 @@ namespace remora {
     "lines evicted by fills themselves (not by background reclaim)")                       \
   X(second_chance, Counter, "nr_pcache_lru_second_chance", "lines",                        \
     "referenced lines moved back to MRU instead of being evicted")                         \
+  X(walk_path_spared, Counter, "nr_pcache_walk_path_spared", "evictions",                  \
+    "evictions that passed over lines on a strided walk's path for another line")          \
   X(bimodal_front, Counter, "nr_pcache_bimodal_front", "lines",                            \
     "fills a bimodal set put at the front of its list (one in 32)")                        \
   X(fault_concurrent_eviction, Counter, "nr_pgfault_due_to_concurrent_eviction", "faults", \

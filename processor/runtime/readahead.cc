@@ -90,6 +90,9 @@ void Readahead(const Fault& vmf) {
   // every other step) is the walk's: sequential windows along a column
   // would evict most of it.
   if (vmf.walk != 0 && !extends) {
+    // The walk's path is what its coming hits are on, on this column and the
+    // next: eviction spares it (walk_paths.h).
+    pcache->NoteWalk(s.asid(), static_cast<std::uint32_t>(vmf.tid), vmf.address, vmf.walk);
     WalkAhead(vmf, std::min(max, kWalkWindow));
     return;
   }
