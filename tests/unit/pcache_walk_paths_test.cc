@@ -34,10 +34,10 @@ TEST(WalkPathsTest, ALatticeCoversThePagesItsPointsFallIn) {
     EXPECT_EQ(l.Covers(3, page), expected) << "page " << (page - kBase) / kPageSize;
     covered += expected;
   }
-  EXPECT_EQ(covered, 100);  // rows are longer than a page: one page each
-  EXPECT_FALSE(l.Covers(4, PageDown(l.anchor)));              // another space
-  EXPECT_FALSE(l.Covers(3, PageDown(kBase) - kPageSize));     // before the extent
-  EXPECT_FALSE(l.Covers(3, PageDown(l.hi + kRow)));           // after it
+  EXPECT_EQ(covered, 100);                        // rows are longer than a page: one page each
+  EXPECT_FALSE(l.Covers(4, PageDown(l.anchor)));  // another space
+  EXPECT_FALSE(l.Covers(3, PageDown(kBase) - kPageSize));  // before the extent
+  EXPECT_FALSE(l.Covers(3, PageDown(l.hi + kRow)));        // after it
 }
 
 TEST(WalkPathsTest, MissesGrowTheExtentAndAFarOneStartsAnother) {
@@ -90,7 +90,7 @@ TEST(PcacheWalkPathTest, EvictionPassesOverAWalksPathWhileItCan) {
   for (int p = 0; p < 4; ++p) rig.Load(Page(p));  // fill order 0 1 2 3
   rig.pcache->NoteWalk(1, 9, 0, 2 * kPageSize);
   rig.pcache->NoteWalk(1, 9, 6 * kPageSize, 2 * kPageSize);  // path: 0 2 4 6
-  rig.Load(Page(4));  // 0 is the oldest, but on the path
+  rig.Load(Page(4));                                         // 0 is the oldest, but on the path
   EXPECT_TRUE(rig.pcache->Lookup(Page(0)));
   EXPECT_FALSE(rig.pcache->Lookup(Page(1)));
   rig.Load(Page(5));
@@ -131,9 +131,9 @@ TEST(PcacheWalkPathTest, AStaleWalkStopsSparing) {
   PcacheRig rig;
   rig.pcache->NoteWalk(1, 9, 0, 2 * kPageSize);
   rig.pcache->NoteWalk(1, 9, 1000 * kPageSize, 2 * kPageSize);
-  for (int p = 1; p <= 9; p += 2) rig.Load(Page(p));  // odd pages: off the path, 1 eviction
+  for (int p = 1; p <= 9; p += 2) rig.Load(Page(p));    // odd pages: off the path, 1 eviction
   for (int p = 11; p <= 17; p += 2) rig.Load(Page(p));  // 4 more evictions
-  rig.Load(Page(100));  // path page, the newest
+  rig.Load(Page(100));                                  // path page, the newest
   rig.Load(Page(19));
   for (int p = 21; p <= 25; p += 2) rig.Load(Page(p));
   EXPECT_FALSE(rig.pcache->Lookup(Page(100)));  // no longer spared
