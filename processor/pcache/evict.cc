@@ -21,7 +21,8 @@ namespace remora {
 // A line on an active strided walk's path (walk_paths.h) is stepped over
 // too, without a second chance (it stays where it is): it is taken only if
 // the set has no other candidate, the oldest such line first.
-PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
+PcacheLine* Pcache::PickVictimLocked(PcacheSet& s, bool take_path_line, bool* only_path) {
+  *only_path = false;
   WalkPaths::Lattice paths[WalkPaths::kSlots];
   const int nr_paths =
       walk_paths_.ever_noted()
@@ -55,10 +56,13 @@ PcacheLine* Pcache::PickVictimLocked(PcacheSet& s) {
     break;
   }
   if (on_path != nullptr && victim != on_path) {
-    if (victim != nullptr)
+    if (victim != nullptr) {
       counters_.walk_path_spared->Inc();
-    else
+    } else if (take_path_line) {
       victim = on_path;
+    } else {
+      *only_path = true;
+    }
   }
   return victim;
 }
@@ -75,7 +79,7 @@ std::unique_lock<SharedMutex> Pcache::PauseEvictions() {
   return std::unique_lock<SharedMutex>(evict_gate_);
 }
 
-EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
+EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error, EvictFor why) {
   assert(set < geometry_.nr_sets());
   PcacheSet& s = sets_[set];
   // Held for the whole eviction: PauseEvictions waits for it.
@@ -85,8 +89,10 @@ EvictOutcome Pcache::EvictOne(std::uint32_t set, Status* error) {
   {
     MutexLock lk(s.mu);
     if (s.free.size() == geometry_.ways()) return EvictOutcome::kEmpty;
+    bool only_path;
+    victim = PickVictimLocked(s, why == EvictFor::kFill, &only_path);
+    if (victim == nullptr && only_path) return EvictOutcome::kOnPath;  // not an attempt
     counters_.eviction_triggered->Inc();
-    victim = PickVictimLocked(s);
     if (victim == nullptr) {
       counters_.eviction_eagain->Inc();
       return EvictOutcome::kBusy;

@@ -215,7 +215,12 @@ struct FillResult {
 // already being evicted (LegoOS's eagain). kFailed: wrprotect,
 // copy_out or the victim cache failed; the line stays. kEmpty: the set holds
 // no page (not counted as an eviction attempt).
-enum class EvictOutcome { kSucceed, kBusy, kFailed, kEmpty };
+// kOnPath: background reclaim found only lines on a strided walk's path
+// (walk_paths.h), which it leaves for a fill that needs the line.
+enum class EvictOutcome { kSucceed, kBusy, kFailed, kEmpty, kOnPath };
+// Why a line is evicted: a fill needs it now, or background reclaim makes
+// room ahead of need (and then takes no line a walk will come back to).
+enum class EvictFor { kFill, kReclaim };
 
 enum class RemoveResult { kNotMapped, kRemoved, kFreed };
 
@@ -326,7 +331,8 @@ class Pcache {
   // Evicts one line of `set` (background reclaim ahead of need): the line
   // the replacement policy picks, as a fill would. *error gets the reason
   // of a kFailed outcome.
-  EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr) EXCLUDES(sets_[set].mu);
+  EvictOutcome EvictOne(std::uint32_t set, Status* error = nullptr, EvictFor why = EvictFor::kFill)
+      EXCLUDES(sets_[set].mu);
   // Holds off every eviction until the returned lock is released; waits for
   // the evictions in flight to finish. Fork uses it so that no line moves
   // to the victim cache or the memory node while the child's share of them
@@ -380,7 +386,10 @@ class Pcache {
 
   // The set's victim: the idle line nearest the back of its list (see
   // replacement.h for how referenced hints count).
-  PcacheLine* PickVictimLocked(PcacheSet& s) REQUIRES(s.mu);
+  // With take_path_line false, a set whose only candidates are on a walk's
+  // path gives none, and *only_path says so.
+  PcacheLine* PickVictimLocked(PcacheSet& s, bool take_path_line, bool* only_path)
+      REQUIRES(s.mu);
   // Whether a mapping of the line is on one of the n paths.
   static bool OnWalkPath(const RmapList& rmaps, const WalkPaths::Lattice* paths, int n);
   std::uint32_t SetIndexOf(const PcacheSet& s) const {

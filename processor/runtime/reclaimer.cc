@@ -143,11 +143,13 @@ std::uint32_t Reclaimer::ReclaimSet(std::uint32_t set, std::uint32_t budget, boo
       *done = false;
       break;
     }
-    const EvictOutcome outcome = pcache_->EvictOne(set);
+    const EvictOutcome outcome = pcache_->EvictOne(set, nullptr, EvictFor::kReclaim);
     if (outcome != EvictOutcome::kSucceed) {
       // kBusy: every line is being filled, pinned or evicted; kFailed: the
       // pcache counted it and the line stays. Either way the set's next
       // fill below the low watermark queues it again. kEmpty: nothing left.
+      // kOnPath: the rest are a strided walk's coming hits (a column
+      // filling its sets), left for a fill that needs the line.
       if (outcome == EvictOutcome::kBusy) counters_.reclaim_busy->Inc();
       break;
     }

@@ -116,6 +116,21 @@ TEST(PcacheWalkPathTest, WhenEveryLineIsOnThePathTheOldestGoes) {
   EXPECT_EQ(rig.Count("nr_pcache_walk_path_spared"), 0);
 }
 
+// Background reclaim makes room ahead of need: it takes no line a walk
+// will come back to, and leaves a set of path lines to the fill that needs
+// one.
+TEST(PcacheWalkPathTest, BackgroundReclaimLeavesThePathAlone) {
+  PcacheRig rig;
+  for (int p = 0; p < 8; p += 2) rig.Load(Page(p));  // 0 2 4 6
+  rig.pcache->NoteWalk(1, 9, 0, 2 * kPageSize);
+  rig.pcache->NoteWalk(1, 9, 8 * kPageSize, 2 * kPageSize);
+  EXPECT_EQ(rig.pcache->EvictOne(0, nullptr, EvictFor::kReclaim), EvictOutcome::kOnPath);
+  EXPECT_EQ(rig.pcache->FreeLines(0), 0u);
+  EXPECT_EQ(rig.Count("nr_pcache_eviction_triggered"), 0);
+  EXPECT_EQ(rig.pcache->EvictOne(0), EvictOutcome::kSucceed);  // a fill's need
+  EXPECT_FALSE(rig.pcache->Lookup(Page(0)));
+}
+
 TEST(PcacheWalkPathTest, AnotherSpacesLinesAreNotSpared) {
   PcacheRig rig;
   for (int p = 0; p < 4; ++p) rig.Load(Page(p));
