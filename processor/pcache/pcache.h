@@ -388,8 +388,7 @@ class Pcache {
   // replacement.h for how referenced hints count).
   // With take_path_line false, a set whose only candidates are on a walk's
   // path gives none, and *only_path says so.
-  PcacheLine* PickVictimLocked(PcacheSet& s, bool take_path_line, bool* only_path)
-      REQUIRES(s.mu);
+  PcacheLine* PickVictimLocked(PcacheSet& s, bool take_path_line, bool* only_path) REQUIRES(s.mu);
   // Whether a mapping of the line is on one of the n paths.
   static bool OnWalkPath(const RmapList& rmaps, const WalkPaths::Lattice* paths, int n);
   std::uint32_t SetIndexOf(const PcacheSet& s) const {
