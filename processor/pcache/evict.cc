@@ -24,10 +24,8 @@ namespace remora {
 PcacheLine* Pcache::PickVictimLocked(PcacheSet& s, bool take_path_line, bool* only_path) {
   *only_path = false;
   WalkPaths::Lattice paths[WalkPaths::kSlots];
-  const int nr_paths =
-      walk_paths_.ever_noted()
-          ? walk_paths_.Snapshot(eviction_clock_.load(std::memory_order_relaxed), paths)
-          : 0;
+  const std::uint64_t now = eviction_clock_.load(std::memory_order_relaxed);
+  const int nr_paths = walk_paths_.MayBeActive(now) ? walk_paths_.Snapshot(now, paths) : 0;
   PcacheLine* on_path = nullptr;  // the oldest idle line a walk will come back to
   auto cursor = s.lru.end();      // the candidate is std::prev(cursor)
   std::size_t budget = 2 * s.lru.size();
@@ -55,7 +53,7 @@ PcacheLine* Pcache::PickVictimLocked(PcacheSet& s, bool take_path_line, bool* on
     victim = &l;
     break;
   }
-  if (on_path != nullptr && victim != on_path) {
+  if (on_path != nullptr) {  // victim, if any, is off every path
     if (victim != nullptr) {
       counters_.walk_path_spared->Inc();
     } else if (take_path_line) {

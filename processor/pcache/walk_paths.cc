@@ -34,11 +34,12 @@ void WalkPaths::Note(Asid asid, std::uint32_t walker, std::uint64_t address, std
     }
     if (!s.used || (oldest->used && s.noted < oldest->noted)) oldest = &s;
   }
-  Lattice& l = slot != nullptr ? slot->lattice : oldest->lattice;
+  const bool found = slot != nullptr;
+  if (!found) slot = oldest;
+  Lattice& l = slot->lattice;
   const std::uint64_t gap = kMaxGapSteps * step;
-  const bool same_walk = slot != nullptr && l.stride == step && address + gap >= l.lo &&
+  const bool same_walk = found && l.stride == step && address + gap >= l.lo &&
                          address <= l.hi + gap && now - slot->noted <= ttl_;
-  if (slot == nullptr) slot = oldest;
   if (same_walk) {
     l.lo = std::min(l.lo, address);
     l.hi = std::max(l.hi, address);
@@ -51,7 +52,10 @@ void WalkPaths::Note(Asid asid, std::uint32_t walker, std::uint64_t address, std
   slot->walker = walker;
   slot->noted = now;
   slot->used = true;
-  ever_noted_.store(true, std::memory_order_relaxed);
+  // Notes are serialised by mu_, but `now` was read before it: keep the
+  // latest.
+  const std::uint64_t last = last_noted_.load(std::memory_order_relaxed);
+  if (last == kNever || now > last) last_noted_.store(now, std::memory_order_relaxed);
 }
 
 int WalkPaths::Snapshot(std::uint64_t now, Lattice* out) const {

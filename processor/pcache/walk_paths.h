@@ -26,8 +26,8 @@
 //
 // Thread safety: one leaf mutex. Note() is called once per miss of a
 // confirmed walk; Snapshot() once per eviction scan, and only while some
-// walk was ever noted (an atomic flag keeps programs without walks off the
-// lock).
+// walk may be active (one atomic word, the clock of the latest miss, keeps
+// evictions off the lock when no walk is).
 #pragma once
 
 #include <atomic>
@@ -68,8 +68,13 @@ class WalkPaths {
   // The lattices active at `now`, copied for one eviction scan: how many
   // (at most kSlots) were written to out.
   int Snapshot(std::uint64_t now, Lattice* out) const EXCLUDES(mu_);
-  // False until the first Note: callers skip Snapshot.
-  bool ever_noted() const { return ever_noted_.load(std::memory_order_relaxed); }
+  // Whether a walk may be active at `now`: false before the first Note and
+  // once every walk has expired (Snapshot would copy nothing), so callers
+  // skip Snapshot.
+  bool MayBeActive(std::uint64_t now) const {
+    const std::uint64_t last = last_noted_.load(std::memory_order_relaxed);
+    return last != kNever && now - last <= ttl_;
+  }
 
  private:
   struct Slot {
@@ -82,7 +87,9 @@ class WalkPaths {
   const std::uint64_t ttl_;
   mutable Mutex mu_;  // a leaf lock
   Slot slots_[kSlots] GUARDED_BY(mu_);
-  std::atomic<bool> ever_noted_{false};
+  static constexpr std::uint64_t kNever = ~std::uint64_t{0};
+  // The latest slot's `noted` (stored under mu_, read without it).
+  std::atomic<std::uint64_t> last_noted_{kNever};
 };
 
 }  // namespace remora

@@ -43,9 +43,9 @@ TEST(WalkPathsTest, ALatticeCoversThePagesItsPointsFallIn) {
 TEST(WalkPathsTest, MissesGrowTheExtentAndAFarOneStartsAnother) {
   WalkPaths paths(/*ttl=*/100);
   WalkPaths::Lattice out[WalkPaths::kSlots];
-  EXPECT_FALSE(paths.ever_noted());
+  EXPECT_FALSE(paths.MayBeActive(0));
   paths.Note(1, 7, kBase + 5 * kRow, kRow, 0);
-  EXPECT_TRUE(paths.ever_noted());
+  EXPECT_TRUE(paths.MayBeActive(0));
   EXPECT_EQ(paths.Snapshot(0, out), 0);  // one point: nothing to spare yet
   paths.Note(1, 7, kBase + 9 * kRow, kRow, 1);
   paths.Note(1, 7, kBase + 2 * kRow + 8, kRow, 2);  // the next column, higher up
@@ -70,7 +70,9 @@ TEST(WalkPathsTest, AWalkThatStopsMissingExpires) {
   paths.Note(1, 7, kBase, kRow, 10);
   paths.Note(1, 7, kBase + 3 * kRow, kRow, 10);
   EXPECT_EQ(paths.Snapshot(110, out), 1);
+  EXPECT_TRUE(paths.MayBeActive(110));
   EXPECT_EQ(paths.Snapshot(111, out), 0);
+  EXPECT_FALSE(paths.MayBeActive(111));
 }
 
 TEST(WalkPathsTest, TheLeastRecentlyNotedWalkGivesWay) {
