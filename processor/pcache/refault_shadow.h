@@ -17,7 +17,6 @@
 #pragma once
 
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 #include "common/mutex.h"
@@ -36,34 +35,65 @@ struct ShadowEntry {
   std::uint32_t set_eviction = 0;
 };
 
+// A fixed table, allocated once: buckets of kWays slots, one cache line
+// each, kSlotsPerEntry slots per page remembered. An evicted page takes a
+// slot of its bucket that is free or forgotten (evicted more than
+// `capacity` evictions ago), else the oldest; so the shadow is lossy where
+// Linux's is too (a full bucket forgets early, about one bucket in 270 at
+// a quarter's load), and a fill's lookup reads one cache line. The node
+// based map it replaces cost a Phoenix-shaped streaming program 4% of its
+// time in cache misses and allocation.
+//
+// Pages are told apart by a 62-bit fingerprint of (space, address), not
+// the key itself: two pages sharing one in a bucket would make a fill
+// look like a refault, which only gives a line a second chance or
+// installs it writable (and so dirty): never wrong data. Eviction numbers
+// are kept to 32 bits; an entry untouched for 2^32 evictions could look
+// fresh again, with the same harmless outcome.
 class RefaultShadow {
  public:
-  explicit RefaultShadow(std::size_t capacity) : ring_(capacity) { seq_of_.reserve(capacity); }
+  explicit RefaultShadow(std::size_t capacity);
 
-  // Memory per remembered page: the ring slot, the hash node (key, seq and
-  // set eviction, next pointer, cached hash, allocator rounding) and its
-  // bucket.
-  static constexpr std::size_t kBytesPerEntry = sizeof(PageKey) + 56 + sizeof(void*);
+  static constexpr std::size_t kWays = 4;
+  static constexpr std::size_t kSlotsPerEntry = 4;
+  // Memory per remembered page: its share of the table.
+  static constexpr std::size_t kBytesPerEntry = kSlotsPerEntry * 16;
 
   // Remembers an evicted page (forgetting the oldest one when full).
   void Evicted(const PageKey& key, const ShadowEntry& entry = {}) EXCLUDES(mu_);
   // True (and forgets it) if `key` was evicted within the last `capacity`
   // evictions; *entry then says what was remembered of it.
   bool Refault(const PageKey& key, ShadowEntry* entry = nullptr) EXCLUDES(mu_);
+  // Pages remembered now (counts the table: for tests).
   std::size_t size() const EXCLUDES(mu_);
 
  private:
-  struct Remembered {
-    std::uint64_t seq;  // which eviction this was (seq_)
-    ShadowEntry entry;
+  // The fingerprint's two low bits are the entry's flags.
+  static constexpr std::uint64_t kDirty = 1, kReserve = 2, kFlags = kDirty | kReserve;
+  struct Slot {
+    std::uint64_t word;          // fingerprint | flags; 0: free
+    std::uint32_t seq;           // which eviction this was (low 32 bits of seq_)
+    std::uint32_t set_eviction;  // ShadowEntry::set_eviction
   };
-  static_assert(sizeof(Remembered) == 16, "kBytesPerEntry counts a 16-byte value");
+  static_assert(sizeof(Slot) == kBytesPerEntry / kSlotsPerEntry,
+                "kBytesPerEntry counts 16-byte slots");
+  struct alignas(64) Bucket {
+    Slot slots[kWays];
+  };
+
+  static std::uint64_t Fingerprint(const PageKey& key);
+  bool FreshLocked(const Slot& s) const REQUIRES(mu_) {
+    return s.word != 0 && seq_ - s.seq < capacity_;
+  }
+  Bucket& BucketOf(std::uint64_t fingerprint) REQUIRES(mu_) {
+    return buckets_[(fingerprint >> 32) & (buckets_.size() - 1)];
+  }
+
+  const std::uint32_t capacity_;
   // A leaf lock (the zap hook and fills take it, nothing else under it).
   mutable Mutex mu_;
-  std::vector<PageKey> ring_ GUARDED_BY(mu_);
-  std::size_t next_ GUARDED_BY(mu_) = 0;
-  std::uint64_t seq_ GUARDED_BY(mu_) = 0;
-  std::unordered_map<PageKey, Remembered, PageKeyHash> seq_of_ GUARDED_BY(mu_);
+  std::vector<Bucket> buckets_ GUARDED_BY(mu_);  // a power of two of them
+  std::uint32_t seq_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace remora

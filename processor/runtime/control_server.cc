@@ -183,16 +183,7 @@ Status ProcessSession::Release(std::uint64_t start, std::uint64_t len, bool unma
     }
     {
       MutexLock lk(written_mu_);
-      if (written_.size() < (v.end - v.start) / kPageSize) {
-        for (auto it = written_.begin(); it != written_.end();) {
-          if (*it >= v.start && *it < v.end)
-            it = written_.erase(it);
-          else
-            ++it;
-        }
-      } else {
-        for (std::uint64_t uva = v.start; uva < v.end; uva += kPageSize) written_.erase(uva);
-      }
+      written_.EraseRange(v.start, v.end);
     }
     // A zap still queued for this memory must land before the program
     // unmaps it, or it could hit whatever is mapped there next.

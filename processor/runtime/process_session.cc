@@ -99,12 +99,12 @@ void ProcessSession::Join() {
 
 bool ProcessSession::HasRemoteCopy(std::uint64_t uva) {
   MutexLock lk(written_mu_);
-  return written_.count(uva) != 0;
+  return written_.Contains(uva);
 }
 
 void ProcessSession::MarkRemoteCopy(std::uint64_t uva) {
   MutexLock lk(written_mu_);
-  written_.insert(uva);
+  written_.Insert(uva);
 }
 
 int ProcessSession::ReadProcessPage(std::uint64_t uva, void* dst) {

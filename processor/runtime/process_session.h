@@ -55,11 +55,11 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "common/mutex.h"
+#include "processor/runtime/page_set.h"
 #include "processor/runtime/peer.h"
 #include "processor/runtime/prefetch_accuracy.h"
 #include "processor/runtime/sequential_streams.h"
@@ -244,7 +244,7 @@ class ProcessSession {
   std::atomic<ZapQueue*> zaps_{nullptr};
   // A leaf lock.
   Mutex written_mu_;
-  std::unordered_set<std::uint64_t> written_ GUARDED_BY(written_mu_);
+  PageSet written_ GUARDED_BY(written_mu_);
 
   // Fault gate: held shared while a fault is served (readahead included),
   // exclusively by Release (munmap, discard: nothing fills pages of a range

@@ -78,8 +78,8 @@ Status ProcessorManager::Create(const ProcessorManagerOptions& options,
                                                 watermarks.low);
   // A quarter cache's worth of shadow entries: refaults within that
   // distance mark a page as part of the working set, and the metadata stays
-  // within 128 bytes per line (80 for the line, 18 for its share of the
-  // shadow, 24 for its share of its set with 8 ways).
+  // within 128 bytes per line (80 for the line, 16 for its share of the
+  // shadow's table, 24 for its share of its set with 8 ways).
   const std::uint32_t lines = m->pcache_->geometry().nr_lines();
   m->shadow_ = std::make_unique<RefaultShadow>(std::max<std::uint32_t>(1, lines / 4));
   if (!options.fault_trace.empty()) {

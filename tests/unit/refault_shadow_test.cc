@@ -96,5 +96,21 @@ TEST(RefaultShadow, AddressSpacesAreDistinct) {
   EXPECT_TRUE(s.Refault({1, kPageSize}));
 }
 
+// The table is lossy only where a bucket overflows: at the runtime's size,
+// nearly every page of the last `capacity` evictions is still remembered,
+// and none of those before.
+TEST(RefaultShadow, ALargeShadowForgetsAlmostNothingItShouldRemember) {
+  constexpr int kCapacity = 20000;
+  RefaultShadow s(kCapacity);
+  for (int i = 0; i < 3 * kCapacity; ++i) s.Evicted(K(static_cast<std::uint64_t>(i)));
+  int remembered = 0;
+  for (int i = 2 * kCapacity; i < 3 * kCapacity; ++i)
+    remembered += s.Refault(K(static_cast<std::uint64_t>(i))) ? 1 : 0;
+  EXPECT_GE(remembered, kCapacity * 99 / 100);
+  for (int i = 0; i < 2 * kCapacity; ++i)
+    EXPECT_FALSE(s.Refault(K(static_cast<std::uint64_t>(i)))) << i;
+  EXPECT_EQ(s.size(), 0u);
+}
+
 }  // namespace
 }  // namespace remora
