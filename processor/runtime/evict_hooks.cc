@@ -6,7 +6,7 @@
 //              the page's final content. (A clean line's page is
 //              write-protected already.) The process is kept in the
 //              context's slot for the rmap: it is an owner of the data.
-//   copy_out   dirty lines only: read the page with process_vm_readv into
+//   copy_out   dirty lines only: read the page (/proc/PID/mem) into
 //              the victim cache entry, and remember that the page now has
 //              data on its way to the memory node.
 //   zap        queue a zap for each owner's agent. The line is freed right
@@ -67,9 +67,9 @@ EvictHooks ProcessorManager::MakeEvictHooks() {
     const std::span<const Rmap> rmaps = ctx.rmaps();
     for (std::size_t i = 0; i < rmaps.size(); ++i) {
       ProcessSession* s = Owner(ctx, i);
-      // A page that vanished from the page table would make the read fault
-      // into the very eviction we are running; check first.
-      if (s == nullptr || !s->PagePresent(rmaps[i].uva)) continue;
+      // A page that vanished from the page table fails the read (it never
+      // waits for a fault: that would be this very eviction's).
+      if (s == nullptr) continue;
       if (s->ReadProcessPage(rmaps[i].uva, dst) == 0) {
         for (std::size_t j = 0; j < rmaps.size(); ++j) {
           if (ProcessSession* o = Owner(ctx, j)) o->MarkRemoteCopy(rmaps[j].uva);

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -42,7 +43,8 @@ ProcessSession::ProcessSession(ProcessorManager* manager, std::uint64_t id, Asid
 
 ProcessSession::~ProcessSession() {
   assert(!control_.joinable());
-  for (int fd : {control_fd_, agent_fd_, uffd_, stop_fd_, pagemap_fd_.load(), pidfd_.load()}) {
+  for (int fd : {control_fd_, agent_fd_, uffd_, stop_fd_, pagemap_fd_.load(), mem_fd_.load(),
+                 pidfd_.load()}) {
     if (fd >= 0) ::close(fd);
   }
 }
@@ -67,15 +69,20 @@ void ProcessSession::AdoptChild(const Peer& child) {
 }
 
 void ProcessSession::SetPid(pid_t pid) {
-  const std::string pagemap = "/proc/" + std::to_string(pid) + "/pagemap";
-  int fd = ::open(pagemap.c_str(), O_RDONLY | O_CLOEXEC);
-  // Opened while the program lived: the file is the program's.
-  if (fd >= 0 && !PeerAlive(pidfd_.load(std::memory_order_acquire))) {
-    ::close(fd);
-    fd = -1;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  int pagemap = ::open((proc + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
+  int mem = ::open((proc + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  // Opened while the program lived: the files are the program's.
+  if (!PeerAlive(pidfd_.load(std::memory_order_acquire))) {
+    for (int* fd : {&pagemap, &mem}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
   }
-  const int old = pagemap_fd_.exchange(fd);
-  if (old >= 0) ::close(old);
+  for (auto [slot, fd] : {std::pair{&pagemap_fd_, pagemap}, std::pair{&mem_fd_, mem}}) {
+    const int old = slot->exchange(fd);
+    if (old >= 0) ::close(old);
+  }
   pid_.store(pid, std::memory_order_release);
 }
 
@@ -108,6 +115,20 @@ void ProcessSession::MarkRemoteCopy(std::uint64_t uva) {
 }
 
 int ProcessSession::ReadProcessPage(std::uint64_t uva, void* dst) {
+  const int mem = mem_fd_.load(std::memory_order_acquire);
+  if (mem >= 0) {
+    ssize_t n;
+    do {
+      n = ::pread(mem, dst, kPageSize, static_cast<off_t>(uva));
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(kPageSize)) return 0;
+    // 0: the address space is gone (the program exited or exec'd); EIO or
+    // EFAULT: the page is not there.
+    return n == 0 ? ESRCH : EFAULT;
+  }
+  // A page that vanished from the page table would make the read fault
+  // into the very eviction that reads it; check first.
+  if (!PagePresent(uva)) return EFAULT;
   iovec local{dst, kPageSize};
   iovec remote{reinterpret_cast<void*>(uva), kPageSize};
   const pid_t pid = this->pid();

@@ -133,9 +133,18 @@ class ProcessSession {
   bool HasRemoteCopy(std::uint64_t uva) EXCLUDES(written_mu_);
   void MarkRemoteCopy(std::uint64_t uva) EXCLUDES(written_mu_);
 
-  // Copies the program's page at uva into dst (process_vm_readv). ESRCH or
-  // EFAULT mean the page or the process is gone; ESRCH also when the pid
-  // may have been reused meanwhile (the pidfd says the program is gone).
+  // Copies the program's page at uva into dst. ESRCH or EFAULT mean the
+  // page or the process is gone; ESRCH also when the pid may have been
+  // reused meanwhile. Never waits for a fault: a page that is no longer in
+  // the program's page table (dropped behind the manager's back) is EFAULT,
+  // where a read that faulted on it would wait for this very manager.
+  //
+  // One pread of /proc/PID/mem, opened while the program lived (the file
+  // holds the program's address space, not its pid, so a reused pid cannot
+  // be read). The kernel's read of it takes no userfault (it cannot retry:
+  // a missing page fails the read) — one call where process_vm_readv needs
+  // a presence check from pagemap before and a liveness check of the pidfd
+  // after. Without the file (it could not be opened), those three calls.
   int ReadProcessPage(std::uint64_t uva, void* dst);
   // Whether the page at uva is present in the program's page table.
   bool PagePresent(std::uint64_t uva);
@@ -237,6 +246,7 @@ class ProcessSession {
   int stop_fd_ = -1;  // eventfd: tells the fault threads to stop
   std::unique_ptr<FaultReader> reader_;
   std::atomic<int> pagemap_fd_{-1};
+  std::atomic<int> mem_fd_{-1};  // /proc/PID/mem (ReadProcessPage)
 
   VmaTable vmas_;
   std::int64_t unmanaged_anon_reported_ = 0;  // the control thread's

@@ -73,7 +73,8 @@ int ConnectTo(const char* path) {
   return fd;
 }
 
-// The manager copies evicted pages out with process_vm_readv, which Yama's
+// The manager copies evicted pages out of /proc/PID/mem (or with
+// process_vm_readv), which Yama's
 // ptrace_scope=1 allows only to an ancestor, a holder of CAP_SYS_PTRACE, or
 // the one process the program names: name the manager, and nobody else
 // (never PR_SET_PTRACER_ANY). Without Yama this fails harmlessly.

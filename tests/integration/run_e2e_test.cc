@@ -318,6 +318,27 @@ TEST_F(RunE2ETest, AFileThatShrinksUnderItsMappingReadsWhatItHolds) {
   EXPECT_GT(s["nr_pcache_eviction_succeed"], 0);
 }
 
+// A program that drops written pages with a raw system call, which the
+// shim cannot see: their lines stay resident and dirty while the pages are
+// gone. Evicting such a line must not wait for a fault on the missing page
+// (the manager would wait for itself): the copy fails, the eviction goes
+// on, and the program reads what it would natively — zeros where it
+// dropped, its data elsewhere.
+TEST_F(RunE2ETest, PagesDroppedBehindTheShimsBackAreEvictedWithoutWaiting) {
+  Result native = RunProgram({REMORA_RAW_DISCARD, "1", "3"}, dir_, "native");
+  ASSERT_TRUE(native.Ok()) << native.Describe();
+  ASSERT_NE(native.out.find("\nOK\n"), std::string::npos) << native.out;
+  Result r = RunProgram({RemoraBinary(), "run", "--pcache", "2M", "--quiet", "--stats-json",
+                         dir_ + "/stats.json", "--", REMORA_RAW_DISCARD, "1", "3"},
+                        dir_, "remora");
+  ASSERT_TRUE(r.Ok()) << r.Describe();
+  EXPECT_EQ(r.out, native.out);
+  Stats s(dir_ + "/stats.json");
+  ASSERT_TRUE(s.valid());
+  EXPECT_GT(s["nr_evict_owner_gone"], 0);  // the copies of dropped pages that failed
+  EXPECT_GT(s["nr_pcache_eviction_succeed"], 256);
+}
+
 // The program's exit status comes back as the launcher's, a signal as 128+N.
 TEST_F(RunE2ETest, ExitStatusIsTheProgramsOwn) {
   Result usage =
