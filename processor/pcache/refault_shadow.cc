@@ -29,18 +29,14 @@ void RefaultShadow::Evicted(const PageKey& key, const ShadowEntry& entry) {
   const std::uint32_t seq = ++seq_;
   Bucket& b = BucketOf(fp);
   // The page's own slot if it is remembered already (evicted again: the
-  // latest eviction counts), else a free or forgotten one, else the oldest.
-  Slot* take = nullptr;
+  // latest eviction counts), else the oldest (AgeLocked).
+  Slot* take = &b.slots[0];
   for (Slot& s : b.slots) {
     if ((s.word & ~kFlags) == fp) {
       take = &s;
       break;
     }
-    if (!FreshLocked(s)) {
-      if (take == nullptr || FreshLocked(*take)) take = &s;
-    } else if (take == nullptr || (FreshLocked(*take) && seq - s.seq > seq - take->seq)) {
-      take = &s;
-    }
+    if (AgeLocked(s) > AgeLocked(*take)) take = &s;
   }
   take->word = fp | (entry.dirty ? kDirty : 0) | (entry.reserve ? kReserve : 0);
   take->seq = seq;

@@ -85,6 +85,11 @@ class RefaultShadow {
   bool FreshLocked(const Slot& s) const REQUIRES(mu_) {
     return s.word != 0 && seq_ - s.seq < capacity_;
   }
+  // Evictions since the slot's; a free or forgotten slot counts as older
+  // than any fresh one (a fresh age is below capacity_).
+  std::uint32_t AgeLocked(const Slot& s) const REQUIRES(mu_) {
+    return FreshLocked(s) ? seq_ - s.seq : ~std::uint32_t{0};
+  }
   Bucket& BucketOf(std::uint64_t fingerprint) REQUIRES(mu_) {
     return buckets_[(fingerprint >> 32) & (buckets_.size() - 1)];
   }
