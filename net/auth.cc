@@ -44,11 +44,13 @@ Mac Hmac(const std::uint8_t* key, std::size_t key_len, std::span<const iovec> pa
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
                          OSSL_PARAM_construct_end()};
   std::size_t len = 0;
-  if (!ctx || EVP_MAC_init(ctx.get(), key, key_len, params) != 1) return out;
+  bool ok = ctx && EVP_MAC_init(ctx.get(), key, key_len, params) == 1;
   for (const iovec& p : parts)
-    if (p.iov_len)
-      EVP_MAC_update(ctx.get(), static_cast<const unsigned char*>(p.iov_base), p.iov_len);
-  EVP_MAC_final(ctx.get(), out.data(), &len, out.size());
+    if (ok && p.iov_len)
+      ok = EVP_MAC_update(ctx.get(), static_cast<const unsigned char*>(p.iov_base), p.iov_len) == 1;
+  ok = ok && EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) == 1;
+  // Never a proof anybody could compute (all zeros) if the library fails.
+  if (!ok) (void)RandomBytes(out.data(), out.size());
   return out;
 }
 
@@ -176,26 +178,35 @@ FrameKeys DeriveFrameKeys(const Key& key, const Transcript& t) {
   return k;
 }
 
-Mac FrameTag(const Key& key, std::uint64_t seq, const std::uint8_t* header,
+Tag FrameTag(const Key& key, std::uint64_t seq, const std::uint8_t* header,
              std::span<const iovec> payload) {
-  std::uint8_t seq_le[8];
-  for (int i = 0; i < 8; ++i) seq_le[i] = static_cast<std::uint8_t>(seq >> (8 * i));
-  iovec parts[2 + 64];
-  std::size_t n = 0;
-  parts[n++] = Iov(seq_le, sizeof seq_le);
-  parts[n++] = Iov(header, wire::kHeaderSize);
-  // Long gather lists are rare (a batch is a few pieces); chain the rest.
-  if (payload.size() <= 64) {
-    for (const iovec& p : payload) parts[n++] = p;
-    return Hmac(key.data(), key.size(), std::span<const iovec>(parts, n));
-  }
-  std::string flat;
-  for (const iovec& p : payload) flat.append(static_cast<const char*>(p.iov_base), p.iov_len);
-  parts[n++] = Iov(flat.data(), flat.size());
-  return Hmac(key.data(), key.size(), std::span<const iovec>(parts, n));
+  struct CtxFree {
+    void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+  };
+  // One context and one fetch per thread, reused for every frame: only the
+  // key and the nonce change.
+  thread_local EVP_CIPHER* gcm = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  thread_local std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx(EVP_CIPHER_CTX_new());
+  std::uint8_t nonce[12] = {};
+  for (int i = 0; i < 8; ++i) nonce[i] = static_cast<std::uint8_t>(seq >> (8 * i));
+  Tag tag{};
+  int len = 0;
+  bool ok = gcm && ctx && EVP_EncryptInit_ex2(ctx.get(), gcm, key.data(), nonce, nullptr) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), nullptr, &len, header, wire::kHeaderSize) == 1;
+  for (const iovec& p : payload)
+    if (ok && p.iov_len)
+      ok =
+          EVP_EncryptUpdate(ctx.get(), nullptr, &len, static_cast<const unsigned char*>(p.iov_base),
+                            static_cast<int>(p.iov_len)) == 1;
+  std::uint8_t none[16];  // GCM's final writes no ciphertext: there was none
+  ok = ok && EVP_EncryptFinal_ex(ctx.get(), none, &len) == 1 &&
+       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag.size()),
+                           tag.data()) == 1;
+  if (!ok) (void)RandomBytes(tag.data(), tag.size());
+  return tag;
 }
 
-Mac FrameTag(const Key& key, std::uint64_t seq, const std::uint8_t* header, const void* payload,
+Tag FrameTag(const Key& key, std::uint64_t seq, const std::uint8_t* header, const void* payload,
              std::size_t len) {
   const iovec p = Iov(payload, len);
   return FrameTag(key, seq, header, std::span<const iovec>(&p, 1));
@@ -203,6 +214,10 @@ Mac FrameTag(const Key& key, std::uint64_t seq, const std::uint8_t* header, cons
 
 bool MacEqual(const std::uint8_t* a, const std::uint8_t* b) {
   return CRYPTO_memcmp(a, b, wire::kMacLen) == 0;
+}
+
+bool TagEqual(const std::uint8_t* a, const std::uint8_t* b) {
+  return CRYPTO_memcmp(a, b, wire::kFrameTagLen) == 0;
 }
 
 Status LoadSecretFile(const std::string& path, std::string* secret) {

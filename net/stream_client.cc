@@ -183,7 +183,7 @@ Status StreamClient::Send(const Request& req, std::uint64_t req_id, std::uint64_
   std::lock_guard<std::mutex> wl(write_mu_);
   // The tag's sequence number is the frame's place on the stream, so it is
   // taken under the lock that orders the frames.
-  auth::Mac tag;
+  auth::Tag tag;
   if (options_.frame_keys) {
     tag = auth::FrameTag(options_.frame_keys->client_to_server, send_seq_++, hb,
                          std::span<const iovec>(iov).subspan(1));
@@ -323,7 +323,7 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
              "protocol violation by " + Peer() + ": " + std::string(wire::FrameErrorName(fe))});
       return;
     }
-    const std::size_t tag_len = options_.frame_keys ? wire::kMacLen : 0;
+    const std::size_t tag_len = options_.frame_keys ? wire::kFrameTagLen : 0;
     std::size_t total = wire::kHeaderSize + h.payload_len + tag_len;
     if (rend_ - rstart_ < total) {
       if (rbuf_.size() - rstart_ < total) {  // this message needs a larger buffer
@@ -336,7 +336,7 @@ void StreamClient::ReadSome(std::uint64_t deadline_ns) {
     }
     const std::uint8_t* frame = rbuf_.data() + rstart_;
     if (options_.frame_keys &&
-        !auth::MacEqual(auth::FrameTag(options_.frame_keys->server_to_client, recv_seq_++, frame,
+        !auth::TagEqual(auth::FrameTag(options_.frame_keys->server_to_client, recv_seq_++, frame,
                                        frame + wire::kHeaderSize, h.payload_len)
                             .data(),
                         frame + wire::kHeaderSize + h.payload_len)) {

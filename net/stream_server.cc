@@ -67,7 +67,7 @@ void StreamServer::Connection::Send(wire::Header header, std::string body, std::
   wire::EncodeHeader(header, o.header);
   o.body = std::move(body);
   if (keys_) {
-    const auth::Mac tag = auth::FrameTag(keys_->server_to_client, send_seq_++, o.header,
+    const auth::Tag tag = auth::FrameTag(keys_->server_to_client, send_seq_++, o.header,
                                          o.body.data(), o.body.size());
     std::memcpy(o.tag, tag.data(), tag.size());
     o.tag_len = tag.size();
@@ -303,7 +303,7 @@ bool StreamServer::DispatchBuffered(Connection& c) {
       CloseConn(c.id_, CloseReason::kProtocolError);
       return false;
     }
-    const std::size_t tag_len = c.keys_ ? wire::kMacLen : 0;
+    const std::size_t tag_len = c.keys_ ? wire::kFrameTagLen : 0;
     std::size_t total = wire::kHeaderSize + h.payload_len + tag_len;
     if (c.in_end_ - c.in_start_ < total) {
       if (c.in_.size() - c.in_start_ < total) {  // make room for the whole message
@@ -315,7 +315,7 @@ bool StreamServer::DispatchBuffered(Connection& c) {
       break;
     }
     const std::uint8_t* frame = c.in_.data() + c.in_start_;
-    if (c.keys_ && !auth::MacEqual(auth::FrameTag(c.keys_->client_to_server, c.recv_seq_++, frame,
+    if (c.keys_ && !auth::TagEqual(auth::FrameTag(c.keys_->client_to_server, c.recv_seq_++, frame,
                                                   frame + wire::kHeaderSize, h.payload_len)
                                        .data(),
                                    frame + wire::kHeaderSize + h.payload_len)) {

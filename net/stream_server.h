@@ -98,8 +98,8 @@ class StreamServer {
     struct Out {
       std::uint8_t header[48];
       std::string body;
-      std::uint8_t tag[32];
-      std::size_t tag_len = 0;  // 0 or 32 (frame auth)
+      std::uint8_t tag[wire::kFrameTagLen];
+      std::size_t tag_len = 0;  // 0 or kFrameTagLen (frame auth)
       std::vector<int> fds;
       std::size_t sent = 0;  // bytes of header+body+tag already written
       std::size_t size() const { return 48 + body.size() + tag_len; }

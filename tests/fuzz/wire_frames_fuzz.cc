@@ -43,7 +43,7 @@ void Fail(const char* why) {
 // Appends one tagged frame to `out`.
 void AppendFrame(const auth::Key& key, std::uint64_t seq, const std::uint8_t* header,
                  const std::uint8_t* payload, std::size_t len, std::string* out) {
-  const auth::Mac tag = auth::FrameTag(key, seq, header, payload, len);
+  const auth::Tag tag = auth::FrameTag(key, seq, header, payload, len);
   out->append(reinterpret_cast<const char*>(header), wire::kHeaderSize);
   out->append(reinterpret_cast<const char*>(payload), len);
   out->append(reinterpret_cast<const char*>(tag.data()), tag.size());
@@ -58,10 +58,10 @@ bool TakeReplies(const auth::Key& key, std::uint64_t* seq, std::string* in) {
     const auto* rh = reinterpret_cast<const std::uint8_t*>(in->data() + off);
     const wire::Header h = wire::DecodeHeader(rh);
     if (wire::CheckFrame(h) != wire::FrameError::kNone) Fail("malformed reply frame");
-    const std::size_t total = wire::kHeaderSize + h.payload_len + wire::kMacLen;
+    const std::size_t total = wire::kHeaderSize + h.payload_len + wire::kFrameTagLen;
     if (in->size() - off < total) break;
-    const auth::Mac tag = auth::FrameTag(key, (*seq)++, rh, rh + wire::kHeaderSize, h.payload_len);
-    if (!auth::MacEqual(tag.data(), rh + wire::kHeaderSize + h.payload_len))
+    const auth::Tag tag = auth::FrameTag(key, (*seq)++, rh, rh + wire::kHeaderSize, h.payload_len);
+    if (!auth::TagEqual(tag.data(), rh + wire::kHeaderSize + h.payload_len))
       Fail("reply with a wrong tag");
     pinged = h.req_id == kPingId &&
              wire::BaseType(h) == static_cast<std::uint16_t>(wire::MsgType::kPing);

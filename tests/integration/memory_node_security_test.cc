@@ -112,7 +112,7 @@ bool AttachShm(RawPeer* p, std::vector<int>* fds, shm::Layout* layout) {
     std::memcpy(fds->data(), CMSG_DATA(c), n * sizeof(int));
   }
   wire::Header h = wire::DecodeHeader(hb);
-  std::string rest(h.payload_len + wire::kMacLen, '\0');
+  std::string rest(h.payload_len + wire::kFrameTagLen, '\0');
   if (!net::ReadFull(p->fd(), rest.data(), rest.size(), net::DeadlineAfterMs(3000)).ok())
     return false;
   EXPECT_EQ(h.status, 0) << rest.substr(0, h.payload_len);
@@ -341,7 +341,7 @@ TEST(MemoryNodeSecurityTest, RelayCannotChangeTheNodeIdOrInjectFrames) {
           std::uint8_t h[wire::kHeaderSize];
           wire::EncodeHeader(wire::MakeRequest(MsgType::kDestroySpace, 99, victim.asid), h);
           std::string forged(reinterpret_cast<char*>(h), sizeof h);
-          forged.append(wire::kMacLen, '\x42');
+          forged.append(wire::kFrameTagLen, '\x42');
           return forged;
         });
     auto t = ConnectTransport(ViaRelay(node, r, 1), &st);

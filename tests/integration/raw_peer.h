@@ -87,7 +87,7 @@ class RawPeer {
     std::string all(reinterpret_cast<char*>(b), sizeof b);
     all += payload;
     if (tagged_) {
-      auth::Mac tag =
+      auth::Tag tag =
           auth::FrameTag(keys_.client_to_server, send_seq_++, b, payload.data(), payload.size());
       all.append(reinterpret_cast<const char*>(tag.data()), tag.size());
     }
@@ -112,12 +112,12 @@ class RawPeer {
     st = net::ReadFull(fd_, payload->data(), payload->size(), deadline);
     if (!st.ok()) return st.code() == Code::kTimeout ? Result::kTimeout : Result::kClosed;
     if (tagged_) {
-      std::uint8_t tag[wire::kMacLen];
+      std::uint8_t tag[wire::kFrameTagLen];
       st = net::ReadFull(fd_, tag, sizeof tag, deadline);
       if (!st.ok()) return st.code() == Code::kTimeout ? Result::kTimeout : Result::kClosed;
-      auth::Mac expect =
+      auth::Tag expect =
           auth::FrameTag(keys_.server_to_client, recv_seq_++, b, payload->data(), payload->size());
-      if (!auth::MacEqual(expect.data(), tag)) bad_tags_++;
+      if (!auth::TagEqual(expect.data(), tag)) bad_tags_++;
     }
     return Result::kMessage;
   }

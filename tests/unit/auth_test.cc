@@ -20,7 +20,8 @@
 namespace remora::auth {
 namespace {
 
-std::string Hex(const Mac& m) {
+template <std::size_t N>
+std::string Hex(const std::array<std::uint8_t, N>& m) {
   std::string s;
   char b[3];
   for (auto c : m) {
@@ -59,10 +60,11 @@ std::string SampleClientTag(const Key& k, const Transcript& t) {
 }
 
 // Expected values computed independently (Python's hmac module, HKDF written
-// out as extract and one expand step): the protocol-3 transcript T, and a
-// local connection's (auth.h, "Local connections": Pc over T || F, Ps and
-// the frame keys over T || F || G, here with G = 0).
-TEST(AuthTest, KeysProofsAndTagsMatchReferenceHmac) {
+// out as extract and one expand step, the frame tag with AES-GCM of the
+// `cryptography` package over no plaintext): the protocol-4 transcript T,
+// and a local connection's (auth.h, "Local connections": Pc over T || F, Ps
+// and the frame keys over T || F || G, here with G = 0).
+TEST(AuthTest, KeysProofsAndTagsMatchReference) {
   const Key k = DeriveNodeKey(kSecret, 5);
   EXPECT_EQ(Hex(k), "e80b6843a39d6703d20fe8430183e4ff838b5d72ebddbc8383e14dbf05b72460");
   struct Case {
@@ -72,12 +74,12 @@ TEST(AuthTest, KeysProofsAndTagsMatchReferenceHmac) {
     const char* tag;
   };
   const Case cases[] = {
-      {false, "5046b6baca2623f4a038f053e0aa89274ffd62b0e280921efd309fc2410d6183",
-       "aedf4ce4c0f5a06e70f4315a9058ea1bb5246a616a08ca0e3649226bd38f79eb",
-       "20f2fced371cbc99bf23dd3f29c1db424d55684dcc12a11126900add14e76c96"},
-      {true, "ec8dcda0493a3069a95709f0d117ae8b0b45ea12e2b7c3ee560cea3391fd2bcf",
-       "b5d43bc7ea0d470a6c50674b1a6c018dc01814cc576e2ca0efba97c3826d58e0",
-       "cfdf334f1d0e77e730872ebb29b50b56407372af6a3cae8c8117c3566d3b6c20"},
+      {false, "648e5fa6ce670a028a3862f00684ef982a149a663d04de8c5dce179006b538c1",
+       "ae677a873103349e6dc7285c9a2dc4d99bd633583b518699ac296e072f6588ad",
+       "3a60f4ed0818b3278234bc9100b9e802"},
+      {true, "d98658d6334edf60796c48603cd4b65ec631ee838f8db2149119b69628295cc0",
+       "18d7958f2cba9538a6ccccb6d07145d1cf08bcfc5b4ff6c412096e126b967887",
+       "78bcfa3601d4321231379620398b2de6"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.untagged_requested ? "T || F || G" : "T");
@@ -98,7 +100,7 @@ TEST(AuthTest, LocalConnectionsBindTheRequestAndTheGrant) {
   const Mac client = ClientProof(k, t);
   t.untagged_granted = true;
   EXPECT_EQ(Hex(ServerProof(k, t)),
-            "7aea78383674e4ab29697aafda3c4d99ca9713e50db6f28fd9c84c99e54c28f1");
+            "0cf1cade80a92d80bd406c753953f12313bccb667381dec49e23dde5cf49c1e8");
   EXPECT_EQ(ClientProof(k, t), client);
   EXPECT_NE(ClientProof(k, SampleTranscript()), client);
 }
@@ -145,6 +147,33 @@ TEST(AuthTest, NodeKeysAreBoundToTheirNode) {
   // A node key proves its own node and no other.
   EXPECT_EQ(ClientNodeKey(text, 6, &k).code(), Code::kAuthFailed);
   EXPECT_EQ(ClientNodeKey("remora-node-key 5 abc", 5, &k).code(), Code::kInvalidArgument);
+}
+
+// A frame's tag covers its number, every header byte and every payload
+// byte, and does not depend on how the payload is cut into pieces.
+TEST(AuthTest, FrameTagsBindNumberHeaderAndPayload) {
+  const FrameKeys fk = DeriveFrameKeys(DeriveNodeKey(kSecret, 5), SampleTranscript());
+  std::uint8_t header[wire::kHeaderSize] = {};
+  std::string page(4096 * 3 + 17, '\0');
+  for (std::size_t i = 0; i < page.size(); ++i) page[i] = static_cast<char>(i * 7 + 3);
+  const Tag base = FrameTag(fk.client_to_server, 9, header, page.data(), page.size());
+  const iovec pieces[] = {{page.data(), 5},
+                          {page.data() + 5, 4096},
+                          {page.data() + 4101, 0},
+                          {page.data() + 4101, page.size() - 4101}};
+  EXPECT_EQ(FrameTag(fk.client_to_server, 9, header, pieces), base);
+  EXPECT_NE(FrameTag(fk.client_to_server, 10, header, page.data(), page.size()), base);
+  EXPECT_NE(FrameTag(fk.server_to_client, 9, header, page.data(), page.size()), base);
+  header[47] ^= 1;
+  EXPECT_NE(FrameTag(fk.client_to_server, 9, header, page.data(), page.size()), base);
+  header[47] ^= 1;
+  page[page.size() - 1] ^= 0x40;
+  EXPECT_NE(FrameTag(fk.client_to_server, 9, header, page.data(), page.size()), base);
+  EXPECT_NE(FrameTag(fk.client_to_server, 9, header, page.data(), page.size() - 1), base);
+  Tag other = base;
+  EXPECT_TRUE(TagEqual(base.data(), other.data()));
+  other[wire::kFrameTagLen - 1] ^= 0x80;
+  EXPECT_FALSE(TagEqual(base.data(), other.data()));
 }
 
 TEST(AuthTest, MacEqualComparesAllBytes) {
