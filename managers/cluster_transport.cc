@@ -497,12 +497,32 @@ Status ClusterTransport::ReadRegion(Asid asid, std::uint64_t index,
 Status ClusterTransport::WriteReplicas(const View& v, std::span<const RegionKey> keys,
                                        std::size_t pages,
                                        const std::function<Status(Transport*)>& write,
-                                       std::size_t* ok) {
+                                       const PostFn& post, std::size_t* ok) {
   const std::size_t n = v.nodes.size();
   std::vector<Status> results(n);
-  std::vector<char> gone(n, 0), broken(n, 0);
+  std::vector<char> gone(n, 0), broken(n, 0), settled(n, 0);
+  if (post && n > 1) {
+    // Every replica that is up gets the batch from this thread, and only
+    // then are the answers collected: the nodes store it in parallel and
+    // no thread is woken. The first attempt of CallUnlessBroken(), split.
+    std::vector<std::shared_ptr<Transport>> links(n);
+    std::vector<std::unique_ptr<Transport::PostedWrite>> posted(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      links[i] = nodes_[v.nodes[i]]->UpTransport(v.epochs[i]);
+      if (links[i]) posted[i] = post(links[i].get());
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!posted[i]) continue;
+      Status st = posted[i]->Wait();
+      nodes_[v.nodes[i]]->NoteOutcome(links[i], st);
+      if (NodeLink::TransportFailure(st)) continue;  // retried below, as CallUnlessBroken would
+      results[i] = std::move(st);
+      settled[i] = 1;
+    }
+  }
   std::vector<std::function<void()>> fns;
   for (std::size_t i = 0; i < n; ++i) {
+    if (settled[i]) continue;
     fns.push_back([&, i] {
       bool g = false, b = false;
       results[i] = nodes_[v.nodes[i]]->CallUnlessBroken(v.epochs[i], write, &g, &b);
@@ -597,7 +617,7 @@ Status ClusterTransport::WriteRegion(Asid asid, std::uint64_t index,
         return uvas.size() == 1 ? t->WritePage(asid, uvas[0], bufs)
                                 : t->WritePages(asid, uvas, bufs);
       },
-      &ok));
+      [&](Transport* t) { return t->PostWritePages(asid, uvas, bufs); }, &ok));
   MutexLock lk(map_mu_);
   if (ok == 0) return LostError(asid, index);
   for (std::uint64_t uva : uvas) map_.MarkWritten(asid, uva);
@@ -682,7 +702,8 @@ Status ClusterTransport::WritePageShared(std::span<const Asid> asids, std::uint6
   for (Asid a : asids) keys.push_back({a, index});
   std::size_t ok = 0;
   REMORA_RETURN_IF_ERROR(WriteReplicas(
-      v, keys, 1, [&](Transport* t) { return t->WritePageShared(asids, uva, data); }, &ok));
+      v, keys, 1, [&](Transport* t) { return t->WritePageShared(asids, uva, data); }, nullptr,
+      &ok));
   MutexLock lk(map_mu_);
   if (ok == 0) return LostError(asids[0], index);
   for (Asid a : asids) map_.MarkWritten(a, uva);

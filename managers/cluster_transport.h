@@ -136,14 +136,19 @@ class ClusterTransport : public Transport {
   Status WriteRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas,
                      const char* bufs) REQUIRES_SHARED(topology_mu_);
   // Runs `write` on every replica of `v` at once; *ok: how many took it.
+  // `post` (optional) is `write` in two halves (Transport::PostWritePages):
+  // where the transport supports it, this thread sends the write to every
+  // replica and then collects the answers, with no thread hand-off; the
+  // rest, and every retry, go through the pool.
   // A replica whose connection broke is not waited for when another one
   // took the write: it leaves the regions `keys` (it misses this write) and
   // re-replication is asked for. Only when no replica took it are broken
   // ones waited for (reconnected or given up). Returns the first error that
   // is not the loss of a node.
+  using PostFn = std::function<std::unique_ptr<Transport::PostedWrite>(Transport*)>;
   Status WriteReplicas(const View& v, std::span<const RegionKey> keys, std::size_t pages,
-                       const std::function<Status(Transport*)>& write, std::size_t* ok)
-      REQUIRES_SHARED(topology_mu_);
+                       const std::function<Status(Transport*)>& write, const PostFn& post,
+                       std::size_t* ok) REQUIRES_SHARED(topology_mu_);
   Status ReadRegion(Asid asid, std::uint64_t index, std::span<const std::uint64_t> uvas, char* bufs,
                     bool* present);
   // Runs fn on every node the space exists on (lost ones skipped; dead ones

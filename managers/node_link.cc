@@ -199,6 +199,17 @@ Status NodeLink::TryOnce(std::uint64_t epoch, const std::function<Status(Transpo
   return st;
 }
 
+std::shared_ptr<Transport> NodeLink::UpTransport(std::uint64_t epoch) {
+  MutexLock lk(mu_);
+  if (stop_ || epoch_ != epoch || state_ != NodeState::kUp) return nullptr;
+  return transport_;
+}
+
+void NodeLink::NoteOutcome(const std::shared_ptr<Transport>& t, const Status& st) {
+  if (st.ok()) NoteSuccess();
+  if (TransportFailure(st)) NoteFailure(t, st);
+}
+
 void NodeLink::NoteSuccess() {
   MutexLock lk(mu_);
   stalled_ = false;

@@ -116,6 +116,16 @@ class NodeLink {
   // up then (its contents are stale) and used as a new, empty node.
   Status CallOrSkipIfDead(std::uint64_t epoch, const std::function<Status(Transport*)>& fn,
                           bool* gone, bool* skipped);
+  // CallUnlessBroken()'s first attempt in two halves, for a request sent to
+  // several nodes before any answer is awaited: the node's connection if it
+  // is up at `epoch` (else null), and the outcome of a request made on it —
+  // noted as CallUnlessBroken() notes it. After a transport failure the
+  // caller retries through CallUnlessBroken(), which waits through a stall.
+  std::shared_ptr<Transport> UpTransport(std::uint64_t epoch);
+  void NoteOutcome(const std::shared_ptr<Transport>& t, const Status& st);
+  static bool TransportFailure(const Status& st) {
+    return st.code() == Code::kDisconnected || st.code() == Code::kTimeout;
+  }
   // One attempt, no waiting (a read with another replica to try).
   Status TryOnce(std::uint64_t epoch, const std::function<Status(Transport*)>& fn, bool* gone);
 
@@ -123,9 +133,6 @@ class NodeLink {
 
  private:
   using Clock = std::chrono::steady_clock;
-  static bool TransportFailure(const Status& st) {
-    return st.code() == Code::kDisconnected || st.code() == Code::kTimeout;
-  }
   std::shared_ptr<Transport> Current(std::uint64_t epoch, bool* gone);
   // A request on `t` failed with `st`: note a broken connection or a stall.
   void NoteFailure(const std::shared_ptr<Transport>& t, const Status& st);

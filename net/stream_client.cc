@@ -102,32 +102,80 @@ bool StreamClient::connected() const {
   return !broken_;
 }
 
-Status StreamClient::Call(const Request& req, Reply* reply) {
-  Pending p;
-  p.request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1,
-                                PayloadLen(req));
-  p.into = req.reply_into;
-  p.start_ns = MonotonicNs();
-  p.deadline_ns = p.start_ns + static_cast<std::uint64_t>(options_.timeout_ms) * 1000000ull;
+Status StreamClient::Begin(const Request& req, Pending* p) {
+  p->request = wire::MakeRequest(req.type, next_id_.fetch_add(1), req.asid, req.arg0, req.arg1,
+                                 PayloadLen(req));
+  p->into = req.reply_into;
+  p->start_ns = MonotonicNs();
+  p->deadline_ns = p->start_ns + static_cast<std::uint64_t>(options_.timeout_ms) * 1000000ull;
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (broken_) return broken_status_;
-    pending_[p.request.req_id] = &p;
+    if (broken_) {
+      p->done = true;
+      return broken_status_;
+    }
+    pending_[p->request.req_id] = p;
   }
-  Status st = Send(req, p.request.req_id, p.deadline_ns);
+  Status st = Send(req, p->request.req_id, p->deadline_ns);
   if (!st.ok()) {
     std::unique_lock<std::mutex> l(mu_);
-    if (pending_.erase(p.request.req_id) == 0)  // finished or being finished by someone else
-      p.cv.wait(l, [&] { return p.done; });
-    return st;
+    if (pending_.erase(p->request.req_id) == 0)  // finished or being finished by someone else
+      p->cv.wait(l, [&] { return p->done; });
+    p->done = true;
+    CloseAll(p->reply.fds);
+    p->reply.fds.clear();
   }
-  st = WaitFor(&p);
-  if (reply)
-    *reply = std::move(p.reply);
-  else
-    CloseAll(p.reply.fds);
   return st;
 }
+
+Status StreamClient::End(Pending* p, Reply* reply) {
+  Status st = WaitFor(p);
+  if (reply)
+    *reply = std::move(p->reply);
+  else
+    CloseAll(p->reply.fds);
+  return st;
+}
+
+Status StreamClient::Call(const Request& req, Reply* reply) {
+  Pending p;
+  Status st = Begin(req, &p);
+  if (!st.ok()) return st;
+  return End(&p, reply);
+}
+
+// A request Post() sent; its Pending stays registered until End().
+class StreamClient::Posted {
+ public:
+  explicit Posted(StreamClient* client) : client_(client) {}
+  ~Posted() {
+    if (!ended_) (void)Finish(nullptr);
+  }
+  Posted(const Posted&) = delete;
+  Posted& operator=(const Posted&) = delete;
+
+  void Start(const Request& req) { sent_ = client_->Begin(req, &p_); }
+  Status Finish(Reply* reply) {
+    ended_ = true;
+    return sent_.ok() ? client_->End(&p_, reply) : sent_;
+  }
+
+ private:
+  StreamClient* const client_;
+  Pending p_;
+  Status sent_;
+  bool ended_ = false;
+};
+
+void StreamClient::PostedDeleter::operator()(Posted* p) const { delete p; }
+
+StreamClient::PostedPtr StreamClient::Post(const Request& req) {
+  PostedPtr posted(new Posted(this));
+  posted->Start(req);
+  return posted;
+}
+
+Status StreamClient::Wait(PostedPtr posted, Reply* reply) { return posted->Finish(reply); }
 
 void StreamClient::CallAsync(const Request& req, std::function<void(Status, Reply*)> done) {
   auto* p = new Pending;

@@ -96,6 +96,21 @@ class StreamClient {
   // `reply` may be null when only the status matters.
   Status Call(const Request& req, Reply* reply = nullptr);
 
+  // Call() in two halves, so that one thread can have requests in flight on
+  // several connections at once (a write-back to every replica of a region)
+  // without a thread per connection: Post() sends `req` from this thread and
+  // returns; Wait() waits for the reply exactly as Call() does, reading the
+  // socket itself if nobody else is. `req.payload` may go once Post()
+  // returned, `req.reply_into` must stay valid until Wait() returns. A
+  // Posted dropped without Wait() waits for its reply in its destructor.
+  class Posted;
+  struct PostedDeleter {
+    void operator()(Posted* p) const;
+  };
+  using PostedPtr = std::unique_ptr<Posted, PostedDeleter>;
+  PostedPtr Post(const Request& req);
+  Status Wait(PostedPtr posted, Reply* reply = nullptr);
+
   // Sends `req` now, from this thread, and returns without waiting for the
   // reply; `done` runs later on the client's background thread with the same
   // status Call() would return. If sending fails, `done` still runs there.
@@ -109,6 +124,11 @@ class StreamClient {
   struct Pending;
   struct Frame;
 
+  // Registers `p` for `req` and sends it; on failure `p` is out of the
+  // table again (and done) when this returns.
+  Status Begin(const Request& req, Pending* p);
+  // Waits for a begun request's reply and hands it to `reply`.
+  Status End(Pending* p, Reply* reply);
   Status Send(const Request& req, std::uint64_t req_id, std::uint64_t deadline_ns);
   Status WaitFor(Pending* p);
   // Reads what the socket has (waiting at most until deadline_ns) and

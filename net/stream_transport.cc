@@ -152,17 +152,67 @@ Status StreamTransport::ReadPages(Asid asid, std::span<const std::uint64_t> uvas
   return Status::Ok();
 }
 
-Status StreamTransport::WriteBatch(Asid asid, std::span<const std::uint64_t> uvas, const char* in) {
+StreamClient::Request StreamTransport::WriteBatchRequest(Asid asid,
+                                                         std::span<const std::uint64_t> uvas,
+                                                         const char* in,
+                                                         std::vector<std::uint8_t>* addrs,
+                                                         iovec (&payload)[2]) {
   const std::size_t n = uvas.size();
-  std::vector<std::uint8_t> addrs(8 * n);
-  for (std::size_t i = 0; i < n; ++i) wire::PutU64(addrs.data() + 8 * i, uvas[i]);
-  iovec payload[2] = {Iov(addrs.data(), addrs.size()), Iov(in, n * kPageSize)};
+  addrs->resize(8 * n);
+  for (std::size_t i = 0; i < n; ++i) wire::PutU64(addrs->data() + 8 * i, uvas[i]);
+  payload[0] = Iov(addrs->data(), addrs->size());
+  payload[1] = Iov(in, n * kPageSize);
   StreamClient::Request r;
   r.type = MsgType::kWritePages;
   r.asid = asid;
   r.arg1 = n;
   r.payload = payload;
-  return client_->Call(r);
+  return r;
+}
+
+Status StreamTransport::WriteBatch(Asid asid, std::span<const std::uint64_t> uvas, const char* in) {
+  std::vector<std::uint8_t> addrs;
+  iovec payload[2];
+  return client_->Call(WriteBatchRequest(asid, uvas, in, &addrs, payload));
+}
+
+namespace {
+
+// The batches of one PostWritePages(), sent; their replies still to come.
+class PostedBatches final : public Transport::PostedWrite {
+ public:
+  explicit PostedBatches(StreamClient* client) : client_(client) {}
+  void Add(StreamClient::PostedPtr p) { posted_.push_back(std::move(p)); }
+  Status Wait() override {
+    Status first = Status::Ok();
+    for (auto& p : posted_) {  // every reply is collected, the first error kept
+      Status st = client_->Wait(std::move(p));
+      if (first.ok()) first = st;
+    }
+    posted_.clear();
+    return first;
+  }
+
+ private:
+  StreamClient* const client_;
+  std::vector<StreamClient::PostedPtr> posted_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport::PostedWrite> StreamTransport::PostWritePages(
+    Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) {
+  const auto* in = static_cast<const char*>(bufs);
+  auto posted = std::make_unique<PostedBatches>(client_.get());
+  std::vector<std::uint8_t> addrs;
+  iovec payload[2];
+  for (std::size_t i = 0; i < uvas.size(); i += wire::kMaxBatchPages) {
+    const std::size_t n = std::min<std::size_t>(wire::kMaxBatchPages, uvas.size() - i);
+    // Post() has sent the batch when it returns: `addrs` may be reused.
+    posted->Add(client_->Post(
+        WriteBatchRequest(asid, uvas.subspan(i, n), in + i * kPageSize, &addrs, payload)));
+  }
+  return posted;
 }
 
 Status StreamTransport::WritePages(Asid asid, std::span<const std::uint64_t> uvas,

@@ -9,8 +9,11 @@
 // wire::kMaxBatchPages pages.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/stream_client.h"
 #include "remora/transport.h"
@@ -47,11 +50,19 @@ class StreamTransport : public Transport {
   Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
   Status WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
                           std::span<const void* const> pages) override;
+  // Every batch is sent before this returns; Wait() collects the replies.
+  std::unique_ptr<PostedWrite> PostWritePages(Asid asid, std::span<const std::uint64_t> uvas,
+                                              const void* bufs) override;
   Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva, const void* buf) override;
 
  private:
   Status Simple(wire::MsgType type, Asid asid, std::uint64_t arg0 = 0, std::uint64_t arg1 = 0);
   Status ReadBatch(Asid asid, std::span<const std::uint64_t> uvas, char* out, bool* present);
+  // The kWritePages request for one batch; `addrs` holds its encoded
+  // addresses and `payload` gets the two pieces it points to.
+  static StreamClient::Request WriteBatchRequest(Asid asid, std::span<const std::uint64_t> uvas,
+                                                 const char* in, std::vector<std::uint8_t>* addrs,
+                                                 iovec (&payload)[2]);
   Status WriteBatch(Asid asid, std::span<const std::uint64_t> uvas, const char* in);
 
   std::string name_;

@@ -25,6 +25,12 @@ Status Transport::WritePages(Asid asid, std::span<const std::uint64_t> uvas, con
   return Status::Ok();
 }
 
+std::unique_ptr<Transport::PostedWrite> Transport::PostWritePages(Asid,
+                                                                  std::span<const std::uint64_t>,
+                                                                  const void*) {
+  return nullptr;
+}
+
 Status Transport::WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
                                    std::span<const void* const> pages) {
   std::unique_ptr<char[]> staging(new char[pages.size() * kPageSize]);

@@ -73,6 +73,20 @@ class Transport {
   // from there; the default stages them contiguously for WritePages.
   virtual Status WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
                                   std::span<const void* const> pages);
+  // WritePages() in two halves, so that one thread can have the same batch
+  // in flight to several memory nodes (a replicated write-back) without a
+  // thread per node: PostWritePages() sends it, and Wait() on the result
+  // returns what WritePages() would have. `uvas` and `bufs` may go once
+  // PostWritePages() returned. Transports that cannot send without waiting
+  // return null (the default); the caller then uses WritePages().
+  class PostedWrite {
+   public:
+    virtual ~PostedWrite() = default;
+    virtual Status Wait() = 0;
+  };
+  virtual std::unique_ptr<PostedWrite> PostWritePages(Asid asid,
+                                                      std::span<const std::uint64_t> uvas,
+                                                      const void* bufs);
   // Writes one page that several address spaces share (a pcache line mapped by
   // parent and child after fork): stored once, referenced by every asid.
   virtual Status WritePageShared(std::span<const Asid> asids, std::uint64_t uva,

@@ -207,6 +207,76 @@ TEST_F(StreamTest, AsyncCallbacksRunOnTheClientThread) {
   EXPECT_EQ(bad, 0);
 }
 
+// One thread with requests in flight on three connections at once, waited
+// for in another order than sent, while another thread calls on the same
+// connections (so replies are read by whoever reads first).
+TEST_F(StreamTest, PostedRequestsAreAnsweredInAnyWaitOrder) {
+  Start();
+  std::vector<std::unique_ptr<StreamClient>> cs;
+  for (int i = 0; i < 3; ++i) cs.push_back(Client());
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::thread other([&] {
+    for (int i = 0; !stop; ++i) {
+      std::string data = "other" + std::to_string(i), echo;
+      if (!Ping(cs[i % 3].get(), data, &echo).ok() || echo != data) ++bad;
+    }
+  });
+  for (int round = 0; round < 300; ++round) {
+    std::string data[3];
+    char into[3][64];
+    iovec v[3], w[3];
+    std::vector<StreamClient::PostedPtr> posted;
+    for (int i = 0; i < 3; ++i) {
+      data[i] = std::string(static_cast<std::size_t>(round * 37 % 5000), 'p') +
+                std::to_string(round * 3 + i);
+      v[i] = {data[i].data(), data[i].size()};
+      w[i] = {into[i], sizeof into[i]};
+      StreamClient::Request r;
+      r.type = MsgType::kPing;
+      r.payload = {&v[i], 1};
+      r.reply_into = {&w[i], 1};
+      posted.push_back(cs[i]->Post(r));
+    }
+    for (int k = 0; k < 3; ++k) {
+      const int i = (round + k) % 3;
+      StreamClient::Reply reply;
+      if (!cs[i]->Wait(std::move(posted[i]), &reply).ok() ||
+          std::string(into[i], std::min<std::size_t>(64, data[i].size())) + reply.payload !=
+              data[i])
+        ++bad;
+    }
+  }
+  stop = true;
+  other.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+// A posted request that is never answered times out like a call, and one
+// dropped without Wait() is waited for by its destructor, so no reply can
+// land in freed memory.
+TEST_F(StreamTest, PostedRequestsTimeOutAndMayBeDropped) {
+  Start();
+  auto c = Client(200);
+  StreamClient::Request r;
+  r.type = MsgType::kInfo;
+  auto posted = c->Post(r);
+  EXPECT_EQ(c->Wait(std::move(posted)).code(), Code::kTimeout);
+  {
+    std::string data(100, 'd');
+    char into[100];
+    iovec v{data.data(), data.size()}, w{into, sizeof into};
+    StreamClient::Request ping;
+    ping.type = MsgType::kPing;
+    ping.payload = {&v, 1};
+    ping.reply_into = {&w, 1};
+    auto dropped = c->Post(ping);
+  }
+  std::string echo;
+  EXPECT_TRUE(Ping(c.get(), "after", &echo).ok());
+  EXPECT_EQ(echo, "after");
+}
+
 TEST_F(StreamTest, AsyncRequestWithoutReplyTimesOut) {
   Start();
   auto c = Client(200);
