@@ -23,7 +23,8 @@ set as local memory, and what a miss costs.
    native. During the Remora runs the program's own RssAnon is sampled: its
    peak against the pcache is the true-bound check (what stays local beyond
    the pcache: MAP_SHARED and stack memory, the shim's own).
-3. Misses. The per-miss rounds of run_runtime_bench.py (pinned), and a random
+3. Misses. The per-miss rounds of run_runtime_bench.py (pinned, and unpinned
+   when the pin modes include it), and a random
    read-modify-write per access (bench/miss_bench --rmw: a region 4x a 64 MiB
    pcache) pinned and unpinned against the raw userfaultfd round trip
    (bench/uffd_roundtrip, UFFDIO_COPY from a handler process) in the same
@@ -267,6 +268,10 @@ class Suite:
         self.results["misses"] = miss_rounds(self.remora, self.uffd, self.miss, self.args.rounds,
                                              "same", 8 if self.args.quick else 16, self.tmp,
                                              self.args.victim, log=log)
+        if "none" in self.args.pins:  # users do not pin: the same misses unpinned
+            self.results["misses_unpinned"] = miss_rounds(
+                self.remora, self.uffd, self.miss, self.args.rounds, "none",
+                8 if self.args.quick else 16, self.tmp, self.args.victim, log=log)
         region, pcache = (64, 16) if self.args.quick else (256, 64)
         samples = "5000" if self.args.quick else "20000"
         rmw = {"region_mb": region, "pcache_mb": pcache}
@@ -412,6 +417,7 @@ def markdown(res, machine):
                             for k, v in su.items()) + " (`true` alone: " +
                   ", ".join(f"{v['native_s'] * 1000:.1f} ms" for v in su.values()) + ")."]
     m, rmw, idle = res["misses"], res["rmw"], res["idle"]
+    mu = res.get("misses_unpinned")
     us = lambda ns: f"{ns / 1000:.2f}"  # noqa: E731
     lines += ["", "| per miss | p50 µs | × raw round trip (same pinning) |", "|---|---:|---:|",
               f"| raw uffd round trip (UFFDIO_COPY, handler process), pinned | {us(rmw['same']['raw_p50'])} | |",
@@ -419,6 +425,16 @@ def markdown(res, machine):
               f"| remora remote fill, clean victim, pinned | {us(m['remora']['remote_fill_clean']['p50'])} | "
               f"{m['ratio']['remote_fill_clean']:.2f} |",
               f"| remora zero-fill, pinned | {us(m['remora']['zero_fill']['p50'])} | {m['ratio']['zero_fill']:.2f} |",
+              *([f"| raw uffd round trip, unpinned, in the unpinned miss rounds | "
+                 f"{us(mu['raw']['copy_process']['p50'])} | |",
+                 f"| remora remote fill, clean victim, unpinned | "
+                 f"{us(mu['remora']['remote_fill_clean']['p50'])} | "
+                 f"{mu['ratio']['remote_fill_clean']:.2f} |",
+                 f"| remora remote fill, dirty victim, unpinned | "
+                 f"{us(mu['remora']['remote_fill_dirty']['p50'])} | "
+                 f"{mu['ratio']['remote_fill_dirty']:.2f} |",
+                 f"| remora zero-fill, unpinned | {us(mu['remora']['zero_fill']['p50'])} | "
+                 f"{mu['ratio']['zero_fill']:.2f} |"] if mu else []),
               f"| random read-modify-write ({rmw['region_mb']} MiB, {rmw['pcache_mb']} MiB pcache), pinned | "
               f"{us(rmw['same']['rmw_p50'])} | {rmw['same']['ratio']:.2f} |",
               f"| random read-modify-write, unpinned | {us(rmw['none']['rmw_p50'])} | {rmw['none']['ratio']:.2f} |",
