@@ -58,6 +58,8 @@ struct PageStoreMetrics {
     "processor nodes that reconnected and found their old spaces destroyed")                \
   X(resumes, Counter, "memnode_resumes", "connections",                                     \
     "processors that reconnected (same incarnation) and kept their address spaces")         \
+  X(superseded, Counter, "memnode_connections_superseded", "connections",                   \
+    "older connections closed when their processor authenticated again (same incarnation)") \
   X(reclaimed_spaces, Counter, "memnode_reclaimed_spaces", "spaces",                        \
     "address spaces destroyed by lease expiry or takeover")                                 \
   X(offloaded, Counter, "memnode_offloaded", "operations",                                  \

@@ -99,6 +99,7 @@ void MemoryNodeService::OnOpen(StreamServer::Connection& conn) {
 void MemoryNodeService::OnClose(StreamServer::Connection& conn, StreamServer::CloseReason reason) {
   auto* s = static_cast<Session*>(conn.context());
   pending_.erase(conn.id());  // its operation finishes unanswered
+  authenticated_.erase(conn.id());
   if (s)
     for (; s->shm_attaches > 0; --s->shm_attaches) store_->DetachShm(s->node_id);
   if (s && !s->authenticated) --unauthenticated_;
@@ -158,6 +159,8 @@ void MemoryNodeService::Authenticate(StreamServer::Connection& conn, Session& s,
   s.incarnation = t.incarnation;
   --unauthenticated_;
   NodeConnected(s.node_id, t.incarnation);
+  SupersedeOlder(conn.id(), s.node_id, t.incarnation);
+  authenticated_[conn.id()] = {s.node_id, t.incarnation};
   conn.SetDeadline(0);
   conn.SetMaxPayload(wire::kMaxPayload);
   wire::Header reply = wire::MakeReply(h, Code::kOk);
@@ -220,6 +223,21 @@ void MemoryNodeService::OnMessage(StreamServer::Connection& conn, const wire::He
     conn.Send(wire::MakeReply(h, st.code()), st.message());
   }
   m_.latency->Record(MonotonicNs() - start);
+}
+
+void MemoryNodeService::SupersedeOlder(std::uint64_t keep, NodeId node, std::uint64_t incarnation) {
+  if (incarnation == 0 || server_ == nullptr) return;  // observers are not one processor
+  std::vector<std::uint64_t> older;
+  for (const auto& [id, peer] : authenticated_)
+    if (id != keep && peer.node == node && peer.incarnation == incarnation) older.push_back(id);
+  for (std::uint64_t id : older) {
+    m_.superseded->Inc();
+    spdlog::info(
+        "processor node {} authenticated again: its older connection {} is closed, with "
+        "whatever it had not read",
+        node, id);
+    server_->Close(id, StreamServer::CloseReason::kSuperseded);  // OnClose runs here
+  }
 }
 
 void MemoryNodeService::NodeConnected(NodeId node, std::uint64_t incarnation) {

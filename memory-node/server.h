@@ -38,6 +38,15 @@
 //        incarnation now owns the node's spaces.
 //    The same rules hold for the spaces an RDMA-attached processor keeps in
 //    its frames (rdma_service.h): they outlive the connection, not the lease.
+//  * Reconnects fence. When a processor authenticates with the incarnation
+//    of connections it still has open here, it has given them up (its
+//    client broke them after a failure or a stall, and the node has not
+//    seen them close yet): they are closed at once, dropping what they
+//    have not read (memnode_connections_superseded). So a request the node
+//    had received on one but not yet served when the processor gave up can
+//    never be applied after the requests the processor sends on the new
+//    one: everything an older connection delivered was served before the
+//    new one's handshake, and nothing of it is served after.
 //
 // Long operations. Forking or destroying an address space, discarding or
 // unregistering more than kInlinePages pages, and destroying a node's spaces
@@ -157,6 +166,9 @@ class MemoryNodeService : public StreamServer::Handler {
   // Lease bookkeeping (see the file comment). The timer is watched by the
   // attached loop.
   void NodeConnected(NodeId node, std::uint64_t incarnation);
+  // Closes the other connections of processor `node` under `incarnation`
+  // (not an observer's): the processor authenticated again on `keep`.
+  void SupersedeOlder(std::uint64_t keep, NodeId node, std::uint64_t incarnation);
   void NodeDisconnected(NodeId node);
   void ArmTimer();
   void OnTimer();
@@ -167,7 +179,12 @@ class MemoryNodeService : public StreamServer::Handler {
   std::size_t unauthenticated_ = 0;
   bool refused_logged_ = false;                   // one warning per burst of refusals
   std::unordered_map<NodeId, std::size_t> live_;  // authenticated connections per node
-  std::map<NodeId, std::uint64_t> leases_;        // node -> expiry (monotonic ns)
+  struct Peer {
+    NodeId node = 0;
+    std::uint64_t incarnation = 0;
+  };
+  std::unordered_map<std::uint64_t, Peer> authenticated_;  // by connection id
+  std::map<NodeId, std::uint64_t> leases_;                 // node -> expiry (monotonic ns)
   // node -> the incarnation its spaces belong to (nonzero; none: no
   // processor has claimed them since they were last destroyed).
   std::unordered_map<NodeId, std::uint64_t> owners_;

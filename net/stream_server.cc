@@ -98,6 +98,8 @@ std::string_view StreamServer::CloseReasonName(CloseReason r) {
       return "closed by server";
     case CloseReason::kShutdown:
       return "server shutdown";
+    case CloseReason::kSuperseded:
+      return "superseded by a newer connection of the same peer";
   }
   return "?";
 }
@@ -453,6 +455,8 @@ bool StreamServer::UpdateEvents(Connection& c) {
   c.events_ = want;
   return true;
 }
+
+void StreamServer::Close(std::uint64_t id, CloseReason reason) { CloseConn(id, reason); }
 
 void StreamServer::CloseConn(std::uint64_t id, CloseReason reason) {
   auto it = conns_.find(id);

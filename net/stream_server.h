@@ -134,6 +134,7 @@ class StreamServer {
     kDeadline,       // SetDeadline() expired
     kByHandler,      // CloseAfterFlush() completed
     kShutdown,       // server stopped
+    kSuperseded,     // the handler closed it for a newer one (Close)
   };
   static std::string_view CloseReasonName(CloseReason r);
 
@@ -176,6 +177,11 @@ class StreamServer {
   // Hands connection `id` its deferred message again (Connection::Defer)
   // and lets it read on; nothing if it is gone or not deferred. Loop thread.
   void Resume(std::uint64_t id);
+  // Closes connection `id` at once, dropping whatever it has not read or
+  // sent yet; OnClose runs before this returns. Nothing if it is gone.
+  // Loop thread, from a handler serving another connection (a connection
+  // ends its own life with CloseAfterFlush).
+  void Close(std::uint64_t id, CloseReason reason);
   // Thread-safe and async-signal-safe: makes Run() return soon.
   void Stop();
 

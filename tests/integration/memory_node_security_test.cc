@@ -678,5 +678,55 @@ TEST(MemoryNodeSecurityTest, AReconnectingProcessorKeepsItsSpaces) {
   good.Check();
 }
 
+// A processor that authenticates again under the same incarnation has given
+// up its older connection: the node closes it before answering the new
+// handshake, so nothing sent on the old one is served after the new one's
+// first request. An observer (incarnation 0) supersedes nothing.
+TEST(MemoryNodeSecurityTest, AReconnectClosesTheOlderConnectionFirst) {
+  MemoryNodeProcess node;
+  ASSERT_TRUE(node.started());
+  GoodClient good(node, TransportKind::kTcp, 1, 4);
+  ASSERT_TRUE(good.t);
+  constexpr NodeId kNode = 6;
+  const std::uint64_t incarnation = auth::NewIncarnation();
+  auto connect = [&](TransportKind kind, std::uint64_t inc) {
+    TransportOptions o = node.ClientOptions(kind, kNode);
+    o.incarnation = inc;
+    o.timeout_ms = 3000;
+    Status st;
+    std::unique_ptr<Transport> t = ConnectTransport(o, &st);
+    EXPECT_TRUE(t) << st.ToString();
+    return t;
+  };
+  const Asid asid = MakeAsid(kNode, 1);
+  std::unique_ptr<Transport> old_conn = connect(TransportKind::kTcp, incarnation);
+  ASSERT_TRUE(old_conn);
+  ASSERT_TRUE(old_conn->CreateSpace(asid).ok());
+  ASSERT_TRUE(old_conn->RegisterRange(asid, kBase, 4 * kPageSize).ok());
+  ASSERT_TRUE(old_conn->WritePage(asid, kBase, Pattern(1).data()).ok());
+
+  std::unique_ptr<Transport> observer = connect(TransportKind::kTcp, 0);
+  ASSERT_TRUE(observer);
+  ASSERT_TRUE(old_conn->WritePage(asid, kBase + kPageSize, Pattern(2).data()).ok())
+      << "an observer must not close the processor's connection";
+
+  std::unique_ptr<Transport> fresh = connect(TransportKind::kShm, incarnation);
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_connections_superseded"), 1);
+  // Whatever the old connection sends now is not served.
+  const Status late = old_conn->WritePage(asid, kBase, Pattern(3).data());
+  EXPECT_EQ(late.code(), Code::kDisconnected) << late.ToString();
+  std::vector<char> buf(kPageSize);
+  ASSERT_TRUE(fresh->ReadPage(asid, kBase, buf.data()).ok());
+  EXPECT_EQ(buf, Pattern(1));
+  ASSERT_TRUE(fresh->ReadPage(asid, kBase + kPageSize, buf.data()).ok());
+  EXPECT_EQ(buf, Pattern(2));
+  // The spaces were kept (a reconnect, not a takeover).
+  EXPECT_EQ(fresh->CreateSpace(asid).code(), Code::kSpaceExists);
+  EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_takeovers"), 0);
+  ASSERT_TRUE(fresh->DestroySpace(asid).ok());
+  good.Check();
+}
+
 }  // namespace
 }  // namespace remora::testing
