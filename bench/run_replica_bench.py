@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--pins", default="same,none")
     ap.add_argument("--replicas", default="1,2")
     ap.add_argument("--quick", action="store_true", help="small inputs (a smoke run)")
+    ap.add_argument("--only", default="", help="comma-separated programs to run (default: all)")
     args = ap.parse_args()
     b = os.path.abspath(args.build)
     remora = os.path.join(b, "remora")
@@ -99,6 +100,12 @@ def main():
                     "2"]),
         ("pca", [os.path.join(progs, "pca"), p("m.bin"), "64" if q else "384", "16384", "2"]),
     ]
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - {name for name, _ in programs}
+        if unknown:
+            raise SystemExit(f"unknown program(s): {', '.join(sorted(unknown))}")
+        programs = [(name, argv) for name, argv in programs if name in wanted]
     nodes = Nodes(remora, tmp)
     log(f"memory nodes {', '.join(nodes.addrs)}; load average {load_average()}")
     rows = []
@@ -130,7 +137,8 @@ def main():
                 rows.append(row)
                 log(f"  pin {pin}: " + ", ".join(
                     f"r={r} {row['seconds'][r]:.2f} s ({row['seconds'][r] / base:.2f}x)"
-                    for r in factors))
+                    for r in factors) + "; every round: " + "; ".join(
+                    f"r={r} " + " ".join(f"{t:.2f}" for t in times[r]) for r in factors))
     finally:
         nodes.close()
     print(f"| program | pin | " + " | ".join(f"{r} replica{'s' if r > 1 else ''}" for r in factors)
