@@ -622,6 +622,18 @@ TEST(MemoryNodeSecurityTest, OnlyTrustedLocalPeersSkipFrameTags) {
   EXPECT_EQ(RemoteCounter(tcp.t.get(), "memnode_connections_untagged"), 1);
 }
 
+// A connection as processor node `id` under `incarnation` (0: an observer).
+std::unique_ptr<Transport> ConnectAs(MemoryNodeProcess& node, TransportKind kind, NodeId id,
+                                     std::uint64_t incarnation) {
+  TransportOptions o = node.ClientOptions(kind, id);
+  o.incarnation = incarnation;
+  o.timeout_ms = 3000;
+  Status st;
+  std::unique_ptr<Transport> t = ConnectTransport(o, &st);
+  EXPECT_TRUE(t) << st.ToString();
+  return t;
+}
+
 TEST(MemoryNodeSecurityTest, AReconnectingProcessorKeepsItsSpaces) {
   MemoryNodeProcess node;
   ASSERT_TRUE(node.started());
@@ -630,12 +642,7 @@ TEST(MemoryNodeSecurityTest, AReconnectingProcessorKeepsItsSpaces) {
   constexpr NodeId kNode = 5;
   constexpr std::uint64_t kPages = 64;
   auto connect = [&](TransportKind kind, std::uint64_t incarnation) {
-    TransportOptions o = node.ClientOptions(kind, kNode);
-    o.incarnation = incarnation;
-    Status st;
-    std::unique_ptr<Transport> t = ConnectTransport(o, &st);
-    EXPECT_TRUE(t) << st.ToString();
-    return t;
+    return ConnectAs(node, kind, kNode, incarnation);
   };
   const Asid asid = MakeAsid(kNode, 1);
   const std::uint64_t first = auth::NewIncarnation();
@@ -683,34 +690,25 @@ TEST(MemoryNodeSecurityTest, AReconnectingProcessorKeepsItsSpaces) {
 // handshake, so nothing sent on the old one is served after the new one's
 // first request. An observer (incarnation 0) supersedes nothing.
 TEST(MemoryNodeSecurityTest, AReconnectClosesTheOlderConnectionFirst) {
+  constexpr NodeId kNode = 6;
+  const std::uint64_t incarnation = auth::NewIncarnation();
+  const Asid asid = MakeAsid(kNode, 1);
   MemoryNodeProcess node;
   ASSERT_TRUE(node.started());
   GoodClient good(node, TransportKind::kTcp, 1, 4);
   ASSERT_TRUE(good.t);
-  constexpr NodeId kNode = 6;
-  const std::uint64_t incarnation = auth::NewIncarnation();
-  auto connect = [&](TransportKind kind, std::uint64_t inc) {
-    TransportOptions o = node.ClientOptions(kind, kNode);
-    o.incarnation = inc;
-    o.timeout_ms = 3000;
-    Status st;
-    std::unique_ptr<Transport> t = ConnectTransport(o, &st);
-    EXPECT_TRUE(t) << st.ToString();
-    return t;
-  };
-  const Asid asid = MakeAsid(kNode, 1);
-  std::unique_ptr<Transport> old_conn = connect(TransportKind::kTcp, incarnation);
+  std::unique_ptr<Transport> old_conn = ConnectAs(node, TransportKind::kTcp, kNode, incarnation);
   ASSERT_TRUE(old_conn);
   ASSERT_TRUE(old_conn->CreateSpace(asid).ok());
   ASSERT_TRUE(old_conn->RegisterRange(asid, kBase, 4 * kPageSize).ok());
   ASSERT_TRUE(old_conn->WritePage(asid, kBase, Pattern(1).data()).ok());
 
-  std::unique_ptr<Transport> observer = connect(TransportKind::kTcp, 0);
+  std::unique_ptr<Transport> observer = ConnectAs(node, TransportKind::kTcp, kNode, 0);
   ASSERT_TRUE(observer);
   ASSERT_TRUE(old_conn->WritePage(asid, kBase + kPageSize, Pattern(2).data()).ok())
       << "an observer must not close the processor's connection";
 
-  std::unique_ptr<Transport> fresh = connect(TransportKind::kShm, incarnation);
+  std::unique_ptr<Transport> fresh = ConnectAs(node, TransportKind::kShm, kNode, incarnation);
   ASSERT_TRUE(fresh);
   EXPECT_EQ(RemoteCounter(good.t.get(), "memnode_connections_superseded"), 1);
   // Whatever the old connection sends now is not served.
