@@ -45,8 +45,10 @@
 //    have not read (memnode_connections_superseded). So a request the node
 //    had received on one but not yet served when the processor gave up can
 //    never be applied after the requests the processor sends on the new
-//    one: everything an older connection delivered was served before the
-//    new one's handshake, and nothing of it is served after.
+//    one: everything an older connection delivered was served, or started,
+//    before the new one's handshake, and nothing of it starts after. A long
+//    operation it started finishes on its worker, and the new connection's
+//    requests on those spaces wait for it (below).
 //
 // Long operations. Forking or destroying an address space, discarding or
 // unregistering more than kInlinePages pages, and destroying a node's spaces

@@ -134,6 +134,19 @@ class RdmaTransport final : public StreamTransport {
   Status ReadPages(Asid asid, std::span<const std::uint64_t> uvas, void* bufs,
                    bool* present) override;
   Status WritePages(Asid asid, std::span<const std::uint64_t> uvas, const void* bufs) override;
+  // Page writes never go as messages on the control connection, as the
+  // stream transport's would: they must resolve and lock their mappings
+  // (a write after fork moves the page to a frame of its own). Gathered
+  // pages are staged for WritePages; a write cannot be posted without
+  // waiting (a replicated write-back uses a thread per replica).
+  Status WritePagesGather(Asid asid, std::span<const std::uint64_t> uvas,
+                          std::span<const void* const> pages) override {
+    return Transport::WritePagesGather(asid, uvas, pages);
+  }
+  std::unique_ptr<PostedWrite> PostWritePages(Asid, std::span<const std::uint64_t>,
+                                              const void*) override {
+    return nullptr;
+  }
 
  private:
   // One queue pair and what only its current user touches. Destroyed in

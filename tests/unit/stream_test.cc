@@ -277,6 +277,25 @@ TEST_F(StreamTest, PostedRequestsTimeOutAndMayBeDropped) {
   EXPECT_EQ(echo, "after");
 }
 
+// A posted request waited for only after its deadline (its thread was busy
+// elsewhere, as a write-back to a second replica can be) whose reply did
+// come in time is answered, not timed out.
+TEST_F(StreamTest, APostedRequestWaitedForLateGetsTheReplyThatCame) {
+  Start();
+  auto c = Client(200);
+  std::string data = "came in time";
+  iovec v{data.data(), data.size()};
+  StreamClient::Request r;
+  r.type = MsgType::kPing;
+  r.payload = {&v, 1};
+  auto posted = c->Post(r);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  StreamClient::Reply reply;
+  const Status st = c->Wait(std::move(posted), &reply);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(reply.payload, data);
+}
+
 TEST_F(StreamTest, AsyncRequestWithoutReplyTimesOut) {
   Start();
   auto c = Client(200);
