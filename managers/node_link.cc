@@ -130,11 +130,8 @@ Status NodeLink::Call(std::uint64_t epoch, const std::function<Status(Transport*
     std::shared_ptr<Transport> t = Current(epoch, gone);
     if (*gone) return {Code::kDisconnected, Describe() + " is lost"};
     Status st = fn(t.get());
-    if (!TransportFailure(st)) {
-      if (st.ok()) NoteSuccess();
-      return st;
-    }
-    NoteFailure(t, st);
+    NoteOutcome(t, st);
+    if (!TransportFailure(st)) return st;
   }
 }
 
@@ -161,11 +158,8 @@ Status NodeLink::CallUnlessBroken(std::uint64_t epoch, const std::function<Statu
       t = transport_;
     }
     Status st = fn(t.get());
-    if (!TransportFailure(st)) {
-      if (st.ok()) NoteSuccess();
-      return st;
-    }
-    NoteFailure(t, st);  // a break: down until a reconnect (refused: broken_)
+    NoteOutcome(t, st);  // a break: down until a reconnect (refused: broken_)
+    if (!TransportFailure(st)) return st;
   }
 }
 
@@ -194,8 +188,7 @@ Status NodeLink::TryOnce(std::uint64_t epoch, const std::function<Status(Transpo
     t = transport_;
   }
   Status st = fn(t.get());
-  if (st.ok()) NoteSuccess();
-  if (TransportFailure(st)) NoteFailure(t, st);
+  NoteOutcome(t, st);
   return st;
 }
 
